@@ -1,0 +1,82 @@
+/* cs_batch.h: the messages of one batch, copied out of Kafka's buffers.
+ *
+ * A batch owns copies of everything it holds (in its arena), so each Kafka
+ * message can be freed as soon as it is parsed, and a full batch can be handed
+ * to a sink (later: to a writer thread) while the next one fills. Memory is
+ * kept across batches: steady-state batching does not allocate. */
+#ifndef CS_BATCH_H
+#define CS_BATCH_H
+
+#include "cs_common.h"
+#include "cs_parse.h"
+
+/* Rejected payloads are stored up to this many bytes. */
+#define CS_REJECT_PAYLOAD_MAX 4096
+
+struct cs_batch_call {
+        struct cs_str field[CS_F_COUNT]; /* in the batch arena */
+        int64_t ts;
+        int32_t ts_usec;
+        int32_t partition;
+        int64_t offset;
+};
+
+struct cs_batch_reject {
+        int32_t partition;
+        int64_t offset;
+        struct cs_str reason;  /* in the batch arena */
+        struct cs_str payload; /* first CS_REJECT_PAYLOAD_MAX bytes */
+        size_t payload_size;   /* before truncation */
+};
+
+/* The next offset to consume in one partition. */
+struct cs_partition_offset {
+        int32_t partition;
+        int64_t next_offset;
+};
+
+/* Read-only for everyone but batch.c. */
+struct cs_batch {
+        const char *topic; /* borrowed from the caller of cs_batch_new() */
+        struct cs_batch_call *calls;
+        size_t ncalls;
+        struct cs_batch_reject *rejects;
+        size_t nrejects;
+        struct cs_partition_offset *offsets; /* one per partition seen */
+        size_t noffsets;
+        size_t nmessages;   /* messages consumed into this batch */
+        size_t nduplicates; /* valid copies of an id already in the batch */
+        int64_t opened_ms;  /* cs_now_ms() of the first message */
+
+        /* private */
+        size_t calls_cap, rejects_cap, offsets_cap;
+        struct cs_arena *arena;
+        struct cs_dedup *dedup;
+};
+
+/* Returns an empty batch for about max_records messages, or NULL when out of
+ * memory. topic is borrowed and must outlive the batch. */
+struct cs_batch *cs_batch_new(const char *topic, size_t max_records);
+/* Frees the batch; NULL is accepted. */
+void cs_batch_destroy(struct cs_batch *b);
+/* Empties the batch, keeping its memory. */
+void cs_batch_reset(struct cs_batch *b);
+
+/* Adds a valid call consumed at partition/offset, copying its strings.
+ * A crime_id already in the batch is counted as a duplicate and not added:
+ * the first copy wins. Returns 0, or -1 when out of memory. */
+int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
+                      int32_t partition, int64_t offset) CS_MUSTCHECK;
+
+/* Adds a rejected message, copying reason and at most CS_REJECT_PAYLOAD_MAX
+ * bytes of payload. Returns 0, or -1 when out of memory. */
+int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
+                        const char *reason, const void *payload,
+                        size_t len) CS_MUSTCHECK;
+
+/* Records that partition has been consumed up to next_offset (exclusive).
+ * Returns 0, or -1 when out of memory. */
+int cs_batch_advance(struct cs_batch *b, int32_t partition,
+                     int64_t next_offset) CS_MUSTCHECK;
+
+#endif

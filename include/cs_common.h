@@ -1,0 +1,57 @@
+/* cs_common.h: small definitions every callstream module shares. */
+#ifndef CS_COMMON_H
+#define CS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CS_MUSTCHECK __attribute__((warn_unused_result))
+#define CS_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define CS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Exit statuses of every subcommand. */
+#define CS_EXIT_OK 0
+#define CS_EXIT_FAILURE 1
+#define CS_EXIT_USAGE 2
+
+/* A borrowed byte string; ptr == NULL means absent (SQL NULL). */
+struct cs_str {
+        const char *ptr;
+        size_t len;
+};
+
+enum cs_log_level {
+        CS_LOG_ERROR = 0,
+        CS_LOG_WARN,
+        CS_LOG_INFO,
+        CS_LOG_DEBUG,
+};
+
+/* Process-wide log threshold; only main() changes it. */
+extern int cs_log_threshold;
+
+/* Writes one line "callstream: LEVEL: message" to stderr when level is at or
+ * under the threshold; the level is checked before anything is formatted. */
+void cs_log_write(int level, const char *fmt, ...) CS_PRINTF(2, 3);
+
+#define cs_log(level, ...)                                                     \
+        do {                                                                   \
+                if ((level) <= cs_log_threshold)                               \
+                        cs_log_write((level), __VA_ARGS__);                    \
+        } while (0)
+
+/* Monotonic clock in milliseconds. */
+int64_t cs_now_ms(void);
+
+/* 64-bit FNV-1a: a small, good-enough hash for short keys. */
+static inline uint64_t cs_hash(const void *data, size_t len, uint64_t seed)
+{
+        const unsigned char *p = data;
+        uint64_t h = 14695981039346656037ULL ^ seed;
+
+        while (len--)
+                h = (h ^ *p++) * 1099511628211ULL;
+        return h;
+}
+
+#endif

@@ -1,0 +1,32 @@
+/* cs_pipeline.h: the ingest pipeline, kafka_source -> parse -> dedup ->
+ * window -> sink, one database transaction per batch. */
+#ifndef CS_PIPELINE_H
+#define CS_PIPELINE_H
+
+#include <signal.h>
+
+#include "cs_window.h"
+
+struct cs_pipeline_conf {
+        const char *db; /* every pointer is borrowed for the run */
+        const char *brokers;
+        const char *topic;
+        const char *group;
+        const struct cs_window_spec *specs;
+        int nspecs;
+        int from_beginning;
+        int exit_at_end;
+        size_t batch_max_records;
+        int batch_max_ms;
+        const char *const *props; /* -X name=value */
+        size_t nprops;
+};
+
+/* Runs until *stop is set (by a signal handler), or with exit_at_end until
+ * every assigned partition is consumed to its end and committed. Returns 0,
+ * or -1 after logging why. Whatever was consumed is committed before return,
+ * or rolled back whole. */
+int cs_pipeline_run(const struct cs_pipeline_conf *conf,
+                    volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,77 @@
+/* cs_sink.h: where batches go: the interface every database backend
+ * implements (SQLite first; PostgreSQL behind the same table of functions).
+ *
+ * One batch is one transaction: begin, write_calls, write_window_counts,
+ * write_rejects, store_offsets, commit. Nothing is visible until commit, and
+ * a failed step is followed by rollback, so the database always holds whole
+ * batches. Every function returning int returns 0 or -1 with a one-line
+ * reason in errstr that names the database, never a password. */
+#ifndef CS_SINK_H
+#define CS_SINK_H
+
+#include "cs_batch.h"
+#include "cs_window.h"
+
+struct cs_sink;
+
+struct cs_sink_ops {
+        const char *dialect; /* folder under migrations/ and sql/ */
+
+        /* Creates or upgrades the schema and recreates the views. */
+        int (*migrate)(struct cs_sink *s, char *errstr, size_t errstr_size);
+
+        /* For each of offs[0..n) sets next_offset to the stored offset of
+         * topic's partition, or to -1 when none is stored. */
+        int (*load_offsets)(struct cs_sink *s, const char *topic,
+                            struct cs_partition_offset *offs, size_t n,
+                            char *errstr, size_t errstr_size);
+
+        int (*begin)(struct cs_sink *s, char *errstr, size_t errstr_size);
+
+        /* Inserts the batch's calls unless their crime_id is stored already;
+         * sets inserted[i] to 1 for each call that was new. */
+        int (*write_calls)(struct cs_sink *s, const struct cs_batch *b,
+                           unsigned char *inserted, char *errstr,
+                           size_t errstr_size);
+
+        /* Adds rows[i].calls to each window count; specs are indexed by
+         * rows[i].spec. */
+        int (*write_window_counts)(struct cs_sink *s,
+                                   const struct cs_window_count *rows, size_t n,
+                                   const struct cs_window_spec *specs,
+                                   char *errstr, size_t errstr_size);
+
+        int (*write_rejects)(struct cs_sink *s, const struct cs_batch *b,
+                             char *errstr, size_t errstr_size);
+
+        /* Stores the batch's next offsets; a stored offset never moves
+         * backwards. */
+        int (*store_offsets)(struct cs_sink *s, const struct cs_batch *b,
+                             char *errstr, size_t errstr_size);
+
+        int (*commit)(struct cs_sink *s, char *errstr, size_t errstr_size);
+        void (*rollback)(struct cs_sink *s);
+
+        /* Closes the connection and frees the sink. */
+        void (*close)(struct cs_sink *s);
+};
+
+/* Implementations embed this as their first member. */
+struct cs_sink {
+        const struct cs_sink_ops *ops;
+};
+
+/* Opens the database named by db: a SQLite path or "sqlite:PATH". Returns 0
+ * and a sink in *out (the caller owns it: cs_sink_close()), or -1 with the
+ * reason in errstr. db is copied. */
+int cs_sink_open(const char *db, struct cs_sink **out, char *errstr,
+                 size_t errstr_size) CS_MUSTCHECK;
+
+/* Closes the sink; NULL is accepted. */
+void cs_sink_close(struct cs_sink *s);
+
+/* The SQLite backend (sink_sqlite.c). path is copied. */
+int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
+                        size_t errstr_size) CS_MUSTCHECK;
+
+#endif

@@ -1,0 +1,159 @@
+/* batch.c: collects one batch of calls, rejects and offsets (cs_batch.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_arena.h"
+#include "cs_batch.h"
+#include "cs_dedup.h"
+
+struct cs_batch *cs_batch_new(const char *topic, size_t max_records)
+{
+        struct cs_batch *b = calloc(1, sizeof(*b));
+
+        if (!b)
+                return NULL;
+        b->topic = topic;
+        b->calls_cap = max_records ? max_records : 1;
+        b->calls = malloc(b->calls_cap * sizeof(*b->calls));
+        b->arena = cs_arena_new();
+        b->dedup = cs_dedup_new(max_records);
+        if (!b->calls || !b->arena || !b->dedup) {
+                cs_batch_destroy(b);
+                return NULL;
+        }
+        return b;
+}
+
+void cs_batch_destroy(struct cs_batch *b)
+{
+        if (!b)
+                return;
+        free(b->calls);
+        free(b->rejects);
+        free(b->offsets);
+        cs_arena_destroy(b->arena);
+        cs_dedup_destroy(b->dedup);
+        free(b);
+}
+
+void cs_batch_reset(struct cs_batch *b)
+{
+        b->ncalls = 0;
+        b->nrejects = 0;
+        b->noffsets = 0;
+        b->nmessages = 0;
+        b->nduplicates = 0;
+        b->opened_ms = 0;
+        cs_arena_reset(b->arena);
+        cs_dedup_reset(b->dedup);
+}
+
+/* Returns arr grown to more than *cap elements of sz bytes, updating *cap,
+ * or NULL (arr untouched) when out of memory. */
+static void *grow(void *arr, size_t *cap, size_t sz)
+{
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *grown = realloc(arr, ncap * sz);
+
+        if (grown)
+                *cap = ncap;
+        return grown;
+}
+
+static void opened(struct cs_batch *b)
+{
+        if (b->nmessages++ == 0)
+                b->opened_ms = cs_now_ms();
+}
+
+int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
+                      int32_t partition, int64_t offset)
+{
+        struct cs_batch_call *c;
+        int i, r;
+
+        opened(b);
+        if (b->ncalls == b->calls_cap) {
+                void *p = grow(b->calls, &b->calls_cap, sizeof(*b->calls));
+
+                if (!p)
+                        return -1;
+                b->calls = p;
+        }
+        c = &b->calls[b->ncalls];
+        if (cs_arena_copy(b->arena, call->field[CS_F_CRIME_ID],
+                          &c->field[CS_F_CRIME_ID]) < 0)
+                return -1;
+        r = cs_dedup_add(b->dedup, c->field[CS_F_CRIME_ID]);
+        if (r < 0)
+                return -1;
+        if (r == 0) {
+                /* The id's bytes stay in the arena until reset; harmless. */
+                b->nduplicates++;
+                return 0;
+        }
+        for (i = 1; i < CS_F_COUNT; i++)
+                if (cs_arena_copy(b->arena, call->field[i], &c->field[i]) < 0)
+                        return -1;
+        c->ts = call->ts;
+        c->ts_usec = call->ts_usec;
+        c->partition = partition;
+        c->offset = offset;
+        b->ncalls++;
+        return 0;
+}
+
+int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
+                        const char *reason, const void *payload, size_t len)
+{
+        struct cs_batch_reject *r;
+        struct cs_str s;
+
+        opened(b);
+        if (b->nrejects == b->rejects_cap) {
+                void *p = grow(b->rejects, &b->rejects_cap, sizeof(*r));
+
+                if (!p)
+                        return -1;
+                b->rejects = p;
+        }
+        r = &b->rejects[b->nrejects];
+        r->partition = partition;
+        r->offset = offset;
+        r->payload_size = len;
+        s.ptr = reason;
+        s.len = strlen(reason);
+        if (cs_arena_copy(b->arena, s, &r->reason) < 0)
+                return -1;
+        s.ptr = payload ? payload : "";
+        s.len = len < CS_REJECT_PAYLOAD_MAX ? len : CS_REJECT_PAYLOAD_MAX;
+        if (cs_arena_copy(b->arena, s, &r->payload) < 0)
+                return -1;
+        b->nrejects++;
+        return 0;
+}
+
+int cs_batch_advance(struct cs_batch *b, int32_t partition, int64_t next_offset)
+{
+        size_t i;
+
+        for (i = 0; i < b->noffsets; i++) {
+                if (b->offsets[i].partition == partition) {
+                        if (next_offset > b->offsets[i].next_offset)
+                                b->offsets[i].next_offset = next_offset;
+                        return 0;
+                }
+        }
+        if (b->noffsets == b->offsets_cap) {
+                void *p = grow(b->offsets, &b->offsets_cap,
+                               sizeof(*b->offsets));
+
+                if (!p)
+                        return -1;
+                b->offsets = p;
+        }
+        b->offsets[b->noffsets].partition = partition;
+        b->offsets[b->noffsets].next_offset = next_offset;
+        b->noffsets++;
+        return 0;
+}

@@ -1,0 +1,36 @@
+/* log.c: the one stderr logger every module writes through. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "cs_common.h"
+
+int cs_log_threshold = CS_LOG_INFO;
+
+static const char *const level_names[] = {"error", "warning", "info",
+                                          "debug"};
+
+void cs_log_write(int level, const char *fmt, ...)
+{
+        char line[1024];
+        va_list ap;
+        int n;
+
+        if (level < 0 || level > CS_LOG_DEBUG)
+                level = CS_LOG_ERROR;
+        n = snprintf(line, sizeof(line), "callstream: %s: ",
+                     level_names[level]);
+        va_start(ap, fmt);
+        vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+        va_end(ap);
+        /* One fputs per line so lines from threads do not interleave. */
+        fprintf(stderr, "%s\n", line);
+}
+
+int64_t cs_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,75 @@
+/* migrate.c: lists the embedded migrations of one SQL dialect. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_migrate.h"
+#include "cs_sql.h"
+
+/* Returns the path's text after prefix when it starts with it, else NULL. */
+static const char *after(const char *path, const char *prefix)
+{
+        size_t n = strlen(prefix);
+
+        return strncmp(path, prefix, n) ? NULL : path + n;
+}
+
+int cs_migrations(const char *dialect, struct cs_migration *out, int max)
+{
+        char prefix[64];
+        int i, n = 0;
+
+        snprintf(prefix, sizeof(prefix), "migrations/%s/", dialect);
+        /* cs_sql_files is sorted by path, so versions come in order. */
+        for (i = 0; i < cs_sql_file_count && n < max; i++) {
+                const char *name = after(cs_sql_files[i].path, prefix);
+                const char *sql = cs_sql_files[i].text;
+
+                if (!name)
+                        continue;
+                out[n].version = atoi(name);
+                out[n].path = cs_sql_files[i].path;
+                out[n].sql = sql;
+                snprintf(out[n].checksum, sizeof(out[n].checksum), "%016llx",
+                         (unsigned long long)cs_hash(sql, strlen(sql), 0));
+                n++;
+        }
+        return n;
+}
+
+/* Returns the text of sql/<dialect>/<file>, or NULL. */
+static const char *sql_file(const char *dialect, const char *file)
+{
+        char path[128];
+        int i;
+
+        snprintf(path, sizeof(path), "sql/%s/%s", dialect, file);
+        for (i = 0; i < cs_sql_file_count; i++)
+                if (!strcmp(cs_sql_files[i].path, path))
+                        return cs_sql_files[i].text;
+        return NULL;
+}
+
+const char *cs_views_sql(const char *dialect)
+{
+        return sql_file(dialect, "views.sql");
+}
+
+const char *cs_sql_statement(const char *dialect, const char *name,
+                             size_t *len)
+{
+        const char *text = sql_file(dialect, "statements.sql");
+        size_t n = strlen(name);
+        const char *p, *end;
+
+        for (p = text; p && (p = strstr(p, "-- name: "));) {
+                p += 9;
+                if (strncmp(p, name, n) || p[n] != '\n')
+                        continue;
+                p += n + 1;
+                end = strstr(p, "-- name: ");
+                *len = end ? (size_t)(end - p) : strlen(p);
+                return p;
+        }
+        return NULL;
+}

@@ -1,0 +1,239 @@
+/* pipeline.c: the ingest loop (cs_pipeline.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_kafka.h"
+#include "cs_pipeline.h"
+#include "cs_sink.h"
+
+struct totals {
+        uint64_t messages;
+        uint64_t calls;      /* new calls stored */
+        uint64_t duplicates; /* valid copies of a stored call */
+        uint64_t rejected;
+        uint64_t batches;
+};
+
+struct pipeline {
+        const struct cs_pipeline_conf *conf;
+        struct cs_sink *sink;
+        struct cs_kafka_source *src;
+        struct cs_parser *parser;
+        struct cs_batch *batch;
+        struct cs_window_agg *agg;
+        unsigned char *inserted; /* per call of the batch: was it new */
+        int64_t starts[CS_WINDOW_MAX_PER_EVENT];
+        struct totals totals;
+};
+
+/* Counts the new calls of the batch into their windows. */
+static int count_windows(struct pipeline *pl)
+{
+        const struct cs_batch *b = pl->batch;
+        size_t i;
+        int s, j, n;
+
+        cs_window_agg_reset(pl->agg);
+        for (i = 0; i < b->ncalls; i++) {
+                const struct cs_batch_call *c = &b->calls[i];
+
+                if (!pl->inserted[i])
+                        continue;
+                for (s = 0; s < pl->conf->nspecs; s++) {
+                        n = cs_window_assign(&pl->conf->specs[s], c->ts,
+                                             pl->starts);
+                        for (j = 0; j < n; j++)
+                                if (cs_window_agg_add(
+                                            pl->agg, s, pl->starts[j],
+                                            c->field[CS_F_ORIGINAL_CRIME_TYPE_NAME],
+                                            c->field[CS_F_DISPOSITION], 1) < 0)
+                                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* Writes the open batch in one transaction and starts a new one. */
+static int flush(struct pipeline *pl)
+{
+        const struct cs_sink_ops *ops = pl->sink->ops;
+        struct cs_batch *b = pl->batch;
+        const struct cs_window_count *rows;
+        char errstr[512];
+        size_t i, nrows, fresh = 0;
+
+        if (!b->nmessages)
+                return 0;
+        if (ops->begin(pl->sink, errstr, sizeof(errstr)) < 0)
+                goto fail;
+        if (ops->write_calls(pl->sink, b, pl->inserted, errstr,
+                             sizeof(errstr)) < 0)
+                goto fail;
+        if (count_windows(pl) < 0) {
+                snprintf(errstr, sizeof(errstr), "out of memory");
+                goto fail;
+        }
+        rows = cs_window_agg_rows(pl->agg, &nrows);
+        if (ops->write_window_counts(pl->sink, rows, nrows, pl->conf->specs,
+                                     errstr, sizeof(errstr)) < 0 ||
+            ops->write_rejects(pl->sink, b, errstr, sizeof(errstr)) < 0 ||
+            ops->store_offsets(pl->sink, b, errstr, sizeof(errstr)) < 0 ||
+            ops->commit(pl->sink, errstr, sizeof(errstr)) < 0)
+                goto fail;
+
+        for (i = 0; i < b->ncalls; i++)
+                fresh += pl->inserted[i];
+        pl->totals.messages += b->nmessages;
+        pl->totals.calls += fresh;
+        pl->totals.duplicates += b->nduplicates + (b->ncalls - fresh);
+        pl->totals.rejected += b->nrejects;
+        pl->totals.batches++;
+        cs_log(CS_LOG_DEBUG,
+               "batch: %zu messages, %zu new calls, %zu rejected, %zu window "
+               "rows",
+               b->nmessages, fresh, b->nrejects, nrows);
+        cs_kafka_source_commit(pl->src, b);
+        cs_batch_reset(b);
+        return 0;
+fail:
+        ops->rollback(pl->sink);
+        cs_log(CS_LOG_ERROR, "batch of %zu messages not written: %s",
+               b->nmessages, errstr);
+        return -1;
+}
+
+/* Parses one message into the batch: a call, or a rejected record. */
+static int consume(struct pipeline *pl, const rd_kafka_message_t *m)
+{
+        struct cs_call call;
+        char reason[CS_PARSE_REASON_MAX];
+        int r;
+
+        if (cs_parse_call(pl->parser, m->payload, m->len, &call, reason,
+                          sizeof(reason)) == 0)
+                r = cs_batch_add_call(pl->batch, &call, m->partition,
+                                      m->offset);
+        else
+                r = cs_batch_add_reject(pl->batch, m->partition, m->offset,
+                                        reason, m->payload, m->len);
+        if (r == 0)
+                r = cs_batch_advance(pl->batch, m->partition, m->offset + 1);
+        if (r < 0)
+                cs_log(CS_LOG_ERROR, "out of memory at %s [%d] offset %lld",
+                       pl->conf->topic, (int)m->partition,
+                       (long long)m->offset);
+        return r;
+}
+
+static int on_assign(void *opaque, struct cs_partition_offset *offs, size_t n)
+{
+        struct pipeline *pl = opaque;
+        char errstr[512];
+
+        if (pl->sink->ops->load_offsets(pl->sink, pl->conf->topic, offs, n,
+                                        errstr, sizeof(errstr)) < 0) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                return -1;
+        }
+        return 0;
+}
+
+static int on_revoke(void *opaque)
+{
+        return flush(opaque);
+}
+
+int cs_pipeline_run(const struct cs_pipeline_conf *conf,
+                    volatile sig_atomic_t *stop)
+{
+        struct pipeline pl = {.conf = conf};
+        struct cs_kafka_source_conf kconf = {
+                .brokers = conf->brokers,
+                .topic = conf->topic,
+                .group = conf->group,
+                .from_beginning = conf->from_beginning,
+                .exit_at_end = conf->exit_at_end,
+                .props = conf->props,
+                .nprops = conf->nprops,
+                .on_assign = on_assign,
+                .on_revoke = on_revoke,
+                .opaque = &pl,
+        };
+        char errstr[512];
+        int64_t started = cs_now_ms();
+        int failed = 0, r = -1;
+
+        if (cs_sink_open(conf->db, &pl.sink, errstr, sizeof(errstr)) < 0 ||
+            pl.sink->ops->migrate(pl.sink, errstr, sizeof(errstr)) < 0) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                goto done;
+        }
+        pl.parser = cs_parser_new();
+        pl.batch = cs_batch_new(conf->topic, conf->batch_max_records);
+        pl.agg = cs_window_agg_new();
+        pl.inserted = malloc(conf->batch_max_records + 1);
+        if (!pl.parser || !pl.batch || !pl.agg || !pl.inserted) {
+                cs_log(CS_LOG_ERROR, "out of memory");
+                goto done;
+        }
+        pl.src = cs_kafka_source_new(&kconf, errstr, sizeof(errstr));
+        if (!pl.src) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                goto done;
+        }
+
+        while (!*stop && !failed) {
+                const struct cs_batch *b = pl.batch;
+                int timeout = 100;
+                rd_kafka_message_t *m;
+
+                if (b->nmessages) {
+                        int64_t left =
+                                b->opened_ms + conf->batch_max_ms - cs_now_ms();
+
+                        timeout = left < 0 ? 0 : left < 100 ? (int)left : 100;
+                }
+                m = cs_kafka_source_poll(pl.src, timeout, &failed);
+                if (m) {
+                        if (consume(&pl, m) < 0)
+                                failed = 1;
+                        rd_kafka_message_destroy(m);
+                }
+                if (failed)
+                        break;
+                if (b->nmessages >= conf->batch_max_records ||
+                    (b->nmessages &&
+                     cs_now_ms() - b->opened_ms >= conf->batch_max_ms) ||
+                    (conf->exit_at_end && cs_kafka_source_at_end(pl.src))) {
+                        if (flush(&pl) < 0)
+                                failed = 1;
+                        else if (conf->exit_at_end &&
+                                 cs_kafka_source_at_end(pl.src))
+                                break;
+                }
+        }
+        if (!failed && flush(&pl) == 0)
+                r = 0;
+done:
+        /* Leaving the group revokes the partitions: on_revoke commits any
+         * batch still open, or rolls it back whole on error. */
+        cs_kafka_source_destroy(pl.src);
+        if (pl.batch && pl.batch->nmessages)
+                r = -1;
+        cs_log(CS_LOG_INFO,
+               "%s: %llu messages from %s: %llu new calls, %llu duplicates, "
+               "%llu rejected, in %llu batches, %.1f s",
+               conf->db, (unsigned long long)pl.totals.messages, conf->topic,
+               (unsigned long long)pl.totals.calls,
+               (unsigned long long)pl.totals.duplicates,
+               (unsigned long long)pl.totals.rejected,
+               (unsigned long long)pl.totals.batches,
+               (double)(cs_now_ms() - started) / 1000.0);
+        free(pl.inserted);
+        cs_window_agg_destroy(pl.agg);
+        cs_batch_destroy(pl.batch);
+        cs_parser_destroy(pl.parser);
+        cs_sink_close(pl.sink);
+        return r;
+}

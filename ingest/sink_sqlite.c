@@ -1,0 +1,449 @@
+/* sink_sqlite.c: the SQLite sink, the embedded default.
+ *
+ * WAL journal with synchronous=NORMAL: a committed batch survives a crash of
+ * the process (kill -9), which is what exactly-once needs; every statement is
+ * prepared once and every value bound. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "cs_migrate.h"
+#include "cs_sink.h"
+
+#define DIALECT "sqlite"
+
+enum stmt {
+        ST_BEGIN,
+        ST_COMMIT,
+        ST_ROLLBACK,
+        ST_INSERT_CALL,
+        ST_ADD_WINDOW_COUNT,
+        ST_INSERT_REJECT,
+        ST_STORE_OFFSET,
+        ST_LOAD_OFFSET,
+        ST_COUNT
+};
+
+static const char *const stmt_names[ST_COUNT] = {
+        "begin",           "commit",       "rollback",
+        "insert_call",     "add_window_count", "insert_reject",
+        "store_offset",    "load_offset",
+};
+
+struct sqlite_sink {
+        struct cs_sink base;
+        sqlite3 *db;
+        char *path;
+        sqlite3_stmt *stmt[ST_COUNT];
+        int in_txn;
+        char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
+};
+
+/* Writes "PATH: what: sqlite's message" to errstr; returns -1. */
+static int fail(struct sqlite_sink *s, const char *what, char *errstr,
+                size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "%s: %s: %s", s->path, what,
+                 sqlite3_errmsg(s->db));
+        return -1;
+}
+
+/* Runs a statement that returns no rows, then resets it. */
+static int run(sqlite3_stmt *st)
+{
+        int rc = sqlite3_step(st);
+
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int prepare_named(struct sqlite_sink *s, const char *name,
+                         sqlite3_stmt **out, char *errstr, size_t errstr_size)
+{
+        size_t len;
+        const char *sql = cs_sql_statement(DIALECT, name, &len);
+
+        if (!sql) {
+                snprintf(errstr, errstr_size, "no SQL statement '%s'", name);
+                return -1;
+        }
+        if (sqlite3_prepare_v3(s->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT,
+                               out, NULL) != SQLITE_OK) {
+                char what[96];
+
+                snprintf(what, sizeof(what), "preparing %s", name);
+                return fail(s, what, errstr, errstr_size);
+        }
+        return 0;
+}
+
+static int prepare_all(struct sqlite_sink *s, char *errstr, size_t errstr_size)
+{
+        int i;
+
+        for (i = 0; i < ST_COUNT; i++)
+                if (!s->stmt[i] && prepare_named(s, stmt_names[i], &s->stmt[i],
+                                                 errstr, errstr_size) < 0)
+                        return -1;
+        return 0;
+}
+
+static void finalize_all(struct sqlite_sink *s)
+{
+        int i;
+
+        for (i = 0; i < ST_COUNT; i++) {
+                sqlite3_finalize(s->stmt[i]);
+                s->stmt[i] = NULL;
+        }
+}
+
+static int exec(struct sqlite_sink *s, const char *sql, const char *what,
+                char *errstr, size_t errstr_size)
+{
+        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                return fail(s, what, errstr, errstr_size);
+        return 0;
+}
+
+/* Applies one migration unless it is recorded; an applied migration whose
+ * text changed since is an error, not something to re-run. */
+static int apply_migration(struct sqlite_sink *s, const struct cs_migration *m,
+                           char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *check = NULL, *record = NULL;
+        const char *name = strrchr(m->path, '/') + 1;
+        int rc, r = -1;
+
+        if (exec(s, "BEGIN IMMEDIATE", "starting migration", errstr,
+                 errstr_size) < 0)
+                return -1;
+        if (prepare_named(s, "migration_checksum", &check, errstr,
+                          errstr_size) < 0 ||
+            prepare_named(s, "record_migration", &record, errstr,
+                          errstr_size) < 0)
+                goto done;
+        sqlite3_bind_int(check, 1, m->version);
+        rc = sqlite3_step(check);
+        if (rc == SQLITE_ROW) {
+                const char *sum = (const char *)sqlite3_column_text(check, 0);
+
+                if (!sum || strcmp(sum, m->checksum)) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: migration %s was changed after it was "
+                                 "applied (checksum %s, now %s)",
+                                 s->path, name, sum ? sum : "NULL",
+                                 m->checksum);
+                        goto done;
+                }
+                r = 0;
+                goto done;
+        }
+        if (rc != SQLITE_DONE) {
+                fail(s, "reading schema_migrations", errstr, errstr_size);
+                goto done;
+        }
+        if (exec(s, m->sql, name, errstr, errstr_size) < 0)
+                goto done;
+        sqlite3_bind_int(record, 1, m->version);
+        sqlite3_bind_text(record, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(record, 3, m->checksum, -1, SQLITE_STATIC);
+        if (run(record) < 0) {
+                fail(s, "recording migration", errstr, errstr_size);
+                goto done;
+        }
+        cs_log(CS_LOG_INFO, "%s: applied migration %s", s->path, name);
+        r = 0;
+done:
+        sqlite3_finalize(check);
+        sqlite3_finalize(record);
+        if (r == 0 && exec(s, "COMMIT", "committing migration", errstr,
+                           errstr_size) < 0)
+                r = -1;
+        if (r < 0)
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+}
+
+static int sqlite_migrate(struct cs_sink *base, char *errstr,
+                          size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        struct cs_migration m[CS_MIGRATIONS_MAX];
+        int n = cs_migrations(DIALECT, m, CS_MIGRATIONS_MAX);
+        sqlite3_stmt *latest = NULL;
+        size_t len;
+        const char *sql;
+        int i, version = 0;
+
+        sql = cs_sql_statement(DIALECT, "create_migrations_table", &len);
+        if (!sql || sqlite3_prepare_v2(s->db, sql, (int)len, &latest, NULL) ||
+            run(latest) < 0) {
+                sqlite3_finalize(latest);
+                return fail(s, "creating schema_migrations", errstr,
+                            errstr_size);
+        }
+        sqlite3_finalize(latest);
+        latest = NULL;
+        if (prepare_named(s, "latest_migration", &latest, errstr,
+                          errstr_size) < 0)
+                return -1;
+        if (sqlite3_step(latest) == SQLITE_ROW)
+                version = sqlite3_column_int(latest, 0);
+        sqlite3_finalize(latest);
+        if (n > 0 && version > m[n - 1].version) {
+                snprintf(errstr, errstr_size,
+                         "%s: schema version %d is newer than this "
+                         "callstream knows (%d); upgrade callstream",
+                         s->path, version, m[n - 1].version);
+                return -1;
+        }
+        for (i = 0; i < n; i++)
+                if (apply_migration(s, &m[i], errstr, errstr_size) < 0)
+                        return -1;
+
+        sql = cs_views_sql(DIALECT);
+        if (exec(s, "BEGIN IMMEDIATE", "starting views", errstr,
+                 errstr_size) < 0)
+                return -1;
+        if (exec(s, sql, "creating views", errstr, errstr_size) < 0 ||
+            exec(s, "COMMIT", "committing views", errstr, errstr_size) < 0) {
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                return -1;
+        }
+        return prepare_all(s, errstr, errstr_size);
+}
+
+static int sqlite_load_offsets(struct cs_sink *base, const char *topic,
+                               struct cs_partition_offset *offs, size_t n,
+                               char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = s->stmt[ST_LOAD_OFFSET];
+        size_t i;
+        int rc;
+
+        for (i = 0; i < n; i++) {
+                sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 2, offs[i].partition);
+                rc = sqlite3_step(st);
+                offs[i].next_offset =
+                        rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+                sqlite3_reset(st);
+                if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                        return fail(s, "reading kafka_offsets", errstr,
+                                    errstr_size);
+        }
+        return 0;
+}
+
+static int sqlite_begin(struct cs_sink *base, char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+
+        cs_format_timestamp((int64_t)time(NULL), 0, s->now);
+        if (run(s->stmt[ST_BEGIN]) < 0)
+                return fail(s, "BEGIN", errstr, errstr_size);
+        s->in_txn = 1;
+        return 0;
+}
+
+static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
+                              unsigned char *inserted, char *errstr,
+                              size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = s->stmt[ST_INSERT_CALL];
+        char ts[CS_TS_BUFSZ];
+        size_t i;
+        int f;
+
+        sqlite3_bind_text(st, 16, b->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 19, s->now, -1, SQLITE_STATIC);
+        for (i = 0; i < b->ncalls; i++) {
+                const struct cs_batch_call *c = &b->calls[i];
+                size_t n;
+
+                for (f = 0; f < CS_F_COUNT; f++) {
+                        if (c->field[f].ptr)
+                                sqlite3_bind_text(st, f + 1, c->field[f].ptr,
+                                                  (int)c->field[f].len,
+                                                  SQLITE_STATIC);
+                        else
+                                sqlite3_bind_null(st, f + 1);
+                }
+                n = cs_format_timestamp(c->ts, c->ts_usec, ts);
+                sqlite3_bind_text(st, 15, ts, (int)n, SQLITE_STATIC);
+                sqlite3_bind_int(st, 17, c->partition);
+                sqlite3_bind_int64(st, 18, c->offset);
+                if (sqlite3_step(st) != SQLITE_DONE) {
+                        sqlite3_reset(st);
+                        return fail(s, "inserting into calls", errstr,
+                                    errstr_size);
+                }
+                inserted[i] = sqlite3_changes(s->db) > 0;
+                sqlite3_reset(st);
+        }
+        return 0;
+}
+
+static int sqlite_write_window_counts(struct cs_sink *base,
+                                      const struct cs_window_count *rows,
+                                      size_t n,
+                                      const struct cs_window_spec *specs,
+                                      char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = s->stmt[ST_ADD_WINDOW_COUNT];
+        char start[CS_TS_BUFSZ], end[CS_TS_BUFSZ];
+        size_t i;
+
+        for (i = 0; i < n; i++) {
+                const struct cs_window_count *r = &rows[i];
+                const struct cs_window_spec *spec = &specs[r->spec];
+                size_t ns = cs_format_timestamp(r->start, 0, start);
+                size_t ne = cs_format_timestamp(r->start + spec->size, 0, end);
+
+                sqlite3_bind_text(st, 1, spec->name, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, start, (int)ns, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, end, (int)ne, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, r->crime_type.ptr,
+                                  (int)r->crime_type.len, SQLITE_STATIC);
+                /* The key column is NOT NULL: no disposition is ''. */
+                sqlite3_bind_text(st, 5, r->disposition.ptr ? r->disposition.ptr : "",
+                                  (int)r->disposition.len, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 6, r->calls);
+                if (run(st) < 0)
+                        return fail(s, "updating window_counts", errstr,
+                                    errstr_size);
+        }
+        return 0;
+}
+
+static int sqlite_write_rejects(struct cs_sink *base, const struct cs_batch *b,
+                                char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = s->stmt[ST_INSERT_REJECT];
+        size_t i;
+
+        sqlite3_bind_text(st, 1, b->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, s->now, -1, SQLITE_STATIC);
+        for (i = 0; i < b->nrejects; i++) {
+                const struct cs_batch_reject *r = &b->rejects[i];
+
+                sqlite3_bind_int(st, 2, r->partition);
+                sqlite3_bind_int64(st, 3, r->offset);
+                sqlite3_bind_text(st, 4, r->reason.ptr, (int)r->reason.len,
+                                  SQLITE_STATIC);
+                sqlite3_bind_blob(st, 5, r->payload.ptr, (int)r->payload.len,
+                                  SQLITE_STATIC);
+                sqlite3_bind_int64(st, 6, (sqlite3_int64)r->payload_size);
+                if (run(st) < 0)
+                        return fail(s, "inserting into rejected_records",
+                                    errstr, errstr_size);
+        }
+        return 0;
+}
+
+static int sqlite_store_offsets(struct cs_sink *base, const struct cs_batch *b,
+                                char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = s->stmt[ST_STORE_OFFSET];
+        size_t i;
+
+        sqlite3_bind_text(st, 1, b->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, s->now, -1, SQLITE_STATIC);
+        for (i = 0; i < b->noffsets; i++) {
+                sqlite3_bind_int(st, 2, b->offsets[i].partition);
+                sqlite3_bind_int64(st, 3, b->offsets[i].next_offset);
+                if (run(st) < 0)
+                        return fail(s, "storing kafka_offsets", errstr,
+                                    errstr_size);
+        }
+        return 0;
+}
+
+static int sqlite_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+
+        if (run(s->stmt[ST_COMMIT]) < 0)
+                return fail(s, "COMMIT", errstr, errstr_size);
+        s->in_txn = 0;
+        return 0;
+}
+
+static void sqlite_rollback(struct cs_sink *base)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+
+        /* A failed COMMIT may have rolled back already; that is fine. */
+        if (sqlite3_get_autocommit(s->db) == 0)
+                run(s->stmt[ST_ROLLBACK]);
+        s->in_txn = 0;
+}
+
+static void sqlite_close(struct cs_sink *base)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+
+        if (s->in_txn)
+                sqlite_rollback(base);
+        finalize_all(s);
+        sqlite3_close(s->db);
+        free(s->path);
+        free(s);
+}
+
+static const struct cs_sink_ops sqlite_ops = {
+        .dialect = DIALECT,
+        .migrate = sqlite_migrate,
+        .load_offsets = sqlite_load_offsets,
+        .begin = sqlite_begin,
+        .write_calls = sqlite_write_calls,
+        .write_window_counts = sqlite_write_window_counts,
+        .write_rejects = sqlite_write_rejects,
+        .store_offsets = sqlite_store_offsets,
+        .commit = sqlite_commit,
+        .rollback = sqlite_rollback,
+        .close = sqlite_close,
+};
+
+int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
+                        size_t errstr_size)
+{
+        struct sqlite_sink *s = calloc(1, sizeof(*s));
+
+        *out = NULL;
+        if (!s || !(s->path = strdup(path))) {
+                free(s);
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        s->base.ops = &sqlite_ops;
+        if (sqlite3_open_v2(path, &s->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                    SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+                fail(s, "cannot open database", errstr, errstr_size);
+                goto fail;
+        }
+        sqlite3_busy_timeout(s->db, 30000);
+        /* WAL: readers (BI tools, sqlite3) never block the ingest. */
+        if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                    "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY",
+                 "setting pragmas", errstr, errstr_size) < 0)
+                goto fail;
+        *out = &s->base;
+        return 0;
+fail:
+        sqlite3_close(s->db);
+        free(s->path);
+        free(s);
+        return -1;
+}

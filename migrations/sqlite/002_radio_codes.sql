@@ -1,0 +1,21 @@
+-- 002_radio_codes.sql: the SFPD radio disposition codes and what they mean.
+INSERT INTO radio_codes (disposition_code, description) VALUES
+        ('ABA', 'Abated'),
+        ('ADM', 'Admonished'),
+        ('ADV', 'Advised'),
+        ('ARR', 'Arrest'),
+        ('CAN', 'Cancel'),
+        ('CSA', 'CPSA assignment'),
+        ('22', 'Cancel'),
+        ('CIT', 'Cited'),
+        ('CRM', 'Criminal Activation'),
+        ('GOA', 'Gone on Arrival'),
+        ('HAN', 'Handled'),
+        ('NCR', 'Non-Criminal'),
+        ('ND', 'No Disposition'),
+        ('NOM', 'No Merit'),
+        ('PAS', 'Premises Appears Secure'),
+        ('REP', 'Report'),
+        ('SFD', 'SFFD Medical Staff Engaged'),
+        ('UTL', 'Unable to Locate'),
+        ('VAS', 'Vehicle Appears Secure');

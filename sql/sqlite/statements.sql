@@ -1,0 +1,65 @@
+-- statements.sql: the statements the SQLite sink prepares, each under a
+-- "-- name:" line. Values are always bound, never spliced in.
+
+-- name: begin
+BEGIN IMMEDIATE
+
+-- name: commit
+COMMIT
+
+-- name: rollback
+ROLLBACK
+
+-- name: insert_call
+-- First valid copy wins: a stored crime_id is left alone, and the sink
+-- learns from sqlite3_changes() whether this copy was new.
+INSERT INTO calls (crime_id, original_crime_type_name, report_date, call_date,
+                   offense_date, call_time, call_date_time, disposition,
+                   address, city, state, agency_id, address_type,
+                   common_location, call_ts, kafka_topic, kafka_partition,
+                   kafka_offset, ingested_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+        ?17, ?18, ?19)
+ON CONFLICT (crime_id) DO NOTHING
+
+-- name: add_window_count
+INSERT INTO window_counts (window_spec, window_start, window_end, crime_type,
+                           disposition, calls)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT (window_spec, window_start, crime_type, disposition)
+DO UPDATE SET calls = calls + excluded.calls
+
+-- name: insert_reject
+INSERT INTO rejected_records (kafka_topic, kafka_partition, kafka_offset,
+                              reason, payload, payload_size, rejected_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
+
+-- name: store_offset
+-- Never backwards: a batch that arrives late cannot rewind a partition.
+INSERT INTO kafka_offsets (topic, kafka_partition, next_offset, updated_at)
+VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (topic, kafka_partition) DO UPDATE
+SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
+WHERE excluded.next_offset > kafka_offsets.next_offset
+
+-- name: load_offset
+SELECT next_offset FROM kafka_offsets WHERE topic = ?1 AND kafka_partition = ?2
+
+-- name: migration_checksum
+SELECT checksum FROM schema_migrations WHERE version = ?1
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, checksum, applied_at)
+VALUES (?1, ?2, ?3, strftime('%Y-%m-%d %H:%M:%S', 'now'))
+
+-- name: latest_migration
+SELECT COALESCE(MAX(version), 0) FROM schema_migrations
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL,
+        checksum   TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+)

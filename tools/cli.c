@@ -1,0 +1,82 @@
+/* cli.c: option parsing helpers with one-line errors (see cs_cli.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_cli.h"
+
+void cs_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+        va_list ap;
+
+        fprintf(stderr, "callstream %s: ", cmd);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, " (see 'callstream %s --help')\n", cmd);
+}
+
+int cs_cli_int(const char *cmd, const char *flag, const char *val,
+               long long min, long long max, long long *out)
+{
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(val, &end, 10);
+        if (end == val || *end != '\0' || errno == ERANGE || v < min ||
+            v > max) {
+                cs_cli_usage_error(cmd,
+                                   "invalid %s '%s': expected an integer "
+                                   "from %lld to %lld",
+                                   flag, val, min, max);
+                return -1;
+        }
+        *out = v;
+        return 0;
+}
+
+int cs_cli_rate(const char *cmd, const char *flag, const char *val,
+                double *out)
+{
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(val, &end);
+        if (end == val || *end != '\0' || errno == ERANGE || !(v >= 0.0) ||
+            v > 1.0) {
+                cs_cli_usage_error(cmd,
+                                   "invalid %s '%s': expected a fraction "
+                                   "from 0 to 1",
+                                   flag, val);
+                return -1;
+        }
+        *out = v;
+        return 0;
+}
+
+int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+                  const struct option *longopts)
+{
+        int c;
+
+        opterr = 0;
+        c = getopt_long(argc, argv, shortopts, longopts, NULL);
+        if (c == '?' || c == ':') {
+                const char *arg = argv[optind - 1];
+
+                if (optopt && !strchr(arg, '=') && arg[1] != '-')
+                        cs_cli_usage_error(cmd, "unknown or incomplete option "
+                                           "'-%c'", optopt);
+                else if (c == ':' || (optopt && strchr(shortopts, optopt)))
+                        cs_cli_usage_error(cmd, "option '%s' needs a value",
+                                           arg);
+                else
+                        cs_cli_usage_error(cmd, "unknown option '%s'", arg);
+                return '?';
+        }
+        return c;
+}

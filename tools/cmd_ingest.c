@@ -1,0 +1,248 @@
+/* cmd_ingest.c: `callstream ingest` and `callstream migrate`, the thin
+ * front-ends of the pipeline and of the sinks' migrations. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_cli.h"
+#include "cs_cmd.h"
+#include "cs_pipeline.h"
+#include "cs_sink.h"
+
+#define MAX_SPECS 16
+#define MAX_PROPS 128
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        stop = 1;
+}
+
+static const char ingest_help[] =
+        "Usage: callstream ingest --brokers B --topic T --db DB [OPTIONS]\n"
+        "\n"
+        "Consumes a topic of police calls into the database, exactly once:\n"
+        "the calls, their window counts and the next Kafka offset of each\n"
+        "partition are written in one transaction per batch, and partitions\n"
+        "resume from the offsets stored in the database. Migrates the\n"
+        "database first if needed.\n"
+        "\n"
+        "Options:\n"
+        "  -b, --brokers B           Kafka bootstrap servers (host:port,...)\n"
+        "  -t, --topic T             topic to consume\n"
+        "  -d, --db DB               SQLite file path (or sqlite:PATH)\n"
+        "  -g, --group G             join consumer group G to share the\n"
+        "                            partitions with other ingest processes\n"
+        "                            (default: no group; read them all)\n"
+        "  -w, --window SPEC         count calls in event-time windows: SIZE\n"
+        "                            (tumbling) or SIZE/SLIDE (hopping), units\n"
+        "                            s, m, h, d; repeatable (default: 1h)\n"
+        "      --from-beginning      partitions with no stored offset start at\n"
+        "                            their earliest message (default: latest)\n"
+        "  -e, --exit-at-end         exit once every assigned partition is\n"
+        "                            consumed to its end and committed\n"
+        "      --batch-max-records N close a batch at N messages (default "
+        "10000)\n"
+        "      --batch-max-ms N      or after N ms (default 1000)\n"
+        "  -X name=value             librdkafka property, repeatable\n"
+        "  -v, --verbose             log each batch\n"
+        "  -q, --quiet               log errors only\n"
+        "  -h, --help                show this help\n";
+
+int cs_cmd_ingest(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"brokers", required_argument, NULL, 'b'},
+                {"topic", required_argument, NULL, 't'},
+                {"db", required_argument, NULL, 'd'},
+                {"group", required_argument, NULL, 'g'},
+                {"window", required_argument, NULL, 'w'},
+                {"from-beginning", no_argument, NULL, 'B'},
+                {"exit-at-end", no_argument, NULL, 'e'},
+                {"batch-max-records", required_argument, NULL, 'R'},
+                {"batch-max-ms", required_argument, NULL, 'M'},
+                {"verbose", no_argument, NULL, 'v'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        struct cs_window_spec specs[MAX_SPECS];
+        const char *props[MAX_PROPS];
+        struct cs_pipeline_conf conf = {
+                .specs = specs,
+                .batch_max_records = 10000,
+                .batch_max_ms = 1000,
+                .props = props,
+        };
+        char errstr[256];
+        long long v;
+        int c, i;
+
+        while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:d:g:w:eX:vqh",
+                                  longopts)) != -1) {
+                switch (c) {
+                case 'b':
+                        conf.brokers = optarg;
+                        break;
+                case 't':
+                        conf.topic = optarg;
+                        break;
+                case 'd':
+                        conf.db = optarg;
+                        break;
+                case 'g':
+                        conf.group = optarg;
+                        break;
+                case 'w':
+                        if (conf.nspecs == MAX_SPECS) {
+                                cs_cli_usage_error("ingest", "too many "
+                                                   "--window (at most %d)",
+                                                   MAX_SPECS);
+                                return CS_EXIT_USAGE;
+                        }
+                        if (cs_window_spec_parse(optarg, &specs[conf.nspecs],
+                                                 errstr, sizeof(errstr)) < 0) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --window '%s': %s",
+                                                   optarg, errstr);
+                                return CS_EXIT_USAGE;
+                        }
+                        conf.nspecs++;
+                        break;
+                case 'B':
+                        conf.from_beginning = 1;
+                        break;
+                case 'e':
+                        conf.exit_at_end = 1;
+                        break;
+                case 'R':
+                        if (cs_cli_int("ingest", "--batch-max-records", optarg,
+                                       1, 10000000, &v) < 0)
+                                return CS_EXIT_USAGE;
+                        conf.batch_max_records = (size_t)v;
+                        break;
+                case 'M':
+                        if (cs_cli_int("ingest", "--batch-max-ms", optarg, 1,
+                                       3600000, &v) < 0)
+                                return CS_EXIT_USAGE;
+                        conf.batch_max_ms = (int)v;
+                        break;
+                case 'X':
+                        if (conf.nprops == MAX_PROPS) {
+                                cs_cli_usage_error("ingest", "too many -X");
+                                return CS_EXIT_USAGE;
+                        }
+                        if (!strchr(optarg, '=')) {
+                                cs_cli_usage_error("ingest", "invalid -X '%s':"
+                                                   " expected name=value",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        props[conf.nprops++] = optarg;
+                        break;
+                case 'v':
+                        cs_log_threshold = CS_LOG_DEBUG;
+                        break;
+                case 'q':
+                        cs_log_threshold = CS_LOG_ERROR;
+                        break;
+                case 'h':
+                        fputs(ingest_help, stdout);
+                        return CS_EXIT_OK;
+                default:
+                        return CS_EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                cs_cli_usage_error("ingest", "unexpected argument '%s'",
+                                   argv[optind]);
+                return CS_EXIT_USAGE;
+        }
+        if (!conf.brokers || !conf.topic || !conf.db) {
+                cs_cli_usage_error("ingest", "missing %s",
+                                   !conf.brokers ? "--brokers"
+                                   : !conf.topic ? "--topic"
+                                                 : "--db");
+                return CS_EXIT_USAGE;
+        }
+        if (conf.nspecs == 0) {
+                if (cs_window_spec_parse("1h", &specs[0], errstr,
+                                         sizeof(errstr)) < 0)
+                        return CS_EXIT_FAILURE;
+                conf.nspecs = 1;
+        }
+        /* The same spec twice would count its calls twice. */
+        for (c = 0; c < conf.nspecs; c++)
+                for (i = 0; i < c; i++)
+                        if (!strcmp(specs[i].name, specs[c].name)) {
+                                cs_cli_usage_error("ingest",
+                                                   "--window %s given twice",
+                                                   specs[c].name);
+                                return CS_EXIT_USAGE;
+                        }
+
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        signal(SIGPIPE, SIG_IGN);
+        return cs_pipeline_run(&conf, &stop) == 0 ? CS_EXIT_OK
+                                                  : CS_EXIT_FAILURE;
+}
+
+static const char migrate_help[] =
+        "Usage: callstream migrate --db DB\n"
+        "\n"
+        "Creates or upgrades the schema (numbered migrations, each applied\n"
+        "once in its own transaction and recorded with a checksum in\n"
+        "schema_migrations) and recreates the views. Idempotent.\n"
+        "\n"
+        "Options:\n"
+        "  -d, --db DB   SQLite file path (or sqlite:PATH)\n"
+        "  -h, --help    show this help\n";
+
+int cs_cmd_migrate(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"db", required_argument, NULL, 'd'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        const char *db = NULL;
+        struct cs_sink *sink;
+        char errstr[512];
+        int c, r;
+
+        while ((c = cs_cli_getopt("migrate", argc, argv, "d:h", longopts)) !=
+               -1) {
+                switch (c) {
+                case 'd':
+                        db = optarg;
+                        break;
+                case 'h':
+                        fputs(migrate_help, stdout);
+                        return CS_EXIT_OK;
+                default:
+                        return CS_EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                cs_cli_usage_error("migrate", "unexpected argument '%s'",
+                                   argv[optind]);
+                return CS_EXIT_USAGE;
+        }
+        if (!db) {
+                cs_cli_usage_error("migrate", "missing --db");
+                return CS_EXIT_USAGE;
+        }
+        if (cs_sink_open(db, &sink, errstr, sizeof(errstr)) < 0) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                return CS_EXIT_FAILURE;
+        }
+        r = sink->ops->migrate(sink, errstr, sizeof(errstr));
+        if (r < 0)
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+        cs_sink_close(sink);
+        return r < 0 ? CS_EXIT_FAILURE : CS_EXIT_OK;
+}

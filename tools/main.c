@@ -1,0 +1,57 @@
+/* main.c: the callstream binary, a table of subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cs_cmd.h"
+#include "cs_common.h"
+
+static const struct subcommand {
+        const char *name;
+        int (*run)(int argc, char **argv);
+        const char *summary;
+} subcommands[] = {
+        {"broker", cs_cmd_broker,
+         "run a local in-memory Kafka broker for trials and tests"},
+        {"produce", cs_cmd_produce,
+         "stream a JSON array or NDJSON file of calls into a topic"},
+        {"generate", cs_cmd_generate,
+         "write realistic synthetic calls as NDJSON"},
+        {"migrate", cs_cmd_migrate, "create or upgrade the database schema"},
+        {"ingest", cs_cmd_ingest,
+         "consume a topic into the database, exactly once"},
+};
+
+static void usage(FILE *out)
+{
+        size_t i;
+
+        fprintf(out, "Usage: callstream COMMAND [OPTIONS]\n\n"
+                     "Police calls for service from Kafka into SQL.\n\n"
+                     "Commands:\n");
+        for (i = 0; i < CS_ARRAY_SIZE(subcommands); i++)
+                fprintf(out, "  %-10s %s\n", subcommands[i].name,
+                        subcommands[i].summary);
+        fprintf(out, "\nRun 'callstream COMMAND --help' for its options.\n");
+}
+
+int main(int argc, char **argv)
+{
+        size_t i;
+
+        if (argc < 2) {
+                usage(stderr);
+                return CS_EXIT_USAGE;
+        }
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+            !strcmp(argv[1], "help")) {
+                usage(stdout);
+                return CS_EXIT_OK;
+        }
+        for (i = 0; i < CS_ARRAY_SIZE(subcommands); i++)
+                if (!strcmp(argv[1], subcommands[i].name))
+                        return subcommands[i].run(argc - 1, argv + 1);
+        fprintf(stderr, "callstream: unknown command '%s' (see 'callstream "
+                        "--help')\n",
+                argv[1]);
+        return CS_EXIT_USAGE;
+}
