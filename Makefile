@@ -62,16 +62,18 @@ $(GEN_SQL:.c=.o): $(GEN_SQL)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 $(B)/tests/test_parse:  $(B)/tests/test_parse.o $(B)/ingest/parse.o $(B)/ingest/log.o
 $(B)/tests/test_window: $(B)/tests/test_window.o $(B)/ingest/window.o
-$(B)/tests/test_dedup:  $(B)/tests/test_dedup.o $(B)/ingest/dedup.o $(B)/ingest/log.o
+$(B)/tests/test_dedup:  $(B)/tests/test_dedup.o $(B)/ingest/dedup.o \
+	$(B)/ingest/window.o $(B)/ingest/arena.o
 $(B)/tests/test_migrate: $(B)/tests/test_migrate.o $(B)/ingest/migrate.o \
 	$(B)/ingest/sink.o $(B)/ingest/sink_sqlite.o $(B)/ingest/log.o \
 	$(B)/ingest/parse.o $(B)/ingest/window.o $(B)/ingest/batch.o \
-	$(B)/ingest/dedup.o $(GEN_SQL:.c=.o)
+	$(B)/ingest/dedup.o $(B)/ingest/arena.o $(GEN_SQL:.c=.o)
 $(B)/tests/test_e2e:    $(B)/tests/test_e2e.o
 $(B)/tests/test_e2e: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 2>/dev/null)
 
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
-$(B)/tests/test_%:
+$(B)/tests/test_parse: TEST_LIBS += $(shell pkg-config --libs jansson 2>/dev/null)
+$(UNIT_TESTS):
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) $(LDLIBS)
 
 test: deps $(BIN) $(UNIT_TESTS)

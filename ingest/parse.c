@@ -286,8 +286,109 @@ static const yajl_callbacks callbacks = {
         .yajl_end_array = cb_end_array,
 };
 
-/* Writes "invalid JSON at byte N: <yajl's words>" to reason. */
-static void json_error(struct cs_parser *p, char *reason, size_t reason_size)
+/* Reads 4 hex digits; returns the value or -1. */
+static long hex4(const unsigned char *s)
+{
+        long v = 0;
+        int i;
+
+        for (i = 0; i < 4; i++) {
+                int c = s[i];
+
+                v <<= 4;
+                if (c >= '0' && c <= '9')
+                        v |= c - '0';
+                else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+                        v |= (c | 0x20) - 'a' + 10;
+                else
+                        return -1;
+        }
+        return v;
+}
+
+/* Length of the strict UTF-8 sequence at s (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t left)
+{
+        size_t n, i;
+        unsigned cp;
+
+        if (s[0] < 0xc2 || s[0] > 0xf4)
+                return 0;
+        n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+        if (left < n)
+                return 0;
+        cp = s[0] & (0x7f >> n);
+        for (i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                return 0;
+        return n;
+}
+
+/* What yajl lets through: checks the text is strict UTF-8, that white space
+ * is only what RFC 8259 allows, and that \u escapes of surrogates come in
+ * pairs. The rest of the grammar is yajl's. Returns 0, or -1 with reason. */
+static int check_text(const unsigned char *s, size_t len, char *reason,
+                      size_t reason_size)
+{
+        int in_string = 0;
+        size_t i = 0, n;
+        long hi, lo;
+
+        while (i < len) {
+                unsigned char c = s[i];
+
+                if (c >= 0x80) {
+                        n = utf8_len(s + i, len - i);
+                        if (!n) {
+                                snprintf(reason, reason_size,
+                                         "invalid UTF-8 at byte %zu", i);
+                                return -1;
+                        }
+                        i += n;
+                } else if (!in_string) {
+                        if (c == 0x0b || c == 0x0c) {
+                                snprintf(reason, reason_size,
+                                         "invalid JSON at byte %zu: white "
+                                         "space other than space, tab, CR, LF",
+                                         i);
+                                return -1;
+                        }
+                        in_string = c == '"';
+                        i++;
+                } else if (c == '"') {
+                        in_string = 0;
+                        i++;
+                } else if (c != '\\') {
+                        i++;
+                } else if (i + 6 > len || s[i + 1] != 'u' ||
+                           (hi = hex4(s + i + 2)) < 0xd800 || hi > 0xdfff) {
+                        /* Not a surrogate; yajl judges the escape. */
+                        i += 2;
+                } else if (hi >= 0xdc00 || i + 12 > len || s[i + 6] != '\\' ||
+                           s[i + 7] != 'u' || (lo = hex4(s + i + 8)) < 0xdc00 ||
+                           lo > 0xdfff) {
+                        snprintf(reason, reason_size,
+                                 "invalid JSON at byte %zu: unpaired "
+                                 "surrogate escape",
+                                 i);
+                        return -1;
+                } else {
+                        i += 12;
+                }
+        }
+        return 0;
+}
+
+/* Writes "invalid JSON at byte N: <yajl's words>" to reason; at is where
+ * the parser stopped. */
+static void json_error(struct cs_parser *p, size_t at, char *reason,
+                       size_t reason_size)
 {
         unsigned char *msg = yajl_get_error(p->h, 0, NULL, 0);
         const char *detail = (const char *)msg;
@@ -302,10 +403,9 @@ static void json_error(struct cs_parser *p, char *reason, size_t reason_size)
         n = detail ? strcspn(detail, ".\n") : 0;
         if (n)
                 snprintf(reason, reason_size, "invalid JSON at byte %zu: %.*s",
-                         yajl_get_bytes_consumed(p->h), (int)n, detail);
+                         at, (int)n, detail);
         else
-                snprintf(reason, reason_size, "invalid JSON at byte %zu",
-                         yajl_get_bytes_consumed(p->h));
+                snprintf(reason, reason_size, "invalid JSON at byte %zu", at);
         if (msg)
                 yajl_free_error(p->h, msg);
 }
@@ -393,7 +493,7 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
                   struct cs_call *call, char *reason, size_t reason_size)
 {
         yajl_status st;
-        size_t i;
+        size_t i, at;
         int r = -1;
 
         memset(call, 0, sizeof(*call));
@@ -406,6 +506,8 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
                 snprintf(reason, reason_size, "empty message");
                 return -1;
         }
+        if (check_text((const unsigned char *)buf, len, reason, reason_size))
+                return -1;
         if (len + 16 > p->scratch_cap) {
                 char *s = realloc(p->scratch, len + 16);
 
@@ -431,14 +533,20 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
                 snprintf(reason, reason_size, "out of memory");
                 return -1;
         }
+        /* check_text() did the UTF-8, so yajl need not. */
+        yajl_config(p->h, yajl_dont_validate_strings, 1);
         st = yajl_parse(p->h, (const unsigned char *)buf, len);
-        if (st == yajl_status_ok)
+        at = yajl_get_bytes_consumed(p->h);
+        if (st == yajl_status_ok) {
+                /* What is left to judge is at the end of the input. */
                 st = yajl_complete_parse(p->h);
+                at = len;
+        }
 
         if (p->not_object)
                 snprintf(reason, reason_size, "not a JSON object");
         else if (st != yajl_status_ok)
-                json_error(p, reason, reason_size);
+                json_error(p, at, reason, reason_size);
         else
                 r = validate(p, call, reason, reason_size);
         yajl_free(p->h);
