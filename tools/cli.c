@@ -61,21 +61,32 @@ int cs_cli_rate(const char *cmd, const char *flag, const char *val,
 int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                   const struct option *longopts)
 {
+        char opts[64];
         int c;
 
+        /* A leading ':' makes getopt tell a missing value from a bad flag. */
+        snprintf(opts, sizeof(opts), "%s%s", shortopts[0] == ':' ? "" : ":",
+                 shortopts);
         opterr = 0;
-        c = getopt_long(argc, argv, shortopts, longopts, NULL);
-        if (c == '?' || c == ':') {
+        c = getopt_long(argc, argv, opts, longopts, NULL);
+        if (c == ':' || c == '?') {
                 const char *arg = argv[optind - 1];
+                char flag[64];
 
-                if (optopt && !strchr(arg, '=') && arg[1] != '-')
-                        cs_cli_usage_error(cmd, "unknown or incomplete option "
-                                           "'-%c'", optopt);
-                else if (c == ':' || (optopt && strchr(shortopts, optopt)))
-                        cs_cli_usage_error(cmd, "option '%s' needs a value",
-                                           arg);
+                /* Name the flag as typed: "--window", or "-X". */
+                if (!strncmp(arg, "--", 2))
+                        snprintf(flag, sizeof(flag), "%.*s",
+                                 (int)strcspn(arg, "="), arg);
                 else
-                        cs_cli_usage_error(cmd, "unknown option '%s'", arg);
+                        snprintf(flag, sizeof(flag), "-%c", optopt);
+                if (c == ':')
+                        cs_cli_usage_error(cmd, "option '%s' needs a value",
+                                           flag);
+                else if (strchr(arg, '=') && !strncmp(arg, "--", 2))
+                        cs_cli_usage_error(cmd, "unknown option or unexpected "
+                                           "value '%s'", arg);
+                else
+                        cs_cli_usage_error(cmd, "unknown option '%s'", flag);
                 return '?';
         }
         return c;
