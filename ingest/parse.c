@@ -143,14 +143,24 @@ void cs_parser_destroy(struct cs_parser *p)
         free(p);
 }
 
-/* Returns the field named by key, or -1. */
+/* Returns the field named by key, or -1. Lengths first: most differ. */
 static int field_of(const unsigned char *key, size_t len)
 {
+#define L(s) (sizeof(s) - 1)
+        static const unsigned char lens[CS_F_COUNT] = {
+                L("crime_id"),       L("original_crime_type_name"),
+                L("report_date"),    L("call_date"),
+                L("offense_date"),   L("call_time"),
+                L("call_date_time"), L("disposition"),
+                L("address"),        L("city"),
+                L("state"),          L("agency_id"),
+                L("address_type"),   L("common_location"),
+        };
+#undef L
         int i;
 
         for (i = 0; i < CS_F_COUNT; i++)
-                if (strlen(cs_field_names[i]) == len &&
-                    !memcmp(cs_field_names[i], key, len))
+                if (lens[i] == len && !memcmp(cs_field_names[i], key, len))
                         return i;
         return -1;
 }
@@ -647,19 +657,40 @@ int cs_parse_timestamp(const char *s, size_t len, int64_t *ts, int32_t *usec)
         return 0;
 }
 
+/* Writes v as exactly n decimal digits. */
+static void put_digits(char *out, int v, int n)
+{
+        while (n--) {
+                out[n] = (char)('0' + v % 10);
+                v /= 10;
+        }
+}
+
+/* By hand rather than snprintf: it runs for every call and window row. */
 size_t cs_format_timestamp(int64_t ts, int32_t usec, char *out)
 {
         int64_t days = ts >= 0 ? ts / 86400 : -((-ts + 86399) / 86400);
-        int64_t secs = ts - days * 86400;
+        int secs = (int)(ts - days * 86400);
         int y, m, d;
-        int n;
+        size_t n = 19;
 
         civil_from_days(days, &y, &m, &d);
-        n = snprintf(out, CS_TS_BUFSZ, "%04d-%02d-%02d %02d:%02d:%02d", y, m,
-                     d, (int)(secs / 3600), (int)(secs / 60 % 60),
-                     (int)(secs % 60));
-        if (usec)
-                n += snprintf(out + n, CS_TS_BUFSZ - (size_t)n, ".%06d",
-                              (int)usec);
-        return (size_t)n;
+        put_digits(out, y, 4);
+        out[4] = '-';
+        put_digits(out + 5, m, 2);
+        out[7] = '-';
+        put_digits(out + 8, d, 2);
+        out[10] = ' ';
+        put_digits(out + 11, secs / 3600, 2);
+        out[13] = ':';
+        put_digits(out + 14, secs / 60 % 60, 2);
+        out[16] = ':';
+        put_digits(out + 17, secs % 60, 2);
+        if (usec) {
+                out[19] = '.';
+                put_digits(out + 20, usec, 6);
+                n = 26;
+        }
+        out[n] = '\0';
+        return n;
 }
