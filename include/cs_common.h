@@ -5,14 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CS_MUSTCHECK __attribute__((warn_unused_result))
+#define CS_MUSTCHECK         __attribute__((warn_unused_result))
 #define CS_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#define CS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CS_ARRAY_SIZE(a)     (sizeof(a) / sizeof((a)[0]))
 
 /* Exit statuses of every subcommand. */
-#define CS_EXIT_OK 0
+#define CS_EXIT_OK      0
 #define CS_EXIT_FAILURE 1
-#define CS_EXIT_USAGE 2
+#define CS_EXIT_USAGE   2
 
 /* A borrowed byte string; ptr == NULL means absent (SQL NULL). */
 struct cs_str {

@@ -41,9 +41,8 @@ typedef int cs_jsonsplit_msg_cb(void *opaque, const char *msg, size_t len,
 
 /* Returns a new splitter that keeps messages of up to max_msg (> 0) bytes,
  * or NULL when out of memory. opaque is passed to on_msg as is. */
-struct cs_jsonsplit *cs_jsonsplit_new(size_t max_msg,
-                                      cs_jsonsplit_msg_cb *on_msg,
-                                      void *opaque);
+struct cs_jsonsplit *
+cs_jsonsplit_new(size_t max_msg, cs_jsonsplit_msg_cb *on_msg, void *opaque);
 
 /* Frees the splitter; NULL is accepted. */
 void cs_jsonsplit_destroy(struct cs_jsonsplit *js);

@@ -17,9 +17,9 @@
 struct cs_kafka_source_conf {
         const char *brokers; /* borrowed, like every pointer here */
         const char *topic;
-        const char *group; /* NULL: no group, read every partition */
-        int from_beginning; /* no stored offset: earliest, not latest */
-        int exit_at_end;    /* report the end of every partition */
+        const char *group;        /* NULL: no group, read every partition */
+        int from_beginning;       /* no stored offset: earliest, not latest */
+        int exit_at_end;          /* report the end of every partition */
         const char *const *props; /* "name=value" librdkafka properties */
         size_t nprops;
 

@@ -13,7 +13,7 @@
 #define CS_WINDOW_MAX_PER_EVENT 1024
 /* Longest window size or slide: 366 days. */
 #define CS_WINDOW_MAX_SECONDS (366LL * 86400)
-#define CS_WINDOW_NAME_MAX 32
+#define CS_WINDOW_NAME_MAX    32
 
 struct cs_window_spec {
         int64_t size;  /* seconds */
@@ -34,8 +34,8 @@ int cs_window_assign(const struct cs_window_spec *spec, int64_t t,
 
 /* One window count: calls of one crime type and disposition in one window. */
 struct cs_window_count {
-        int spec;           /* index into the caller's spec array */
-        int64_t start;      /* window start, seconds since 1970 */
+        int spec;      /* index into the caller's spec array */
+        int64_t start; /* window start, seconds since 1970 */
         struct cs_str crime_type;
         struct cs_str disposition; /* ptr NULL when the call had none */
         int64_t calls;
@@ -57,7 +57,7 @@ int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
                       struct cs_str crime_type, struct cs_str disposition,
                       int64_t delta) CS_MUSTCHECK;
 /* The summed counts, in first-seen order; *n gets their number. */
-const struct cs_window_count *cs_window_agg_rows(const struct cs_window_agg *agg,
-                                                 size_t *n);
+const struct cs_window_count *
+cs_window_agg_rows(const struct cs_window_agg *agg, size_t *n);
 
 #endif

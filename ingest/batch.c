@@ -145,8 +145,8 @@ int cs_batch_advance(struct cs_batch *b, int32_t partition, int64_t next_offset)
                 }
         }
         if (b->noffsets == b->offsets_cap) {
-                void *p = grow(b->offsets, &b->offsets_cap,
-                               sizeof(*b->offsets));
+                void *p =
+                        grow(b->offsets, &b->offsets_cap, sizeof(*b->offsets));
 
                 if (!p)
                         return -1;

@@ -73,7 +73,7 @@ static int assign(struct cs_kafka_source *src,
                 }
                 cs_log(CS_LOG_INFO, "assigned %s [%d] from %s",
                        list->elems[i].topic, (int)offs[i].partition,
-                       offs[i].next_offset >= 0 ? "its stored offset"
+                       offs[i].next_offset >= 0   ? "its stored offset"
                        : src->conf.from_beginning ? "the beginning"
                                                   : "the end");
         }
@@ -222,8 +222,7 @@ cs_kafka_source_new(const struct cs_kafka_source_conf *conf, char *errstr,
             set(kc, "group.id", conf->group ? conf->group : "callstream",
                 errstr, errstr_size) ||
             set(kc, "enable.auto.commit", "false", errstr, errstr_size) ||
-            set(kc, "enable.auto.offset.store", "false", errstr,
-                errstr_size) ||
+            set(kc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
             set(kc, "enable.partition.eof", "true", errstr, errstr_size) ||
             set(kc, "auto.offset.reset", "earliest", errstr, errstr_size))
                 goto fail;

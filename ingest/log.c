@@ -7,8 +7,7 @@
 
 int cs_log_threshold = CS_LOG_INFO;
 
-static const char *const level_names[] = {"error", "warning", "info",
-                                          "debug"};
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 void cs_log_write(int level, const char *fmt, ...)
 {
@@ -18,8 +17,8 @@ void cs_log_write(int level, const char *fmt, ...)
 
         if (level < 0 || level > CS_LOG_DEBUG)
                 level = CS_LOG_ERROR;
-        n = snprintf(line, sizeof(line), "callstream: %s: ",
-                     level_names[level]);
+        n = snprintf(line, sizeof(line),
+                     "callstream: %s: ", level_names[level]);
         va_start(ap, fmt);
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
         va_end(ap);

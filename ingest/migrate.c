@@ -55,8 +55,7 @@ const char *cs_views_sql(const char *dialect)
         return sql_file(dialect, "views.sql");
 }
 
-const char *cs_sql_statement(const char *dialect, const char *name,
-                             size_t *len)
+const char *cs_sql_statement(const char *dialect, const char *name, size_t *len)
 {
         const char *text = sql_file(dialect, "statements.sql");
         size_t n = strlen(name);

@@ -13,13 +13,13 @@
 #include "cs_parse.h"
 
 const char *const cs_field_names[CS_F_COUNT] = {
-        "crime_id",     "original_crime_type_name",
-        "report_date",  "call_date",
-        "offense_date", "call_time",
+        "crime_id",       "original_crime_type_name",
+        "report_date",    "call_date",
+        "offense_date",   "call_time",
         "call_date_time", "disposition",
-        "address",      "city",
-        "state",        "agency_id",
-        "address_type", "common_location",
+        "address",        "city",
+        "state",          "agency_id",
+        "address_type",   "common_location",
 };
 
 /* What JSON value a known field held. */
@@ -481,8 +481,8 @@ static int validate(struct cs_parser *p, struct cs_call *call, char *reason,
                 return -1;
         }
         if (p->kind[CS_F_CALL_DATE_TIME] != K_STRING ||
-            cs_parse_timestamp(dt->ptr, dt->len, &call->ts,
-                               &call->ts_usec) < 0) {
+            cs_parse_timestamp(dt->ptr, dt->len, &call->ts, &call->ts_usec) <
+                    0) {
                 snprintf(reason, reason_size, "invalid call_date_time");
                 return -1;
         }
@@ -628,9 +628,8 @@ int cs_parse_timestamp(const char *s, size_t len, int64_t *ts, int32_t *usec)
         if (len < 16 || s[4] != '-' || s[7] != '-' ||
             (s[10] != 'T' && s[10] != ' ') || s[13] != ':')
                 return -1;
-        if (digits(s, 4, &y) || digits(s + 5, 2, &mo) ||
-            digits(s + 8, 2, &d) || digits(s + 11, 2, &h) ||
-            digits(s + 14, 2, &mi))
+        if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
+            digits(s + 11, 2, &h) || digits(s + 14, 2, &mi))
                 return -1;
         i = 16;
         if (i < len) {
@@ -649,8 +648,8 @@ int cs_parse_timestamp(const char *s, size_t len, int64_t *ts, int32_t *usec)
                                 frac *= 10;
                 }
         }
-        if (y < 1 || mo < 1 || mo > 12 || d < 1 ||
-            d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
+        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+            h > 23 || mi > 59 || sec > 59)
                 return -1;
         *ts = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
         *usec = frac;

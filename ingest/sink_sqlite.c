@@ -28,9 +28,9 @@ enum stmt {
 };
 
 static const char *const stmt_names[ST_COUNT] = {
-        "begin",           "commit",       "rollback",
-        "insert_call",     "add_window_count", "insert_reject",
-        "store_offset",    "load_offset",
+        "begin",        "commit",           "rollback",
+        "insert_call",  "add_window_count", "insert_reject",
+        "store_offset", "load_offset",
 };
 
 struct sqlite_sink {
@@ -123,8 +123,8 @@ static int apply_migration(struct sqlite_sink *s, const struct cs_migration *m,
                 return -1;
         if (prepare_named(s, "migration_checksum", &check, errstr,
                           errstr_size) < 0 ||
-            prepare_named(s, "record_migration", &record, errstr,
-                          errstr_size) < 0)
+            prepare_named(s, "record_migration", &record, errstr, errstr_size) <
+                    0)
                 goto done;
         sqlite3_bind_int(check, 1, m->version);
         rc = sqlite3_step(check);
@@ -160,8 +160,8 @@ static int apply_migration(struct sqlite_sink *s, const struct cs_migration *m,
 done:
         sqlite3_finalize(check);
         sqlite3_finalize(record);
-        if (r == 0 && exec(s, "COMMIT", "committing migration", errstr,
-                           errstr_size) < 0)
+        if (r == 0 &&
+            exec(s, "COMMIT", "committing migration", errstr, errstr_size) < 0)
                 r = -1;
         if (r < 0)
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -188,8 +188,8 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
         }
         sqlite3_finalize(latest);
         latest = NULL;
-        if (prepare_named(s, "latest_migration", &latest, errstr,
-                          errstr_size) < 0)
+        if (prepare_named(s, "latest_migration", &latest, errstr, errstr_size) <
+            0)
                 return -1;
         if (sqlite3_step(latest) == SQLITE_ROW)
                 version = sqlite3_column_int(latest, 0);
@@ -206,8 +206,8 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
                         return -1;
 
         sql = cs_views_sql(DIALECT);
-        if (exec(s, "BEGIN IMMEDIATE", "starting views", errstr,
-                 errstr_size) < 0)
+        if (exec(s, "BEGIN IMMEDIATE", "starting views", errstr, errstr_size) <
+            0)
                 return -1;
         if (exec(s, sql, "creating views", errstr, errstr_size) < 0 ||
             exec(s, "COMMIT", "committing views", errstr, errstr_size) < 0) {
@@ -313,7 +313,8 @@ static int sqlite_write_window_counts(struct cs_sink *base,
                 sqlite3_bind_text(st, 4, r->crime_type.ptr,
                                   (int)r->crime_type.len, SQLITE_STATIC);
                 /* The key column is NOT NULL: no disposition is ''. */
-                sqlite3_bind_text(st, 5, r->disposition.ptr ? r->disposition.ptr : "",
+                sqlite3_bind_text(st, 5,
+                                  r->disposition.ptr ? r->disposition.ptr : "",
                                   (int)r->disposition.len, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 6, r->calls);
                 if (run(st) < 0)
@@ -435,8 +436,9 @@ int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
         }
         sqlite3_busy_timeout(s->db, 30000);
         /* WAL: readers (BI tools, sqlite3) never block the ingest. */
-        if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                    "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY",
+        if (exec(s,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                 "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY",
                  "setting pragmas", errstr, errstr_size) < 0)
                 goto fail;
         *out = &s->base;

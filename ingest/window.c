@@ -11,8 +11,8 @@ static const struct unit {
 } units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
 
 /* Parses "<positive integer><unit>" from s[0..len). */
-static int parse_duration(const char *s, size_t len, int64_t *out,
-                          char *errstr, size_t errstr_size)
+static int parse_duration(const char *s, size_t len, int64_t *out, char *errstr,
+                          size_t errstr_size)
 {
         int64_t v = 0;
         size_t i;
@@ -50,8 +50,10 @@ static int parse_duration(const char *s, size_t len, int64_t *out,
                 *out = v * units[u].seconds;
                 return 0;
         }
-        snprintf(errstr, errstr_size, "unknown unit '%c' in '%.*s' (use s, m, "
-                 "h or d)", s[i], (int)len, s);
+        snprintf(errstr, errstr_size,
+                 "unknown unit '%c' in '%.*s' (use s, m, "
+                 "h or d)",
+                 s[i], (int)len, s);
         return -1;
 }
 
@@ -201,7 +203,8 @@ int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
         size_t i;
 
         h = cs_hash(crime_type.ptr, crime_type.len, h);
-        h = cs_hash(disposition.ptr, disposition.len, h ^ (disposition.ptr ? 1 : 0));
+        h = cs_hash(disposition.ptr, disposition.len,
+                    h ^ (disposition.ptr ? 1 : 0));
         for (i = h & agg->mask; agg->index[i]; i = (i + 1) & agg->mask) {
                 r = &agg->rows[agg->index[i] - 1];
                 if (r->hash == h && r->spec == spec && r->start == start &&
@@ -235,8 +238,8 @@ int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
         return 0;
 }
 
-const struct cs_window_count *cs_window_agg_rows(const struct cs_window_agg *agg,
-                                                 size_t *n)
+const struct cs_window_count *
+cs_window_agg_rows(const struct cs_window_agg *agg, size_t *n)
 {
         *n = agg->nrows;
         return agg->rows;

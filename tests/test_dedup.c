@@ -78,17 +78,14 @@ static void test_window_agg_sums_by_key(void **state)
                                            str("HAN"), 1),
                          0);
         /* The same key through other pointers. */
-        assert_int_equal(cs_window_agg_add(agg, 0, 3600, str(ct), str("HAN"),
-                                           2),
-                         0);
+        assert_int_equal(
+                cs_window_agg_add(agg, 0, 3600, str(ct), str("HAN"), 2), 0);
         /* Each differing part makes another row; no disposition differs
          * from an empty one only in the pointer, and is its own key. */
-        assert_int_equal(cs_window_agg_add(agg, 1, 3600, str(ct), str("HAN"),
-                                           1),
-                         0);
-        assert_int_equal(cs_window_agg_add(agg, 0, 7200, str(ct), str("HAN"),
-                                           1),
-                         0);
+        assert_int_equal(
+                cs_window_agg_add(agg, 1, 3600, str(ct), str("HAN"), 1), 0);
+        assert_int_equal(
+                cs_window_agg_add(agg, 0, 7200, str(ct), str("HAN"), 1), 0);
         assert_int_equal(cs_window_agg_add(agg, 0, 3600, str("Passing Call"),
                                            str("HAN"), 1),
                          0);
@@ -130,8 +127,8 @@ static void test_window_agg_many_keys(void **state)
                 k = (x >> 33) % KEYS;
                 assert_int_equal(cs_window_agg_add(agg, (int)(k % 3),
                                                    (int64_t)(k / 291) * 60,
-                                                   str(names[k % 97]),
-                                                   str("X"), 1),
+                                                   str(names[k % 97]), str("X"),
+                                                   1),
                                  0);
                 ref[(k % 3 * 18 + k / 291) * 97 + k % 97]++;
         }
@@ -142,7 +139,9 @@ static void test_window_agg_many_keys(void **state)
         for (r = 0; r < n; r++) {
                 int type = atoi(rows[r].crime_type.ptr + 5);
                 size_t at = ((size_t)rows[r].spec * 18 +
-                             (size_t)(rows[r].start / 60)) * 97 + (size_t)type;
+                             (size_t)(rows[r].start / 60)) *
+                                    97 +
+                            (size_t)type;
 
                 assert_int_equal(rows[r].calls, ref[at]);
                 ref[at] = 0; /* each key once */
@@ -163,10 +162,10 @@ static void test_arena_copies_survive_growth(void **state)
                         size_t len = (size_t)(i * 37 % 599) + 1;
 
                         memset(buf, 'a' + i % 26, len);
-                        assert_int_equal(cs_arena_copy(a,
-                                                       (struct cs_str){buf, len},
-                                                       &copies[i]),
-                                         0);
+                        assert_int_equal(
+                                cs_arena_copy(a, (struct cs_str){buf, len},
+                                              &copies[i]),
+                                0);
                 }
                 /* About 900 KB over 1 MB blocks: earlier copies intact. */
                 for (i = 0; i < 3000; i++) {
@@ -181,8 +180,7 @@ static void test_arena_copies_survive_growth(void **state)
         }
         /* A string larger than a block gets a block of its own. */
         assert_non_null(cs_arena_alloc(a, 3 * 1024 * 1024));
-        assert_int_equal(cs_arena_copy(a, (struct cs_str){NULL, 0},
-                                       &copies[0]),
+        assert_int_equal(cs_arena_copy(a, (struct cs_str){NULL, 0}, &copies[0]),
                          0);
         assert_null(copies[0].ptr);
         cs_arena_destroy(a);

@@ -87,7 +87,7 @@ static char *xstrdup(const char *s)
 }
 
 static char *xasprintf(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+        __attribute__((format(printf, 1, 2)));
 static char *xasprintf(const char *fmt, ...)
 {
         va_list ap;
@@ -137,7 +137,7 @@ static void buf_add(struct buf *b, const void *data, size_t n)
 }
 
 static void buf_addf(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 static void buf_addf(struct buf *b, const char *fmt, ...)
 {
         va_list ap;
@@ -588,21 +588,21 @@ struct spec {
 };
 
 static const struct spec specs_gen[] = {
-    {"1h", "1h", 3600, 3600},
-    {"1h/15m", "1h/15m", 3600, 900},
-    {"1d", "1d", 86400, 86400},
+        {"1h", "1h", 3600, 3600},
+        {"1h/15m", "1h/15m", 3600, 900},
+        {"1d", "1d", 86400, 86400},
 };
 
 /* Specs ingest must rename to the largest unit that divides exactly, and
  * a size that is not a whole hour: windows stay aligned to the epoch. */
 static const struct spec specs_norm[] = {
-    {"60m", "1h", 3600, 3600},
-    {"24h/360m", "1d/6h", 86400, 21600},
-    {"90m", "90m", 5400, 5400},
+        {"60m", "1h", 3600, 3600},
+        {"24h/360m", "1d/6h", 86400, 21600},
+        {"90m", "90m", 5400, 5400},
 };
 
 static const struct spec specs_default[] = {
-    {NULL, "1h", 3600, 3600},
+        {NULL, "1h", 3600, 3600},
 };
 
 /*
@@ -611,13 +611,13 @@ static const struct spec specs_default[] = {
 
 #define NF 14
 static const char *const field_names[NF] = {
-    "crime_id",       "original_crime_type_name",
-    "report_date",    "call_date",
-    "offense_date",   "call_time",
-    "call_date_time", "disposition",
-    "address",        "city",
-    "state",          "agency_id",
-    "address_type",   "common_location",
+        "crime_id",       "original_crime_type_name",
+        "report_date",    "call_date",
+        "offense_date",   "call_time",
+        "call_date_time", "disposition",
+        "address",        "city",
+        "state",          "agency_id",
+        "address_type",   "common_location",
 };
 enum { F_CRIME_ID = 0, F_TYPE = 1, F_CALL_DATE_TIME = 6, F_DISPOSITION = 7 };
 
@@ -703,7 +703,7 @@ static void model_grow_index(struct model *m)
         for (i = 0; i < n_old; i++)
                 if (old[i])
                         *model_slot(m, m->calls[old[i] - 1].f[F_CRIME_ID]) =
-                            old[i];
+                                old[i];
         free(old);
 }
 
@@ -822,7 +822,7 @@ static int validate_object(json_t *obj, const char *raw, size_t raw_len,
         if (json_is_integer(v) && json_integer_value(v) >= 0) {
                 free(c->f[F_CRIME_ID]);
                 c->f[F_CRIME_ID] =
-                    xasprintf("%lld", (long long)json_integer_value(v));
+                        xasprintf("%lld", (long long)json_integer_value(v));
         } else if (!json_is_string(v) || json_string_length(v) == 0) {
                 goto fail;
         }
@@ -851,8 +851,9 @@ static void model_add(struct model *m, const char *raw, size_t len, json_t *obj)
         if (!obj || validate_object(obj, raw, len, &c)) {
                 if (m->n_invalid == m->cap_invalid) {
                         m->cap_invalid = m->cap_invalid * 2 + 64;
-                        m->invalid = xrealloc(
-                            m->invalid, m->cap_invalid * sizeof(*m->invalid));
+                        m->invalid =
+                                xrealloc(m->invalid,
+                                         m->cap_invalid * sizeof(*m->invalid));
                 }
                 m->invalid[m->n_invalid].p = xstrndup(raw, len);
                 m->invalid[m->n_invalid++].len = len;
@@ -1097,20 +1098,21 @@ static int rows_fetch(sqlite3 *db, const char *sql, struct rows *r)
 
                         if (t == SQLITE_TEXT)
                                 row->col[i] = xstrndup(
-                                    (const char *)sqlite3_column_text(st, i),
-                                    (size_t)sqlite3_column_bytes(st, i));
+                                        (const char *)sqlite3_column_text(st,
+                                                                          i),
+                                        (size_t)sqlite3_column_bytes(st, i));
                         else if (t == SQLITE_INTEGER)
                                 row->col[i] = xasprintf(
-                                    "<integer %lld>",
-                                    (long long)sqlite3_column_int64(st, i));
+                                        "<integer %lld>",
+                                        (long long)sqlite3_column_int64(st, i));
                         else if (t != SQLITE_NULL)
                                 row->col[i] = xasprintf("<type %d>", t);
                 }
                 if (r->has_n) {
-                        row->n =
-                            sqlite3_column_type(st, r->ncols) == SQLITE_INTEGER
-                                ? sqlite3_column_int64(st, r->ncols)
-                                : LLONG_MIN;
+                        row->n = sqlite3_column_type(st, r->ncols) ==
+                                                 SQLITE_INTEGER
+                                         ? sqlite3_column_int64(st, r->ncols)
+                                         : LLONG_MIN;
                 }
         }
         if (rc != SQLITE_DONE)
@@ -1173,10 +1175,10 @@ static void expected_views(const struct model *m, const struct spec *specs,
                                 format_ts(start, 0, w[n].start);
                                 format_ts(start + sp->size, 0, w[n].end);
                                 w[n].type = c->f[F_TYPE];
-                                w[n].disp =
-                                    c->f[F_DISPOSITION] && *c->f[F_DISPOSITION]
-                                        ? c->f[F_DISPOSITION]
-                                        : NULL;
+                                w[n].disp = c->f[F_DISPOSITION] &&
+                                                            *c->f[F_DISPOSITION]
+                                                    ? c->f[F_DISPOSITION]
+                                                    : NULL;
                                 n++;
                         }
                 }
@@ -1201,7 +1203,7 @@ static void expected_views(const struct model *m, const struct spec *specs,
 
                         if (w[i].disp)
                                 desc = json_string_value(
-                                    json_object_get(radio, w[i].disp));
+                                        json_object_get(radio, w[i].disp));
                         r = rows_add(dc);
                         r->col[0] = xstrdup(w[i].spec);
                         r->col[1] = xstrdup(w[i].start);
@@ -1318,14 +1320,14 @@ static int check_views(sqlite3 *db, const struct model *m,
 static int check_calls(sqlite3 *db, const struct model *m, const char *topic)
 {
         static const char *const names[] = {
-            "crime_id",       "original_crime_type_name",
-            "report_date",    "call_date",
-            "offense_date",   "call_time",
-            "call_date_time", "disposition",
-            "address",        "city",
-            "state",          "agency_id",
-            "address_type",   "common_location",
-            "call_ts",        "kafka_topic"};
+                "crime_id",       "original_crime_type_name",
+                "report_date",    "call_date",
+                "offense_date",   "call_time",
+                "call_date_time", "disposition",
+                "address",        "city",
+                "state",          "agency_id",
+                "address_type",   "common_location",
+                "call_ts",        "kafka_topic"};
         struct rows exp = {.ncols = NF + 2, .nkey = 1, .names = names};
         struct rows act = exp;
         size_t i;
@@ -1336,8 +1338,8 @@ static int check_calls(sqlite3 *db, const struct model *m, const char *topic)
                 char ts[48];
 
                 for (j = 0; j < NF; j++)
-                        r->col[j] =
-                            m->calls[i].f[j] ? xstrdup(m->calls[i].f[j]) : NULL;
+                        r->col[j] = m->calls[i].f[j] ? xstrdup(m->calls[i].f[j])
+                                                     : NULL;
                 format_ts(m->calls[i].ts, m->calls[i].usec, ts);
                 r->col[NF] = xstrdup(ts);
                 r->col[NF + 1] = xstrdup(topic);
@@ -1554,7 +1556,7 @@ static void dump_table(sqlite3 *db, const char *name, const char *const *skip,
         struct buf sql = {0}, order = {0};
         sqlite3_stmt *st;
         char *q =
-            sqlite3_mprintf("SELECT name FROM pragma_table_info(%Q)", name);
+                sqlite3_mprintf("SELECT name FROM pragma_table_info(%Q)", name);
         int n = 0, i;
 
         assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
@@ -2015,7 +2017,7 @@ static void test_sample_file(void **state)
 {
         struct e2e *st = *state;
         char *file = xasprintf(
-            "%s/police-department-calls-for-service.sample.json", st->data);
+                "%s/police-department-calls-for-service.sample.json", st->data);
         char *db_path = path_in(st, "sample.db");
         struct model *m = model_from_array(file);
         long long not_recorded = 0, got;
@@ -2100,7 +2102,7 @@ static long long progress(const char *path, const char *topic)
         if (access(path, F_OK))
                 return 0;
         if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) ==
-                SQLITE_OK &&
+                    SQLITE_OK &&
             sqlite3_busy_timeout(db, 10000) == SQLITE_OK &&
             sqlite3_prepare_v2(db,
                                "SELECT COALESCE(SUM(next_offset), 0) FROM "
@@ -2236,7 +2238,7 @@ static void test_window_names(void **state)
 {
         struct e2e *st = *state;
         char *file = xasprintf(
-            "%s/police-department-calls-for-service.sample.json", st->data);
+                "%s/police-department-calls-for-service.sample.json", st->data);
         char *db_path = path_in(st, "norm.db");
         struct model *m = model_from_array(file);
 
@@ -2336,12 +2338,12 @@ static void test_cli_contract(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_teardown(test_generated_stream, test_teardown),
-            cmocka_unit_test_teardown(test_sample_file, test_teardown),
-            cmocka_unit_test_teardown(test_rerun_idempotent, test_teardown),
-            cmocka_unit_test_teardown(test_kill9, test_teardown),
-            cmocka_unit_test_teardown(test_cli_contract, test_teardown),
-            cmocka_unit_test_teardown(test_window_names, test_teardown),
+                cmocka_unit_test_teardown(test_generated_stream, test_teardown),
+                cmocka_unit_test_teardown(test_sample_file, test_teardown),
+                cmocka_unit_test_teardown(test_rerun_idempotent, test_teardown),
+                cmocka_unit_test_teardown(test_kill9, test_teardown),
+                cmocka_unit_test_teardown(test_cli_contract, test_teardown),
+                cmocka_unit_test_teardown(test_window_names, test_teardown),
         };
 
         return cmocka_run_group_tests_name("e2e", tests, group_setup,

@@ -308,7 +308,8 @@ static void test_usage_errors(void **state)
 {
         const char *const no_count[] = {"--seed", "1", NULL};
         const char *const too_much[] = {
-            "--count", "1", "--duplicates", "0.6", "--malformed", "0.5", NULL};
+                "--count", "1", "--duplicates", "0.6", "--malformed",
+                "0.5",     NULL};
         const char *const bad_start[] = {"--count", "1", "--start",
                                          "2019-02-29", NULL};
         const char *const bad_delay[] = {"--count", "1", "--max-delay", "6x",
@@ -341,12 +342,12 @@ static void test_usage_errors(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_deterministic),
-            cmocka_unit_test(test_lines),
-            cmocka_unit_test(test_valid_calls_parse),
-            cmocka_unit_test(test_malformed_rejected),
-            cmocka_unit_test(test_rates),
-            cmocka_unit_test(test_usage_errors),
+                cmocka_unit_test(test_deterministic),
+                cmocka_unit_test(test_lines),
+                cmocka_unit_test(test_valid_calls_parse),
+                cmocka_unit_test(test_malformed_rejected),
+                cmocka_unit_test(test_rates),
+                cmocka_unit_test(test_usage_errors),
         };
 
         return cmocka_run_group_tests_name("generate", tests, setup, teardown);

@@ -54,8 +54,7 @@ static long long query_int(const char *path, const char *sql)
         long long v = -1;
 
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
-                         SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
         if (sqlite3_step(st) == SQLITE_ROW)
                 v = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
@@ -234,9 +233,8 @@ static void test_sink_batch_rollback_and_offsets(void **state)
 
         /* A rolled back batch leaves no trace. */
         assert_int_equal(ops->begin(f->sink, err, sizeof(err)), 0);
-        assert_int_equal(ops->write_calls(f->sink, b, inserted, err,
-                                          sizeof(err)),
-                         0);
+        assert_int_equal(
+                ops->write_calls(f->sink, b, inserted, err, sizeof(err)), 0);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         ops->rollback(f->sink);
         assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM calls"), 0);
@@ -245,9 +243,8 @@ static void test_sink_batch_rollback_and_offsets(void **state)
                          0);
 
         assert_int_equal(ops->begin(f->sink, err, sizeof(err)), 0);
-        assert_int_equal(ops->write_calls(f->sink, b, inserted, err,
-                                          sizeof(err)),
-                         0);
+        assert_int_equal(
+                ops->write_calls(f->sink, b, inserted, err, sizeof(err)), 0);
         assert_int_equal(inserted[0], 1);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         assert_int_equal(ops->commit(f->sink, err, sizeof(err)), 0);
@@ -265,9 +262,8 @@ static void test_sink_batch_rollback_and_offsets(void **state)
                  "\"call_date_time\":\"2019-01-01T00:00:00\"}",
                  0, 3);
         assert_int_equal(ops->begin(f->sink, err, sizeof(err)), 0);
-        assert_int_equal(ops->write_calls(f->sink, b, inserted, err,
-                                          sizeof(err)),
-                         0);
+        assert_int_equal(
+                ops->write_calls(f->sink, b, inserted, err, sizeof(err)), 0);
         assert_int_equal(inserted[0], 0);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         assert_int_equal(ops->commit(f->sink, err, sizeof(err)), 0);
@@ -278,9 +274,9 @@ static void test_sink_batch_rollback_and_offsets(void **state)
         {
                 struct cs_partition_offset o[2] = {{0, 0}, {7, 0}};
 
-                assert_int_equal(ops->load_offsets(f->sink, "t", o, 2, err,
-                                                   sizeof(err)),
-                                 0);
+                assert_int_equal(
+                        ops->load_offsets(f->sink, "t", o, 2, err, sizeof(err)),
+                        0);
                 assert_int_equal(o[0].next_offset, 12);
                 assert_int_equal(o[1].next_offset, -1);
         }

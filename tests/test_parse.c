@@ -23,14 +23,14 @@
         "'call_date_time':'2018-12-31T23:57'"
 
 static const char sample_record[] =
-    "{\"crime_id\": \"183653763\", \"original_crime_type_name\": \"Traffic "
-    "Stop\", \"report_date\": \"2018-12-31T00:00:00.000\", \"call_date\": "
-    "\"2018-12-31T00:00:00.000\", \"offense_date\": "
-    "\"2018-12-31T00:00:00.000\", \"call_time\": \"23:57\", "
-    "\"call_date_time\": \"2018-12-31T23:57:00.000\", \"disposition\": "
-    "\"ADM\", \"address\": \"Geary Bl/divisadero St\", \"city\": \"San "
-    "Francisco\", \"state\": \"CA\", \"agency_id\": \"1\", "
-    "\"address_type\": \"Intersection\", \"common_location\": \"\"}";
+        "{\"crime_id\": \"183653763\", \"original_crime_type_name\": \"Traffic "
+        "Stop\", \"report_date\": \"2018-12-31T00:00:00.000\", \"call_date\": "
+        "\"2018-12-31T00:00:00.000\", \"offense_date\": "
+        "\"2018-12-31T00:00:00.000\", \"call_time\": \"23:57\", "
+        "\"call_date_time\": \"2018-12-31T23:57:00.000\", \"disposition\": "
+        "\"ADM\", \"address\": \"Geary Bl/divisadero St\", \"city\": \"San "
+        "Francisco\", \"state\": \"CA\", \"agency_id\": \"1\", "
+        "\"address_type\": \"Intersection\", \"common_location\": \"\"}";
 
 /* Per-test state: the parser and the last message, kept in a private
  * buffer of exactly its length (no NUL after it) so the call's borrowed
@@ -268,13 +268,13 @@ static void format_oracle(int64_t ts, int32_t usec, char *out, size_t size)
 static void test_field_names(void **state)
 {
         static const char *const want[CS_F_COUNT] = {
-            "crime_id",       "original_crime_type_name",
-            "report_date",    "call_date",
-            "offense_date",   "call_time",
-            "call_date_time", "disposition",
-            "address",        "city",
-            "state",          "agency_id",
-            "address_type",   "common_location",
+                "crime_id",       "original_crime_type_name",
+                "report_date",    "call_date",
+                "offense_date",   "call_time",
+                "call_date_time", "disposition",
+                "address",        "city",
+                "state",          "agency_id",
+                "address_type",   "common_location",
         };
         int i;
 
@@ -403,10 +403,10 @@ static void test_whitespace(void **state)
 {
         struct fx *f = *state;
         static const char msg[] =
-            " \t\r\n{ \n\t\"crime_id\" \t:\r\n \"7\" \n,\t\"address\"\n:"
-            "\t\"A\"  ,  \"original_crime_type_name\"  :  \"X\"  , "
-            "\"call_date_time\"\r\n:\r\n\"2018-12-31T23:57\" , "
-            "\"u\" : [ 1 , { \"k\" : null } ] \n\t\r }\n\t\r ";
+                " \t\r\n{ \n\t\"crime_id\" \t:\r\n \"7\" \n,\t\"address\"\n:"
+                "\t\"A\"  ,  \"original_crime_type_name\"  :  \"X\"  , "
+                "\"call_date_time\"\r\n:\r\n\"2018-12-31T23:57\" , "
+                "\"u\" : [ 1 , { \"k\" : null } ] \n\t\r }\n\t\r ";
 
         parsen(f, msg, sizeof(msg) - 1);
         is_valid(f);
@@ -434,14 +434,14 @@ static void test_integer_crime_id(void **state)
 {
         struct fx *f = *state;
         static const char *const ids[] = {
-            "0",
-            "7",
-            "183653763",
-            "9223372036854775807",
-            "12345678901234567890",
-            "18446744073709551616", /* 2^64 */
-            "99999999999999999999",
-            "123456789012345678901234567890",
+                "0",
+                "7",
+                "183653763",
+                "9223372036854775807",
+                "12345678901234567890",
+                "18446744073709551616", /* 2^64 */
+                "99999999999999999999",
+                "123456789012345678901234567890",
         };
         size_t i;
 
@@ -497,58 +497,58 @@ static void test_reject_invalid_json(void **state)
                 const char *prefix;
                 const char *suffix;
         } cases[] = {
-            {"", "x"},
-            {"", "{x"},
-            {"", "}"},
-            {"", "{"},
-            {"", "]"},
-            {"", "{\"crime_id\""},
-            {"", "{'crime_id':'1'}"},
-            {"", "{crime_id:\"1\"}"},
-            {P, "}"},
-            {P, "\"a\"}"},
-            {P, "\"a\":}"},
-            {P, "\"a\" 1}"},
-            {P, "\"a\"::1}"},
-            {P, "'a':1}"},
-            {P, "a:1}"},
-            {P, "\"a\":01}"},
-            {P, "\"a\":-}"},
-            {P, "\"a\":-a}"},
-            {P, "\"a\":1.}"},
-            {P, "\"a\":.5}"},
-            {P, "\"a\":1e}"},
-            {P, "\"a\":1e+}"},
-            {P, "\"a\":+1}"},
-            {P, "\"a\":0x10}"},
-            {P, "\"a\":NaN}"},
-            {P, "\"a\":Infinity}"},
-            {P, "\"a\":tru}"},
-            {P, "\"a\":nul}"},
-            {P, "\"a\":True}"},
-            {P, "\"a\":truex}"},
-            {P, "\"a\":\"\\x\"}"},
-            {P, "\"a\":\"\\'\"}"},
-            {P, "\"a\":\"\\u12\"}"},
-            {P, "\"a\":\"\\u12G4\"}"},
-            {P, "\"a\":\"\\U00e9\"}"},
-            {P, "\"a\":\"\\"},
-            {P, "\"a\":[1,]}"},
-            {P, "\"a\":[,1]}"},
-            {P, "\"a\":[1 2]}"},
-            {P, "\"a\":{\"b\"}}"},
-            {P, "\"a\":{\"b\":1,}}"},
-            {P, "\"a\":{1:2}}"},
-            {P, "\"a\":[}"},
-            {P, "\"a\":{]}"},
-            {P, "\"a\":1]"},
-            {P, "\"a\":1 /* c */}"},
-            {P, "/* c */\"a\":1}"},
-            {P, "// c\n\"a\":1}"},
-            {P, "# c\n\"a\":1}"},
-            {P, "\"a\":1"},
-            {P, "\"a\":\"unterminated}"},
-            {P, "\"a\":[1,2"},
+                {"", "x"},
+                {"", "{x"},
+                {"", "}"},
+                {"", "{"},
+                {"", "]"},
+                {"", "{\"crime_id\""},
+                {"", "{'crime_id':'1'}"},
+                {"", "{crime_id:\"1\"}"},
+                {P, "}"},
+                {P, "\"a\"}"},
+                {P, "\"a\":}"},
+                {P, "\"a\" 1}"},
+                {P, "\"a\"::1}"},
+                {P, "'a':1}"},
+                {P, "a:1}"},
+                {P, "\"a\":01}"},
+                {P, "\"a\":-}"},
+                {P, "\"a\":-a}"},
+                {P, "\"a\":1.}"},
+                {P, "\"a\":.5}"},
+                {P, "\"a\":1e}"},
+                {P, "\"a\":1e+}"},
+                {P, "\"a\":+1}"},
+                {P, "\"a\":0x10}"},
+                {P, "\"a\":NaN}"},
+                {P, "\"a\":Infinity}"},
+                {P, "\"a\":tru}"},
+                {P, "\"a\":nul}"},
+                {P, "\"a\":True}"},
+                {P, "\"a\":truex}"},
+                {P, "\"a\":\"\\x\"}"},
+                {P, "\"a\":\"\\'\"}"},
+                {P, "\"a\":\"\\u12\"}"},
+                {P, "\"a\":\"\\u12G4\"}"},
+                {P, "\"a\":\"\\U00e9\"}"},
+                {P, "\"a\":\"\\"},
+                {P, "\"a\":[1,]}"},
+                {P, "\"a\":[,1]}"},
+                {P, "\"a\":[1 2]}"},
+                {P, "\"a\":{\"b\"}}"},
+                {P, "\"a\":{\"b\":1,}}"},
+                {P, "\"a\":{1:2}}"},
+                {P, "\"a\":[}"},
+                {P, "\"a\":{]}"},
+                {P, "\"a\":1]"},
+                {P, "\"a\":1 /* c */}"},
+                {P, "/* c */\"a\":1}"},
+                {P, "// c\n\"a\":1}"},
+                {P, "# c\n\"a\":1}"},
+                {P, "\"a\":1"},
+                {P, "\"a\":\"unterminated}"},
+                {P, "\"a\":[1,2"},
         };
         size_t i;
 
@@ -620,15 +620,24 @@ static void test_reject_trailing(void **state)
                 size_t len;
         } tails[] = {
 #define T(s) {s, sizeof(s) - 1}
-            T("x"),        T(" x"),
-            T("}"),        T("]"),
-            T(","),        T("1"),
-            T("[]"),       T("\"\""),
-            T("null"),     T(" // c"),
-            T(" /* c */"), T("\0"),
-            T(" \0"),      T("\n\n \t garbage"),
-            T("\xc3\xa9"), T("\x0b"), /* vertical tab is not JSON white space */
-            T("\x0c"),     T("\xc2\xa0"), /* nor is U+00A0 */
+                T("x"),
+                T(" x"),
+                T("}"),
+                T("]"),
+                T(","),
+                T("1"),
+                T("[]"),
+                T("\"\""),
+                T("null"),
+                T(" // c"),
+                T(" /* c */"),
+                T("\0"),
+                T(" \0"),
+                T("\n\n \t garbage"),
+                T("\xc3\xa9"),
+                T("\x0b"), /* vertical tab is not JSON white space */
+                T("\x0c"),
+                T("\xc2\xa0"), /* nor is U+00A0 */
 #undef T
         };
         char msg[512];
@@ -666,23 +675,23 @@ static void test_reject_not_object(void **state)
 {
         struct fx *f = *state;
         static const char *const msgs[] = {
-            "[]",
-            "[1,2]",
-            "\"str\"",
-            "\"\"",
-            "42",
-            "0",
-            "-1",
-            "1.5",
-            "1e3",
-            "true",
-            "false",
-            "null",
-            " 42 ",
-            "\n[]\n",
-            "[{\"crime_id\":\"1\",\"original_crime_type_name\":\"X\","
-            "\"call_date_time\":\"2018-12-31T23:57\"}]",
-            "\"{\\\"crime_id\\\":\\\"1\\\"}\"",
+                "[]",
+                "[1,2]",
+                "\"str\"",
+                "\"\"",
+                "42",
+                "0",
+                "-1",
+                "1.5",
+                "1e3",
+                "true",
+                "false",
+                "null",
+                " 42 ",
+                "\n[]\n",
+                "[{\"crime_id\":\"1\",\"original_crime_type_name\":\"X\","
+                "\"call_date_time\":\"2018-12-31T23:57\"}]",
+                "\"{\\\"crime_id\\\":\\\"1\\\"}\"",
         };
         size_t i;
 
@@ -696,9 +705,10 @@ static void test_reject_crime_id(void **state)
 {
         struct fx *f = *state;
         static const char *const bad[] = {
-            "''",  "-1",   "-183653763", "1.5",         "1.0",  "0.0",   "1e3",
-            "1E3", "1e+3", "0e0",        "183653763.0", "true", "false", "null",
-            "{}",  "[]",   "{'a':1}",    "['1']",       "[1]",
+                "''",          "-1",      "-183653763", "1.5",  "1.0",
+                "0.0",         "1e3",     "1E3",        "1e+3", "0e0",
+                "183653763.0", "true",    "false",      "null", "{}",
+                "[]",          "{'a':1}", "['1']",      "[1]",
         };
         size_t i;
 
@@ -752,75 +762,75 @@ static void test_reject_crime_type(void **state)
 /* call_date_time values that are not a real "YYYY-MM-DD[T ]HH:MM[:SS[.f]]"
  * time. Shared with the cs_parse_timestamp tests. */
 static const char *const bad_times[] = {
-    "",
-    "2019-02-29T00:00:00", /* not a leap year */
-    "1900-02-29T00:00:00", /* divisible by 100, not by 400 */
-    "2100-02-29T00:00",
-    "2018-02-30T00:00",
-    "2018-04-31T00:00:00",
-    "2018-06-31T00:00",
-    "2018-09-31T00:00",
-    "2018-11-31T00:00",
-    "2018-01-32T00:00:00",
-    "2018-13-01T00:00:00",
-    "2018-00-01T00:00:00",
-    "2018-01-00T00:00:00",
-    "2018-12-31T24:00:00",
-    "2018-12-31T24:00",
-    "2018-12-31T23:60:00",
-    "2018-12-31T23:60",
-    "2018-12-31T23:59:60", /* no leap seconds */
-    "2016-12-31T23:59:60", /* not even real ones */
-    "2018-12-31T23:57:00.1234567",
-    "2018-12-31T23:57:00.",
-    "2018-12-31T23:57:00..5",
-    "2018-12-31T23:57:00.000.0",
-    "2018-12-31T23:57:00.-1",
-    "2018-12-31T23:57:00.1a",
-    "2018-12-31T23:57:00,5",
-    "2018-12-31T23:57.5",
-    "2018-12-31t23:57:00",
-    "2018-12-31T23:57:00Z",
-    "2018-12-31T23:57Z",
-    "2018-12-31T23:57:00+00:00",
-    "2018-12-31T23:57:00 ",
-    "2018-12-31T23:57 ",
-    " 2018-12-31T23:57",
-    "2018-12-31T23:57\n",
-    "0000-01-01T00:00:00",
-    "0000-12-31T23:59:59",
-    "10000-01-01T00:00:00",
-    "-2018-12-31T23:57",
-    "+2018-12-31T23:57",
-    "2018-12-31",
-    "2018-12-31T",
-    "2018-12-31 ",
-    "2018-12-31T23",
-    "2018-12-31T23:",
-    "2018-12-31T23:5",
-    "2018-12-31T23:57:",
-    "2018-12-31T23:57:0",
-    "2018-12-31T23:57:000",
-    "2018-1-31T23:57",
-    "2018-12-1T23:57",
-    "18-12-31T23:57",
-    "2018-12-31T3:57",
-    "2018-12-31T23:7",
-    "2018-12-31T-1:57",
-    "2018-12-31T+1:57",
-    "2018-12-31T 1:57",
-    "2018/12/31T23:57",
-    "2018-12-31T23.57",
-    "2018-12-31  23:57",
-    "2018-12-31_23:57",
-    "2018-12-31TT23:57",
-    "201a-12-31T23:57",
-    "2018-12-31T23:57:0a",
-    "2018-12-31T23:57:00 .5",
-    "2018-12-31T23:57:00.\xd9\xa1",
-    "\xd9\xa2\xd9\xa0\xd9\xa1\xd9\xa8-12-31T23:57",
-    "12/31/2018 11:57:00 PM",
-    "1546300620",
+        "",
+        "2019-02-29T00:00:00", /* not a leap year */
+        "1900-02-29T00:00:00", /* divisible by 100, not by 400 */
+        "2100-02-29T00:00",
+        "2018-02-30T00:00",
+        "2018-04-31T00:00:00",
+        "2018-06-31T00:00",
+        "2018-09-31T00:00",
+        "2018-11-31T00:00",
+        "2018-01-32T00:00:00",
+        "2018-13-01T00:00:00",
+        "2018-00-01T00:00:00",
+        "2018-01-00T00:00:00",
+        "2018-12-31T24:00:00",
+        "2018-12-31T24:00",
+        "2018-12-31T23:60:00",
+        "2018-12-31T23:60",
+        "2018-12-31T23:59:60", /* no leap seconds */
+        "2016-12-31T23:59:60", /* not even real ones */
+        "2018-12-31T23:57:00.1234567",
+        "2018-12-31T23:57:00.",
+        "2018-12-31T23:57:00..5",
+        "2018-12-31T23:57:00.000.0",
+        "2018-12-31T23:57:00.-1",
+        "2018-12-31T23:57:00.1a",
+        "2018-12-31T23:57:00,5",
+        "2018-12-31T23:57.5",
+        "2018-12-31t23:57:00",
+        "2018-12-31T23:57:00Z",
+        "2018-12-31T23:57Z",
+        "2018-12-31T23:57:00+00:00",
+        "2018-12-31T23:57:00 ",
+        "2018-12-31T23:57 ",
+        " 2018-12-31T23:57",
+        "2018-12-31T23:57\n",
+        "0000-01-01T00:00:00",
+        "0000-12-31T23:59:59",
+        "10000-01-01T00:00:00",
+        "-2018-12-31T23:57",
+        "+2018-12-31T23:57",
+        "2018-12-31",
+        "2018-12-31T",
+        "2018-12-31 ",
+        "2018-12-31T23",
+        "2018-12-31T23:",
+        "2018-12-31T23:5",
+        "2018-12-31T23:57:",
+        "2018-12-31T23:57:0",
+        "2018-12-31T23:57:000",
+        "2018-1-31T23:57",
+        "2018-12-1T23:57",
+        "18-12-31T23:57",
+        "2018-12-31T3:57",
+        "2018-12-31T23:7",
+        "2018-12-31T-1:57",
+        "2018-12-31T+1:57",
+        "2018-12-31T 1:57",
+        "2018/12/31T23:57",
+        "2018-12-31T23.57",
+        "2018-12-31  23:57",
+        "2018-12-31_23:57",
+        "2018-12-31TT23:57",
+        "201a-12-31T23:57",
+        "2018-12-31T23:57:0a",
+        "2018-12-31T23:57:00 .5",
+        "2018-12-31T23:57:00.\xd9\xa1",
+        "\xd9\xa2\xd9\xa0\xd9\xa1\xd9\xa8-12-31T23:57",
+        "12/31/2018 11:57:00 PM",
+        "1546300620",
 };
 
 /* Writes s as the inside of a JSON string: control characters escaped. */
@@ -846,7 +856,7 @@ static void test_reject_call_date_time(void **state)
 {
         struct fx *f = *state;
         static const char *const non_strings[] = {
-            "1546300620", "0", "true", "{}", "[]", "['2018-12-31T23:57']"};
+                "1546300620", "0", "true", "{}", "[]", "['2018-12-31T23:57']"};
         size_t i;
 
         parsef(f, "{'crime_id':'1','original_crime_type_name':'X'}");
@@ -885,30 +895,30 @@ static void test_reject_invalid_utf8(void **state)
 {
         struct fx *f = *state;
         static const char *const bad[] = {
-            "\x80",                 /* lone continuation byte */
-            "\xbf",                 /* lone continuation byte */
-            "a\x80z",               /* lone continuation byte */
-            "\xc0\xaf",             /* overlong '/' */
-            "\xc1\xbf",             /* overlong */
-            "\xc0\x80",             /* overlong NUL */
-            "\xe0\x80\xaf",         /* overlong 3-byte */
-            "\xe0\x9f\xbf",         /* overlong 3-byte */
-            "\xf0\x80\x80\xaf",     /* overlong 4-byte */
-            "\xf0\x8f\xbf\xbf",     /* overlong 4-byte */
-            "\xed\xa0\x80",         /* UTF-16 surrogate D800 */
-            "\xed\xbf\xbf",         /* UTF-16 surrogate DFFF */
-            "\xf4\x90\x80\x80",     /* above U+10FFFF */
-            "\xf5\x80\x80\x80",     /* above U+10FFFF */
-            "\xf8\x88\x80\x80\x80", /* 5-byte form */
-            "\xfe",
-            "\xff",
-            "\xc3",             /* truncated 2-byte */
-            "\xe2\x82",         /* truncated 3-byte */
-            "\xf0\x9f\x98",     /* truncated 4-byte */
-            "\xc3\x28",         /* bad continuation */
-            "\xe2\x28\xa1",     /* bad continuation */
-            "\xe2\x82\x28",     /* bad continuation */
-            "\xf0\x28\x8c\xbc", /* bad continuation */
+                "\x80",                 /* lone continuation byte */
+                "\xbf",                 /* lone continuation byte */
+                "a\x80z",               /* lone continuation byte */
+                "\xc0\xaf",             /* overlong '/' */
+                "\xc1\xbf",             /* overlong */
+                "\xc0\x80",             /* overlong NUL */
+                "\xe0\x80\xaf",         /* overlong 3-byte */
+                "\xe0\x9f\xbf",         /* overlong 3-byte */
+                "\xf0\x80\x80\xaf",     /* overlong 4-byte */
+                "\xf0\x8f\xbf\xbf",     /* overlong 4-byte */
+                "\xed\xa0\x80",         /* UTF-16 surrogate D800 */
+                "\xed\xbf\xbf",         /* UTF-16 surrogate DFFF */
+                "\xf4\x90\x80\x80",     /* above U+10FFFF */
+                "\xf5\x80\x80\x80",     /* above U+10FFFF */
+                "\xf8\x88\x80\x80\x80", /* 5-byte form */
+                "\xfe",
+                "\xff",
+                "\xc3",             /* truncated 2-byte */
+                "\xe2\x82",         /* truncated 3-byte */
+                "\xf0\x9f\x98",     /* truncated 4-byte */
+                "\xc3\x28",         /* bad continuation */
+                "\xe2\x28\xa1",     /* bad continuation */
+                "\xe2\x82\x28",     /* bad continuation */
+                "\xf0\x28\x8c\xbc", /* bad continuation */
         };
         size_t i;
 
@@ -1075,9 +1085,9 @@ static void test_reject_lone_surrogates(void **state)
 {
         struct fx *f = *state;
         static const char *const bad[] = {
-            "\\ud83d",        "\\ude00",        "\\ud83dx",
-            "x\\ude00",       "\\ud83d\\u0041", "\\ude00\\ud83d",
-            "\\ud83d\\ud83d", "\\udbff\\ue000", "\\ud800\\n",
+                "\\ud83d",        "\\ude00",        "\\ud83dx",
+                "x\\ude00",       "\\ud83d\\u0041", "\\ude00\\ud83d",
+                "\\ud83d\\ud83d", "\\udbff\\ue000", "\\ud800\\n",
         };
         size_t i;
 
@@ -1173,12 +1183,12 @@ static void test_optional_containers(void **state)
 {
         struct fx *f = *state;
         static const char *const values[] = {
-            "{}",
-            "[]",
-            "{\"a\": [1, 2, {\"b\": null}], \"c\": \"x\\\"y\\u00e9\"}",
-            "[true, false, null, 1.5, \"s\", [], {}]",
-            "[[[[\"deep\"]]]]",
-            "{\"crime_id\": \"NOT\", \"call_date_time\": \"x\"}",
+                "{}",
+                "[]",
+                "{\"a\": [1, 2, {\"b\": null}], \"c\": \"x\\\"y\\u00e9\"}",
+                "[true, false, null, 1.5, \"s\", [], {}]",
+                "[[[[\"deep\"]]]]",
+                "{\"crime_id\": \"NOT\", \"call_date_time\": \"x\"}",
         };
         size_t i;
 
@@ -1285,18 +1295,18 @@ static void test_call_timestamps(void **state)
                 int64_t ts;
                 int32_t usec;
         } cases[] = {
-            {"2018-12-31T23:57:00.000", 1546300620, 0},
-            {"2018-12-31T23:57", 1546300620, 0},
-            {"2018-12-31 23:57", 1546300620, 0},
-            {"2018-12-31 23:57:00", 1546300620, 0},
-            {"2018-12-31T23:57:00.5", 1546300620, 500000},
-            {"2018-12-31T23:57:00.000", 1546300620, 0},
-            {"2018-12-31T23:57:00.123456", 1546300620, 123456},
-            {"2020-02-29T00:00:00", 1582934400, 0},
-            {"2000-02-29T12:00:00", 951825600, 0},
-            {"1969-12-31T23:59:59.5", -1, 500000},
-            {"0001-01-01T00:00", T_MIN, 0},
-            {"9999-12-31T23:59:59.999999", T_MAX, 999999},
+                {"2018-12-31T23:57:00.000", 1546300620, 0},
+                {"2018-12-31T23:57", 1546300620, 0},
+                {"2018-12-31 23:57", 1546300620, 0},
+                {"2018-12-31 23:57:00", 1546300620, 0},
+                {"2018-12-31T23:57:00.5", 1546300620, 500000},
+                {"2018-12-31T23:57:00.000", 1546300620, 0},
+                {"2018-12-31T23:57:00.123456", 1546300620, 123456},
+                {"2020-02-29T00:00:00", 1582934400, 0},
+                {"2000-02-29T12:00:00", 951825600, 0},
+                {"1969-12-31T23:59:59.5", -1, 500000},
+                {"0001-01-01T00:00", T_MIN, 0},
+                {"9999-12-31T23:59:59.999999", T_MAX, 999999},
         };
         size_t i;
 
@@ -1370,23 +1380,25 @@ static void test_not_nul_terminated(void **state)
         assert_int_equal(strncmp(f->reason, "not a JSON object", 17), 0);
 
         /* The timestamp parser too. */
-        assert_int_equal(
-            cs_parse_timestamp("2018-12-31T23:57:00.000XYZ", 23, &ts, &usec),
-            0);
+        assert_int_equal(cs_parse_timestamp("2018-12-31T23:57:00.000XYZ", 23,
+                                            &ts, &usec),
+                         0);
         assert_int_equal(ts, 1546300620);
         assert_int_equal(usec, 0);
         assert_int_equal(
-            cs_parse_timestamp("2018-12-31T23:57:00", 16, &ts, &usec), 0);
+                cs_parse_timestamp("2018-12-31T23:57:00", 16, &ts, &usec), 0);
         assert_int_equal(ts, 1546300620);
         assert_int_equal(
-            cs_parse_timestamp("2018-12-31T23:57:00.12", 21, &ts, &usec), 0);
+                cs_parse_timestamp("2018-12-31T23:57:00.12", 21, &ts, &usec),
+                0);
         assert_int_equal(usec, 100000);
         assert_int_equal(
-            cs_parse_timestamp("2018-12-31T23:57:59", 18, &ts, &usec), -1);
+                cs_parse_timestamp("2018-12-31T23:57:59", 18, &ts, &usec), -1);
         assert_int_equal(
-            cs_parse_timestamp("2018-12-31T23:57:00\0", 20, &ts, &usec), -1);
+                cs_parse_timestamp("2018-12-31T23:57:00\0", 20, &ts, &usec),
+                -1);
         assert_int_equal(
-            cs_parse_timestamp("2018-12-31T23:57:00", 0, &ts, &usec), -1);
+                cs_parse_timestamp("2018-12-31T23:57:00", 0, &ts, &usec), -1);
 }
 
 /* Every string of a call stays correct until the next parse, however many
@@ -1415,14 +1427,14 @@ static void test_borrowed_strings_stable(void **state)
                 if (i == CS_F_CALL_DATE_TIME) {
                         m += sprintf(m, "2018-12-31\\u005423:57");
                         want_len[i] =
-                            (size_t)sprintf(want[i], "2018-12-31T23:57");
+                                (size_t)sprintf(want[i], "2018-12-31T23:57");
                 } else {
                         for (j = 0; j < n; j++) {
                                 switch ((j + (size_t)i) % 4) {
                                 case 0:
                                         *m++ = (char)('a' + i);
                                         want[i][want_len[i]++] =
-                                            (char)('a' + i);
+                                                (char)('a' + i);
                                         break;
                                 case 1:
                                         m += sprintf(m, "\\n");
@@ -1436,7 +1448,7 @@ static void test_borrowed_strings_stable(void **state)
                                 default:
                                         m += sprintf(m, "%d", i % 10);
                                         want[i][want_len[i]++] =
-                                            (char)('0' + i % 10);
+                                                (char)('0' + i % 10);
                                 }
                         }
                 }
@@ -1539,12 +1551,14 @@ static void test_reason_size(void **state)
         for (k = 0; k < CS_ARRAY_SIZE(sizes); k++) {
                 memset(reason, 'Z', sizeof(reason));
                 assert_int_equal(
-                    cs_parse_call(f->p, "[]", 2, &call, reason, sizes[k]), -1);
+                        cs_parse_call(f->p, "[]", 2, &call, reason, sizes[k]),
+                        -1);
                 assert_non_null(memchr(reason, '\0', sizes[k]));
                 for (i = sizes[k]; i < sizeof(reason); i++)
                         assert_int_equal(reason[i], 'Z');
                 assert_int_equal(
-                    strncmp(reason, "not a JSON object", strlen(reason)), 0);
+                        strncmp(reason, "not a JSON object", strlen(reason)),
+                        0);
         }
 }
 
@@ -1554,8 +1568,8 @@ static void test_deep_nesting(void **state)
 {
         struct fx *f = *state;
         static const char head[] =
-            "{\"crime_id\":\"1\",\"original_crime_type_name\":\"X\","
-            "\"call_date_time\":\"2018-12-31T23:57\",\"deep\":";
+                "{\"crime_id\":\"1\",\"original_crime_type_name\":\"X\","
+                "\"call_date_time\":\"2018-12-31T23:57\",\"deep\":";
         size_t depth = 200000, hl = sizeof(head) - 1, n, i;
         char *msg = malloc(hl + 2 * depth + 2);
 
@@ -1606,8 +1620,8 @@ static void test_large_values(void **state)
         size_t n = 1u << 20, hl, i;
         char *msg = malloc(3 * n + 256);
         static const char head[] =
-            "{\"crime_id\":\"1\",\"original_crime_type_name\":\"X\","
-            "\"call_date_time\":\"2018-12-31T23:57\",\"unknown\":\"";
+                "{\"crime_id\":\"1\",\"original_crime_type_name\":\"X\","
+                "\"call_date_time\":\"2018-12-31T23:57\",\"unknown\":\"";
 
         assert_non_null(msg);
         hl = sizeof(head) - 1;
@@ -1707,7 +1721,7 @@ static void expected_time(const char *s, int64_t *ts, int32_t *usec)
         int32_t frac = 0, scale = 100000;
 
         if (sscanf(s, "%4d-%2d-%2d%*c%2d:%2d%n", &y, &mo, &d, &h, &mi, &k) !=
-                5 ||
+                    5 ||
             k != 16)
                 fail_msg("oracle cannot read call_date_time \"%s\"", s);
         if (s[16] == ':') {
@@ -1796,7 +1810,7 @@ static void test_sample_file(void **state)
                 free(s);
                 /* Sorted keys, every non-ASCII character and '/' escaped. */
                 s = json_dumps(obj, JSON_SORT_KEYS | JSON_ENSURE_ASCII |
-                                        JSON_ESCAPE_SLASH);
+                                            JSON_ESCAPE_SLASH);
                 assert_non_null(s);
                 check_against_oracle(f, s, strlen(s), obj, "escaped", i);
                 free(s);
@@ -1826,36 +1840,36 @@ static void test_parse_timestamp_valid(void **state)
                 int64_t ts;
                 int32_t usec;
         } cases[] = {
-            {"2018-12-31T23:57:00.000", 1546300620, 0},
-            {"2018-12-31T23:57:00", 1546300620, 0},
-            {"2018-12-31T23:57", 1546300620, 0},
-            {"2018-12-31 23:57:00", 1546300620, 0},
-            {"2018-12-31 23:57", 1546300620, 0},
-            {"2018-12-31T23:57:00.5", 1546300620, 500000},
-            {"2018-12-31T23:57:00.05", 1546300620, 50000},
-            {"2018-12-31T23:57:00.1", 1546300620, 100000},
-            {"2018-12-31T23:57:00.123456", 1546300620, 123456},
-            {"2018-12-31T23:57:00.000001", 1546300620, 1},
-            {"2018-12-31T23:57:00.999999", 1546300620, 999999},
-            {"2018-12-31T23:57:00.000000", 1546300620, 0},
-            {"2018-12-31T23:57:00.0", 1546300620, 0},
-            {"2018-12-31T23:59:59", 1546300799, 0},
-            {"2019-01-01T00:00:00", 1546300800, 0},
-            {"1970-01-01T00:00:00", 0, 0},
-            {"1970-01-01T00:00:01", 1, 0},
-            {"1969-12-31T23:59:59", -1, 0},
-            {"1969-12-31T23:59:59.5", -1, 500000},
-            {"2020-02-29T00:00:00", 1582934400, 0},
-            {"2000-02-29T12:00:00", 951825600, 0},
-            {"1900-03-01T00:00", -2203891200LL, 0},
-            {"2038-01-19T03:14:08", 2147483648LL, 0},
-            {"1901-12-13T20:45:52", -2147483648LL, 0},
-            {"0001-01-01T00:00:00", T_MIN, 0},
-            {"0001-01-01 00:00", T_MIN, 0},
-            {"9999-12-31T23:59:59.999999", T_MAX, 999999},
-            {"2016-12-31T23:59:59", 1483228799, 0},
-            {"2018-12-31T00:00", 1546214400, 0},
-            {"2018-12-31T09:05:07.25", 1546247107, 250000},
+                {"2018-12-31T23:57:00.000", 1546300620, 0},
+                {"2018-12-31T23:57:00", 1546300620, 0},
+                {"2018-12-31T23:57", 1546300620, 0},
+                {"2018-12-31 23:57:00", 1546300620, 0},
+                {"2018-12-31 23:57", 1546300620, 0},
+                {"2018-12-31T23:57:00.5", 1546300620, 500000},
+                {"2018-12-31T23:57:00.05", 1546300620, 50000},
+                {"2018-12-31T23:57:00.1", 1546300620, 100000},
+                {"2018-12-31T23:57:00.123456", 1546300620, 123456},
+                {"2018-12-31T23:57:00.000001", 1546300620, 1},
+                {"2018-12-31T23:57:00.999999", 1546300620, 999999},
+                {"2018-12-31T23:57:00.000000", 1546300620, 0},
+                {"2018-12-31T23:57:00.0", 1546300620, 0},
+                {"2018-12-31T23:59:59", 1546300799, 0},
+                {"2019-01-01T00:00:00", 1546300800, 0},
+                {"1970-01-01T00:00:00", 0, 0},
+                {"1970-01-01T00:00:01", 1, 0},
+                {"1969-12-31T23:59:59", -1, 0},
+                {"1969-12-31T23:59:59.5", -1, 500000},
+                {"2020-02-29T00:00:00", 1582934400, 0},
+                {"2000-02-29T12:00:00", 951825600, 0},
+                {"1900-03-01T00:00", -2203891200LL, 0},
+                {"2038-01-19T03:14:08", 2147483648LL, 0},
+                {"1901-12-13T20:45:52", -2147483648LL, 0},
+                {"0001-01-01T00:00:00", T_MIN, 0},
+                {"0001-01-01 00:00", T_MIN, 0},
+                {"9999-12-31T23:59:59.999999", T_MAX, 999999},
+                {"2016-12-31T23:59:59", 1483228799, 0},
+                {"2018-12-31T00:00", 1546214400, 0},
+                {"2018-12-31T09:05:07.25", 1546247107, 250000},
         };
         size_t i;
 
@@ -1912,13 +1926,13 @@ static void test_timestamp_every_day(void **state)
                                 int32_t frac = (d % 3 == 0) ? d * 1001 : 0;
 
                                 n = (size_t)snprintf(
-                                    s, sizeof(s),
-                                    "%04d-%02d-%02d%c%02d:%02d:%02d", y, m, d,
-                                    d % 2 ? 'T' : ' ', h, mi, sec);
+                                        s, sizeof(s),
+                                        "%04d-%02d-%02d%c%02d:%02d:%02d", y, m,
+                                        d, d % 2 ? 'T' : ' ', h, mi, sec);
                                 if (frac)
                                         n += (size_t)snprintf(
-                                            s + n, sizeof(s) - n, ".%06d",
-                                            (int)frac);
+                                                s + n, sizeof(s) - n, ".%06d",
+                                                (int)frac);
                                 if (!exists) {
                                         if (cs_parse_timestamp(s, n, &ts,
                                                                &usec) != -1)
@@ -1961,18 +1975,18 @@ static void test_format_timestamp(void **state)
                 int32_t usec;
                 const char *want;
         } cases[] = {
-            {1546300620, 0, "2018-12-31 23:57:00"},
-            {1546300620, 500000, "2018-12-31 23:57:00.500000"},
-            {1546300620, 1, "2018-12-31 23:57:00.000001"},
-            {1546300620, 999999, "2018-12-31 23:57:00.999999"},
-            {0, 0, "1970-01-01 00:00:00"},
-            {-1, 0, "1969-12-31 23:59:59"},
-            {-1, 500000, "1969-12-31 23:59:59.500000"},
-            {T_MIN, 0, "0001-01-01 00:00:00"},
-            {T_MAX, 999999, "9999-12-31 23:59:59.999999"},
-            {951825600, 0, "2000-02-29 12:00:00"},
-            {-2203891200LL, 0, "1900-03-01 00:00:00"},
-            {2147483648LL, 0, "2038-01-19 03:14:08"},
+                {1546300620, 0, "2018-12-31 23:57:00"},
+                {1546300620, 500000, "2018-12-31 23:57:00.500000"},
+                {1546300620, 1, "2018-12-31 23:57:00.000001"},
+                {1546300620, 999999, "2018-12-31 23:57:00.999999"},
+                {0, 0, "1970-01-01 00:00:00"},
+                {-1, 0, "1969-12-31 23:59:59"},
+                {-1, 500000, "1969-12-31 23:59:59.500000"},
+                {T_MIN, 0, "0001-01-01 00:00:00"},
+                {T_MAX, 999999, "9999-12-31 23:59:59.999999"},
+                {951825600, 0, "2000-02-29 12:00:00"},
+                {-2203891200LL, 0, "1900-03-01 00:00:00"},
+                {2147483648LL, 0, "2038-01-19 03:14:08"},
         };
         size_t i;
 
@@ -2000,12 +2014,12 @@ static void test_timestamp_round_trip(void **state)
                 const char *in;
                 const char *out;
         } cases[] = {
-            {"2018-12-31T23:57:00.000", "2018-12-31 23:57:00"},
-            {"2018-12-31T23:57", "2018-12-31 23:57:00"},
-            {"2018-12-31 23:57:00", "2018-12-31 23:57:00"},
-            {"2018-12-31T23:57:00.5", "2018-12-31 23:57:00.500000"},
-            {"2018-12-31T23:57:00.000001", "2018-12-31 23:57:00.000001"},
-            {"2020-02-29T23:59:59.999999", "2020-02-29 23:59:59.999999"},
+                {"2018-12-31T23:57:00.000", "2018-12-31 23:57:00"},
+                {"2018-12-31T23:57", "2018-12-31 23:57:00"},
+                {"2018-12-31 23:57:00", "2018-12-31 23:57:00"},
+                {"2018-12-31T23:57:00.5", "2018-12-31 23:57:00.500000"},
+                {"2018-12-31T23:57:00.000001", "2018-12-31 23:57:00.000001"},
+                {"2020-02-29T23:59:59.999999", "2020-02-29 23:59:59.999999"},
         };
         uint64_t x = 88172645463325252ULL;
         size_t i;
@@ -2052,47 +2066,47 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-            cmocka_unit_test(test_field_names),
-            T(test_sample_record),
-            T(test_minimal_record),
-            T(test_all_fields_reversed),
-            T(test_unknown_fields),
-            T(test_whitespace),
-            T(test_integer_crime_id),
-            T(test_reject_empty),
-            T(test_reject_invalid_json),
-            T(test_reject_truncated),
-            T(test_reject_trailing),
-            T(test_reject_other_whitespace),
-            T(test_reject_not_object),
-            T(test_reject_crime_id),
-            T(test_reject_crime_type),
-            T(test_reject_call_date_time),
-            T(test_reject_invalid_utf8),
-            T(test_reject_control_chars),
-            T(test_reject_nul_escape),
-            T(test_escapes),
-            T(test_reject_lone_surrogates),
-            T(test_escaped_key),
-            T(test_raw_utf8),
-            T(test_optional_null),
-            T(test_optional_scalars),
-            T(test_optional_containers),
-            T(test_duplicate_keys),
-            T(test_call_timestamps),
-            T(test_not_nul_terminated),
-            T(test_borrowed_strings_stable),
-            T(test_reuse),
-            T(test_reason_size),
-            T(test_deep_nesting),
-            T(test_large_values),
-            T(test_sample_file),
-            cmocka_unit_test(test_epoch_oracle),
-            cmocka_unit_test(test_parse_timestamp_valid),
-            cmocka_unit_test(test_parse_timestamp_invalid),
-            cmocka_unit_test(test_timestamp_every_day),
-            cmocka_unit_test(test_format_timestamp),
-            cmocka_unit_test(test_timestamp_round_trip),
+                cmocka_unit_test(test_field_names),
+                T(test_sample_record),
+                T(test_minimal_record),
+                T(test_all_fields_reversed),
+                T(test_unknown_fields),
+                T(test_whitespace),
+                T(test_integer_crime_id),
+                T(test_reject_empty),
+                T(test_reject_invalid_json),
+                T(test_reject_truncated),
+                T(test_reject_trailing),
+                T(test_reject_other_whitespace),
+                T(test_reject_not_object),
+                T(test_reject_crime_id),
+                T(test_reject_crime_type),
+                T(test_reject_call_date_time),
+                T(test_reject_invalid_utf8),
+                T(test_reject_control_chars),
+                T(test_reject_nul_escape),
+                T(test_escapes),
+                T(test_reject_lone_surrogates),
+                T(test_escaped_key),
+                T(test_raw_utf8),
+                T(test_optional_null),
+                T(test_optional_scalars),
+                T(test_optional_containers),
+                T(test_duplicate_keys),
+                T(test_call_timestamps),
+                T(test_not_nul_terminated),
+                T(test_borrowed_strings_stable),
+                T(test_reuse),
+                T(test_reason_size),
+                T(test_deep_nesting),
+                T(test_large_values),
+                T(test_sample_file),
+                cmocka_unit_test(test_epoch_oracle),
+                cmocka_unit_test(test_parse_timestamp_valid),
+                cmocka_unit_test(test_parse_timestamp_invalid),
+                cmocka_unit_test(test_timestamp_every_day),
+                cmocka_unit_test(test_format_timestamp),
+                cmocka_unit_test(test_timestamp_round_trip),
 #undef T
         };
 

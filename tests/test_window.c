@@ -193,40 +193,40 @@ static const struct {
         int64_t slide;
         const char *name;
 } valid_specs[] = {
-    {"1h", 3600, 3600, "1h"},
-    {"60m", 3600, 3600, "1h"},
-    {"90m", 5400, 5400, "90m"},
-    {"1h/15m", 3600, 900, "1h/15m"},
-    {"1h/1h", 3600, 3600, "1h"},
-    {"1d", 86400, 86400, "1d"},
-    {"30s", 30, 30, "30s"},
-    {"24h", 86400, 86400, "1d"},
-    {"2h/30m", 7200, 1800, "2h/30m"},
-    {"3600s", 3600, 3600, "1h"},
-    {"1440m", 86400, 86400, "1d"},
-    {"90s", 90, 90, "90s"},
-    {"60s/30s", 60, 30, "1m/30s"},
-    {"120m/60m", 7200, 3600, "2h/1h"},
-    {"1h/3600s", 3600, 3600, "1h"},
-    {"1h/1800s", 3600, 1800, "1h/30m"},
-    {"1d/60m", 86400, 3600, "1d/1h"},
-    {"1h/25m", 3600, 1500, "1h/25m"},
-    {"25h", 90000, 90000, "25h"},
-    {"48h", 172800, 172800, "2d"},
-    {"7d", 604800, 604800, "7d"},
-    {"1s", 1, 1, "1s"},
-    {"1m", 60, 60, "1m"},
-    /* Largest size: 366 days, in every unit. */
-    {"366d", 366LL * 86400, 366LL * 86400, "366d"},
-    {"8784h", 366LL * 86400, 366LL * 86400, "366d"},
-    {"527040m", 366LL * 86400, 366LL * 86400, "366d"},
-    {"31622400s", 366LL * 86400, 366LL * 86400, "366d"},
-    /* Exactly CS_WINDOW_MAX_PER_EVENT windows per event. */
-    {"1024s/1s", 1024, 1, "1024s/1s"},
-    {"2048s/2s", 2048, 2, "2048s/2s"},
-    {"2047s/2s", 2047, 2, "2047s/2s"},
-    {"1024m/1m", 1024 * 60, 60, "1024m/1m"},
-    {"366d/1d", 366LL * 86400, 86400, "366d/1d"},
+        {"1h", 3600, 3600, "1h"},
+        {"60m", 3600, 3600, "1h"},
+        {"90m", 5400, 5400, "90m"},
+        {"1h/15m", 3600, 900, "1h/15m"},
+        {"1h/1h", 3600, 3600, "1h"},
+        {"1d", 86400, 86400, "1d"},
+        {"30s", 30, 30, "30s"},
+        {"24h", 86400, 86400, "1d"},
+        {"2h/30m", 7200, 1800, "2h/30m"},
+        {"3600s", 3600, 3600, "1h"},
+        {"1440m", 86400, 86400, "1d"},
+        {"90s", 90, 90, "90s"},
+        {"60s/30s", 60, 30, "1m/30s"},
+        {"120m/60m", 7200, 3600, "2h/1h"},
+        {"1h/3600s", 3600, 3600, "1h"},
+        {"1h/1800s", 3600, 1800, "1h/30m"},
+        {"1d/60m", 86400, 3600, "1d/1h"},
+        {"1h/25m", 3600, 1500, "1h/25m"},
+        {"25h", 90000, 90000, "25h"},
+        {"48h", 172800, 172800, "2d"},
+        {"7d", 604800, 604800, "7d"},
+        {"1s", 1, 1, "1s"},
+        {"1m", 60, 60, "1m"},
+        /* Largest size: 366 days, in every unit. */
+        {"366d", 366LL * 86400, 366LL * 86400, "366d"},
+        {"8784h", 366LL * 86400, 366LL * 86400, "366d"},
+        {"527040m", 366LL * 86400, 366LL * 86400, "366d"},
+        {"31622400s", 366LL * 86400, 366LL * 86400, "366d"},
+        /* Exactly CS_WINDOW_MAX_PER_EVENT windows per event. */
+        {"1024s/1s", 1024, 1, "1024s/1s"},
+        {"2048s/2s", 2048, 2, "2048s/2s"},
+        {"2047s/2s", 2047, 2, "2047s/2s"},
+        {"1024m/1m", 1024 * 60, 60, "1024m/1m"},
+        {"366d/1d", 366LL * 86400, 86400, "366d/1d"},
 };
 
 static void test_spec_valid(void **state)
@@ -274,63 +274,63 @@ static void test_spec_name_round_trip(void **state)
 }
 
 static const char *const invalid_specs[] = {
-    "",
-    "0h",
-    "0s",
-    "0d",
-    "h",
-    "1",
-    "1x",
-    "1hh",
-    "1h15m",
-    "1h/",
-    "/15m",
-    "/",
-    "1h//15m",
-    "1h/15m/5m",
-    "1h/15",
-    "1h/0m",
-    "1h/0s",
-    "0h/0m",
-    "1h/2h",  /* slide larger than size */
-    "30m/1h", /* slide larger than size */
-    "1s/2s",
-    "-1h",
-    "1h/-15m",
-    "+1h",
-    "1.5h",
-    "1e3s",
-    "0x10s",
-    /* Overflowing numbers, including ones that wrap around to a
-     * plausible small value in 64-bit arithmetic. */
-    "99999999999999999999s",
-    "18446744073709551617s", /* 2^64 + 1 */
-    "9223372036854775807s",
-    "9223372036854775808s",
-    "9223372036854775807d",
-    "106751991167301d",     /* times 86400 exceeds INT64_MAX */
-    "144115188075855873d",  /* (2^57 + 1) * 86400 wraps to 86400 */
-    "1152921504606846977h", /* (2^60 + 1) * 3600 wraps to 3600 */
-    "4611686018427387905m", /* (2^62 + 1) * 60 wraps to 60 */
-    "1h/18446744073709551617s",
-    /* Longer than CS_WINDOW_MAX_SECONDS (366 days). */
-    "367d",
-    "8785h",
-    "527041m",
-    "31622401s",
-    /* More than CS_WINDOW_MAX_PER_EVENT windows per event. */
-    "1d/1s",
-    "1025s/1s",
-    "2049s/2s", /* ceil(2049 / 2) = 1025 */
-    "1h/3s",    /* 1200 */
-    /* White space is not part of the grammar. */
-    " 1h",
-    "1h ",
-    "1 h",
-    "1h /15m",
-    "1h/ 15m",
-    "\t1h",
-    "1h\n",
+        "",
+        "0h",
+        "0s",
+        "0d",
+        "h",
+        "1",
+        "1x",
+        "1hh",
+        "1h15m",
+        "1h/",
+        "/15m",
+        "/",
+        "1h//15m",
+        "1h/15m/5m",
+        "1h/15",
+        "1h/0m",
+        "1h/0s",
+        "0h/0m",
+        "1h/2h",  /* slide larger than size */
+        "30m/1h", /* slide larger than size */
+        "1s/2s",
+        "-1h",
+        "1h/-15m",
+        "+1h",
+        "1.5h",
+        "1e3s",
+        "0x10s",
+        /* Overflowing numbers, including ones that wrap around to a
+         * plausible small value in 64-bit arithmetic. */
+        "99999999999999999999s",
+        "18446744073709551617s", /* 2^64 + 1 */
+        "9223372036854775807s",
+        "9223372036854775808s",
+        "9223372036854775807d",
+        "106751991167301d",     /* times 86400 exceeds INT64_MAX */
+        "144115188075855873d",  /* (2^57 + 1) * 86400 wraps to 86400 */
+        "1152921504606846977h", /* (2^60 + 1) * 3600 wraps to 3600 */
+        "4611686018427387905m", /* (2^62 + 1) * 60 wraps to 60 */
+        "1h/18446744073709551617s",
+        /* Longer than CS_WINDOW_MAX_SECONDS (366 days). */
+        "367d",
+        "8785h",
+        "527041m",
+        "31622401s",
+        /* More than CS_WINDOW_MAX_PER_EVENT windows per event. */
+        "1d/1s",
+        "1025s/1s",
+        "2049s/2s", /* ceil(2049 / 2) = 1025 */
+        "1h/3s",    /* 1200 */
+        /* White space is not part of the grammar. */
+        " 1h",
+        "1h ",
+        "1 h",
+        "1h /15m",
+        "1h/ 15m",
+        "\t1h",
+        "1h\n",
 };
 
 static void test_spec_invalid(void **state)
@@ -537,9 +537,9 @@ static void test_assign_uneven(void **state)
 static void test_assign_brute_small(void **state)
 {
         static const char *const specs[] = {
-            "1s",     "2s",     "5s",      "7s",     "2s/1s",  "7s/3s",
-            "10s/4s", "10s/5s", "1m/7s",   "1m/59s", "59s/2s", "1m/1m",
-            "90s/1m", "5m/2m",  "17s/16s", "1h/25m",
+                "1s",     "2s",     "5s",      "7s",     "2s/1s",  "7s/3s",
+                "10s/4s", "10s/5s", "1m/7s",   "1m/59s", "59s/2s", "1m/1m",
+                "90s/1m", "5m/2m",  "17s/16s", "1h/25m",
         };
         size_t i;
 
@@ -552,8 +552,8 @@ static void test_assign_brute_small(void **state)
 
                 parse_ok(specs[i], &ws);
                 for (t = -2000; t <= 2000; t++) {
-                        nwant =
-                            brute_assign_seconds(ws.size, ws.slide, t, want);
+                        nwant = brute_assign_seconds(ws.size, ws.slide, t,
+                                                     want);
                         n = cs_window_assign(&ws, t, got);
                         if (n != nwant)
                                 fail_msg("spec %s t=%lld: %d windows, "
@@ -654,7 +654,7 @@ static void test_assign_max_windows(void **state)
                                             "366d/1d",  "366d",     "1024m/1m",
                                             "366d/10h"};
         static const int64_t times[] = {
-            0, -1, 1, T_MIN, T_MIN + 1, T_MAX, T_MAX - 1, 1546300620};
+                0, -1, 1, T_MIN, T_MIN + 1, T_MAX, T_MAX - 1, 1546300620};
         size_t i, j;
 
         (void)state;
@@ -690,20 +690,20 @@ static void test_assign_pure(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_spec_valid),
-            cmocka_unit_test(test_spec_name_round_trip),
-            cmocka_unit_test(test_spec_invalid),
-            cmocka_unit_test(test_spec_errstr_truncated),
-            cmocka_unit_test(test_spec_random),
-            cmocka_unit_test(test_assign_tumbling),
-            cmocka_unit_test(test_assign_tumbling_negative),
-            cmocka_unit_test(test_assign_hopping),
-            cmocka_unit_test(test_assign_hopping_negative),
-            cmocka_unit_test(test_assign_uneven),
-            cmocka_unit_test(test_assign_brute_small),
-            cmocka_unit_test(test_assign_random),
-            cmocka_unit_test(test_assign_max_windows),
-            cmocka_unit_test(test_assign_pure),
+                cmocka_unit_test(test_spec_valid),
+                cmocka_unit_test(test_spec_name_round_trip),
+                cmocka_unit_test(test_spec_invalid),
+                cmocka_unit_test(test_spec_errstr_truncated),
+                cmocka_unit_test(test_spec_random),
+                cmocka_unit_test(test_assign_tumbling),
+                cmocka_unit_test(test_assign_tumbling_negative),
+                cmocka_unit_test(test_assign_hopping),
+                cmocka_unit_test(test_assign_hopping_negative),
+                cmocka_unit_test(test_assign_uneven),
+                cmocka_unit_test(test_assign_brute_small),
+                cmocka_unit_test(test_assign_random),
+                cmocka_unit_test(test_assign_max_windows),
+                cmocka_unit_test(test_assign_pure),
         };
 
         return cmocka_run_group_tests_name("window", tests, NULL, NULL);

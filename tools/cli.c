@@ -38,8 +38,7 @@ int cs_cli_int(const char *cmd, const char *flag, const char *val,
         return 0;
 }
 
-int cs_cli_rate(const char *cmd, const char *flag, const char *val,
-                double *out)
+int cs_cli_rate(const char *cmd, const char *flag, const char *val, double *out)
 {
         char *end;
         double v;
@@ -83,8 +82,10 @@ int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                         cs_cli_usage_error(cmd, "option '%s' needs a value",
                                            flag);
                 else if (strchr(arg, '=') && !strncmp(arg, "--", 2))
-                        cs_cli_usage_error(cmd, "unknown option or unexpected "
-                                           "value '%s'", arg);
+                        cs_cli_usage_error(cmd,
+                                           "unknown option or unexpected "
+                                           "value '%s'",
+                                           arg);
                 else
                         cs_cli_usage_error(cmd, "unknown option '%s'", flag);
                 return '?';

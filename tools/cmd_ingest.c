@@ -38,9 +38,11 @@ static const char ingest_help[] =
         "                            partitions with other ingest processes\n"
         "                            (default: no group; read them all)\n"
         "  -w, --window SPEC         count calls in event-time windows: SIZE\n"
-        "                            (tumbling) or SIZE/SLIDE (hopping), units\n"
+        "                            (tumbling) or SIZE/SLIDE (hopping), "
+        "units\n"
         "                            s, m, h, d; repeatable (default: 1h)\n"
-        "      --from-beginning      partitions with no stored offset start at\n"
+        "      --from-beginning      partitions with no stored offset start "
+        "at\n"
         "                            their earliest message (default: latest)\n"
         "  -e, --exit-at-end         exit once every assigned partition is\n"
         "                            consumed to its end and committed\n"
@@ -98,7 +100,8 @@ int cs_cmd_ingest(int argc, char **argv)
                         break;
                 case 'w':
                         if (conf.nspecs == MAX_SPECS) {
-                                cs_cli_usage_error("ingest", "too many "
+                                cs_cli_usage_error("ingest",
+                                                   "too many "
                                                    "--window (at most %d)",
                                                    MAX_SPECS);
                                 return CS_EXIT_USAGE;
@@ -136,7 +139,8 @@ int cs_cmd_ingest(int argc, char **argv)
                                 return CS_EXIT_USAGE;
                         }
                         if (!strchr(optarg, '=')) {
-                                cs_cli_usage_error("ingest", "invalid -X '%s':"
+                                cs_cli_usage_error("ingest",
+                                                   "invalid -X '%s':"
                                                    " expected name=value",
                                                    optarg);
                                 return CS_EXIT_USAGE;

@@ -50,8 +50,9 @@ int main(int argc, char **argv)
         for (i = 0; i < CS_ARRAY_SIZE(subcommands); i++)
                 if (!strcmp(argv[1], subcommands[i].name))
                         return subcommands[i].run(argc - 1, argv + 1);
-        fprintf(stderr, "callstream: unknown command '%s' (see 'callstream "
-                        "--help')\n",
+        fprintf(stderr,
+                "callstream: unknown command '%s' (see 'callstream "
+                "--help')\n",
                 argv[1]);
         return CS_EXIT_USAGE;
 }
