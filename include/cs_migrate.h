@@ -1,6 +1,7 @@
 /* cs_migrate.h: the numbered migrations and views compiled into the binary.
  *
- * Migrations are migrations/<dialect>/NNN_name.sql, applied in order, each in
+ * Migrations are migrations/<dialect>/NNN_name.sql, plus the dialect-neutral
+ * migrations/any/NNN_name.sql, applied in version order, each in
  * its own transaction, and recorded in schema_migrations with a checksum so an
  * edited migration is caught. Views are sql/<dialect>/views.sql, recreated by
  * every migrate. Backends apply them; this module only lists them. */

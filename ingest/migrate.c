@@ -16,22 +16,29 @@ static const char *after(const char *path, const char *prefix)
 
 int cs_migrations(const char *dialect, struct cs_migration *out, int max)
 {
-        char prefix[64];
-        int i, n = 0;
+        char own[64];
+        int i, j, n = 0;
 
-        snprintf(prefix, sizeof(prefix), "migrations/%s/", dialect);
-        /* cs_sql_files is sorted by path, so versions come in order. */
+        snprintf(own, sizeof(own), "migrations/%s/", dialect);
         for (i = 0; i < cs_sql_file_count && n < max; i++) {
-                const char *name = after(cs_sql_files[i].path, prefix);
+                const char *path = cs_sql_files[i].path;
+                const char *name = after(path, own);
                 const char *sql = cs_sql_files[i].text;
+                struct cs_migration m;
 
                 if (!name)
+                        name = after(path, "migrations/any/");
+                if (!name)
                         continue;
-                out[n].version = atoi(name);
-                out[n].path = cs_sql_files[i].path;
-                out[n].sql = sql;
-                snprintf(out[n].checksum, sizeof(out[n].checksum), "%016llx",
+                m.version = atoi(name);
+                m.path = path;
+                m.sql = sql;
+                snprintf(m.checksum, sizeof(m.checksum), "%016llx",
                          (unsigned long long)cs_hash(sql, strlen(sql), 0));
+                /* Two folders: keep the list in version order. */
+                for (j = n; j > 0 && out[j - 1].version > m.version; j--)
+                        out[j] = out[j - 1];
+                out[j] = m;
                 n++;
         }
         return n;
