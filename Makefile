@@ -4,7 +4,7 @@
 #   make check   format check, -Werror build, sanitized test run
 #   SAN=address,undefined make ...  builds a sanitized tree under build/san
 
-PKGS     := rdkafka sqlite3 yajl
+PKGS     := rdkafka sqlite3 yajl libpq
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
@@ -65,7 +65,8 @@ $(B)/tests/test_window: $(B)/tests/test_window.o $(B)/ingest/window.o
 $(B)/tests/test_dedup:  $(B)/tests/test_dedup.o $(B)/ingest/dedup.o \
 	$(B)/ingest/window.o $(B)/ingest/arena.o
 $(B)/tests/test_migrate: $(B)/tests/test_migrate.o $(B)/ingest/migrate.o \
-	$(B)/ingest/sink.o $(B)/ingest/sink_sqlite.o $(B)/ingest/log.o \
+	$(B)/ingest/sink.o $(B)/ingest/sink_sqlite.o $(B)/ingest/sink_pg.o \
+	$(B)/ingest/log.o \
 	$(B)/ingest/parse.o $(B)/ingest/window.o $(B)/ingest/batch.o \
 	$(B)/ingest/dedup.o $(B)/ingest/arena.o $(GEN_SQL:.c=.o)
 $(B)/tests/test_generate: $(B)/tests/test_generate.o $(B)/tools/generate.o \

@@ -24,7 +24,9 @@ struct cs_kafka_source_conf {
         size_t nprops;
 
         /* Sets offs[i].next_offset to the stored offset of each newly
-         * assigned partition, or -1 when none is stored. Returns 0 or -1. */
+         * assigned partition, or -1 when none is stored. Returns 0, -1 on
+         * a fatal error, or CS_SINK_RETRY when the database is out of
+         * reach: the partitions are then assigned paused, to be rewound. */
         int (*on_assign)(void *opaque, struct cs_partition_offset *offs,
                          size_t n);
         /* Commits everything consumed so far; called before partitions are
@@ -49,6 +51,16 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
 
 /* True once partitions are assigned and every one has reached its end. */
 int cs_kafka_source_at_end(const struct cs_kafka_source *src);
+
+/* Stops fetching from every assigned partition, and from any assigned
+ * later, until cs_kafka_source_rewind(). Messages already fetched may still
+ * come out of poll; the caller drops them. */
+void cs_kafka_source_pause(struct cs_kafka_source *src);
+
+/* Asks on_assign for the stored offsets of every assigned partition, seeks
+ * each there and resumes fetching. Returns 0, or what on_assign returned,
+ * or -1 when the seek fails. */
+int cs_kafka_source_rewind(struct cs_kafka_source *src);
 
 /* Commits the batch's offsets to Kafka, asynchronously (informational). */
 void cs_kafka_source_commit(struct cs_kafka_source *src,

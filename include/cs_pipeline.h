@@ -9,6 +9,7 @@
 
 struct cs_pipeline_conf {
         const char *db; /* every pointer is borrowed for the run */
+        const char *schema; /* PostgreSQL schema, or NULL */
         const char *brokers;
         const char *topic;
         const char *group;

@@ -4,13 +4,20 @@
  * One batch is one transaction: begin, write_calls, write_window_counts,
  * write_rejects, store_offsets, commit. Nothing is visible until commit, and
  * a failed step is followed by rollback, so the database always holds whole
- * batches. Every function returning int returns 0 or -1 with a one-line
- * reason in errstr that names the database, never a password. */
+ * batches. Every function returning int returns 0, or CS_SINK_RETRY when the
+ * database is unreachable or the transaction lost a race (reconnect and try
+ * again later), or -1 for an error that retrying will not fix; errors come
+ * with a one-line reason in errstr that names the database, never a
+ * password. */
 #ifndef CS_SINK_H
 #define CS_SINK_H
 
 #include "cs_batch.h"
 #include "cs_window.h"
+
+/* The database is down or the transaction must be retried: not a bad record,
+ * not a bug. */
+#define CS_SINK_RETRY (-2)
 
 struct cs_sink;
 
@@ -52,6 +59,9 @@ struct cs_sink_ops {
         int (*commit)(struct cs_sink *s, char *errstr, size_t errstr_size);
         void (*rollback)(struct cs_sink *s);
 
+        /* Makes sure the connection works, reconnecting if it broke. */
+        int (*reconnect)(struct cs_sink *s, char *errstr, size_t errstr_size);
+
         /* Closes the connection and frees the sink. */
         void (*close)(struct cs_sink *s);
 };
@@ -59,13 +69,22 @@ struct cs_sink_ops {
 /* Implementations embed this as their first member. */
 struct cs_sink {
         const struct cs_sink_ops *ops;
+        /* For messages: a path, or "PostgreSQL at host H port P database
+         * D"; never a password. */
+        char name[256];
 };
 
-/* Opens the database named by db: a SQLite path or "sqlite:PATH". Returns 0
- * and a sink in *out (the caller owns it: cs_sink_close()), or -1 with the
- * reason in errstr. db is copied. */
-int cs_sink_open(const char *db, struct cs_sink **out, char *errstr,
-                 size_t errstr_size) CS_MUSTCHECK;
+/* Opens the database named by db: a PostgreSQL URI ("postgresql://...") or
+ * key=value conninfo ("host=... dbname=..."), else a SQLite path, or
+ * "sqlite:PATH" for a path that looks like either. schema (PostgreSQL only,
+ * may be NULL) keeps every table and view in that schema. Returns 0 and a
+ * sink in *out (the caller owns it: cs_sink_close()), or -1 with the reason
+ * in errstr. db and schema are copied. */
+int cs_sink_open(const char *db, const char *schema, struct cs_sink **out,
+                 char *errstr, size_t errstr_size) CS_MUSTCHECK;
+
+/* Whether db names a PostgreSQL database. */
+int cs_sink_is_postgresql(const char *db);
 
 /* Closes the sink; NULL is accepted. */
 void cs_sink_close(struct cs_sink *s);
@@ -73,5 +92,11 @@ void cs_sink_close(struct cs_sink *s);
 /* The SQLite backend (sink_sqlite.c). path is copied. */
 int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
                         size_t errstr_size) CS_MUSTCHECK;
+
+/* The PostgreSQL backend (sink_pg.c). conninfo and schema are copied; the
+ * conninfo is never printed, since it may hold a password. */
+int cs_sink_pg_open(const char *conninfo, const char *schema,
+                    struct cs_sink **out, char *errstr,
+                    size_t errstr_size) CS_MUSTCHECK;
 
 #endif

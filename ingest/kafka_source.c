@@ -17,6 +17,7 @@ struct cs_kafka_source {
         size_t nparts;
         size_t parts_cap;
         int failed; /* set in callbacks, reported by the next poll */
+        int paused; /* every assigned partition is paused */
         rd_kafka_resp_err_t last_err; /* to log a repeated error once */
 };
 
@@ -38,7 +39,7 @@ static int assign(struct cs_kafka_source *src,
         struct cs_partition_offset *offs;
         rd_kafka_error_t *error = NULL;
         rd_kafka_resp_err_t err = 0;
-        int i, n = list->cnt;
+        int i, r, n = list->cnt, stored = 0;
 
         offs = calloc((size_t)n + 1, sizeof(*offs));
         if (!offs || src->nparts + (size_t)n > src->parts_cap) {
@@ -55,14 +56,17 @@ static int assign(struct cs_kafka_source *src,
         }
         for (i = 0; i < n; i++)
                 offs[i].partition = list->elems[i].partition;
-        if (src->conf.on_assign(src->conf.opaque, offs, (size_t)n) < 0) {
+        r = src->conf.on_assign(src->conf.opaque, offs, (size_t)n);
+        if (r == -1) {
                 free(offs);
                 return -1;
         }
         for (i = 0; i < n; i++) {
                 int64_t o = offs[i].next_offset;
 
-                if (o < 0)
+                /* Without the database (r < 0) the start is unknown: the
+                 * partition stays paused until cs_kafka_source_rewind(). */
+                if (r < 0 || o < 0)
                         o = src->conf.from_beginning ? RD_KAFKA_OFFSET_BEGINNING
                                                      : RD_KAFKA_OFFSET_END;
                 list->elems[i].offset = o;
@@ -71,13 +75,21 @@ static int assign(struct cs_kafka_source *src,
                         src->parts[src->nparts].at_end = 0;
                         src->nparts++;
                 }
-                cs_log(CS_LOG_INFO, "assigned %s [%d] from %s",
-                       list->elems[i].topic, (int)offs[i].partition,
-                       offs[i].next_offset >= 0   ? "its stored offset"
-                       : src->conf.from_beginning ? "the beginning"
-                                                  : "the end");
+                if (r == 0 && offs[i].next_offset >= 0)
+                        stored++;
         }
         free(offs);
+        if (r < 0)
+                cs_log(CS_LOG_INFO,
+                       "assigned %d partitions of %s, paused until the "
+                       "database is back",
+                       n, src->conf.topic);
+        else
+                cs_log(CS_LOG_INFO,
+                       "assigned %d partitions of %s: %d from their stored "
+                       "offsets, %d from the %s",
+                       n, src->conf.topic, stored, n - stored,
+                       src->conf.from_beginning ? "beginning" : "end");
         if (incremental)
                 error = rd_kafka_incremental_assign(src->rk, list);
         else
@@ -90,6 +102,10 @@ static int assign(struct cs_kafka_source *src,
                         rd_kafka_error_destroy(error);
                 return -1;
         }
+        if (r < 0)
+                src->paused = 1;
+        if (src->paused)
+                rd_kafka_pause_partitions(src->rk, list);
         return 0;
 }
 
@@ -318,6 +334,80 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
         src->last_err = m->err;
         rd_kafka_message_destroy(m);
         return NULL;
+}
+
+/* Returns the current assignment as a list (the caller destroys it). */
+static rd_kafka_topic_partition_list_t *
+assignment(const struct cs_kafka_source *src)
+{
+        rd_kafka_topic_partition_list_t *list =
+                rd_kafka_topic_partition_list_new((int)src->nparts + 1);
+        size_t i;
+
+        for (i = 0; i < src->nparts; i++)
+                rd_kafka_topic_partition_list_add(list, src->conf.topic,
+                                                  src->parts[i].partition);
+        return list;
+}
+
+void cs_kafka_source_pause(struct cs_kafka_source *src)
+{
+        rd_kafka_topic_partition_list_t *list = assignment(src);
+
+        rd_kafka_pause_partitions(src->rk, list);
+        rd_kafka_topic_partition_list_destroy(list);
+        src->paused = 1;
+}
+
+int cs_kafka_source_rewind(struct cs_kafka_source *src)
+{
+        rd_kafka_topic_partition_list_t *list = assignment(src);
+        struct cs_partition_offset *offs;
+        rd_kafka_error_t *error;
+        size_t i;
+        int r;
+
+        offs = calloc(src->nparts + 1, sizeof(*offs));
+        if (!offs) {
+                rd_kafka_topic_partition_list_destroy(list);
+                return -1;
+        }
+        for (i = 0; i < src->nparts; i++)
+                offs[i].partition = src->parts[i].partition;
+        r = src->conf.on_assign(src->conf.opaque, offs, src->nparts);
+        for (i = 0; r == 0 && i < src->nparts; i++) {
+                int64_t o = offs[i].next_offset;
+
+                if (o < 0)
+                        o = src->conf.from_beginning ? RD_KAFKA_OFFSET_BEGINNING
+                                                     : RD_KAFKA_OFFSET_END;
+                list->elems[i].offset = o;
+                src->parts[i].at_end = 0;
+        }
+        free(offs);
+        if (r == 0) {
+                error = rd_kafka_seek_partitions(src->rk, list, 10000);
+                if (error) {
+                        cs_log(CS_LOG_ERROR, "rewinding %s: %s",
+                               src->conf.topic, rd_kafka_error_string(error));
+                        rd_kafka_error_destroy(error);
+                        r = -1;
+                }
+        }
+        for (i = 0; r == 0 && i < (size_t)list->cnt; i++) {
+                if (list->elems[i].err) {
+                        cs_log(CS_LOG_ERROR, "rewinding %s [%d]: %s",
+                               src->conf.topic, (int)list->elems[i].partition,
+                               rd_kafka_err2str(list->elems[i].err));
+                        r = -1;
+                }
+        }
+        if (r == 0) {
+                rd_kafka_resume_partitions(src->rk, list);
+                src->paused = 0;
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+        return r;
 }
 
 int cs_kafka_source_at_end(const struct cs_kafka_source *src)

@@ -25,7 +25,16 @@ struct pipeline {
         unsigned char *inserted; /* per call of the batch: was it new */
         int64_t starts[CS_WINDOW_MAX_PER_EVENT];
         struct totals totals;
+
+        /* Recovering from a database outage: consuming is paused, and the
+         * next reconnect attempt is due at retry_at. */
+        int recovering;
+        int attempts;
+        int64_t retry_at;
 };
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 30000
 
 /* Counts the new calls of the batch into their windows. */
 static int count_windows(struct pipeline *pl)
@@ -37,9 +46,13 @@ static int count_windows(struct pipeline *pl)
         cs_window_agg_reset(pl->agg);
         for (i = 0; i < b->ncalls; i++) {
                 const struct cs_batch_call *c = &b->calls[i];
+                struct cs_str disp = c->field[CS_F_DISPOSITION];
 
                 if (!pl->inserted[i])
                         continue;
+                /* No disposition and an empty one are one key: ''. */
+                if (!disp.len)
+                        disp.ptr = NULL;
                 for (s = 0; s < pl->conf->nspecs; s++) {
                         n = cs_window_assign(&pl->conf->specs[s], c->ts,
                                              pl->starts);
@@ -47,14 +60,28 @@ static int count_windows(struct pipeline *pl)
                                 if (cs_window_agg_add(
                                             pl->agg, s, pl->starts[j],
                                             c->field[CS_F_ORIGINAL_CRIME_TYPE_NAME],
-                                            c->field[CS_F_DISPOSITION], 1) < 0)
+                                            disp, 1) < 0)
                                         return -1;
                 }
         }
         return 0;
 }
 
-/* Writes the open batch in one transaction and starts a new one. */
+/* Starts recovering from an outage: the open batch is dropped (the database
+ * has none of it) and consuming pauses until the database is back. */
+static void start_recovery(struct pipeline *pl, const char *why)
+{
+        cs_log(CS_LOG_WARN, "database unavailable: %s; pausing consumption",
+               why);
+        cs_batch_reset(pl->batch);
+        cs_kafka_source_pause(pl->src);
+        pl->recovering = 1;
+        pl->attempts = 0;
+        pl->retry_at = cs_now_ms() + BACKOFF_MIN_MS;
+}
+
+/* Writes the open batch in one transaction and starts a new one. Returns 0,
+ * -1 on an error, or CS_SINK_RETRY after starting recovery. */
 static int flush(struct pipeline *pl)
 {
         const struct cs_sink_ops *ops = pl->sink->ops;
@@ -62,24 +89,27 @@ static int flush(struct pipeline *pl)
         const struct cs_window_count *rows;
         char errstr[512];
         size_t i, nrows, fresh = 0;
+        int r;
 
-        if (!b->nmessages)
+        if (!b->nmessages || pl->recovering)
                 return 0;
-        if (ops->begin(pl->sink, errstr, sizeof(errstr)) < 0)
+        if ((r = ops->begin(pl->sink, errstr, sizeof(errstr))) < 0 ||
+            (r = ops->write_calls(pl->sink, b, pl->inserted, errstr,
+                                  sizeof(errstr))) < 0)
                 goto fail;
-        if (ops->write_calls(pl->sink, b, pl->inserted, errstr,
-                             sizeof(errstr)) < 0)
-                goto fail;
-        if (count_windows(pl) < 0) {
+        if ((r = count_windows(pl)) < 0) {
                 snprintf(errstr, sizeof(errstr), "out of memory");
                 goto fail;
         }
         rows = cs_window_agg_rows(pl->agg, &nrows);
-        if (ops->write_window_counts(pl->sink, rows, nrows, pl->conf->specs,
-                                     errstr, sizeof(errstr)) < 0 ||
-            ops->write_rejects(pl->sink, b, errstr, sizeof(errstr)) < 0 ||
-            ops->store_offsets(pl->sink, b, errstr, sizeof(errstr)) < 0 ||
-            ops->commit(pl->sink, errstr, sizeof(errstr)) < 0)
+        if ((r = ops->write_window_counts(pl->sink, rows, nrows,
+                                          pl->conf->specs, errstr,
+                                          sizeof(errstr))) < 0 ||
+            (r = ops->write_rejects(pl->sink, b, errstr, sizeof(errstr))) <
+                    0 ||
+            (r = ops->store_offsets(pl->sink, b, errstr, sizeof(errstr))) <
+                    0 ||
+            (r = ops->commit(pl->sink, errstr, sizeof(errstr))) < 0)
                 goto fail;
 
         for (i = 0; i < b->ncalls; i++)
@@ -98,9 +128,53 @@ static int flush(struct pipeline *pl)
         return 0;
 fail:
         ops->rollback(pl->sink);
+        if (r == CS_SINK_RETRY) {
+                start_recovery(pl, errstr);
+                return r;
+        }
         cs_log(CS_LOG_ERROR, "batch of %zu messages not written: %s",
                b->nmessages, errstr);
         return -1;
+}
+
+/* One step of recovery: when due, tries to reconnect and rewind every
+ * partition to its stored offset. Returns 0 (recovered or not yet), or -1
+ * when the database refuses for good. */
+static int recover(struct pipeline *pl)
+{
+        char errstr[512];
+        int64_t wait;
+        int r;
+
+        if (cs_now_ms() < pl->retry_at)
+                return 0;
+        pl->attempts++;
+        r = pl->sink->ops->reconnect(pl->sink, errstr, sizeof(errstr));
+        if (r == 0) {
+                pl->recovering = 0;
+                r = cs_kafka_source_rewind(pl->src);
+                if (r == 0) {
+                        cs_log(CS_LOG_INFO,
+                               "database back after %d attempts; resuming "
+                               "from the stored offsets",
+                               pl->attempts);
+                        return 0;
+                }
+                pl->recovering = 1;
+                snprintf(errstr, sizeof(errstr), "reading stored offsets");
+        }
+        if (r == -1) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                return -1;
+        }
+        /* Exponential backoff: one log line per attempt, not a flood. */
+        wait = (int64_t)BACKOFF_MIN_MS << (pl->attempts < 9 ? pl->attempts : 9);
+        if (wait > BACKOFF_MAX_MS)
+                wait = BACKOFF_MAX_MS;
+        pl->retry_at = cs_now_ms() + wait;
+        cs_log(CS_LOG_WARN, "reconnect attempt %d failed: %s; next in %.1f s",
+               pl->attempts, errstr, (double)wait / 1000.0);
+        return 0;
 }
 
 /* Parses one message into the batch: a call, or a rejected record. */
@@ -130,18 +204,28 @@ static int on_assign(void *opaque, struct cs_partition_offset *offs, size_t n)
 {
         struct pipeline *pl = opaque;
         char errstr[512];
+        int r;
 
-        if (pl->sink->ops->load_offsets(pl->sink, pl->conf->topic, offs, n,
-                                        errstr, sizeof(errstr)) < 0) {
-                cs_log(CS_LOG_ERROR, "%s", errstr);
-                return -1;
+        if (pl->recovering)
+                return CS_SINK_RETRY;
+        r = pl->sink->ops->load_offsets(pl->sink, pl->conf->topic, offs, n,
+                                        errstr, sizeof(errstr));
+        if (r == CS_SINK_RETRY) {
+                /* The source pauses these partitions itself. */
+                start_recovery(pl, errstr);
+                return r;
         }
-        return 0;
+        if (r < 0)
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+        return r;
 }
 
+/* Commits what was consumed before partitions go to another process. When
+ * the database is down, the batch is dropped instead: the next owner starts
+ * from the stored offset. */
 static int on_revoke(void *opaque)
 {
-        return flush(opaque);
+        return flush(opaque) == -1 ? -1 : 0;
 }
 
 int cs_pipeline_run(const struct cs_pipeline_conf *conf,
@@ -164,7 +248,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
         int64_t started = cs_now_ms();
         int failed = 0, r = -1;
 
-        if (cs_sink_open(conf->db, &pl.sink, errstr, sizeof(errstr)) < 0 ||
+        if (cs_sink_open(conf->db, conf->schema, &pl.sink, errstr, sizeof(errstr)) < 0 ||
             pl.sink->ops->migrate(pl.sink, errstr, sizeof(errstr)) < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 goto done;
@@ -183,11 +267,20 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 goto done;
         }
 
-        while (!*stop && !failed) {
+        while (!failed) {
                 const struct cs_batch *b = pl.batch;
-                int timeout = 100;
+                int timeout = 100, due;
                 rd_kafka_message_t *m;
 
+                if (*stop) {
+                        /* A final batch lost to an outage stays unwritten:
+                         * the next run reads it again. */
+                        if (flush(&pl) == 0 && !pl.recovering)
+                                r = 0;
+                        break;
+                }
+                if (pl.recovering && recover(&pl) < 0)
+                        break;
                 if (b->nmessages) {
                         int64_t left =
                                 b->opened_ms + conf->batch_max_ms - cs_now_ms();
@@ -196,25 +289,29 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 }
                 m = cs_kafka_source_poll(pl.src, timeout, &failed);
                 if (m) {
-                        if (consume(&pl, m) < 0)
+                        /* While recovering, fetched messages are dropped:
+                         * the rewind reads them again. */
+                        if (!pl.recovering && consume(&pl, m) < 0)
                                 failed = 1;
                         rd_kafka_message_destroy(m);
                 }
-                if (failed)
-                        break;
-                if (b->nmessages >= conf->batch_max_records ||
-                    (b->nmessages &&
-                     cs_now_ms() - b->opened_ms >= conf->batch_max_ms) ||
-                    (conf->exit_at_end && cs_kafka_source_at_end(pl.src))) {
-                        if (flush(&pl) < 0)
-                                failed = 1;
-                        else if (conf->exit_at_end &&
-                                 cs_kafka_source_at_end(pl.src))
+                if (failed || pl.recovering)
+                        continue;
+                due = b->nmessages >= conf->batch_max_records ||
+                      (b->nmessages &&
+                       cs_now_ms() - b->opened_ms >= conf->batch_max_ms);
+                if (conf->exit_at_end && cs_kafka_source_at_end(pl.src)) {
+                        int f = flush(&pl);
+
+                        if (f == 0 && !pl.recovering) {
+                                r = 0;
                                 break;
+                        }
+                        failed = f == -1;
+                } else if (due && flush(&pl) == -1) {
+                        failed = 1;
                 }
         }
-        if (!failed && flush(&pl) == 0)
-                r = 0;
 done:
         /* Leaving the group revokes the partitions: on_revoke commits any
          * batch still open, or rolls it back whole on error. */
@@ -224,7 +321,8 @@ done:
         cs_log(CS_LOG_INFO,
                "%s: %llu messages from %s: %llu new calls, %llu duplicates, "
                "%llu rejected, in %llu batches, %.1f s",
-               conf->db, (unsigned long long)pl.totals.messages, conf->topic,
+               pl.sink ? pl.sink->name : "database",
+               (unsigned long long)pl.totals.messages, conf->topic,
                (unsigned long long)pl.totals.calls,
                (unsigned long long)pl.totals.duplicates,
                (unsigned long long)pl.totals.rejected,

@@ -4,15 +4,22 @@
 
 #include "cs_sink.h"
 
-int cs_sink_open(const char *db, struct cs_sink **out, char *errstr,
-                 size_t errstr_size)
+int cs_sink_is_postgresql(const char *db)
+{
+        return !strncmp(db, "postgresql://", 13) ||
+               !strncmp(db, "postgres://", 11) ||
+               (strncmp(db, "sqlite:", 7) && strchr(db, '='));
+}
+
+int cs_sink_open(const char *db, const char *schema, struct cs_sink **out,
+                 char *errstr, size_t errstr_size)
 {
         *out = NULL;
-        if (!strncmp(db, "postgresql://", 13) ||
-            !strncmp(db, "postgres://", 11)) {
+        if (cs_sink_is_postgresql(db))
+                return cs_sink_pg_open(db, schema, out, errstr, errstr_size);
+        if (schema) {
                 snprintf(errstr, errstr_size,
-                         "PostgreSQL databases are not supported by this "
-                         "build yet; use a SQLite path");
+                         "--schema is for PostgreSQL databases only");
                 return -1;
         }
         if (!strncmp(db, "sqlite:", 7))

@@ -42,13 +42,17 @@ struct sqlite_sink {
         char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
 };
 
-/* Writes "PATH: what: sqlite's message" to errstr; returns -1. */
+/* Writes "PATH: what: sqlite's message" to errstr; a database locked by
+ * another writer past the busy timeout is worth retrying, not fatal. */
 static int fail(struct sqlite_sink *s, const char *what, char *errstr,
                 size_t errstr_size)
 {
+        int code = sqlite3_errcode(s->db);
+
         snprintf(errstr, errstr_size, "%s: %s: %s", s->path, what,
                  sqlite3_errmsg(s->db));
-        return -1;
+        return code == SQLITE_BUSY || code == SQLITE_LOCKED ? CS_SINK_RETRY
+                                                            : -1;
 }
 
 /* Runs a statement that returns no rows, then resets it. */
@@ -389,6 +393,16 @@ static void sqlite_rollback(struct cs_sink *base)
         s->in_txn = 0;
 }
 
+static int sqlite_reconnect(struct cs_sink *base, char *errstr,
+                            size_t errstr_size)
+{
+        /* A file has no connection to lose; a busy database is retried. */
+        (void)base;
+        (void)errstr;
+        (void)errstr_size;
+        return 0;
+}
+
 static void sqlite_close(struct cs_sink *base)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
@@ -412,6 +426,7 @@ static const struct cs_sink_ops sqlite_ops = {
         .store_offsets = sqlite_store_offsets,
         .commit = sqlite_commit,
         .rollback = sqlite_rollback,
+        .reconnect = sqlite_reconnect,
         .close = sqlite_close,
 };
 
@@ -427,6 +442,7 @@ int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
                 return -1;
         }
         s->base.ops = &sqlite_ops;
+        snprintf(s->base.name, sizeof(s->base.name), "%s", path);
         if (sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                     SQLITE_OPEN_NOMUTEX,

@@ -3,7 +3,7 @@
 # with, when any is missing. Runs apt-get as root, or through sudo.
 set -e
 PKGS="build-essential pkg-config librdkafka-dev libsqlite3-dev libyajl-dev
-libcmocka-dev libjansson-dev kcat sqlite3"
+libpq-dev libcmocka-dev libjansson-dev kcat sqlite3 postgresql"
 missing=""
 for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

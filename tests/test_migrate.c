@@ -75,7 +75,7 @@ static void open_migrated(struct fixture *f)
 {
         char err[512];
 
-        assert_int_equal(cs_sink_open(f->path, &f->sink, err, sizeof(err)), 0);
+        assert_int_equal(cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), 0);
 }
 
@@ -141,7 +141,7 @@ static void test_changed_migration_is_refused(void **state)
         f->sink = NULL;
         exec_sql(f->path, "UPDATE schema_migrations SET checksum = 'x' "
                           "WHERE version = 1");
-        assert_int_equal(cs_sink_open(f->path, &f->sink, err, sizeof(err)), 0);
+        assert_int_equal(cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "001_schema.sql"));
         assert_non_null(strstr(err, "changed"));
@@ -154,7 +154,7 @@ static void test_failed_migration_leaves_nothing(void **state)
 
         /* A table in the way makes 001 fail half-way through. */
         exec_sql(f->path, "CREATE TABLE window_counts (x)");
-        assert_int_equal(cs_sink_open(f->path, &f->sink, err, sizeof(err)), 0);
+        assert_int_equal(cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), -1);
         assert_non_null(strstr(err, f->path));
         assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM sqlite_master"
@@ -177,22 +177,43 @@ static void test_newer_schema_is_refused(void **state)
         f->sink = NULL;
         exec_sql(f->path, "INSERT INTO schema_migrations VALUES (999, "
                           "'999_future.sql', 'x', 'now')");
-        assert_int_equal(cs_sink_open(f->path, &f->sink, err, sizeof(err)), 0);
+        assert_int_equal(cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "newer"));
 }
 
-static void test_postgres_uri_is_refused_clearly(void **state)
+static void test_database_kinds(void **state)
 {
         struct cs_sink *s = NULL;
         char err[512];
 
         (void)state;
-        assert_int_equal(cs_sink_open("postgresql://u:secret@h/db", &s, err,
-                                      sizeof(err)),
+        assert_true(cs_sink_is_postgresql("postgresql://u@h/db"));
+        assert_true(cs_sink_is_postgresql("postgres://h/db"));
+        assert_true(cs_sink_is_postgresql("host=/tmp dbname=x"));
+        assert_false(cs_sink_is_postgresql("calls.db"));
+        assert_false(cs_sink_is_postgresql("sqlite:a=b.db"));
+        assert_int_equal(cs_sink_open("calls.db", "s", &s, err, sizeof(err)),
                          -1);
         assert_null(s);
-        assert_null(strstr(err, "secret"));
+        assert_non_null(strstr(err, "--schema"));
+}
+
+/* Nothing listens on port 1: a one-line error naming the host, never the
+ * password. */
+static void test_postgres_unreachable_names_host_not_password(void **state)
+{
+        struct cs_sink *s = NULL;
+        char err[512];
+
+        (void)state;
+        assert_int_equal(cs_sink_open("postgresql://u:s3cr3t@127.0.0.1:1/db",
+                                      NULL, &s, err, sizeof(err)),
+                         -1);
+        assert_null(s);
+        assert_non_null(strstr(err, "127.0.0.1"));
+        assert_null(strstr(err, "s3cr3t"));
+        assert_null(strchr(err, '\n'));
 }
 
 /* Adds a call parsed from json to b. */
@@ -343,7 +364,9 @@ int main(void)
                         test_failed_migration_leaves_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_newer_schema_is_refused,
                                                 setup, teardown),
-                cmocka_unit_test(test_postgres_uri_is_refused_clearly),
+                cmocka_unit_test(test_database_kinds),
+                cmocka_unit_test(
+                        test_postgres_unreachable_names_host_not_password),
                 cmocka_unit_test_setup_teardown(
                         test_sink_batch_rollback_and_offsets, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sink_window_counts_add_up,

@@ -33,7 +33,10 @@ static const char ingest_help[] =
         "Options:\n"
         "  -b, --brokers B           Kafka bootstrap servers (host:port,...)\n"
         "  -t, --topic T             topic to consume\n"
-        "  -d, --db DB               SQLite file path (or sqlite:PATH)\n"
+        "  -d, --db DB               SQLite file path (or sqlite:PATH), or a\n"
+        "                            PostgreSQL URI (postgresql://...) or\n"
+        "                            key=value conninfo\n"
+        "      --schema NAME         PostgreSQL: keep everything in schema NAME\n"
         "  -g, --group G             join consumer group G to share the\n"
         "                            partitions with other ingest processes\n"
         "                            (default: no group; read them all)\n"
@@ -60,6 +63,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"brokers", required_argument, NULL, 'b'},
                 {"topic", required_argument, NULL, 't'},
                 {"db", required_argument, NULL, 'd'},
+                {"schema", required_argument, NULL, 'S'},
                 {"group", required_argument, NULL, 'g'},
                 {"window", required_argument, NULL, 'w'},
                 {"from-beginning", no_argument, NULL, 'B'},
@@ -94,6 +98,9 @@ int cs_cmd_ingest(int argc, char **argv)
                         break;
                 case 'd':
                         conf.db = optarg;
+                        break;
+                case 'S':
+                        conf.schema = optarg;
                         break;
                 case 'g':
                         conf.group = optarg;
@@ -196,24 +203,28 @@ int cs_cmd_ingest(int argc, char **argv)
 }
 
 static const char migrate_help[] =
-        "Usage: callstream migrate --db DB\n"
+        "Usage: callstream migrate --db DB [--schema NAME]\n"
         "\n"
         "Creates or upgrades the schema (numbered migrations, each applied\n"
         "once in its own transaction and recorded with a checksum in\n"
         "schema_migrations) and recreates the views. Idempotent.\n"
         "\n"
         "Options:\n"
-        "  -d, --db DB   SQLite file path (or sqlite:PATH)\n"
-        "  -h, --help    show this help\n";
+        "  -d, --db DB         SQLite file path (or sqlite:PATH), or a\n"
+        "                      PostgreSQL URI (postgresql://...) or key=value\n"
+        "                      conninfo\n"
+        "      --schema NAME   PostgreSQL: keep everything in schema NAME\n"
+        "  -h, --help          show this help\n";
 
 int cs_cmd_migrate(int argc, char **argv)
 {
         static const struct option longopts[] = {
                 {"db", required_argument, NULL, 'd'},
+                {"schema", required_argument, NULL, 'S'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
-        const char *db = NULL;
+        const char *db = NULL, *schema = NULL;
         struct cs_sink *sink;
         char errstr[512];
         int c, r;
@@ -223,6 +234,9 @@ int cs_cmd_migrate(int argc, char **argv)
                 switch (c) {
                 case 'd':
                         db = optarg;
+                        break;
+                case 'S':
+                        schema = optarg;
                         break;
                 case 'h':
                         fputs(migrate_help, stdout);
@@ -240,7 +254,7 @@ int cs_cmd_migrate(int argc, char **argv)
                 cs_cli_usage_error("migrate", "missing --db");
                 return CS_EXIT_USAGE;
         }
-        if (cs_sink_open(db, &sink, errstr, sizeof(errstr)) < 0) {
+        if (cs_sink_open(db, schema, &sink, errstr, sizeof(errstr)) < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 return CS_EXIT_FAILURE;
         }

@@ -1,0 +1,729 @@
+/* sink_pg.c: the PostgreSQL sink.
+ *
+ * A batch goes in a few round trips, whatever its size: its calls, window
+ * counts and rejects are COPYed into per-connection temporary tables and
+ * merged with one set-based INSERT ... ON CONFLICT each. Rows are merged in
+ * key order, so ingest processes sharing the database lock rows in the same
+ * order. Errors that a reconnect or a retry can cure (the server restarting,
+ * a dropped connection, a deadlock) come back as CS_SINK_RETRY. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cs_migrate.h"
+#include "cs_sink.h"
+
+#define DIALECT "postgresql"
+
+/* The prepared statements, by their names in statements.sql. */
+enum stmt {
+        ST_INSERT_CALLS,
+        ST_ADD_WINDOW_COUNTS,
+        ST_INSERT_REJECTS,
+        ST_STORE_OFFSETS,
+        ST_LOAD_OFFSETS,
+        ST_COUNT
+};
+
+static const struct {
+        const char *name;
+        int nparams;
+} stmts[ST_COUNT] = {
+        {"insert_calls", 1},  {"add_window_counts", 0},
+        {"insert_rejects", 1}, {"store_offsets", 3},
+        {"load_offsets", 2},
+};
+
+/* A growable text buffer, kept across batches. */
+struct buf {
+        char *p;
+        size_t len;
+        size_t cap;
+};
+
+struct pg_sink {
+        struct cs_sink base;
+        PGconn *conn;
+        char *conninfo; /* may hold a password: never printed */
+        char *schema;
+        struct buf copy;  /* one COPY's rows */
+        struct buf arr[2]; /* array literals for store_offsets */
+};
+
+static int reserve(struct buf *b, size_t more)
+{
+        size_t cap;
+        char *p;
+
+        if (b->len + more <= b->cap)
+                return 0;
+        cap = b->cap ? b->cap : 64 * 1024;
+        while (cap < b->len + more)
+                cap *= 2;
+        p = realloc(b->p, cap);
+        if (!p)
+                return -1;
+        b->p = p;
+        b->cap = cap;
+        return 0;
+}
+
+static int put(struct buf *b, const char *s, size_t n)
+{
+        if (reserve(b, n) < 0)
+                return -1;
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        return 0;
+}
+
+static int putf(struct buf *b, const char *fmt, long long v)
+{
+        char tmp[32];
+        int n = snprintf(tmp, sizeof(tmp), fmt, v);
+
+        return put(b, tmp, (size_t)n);
+}
+
+/* Appends s as one COPY text field: NULL as \N, and the four bytes COPY
+ * gives meaning to escaped. The parser has ruled out NUL and bad UTF-8. */
+static int put_field(struct buf *b, struct cs_str s, char end)
+{
+        size_t i;
+
+        if (reserve(b, s.len * 2 + 3) < 0)
+                return -1;
+        if (!s.ptr) {
+                memcpy(b->p + b->len, "\\N", 2);
+                b->len += 2;
+        }
+        for (i = 0; s.ptr && i < s.len; i++) {
+                char c = s.ptr[i];
+
+                switch (c) {
+                case '\\':
+                case '\t':
+                case '\n':
+                case '\r':
+                        b->p[b->len++] = '\\';
+                        c = c == '\\' ? '\\' : c == '\t' ? 't'
+                                           : c == '\n' ? 'n'
+                                                       : 'r';
+                        break;
+                default:
+                        break;
+                }
+                b->p[b->len++] = c;
+        }
+        b->p[b->len++] = end;
+        return 0;
+}
+
+static int put_text(struct buf *b, const char *s, char end)
+{
+        struct cs_str str = {s, strlen(s)};
+
+        return put_field(b, str, end);
+}
+
+/* Writes "where: what: first line of the server's message" to errstr and
+ * says whether retrying can help. */
+static int fail(struct pg_sink *s, const PGresult *res, const char *what,
+                char *errstr, size_t errstr_size)
+{
+        const char *state =
+                res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *msg = res ? PQresultErrorMessage(res) : "";
+        int transient;
+
+        if (!msg || !*msg)
+                msg = PQerrorMessage(s->conn);
+        snprintf(errstr, errstr_size, "%s: %s: %.*s", s->base.name, what,
+                 (int)strcspn(msg, "\n"), msg);
+        /* Lost connection (class 08, admin/crash shutdown 57P0x), lost
+         * race (40001, 40P01) or no resources (53): worth another try. */
+        transient = PQstatus(s->conn) != CONNECTION_OK || !state ||
+                    !strncmp(state, "08", 2) || !strncmp(state, "57P", 3) ||
+                    !strncmp(state, "40", 2) || !strncmp(state, "53", 2);
+        return transient ? CS_SINK_RETRY : -1;
+}
+
+/* Runs sql (no parameters, any number of statements); 0 or fail(). */
+static int exec(struct pg_sink *s, const char *sql, const char *what,
+                char *errstr, size_t errstr_size)
+{
+        PGresult *res = PQexec(s->conn, sql);
+        int r = 0;
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            PQresultStatus(res) != PGRES_TUPLES_OK)
+                r = fail(s, res, what, errstr, errstr_size);
+        PQclear(res);
+        return r;
+}
+
+/* Runs a prepared statement; on success *out holds the result (the caller
+ * PQclear()s it) unless out is NULL. */
+static int run(struct pg_sink *s, enum stmt st, const char *const *params,
+               PGresult **out, char *errstr, size_t errstr_size)
+{
+        PGresult *res = PQexecPrepared(s->conn, stmts[st].name,
+                                       stmts[st].nparams, params, NULL, NULL,
+                                       0);
+        ExecStatusType status = PQresultStatus(res);
+
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+                int r = fail(s, res, stmts[st].name, errstr, errstr_size);
+
+                PQclear(res);
+                return r;
+        }
+        if (out)
+                *out = res;
+        else
+                PQclear(res);
+        return 0;
+}
+
+/* Sends s->copy through "COPY table FROM STDIN" (the named statement). */
+static int copy_in(struct pg_sink *s, const char *name, char *errstr,
+                   size_t errstr_size)
+{
+        size_t len;
+        const char *sql = cs_sql_statement(DIALECT, name, &len);
+        char query[128];
+        PGresult *res;
+        int r = 0;
+
+        snprintf(query, sizeof(query), "%.*s", (int)len, sql);
+        res = PQexec(s->conn, query);
+        if (PQresultStatus(res) != PGRES_COPY_IN) {
+                r = fail(s, res, name, errstr, errstr_size);
+                PQclear(res);
+                return r;
+        }
+        PQclear(res);
+        if (PQputCopyData(s->conn, s->copy.p, (int)s->copy.len) != 1 ||
+            PQputCopyEnd(s->conn, NULL) != 1)
+                return fail(s, NULL, name, errstr, errstr_size);
+        while ((res = PQgetResult(s->conn))) {
+                if (!r && PQresultStatus(res) != PGRES_COMMAND_OK)
+                        r = fail(s, res, name, errstr, errstr_size);
+                PQclear(res);
+        }
+        return r;
+}
+
+/* Returns the NUL-terminated text of a statement, or NULL. */
+static char *statement(const char *name)
+{
+        size_t len;
+        const char *sql = cs_sql_statement(DIALECT, name, &len);
+
+        return sql ? strndup(sql, len) : NULL;
+}
+
+/* Server notices ("relation already exists, skipping") are for debugging. */
+static void on_notice(void *arg, const char *msg)
+{
+        (void)arg;
+        cs_log(CS_LOG_DEBUG, "PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* Readies a new connection: search_path, staging tables, statements. */
+static int setup_session(struct pg_sink *s, char *errstr, size_t errstr_size)
+{
+        char *sql;
+        int r;
+
+        PQsetNoticeProcessor(s->conn, on_notice, NULL);
+        if (PQsetClientEncoding(s->conn, "UTF8") != 0)
+                return fail(s, NULL, "setting client encoding", errstr,
+                            errstr_size);
+        if (s->schema) {
+                char *id = PQescapeIdentifier(s->conn, s->schema,
+                                              strlen(s->schema));
+                char q[512];
+
+                if (!id)
+                        return fail(s, NULL, "quoting --schema", errstr,
+                                    errstr_size);
+                /* The schema must exist before it can be searched. */
+                snprintf(q, sizeof(q),
+                         "CREATE SCHEMA IF NOT EXISTS %s; "
+                         "SET search_path TO %s",
+                         id, id);
+                PQfreemem(id);
+                if ((r = exec(s, q, "setting --schema", errstr,
+                              errstr_size)) < 0)
+                        return r;
+        }
+        sql = statement("stage_tables");
+        if (!sql) {
+                snprintf(errstr, errstr_size, "no SQL statement stage_tables");
+                return -1;
+        }
+        r = exec(s, sql, "creating staging tables", errstr, errstr_size);
+        free(sql);
+        return r;
+}
+
+/* Prepares the statements; needs the tables, so runs after migrations. */
+static int prepare_all(struct pg_sink *s, char *errstr, size_t errstr_size)
+{
+        int i, r = 0;
+
+        for (i = 0; i < ST_COUNT && !r; i++) {
+                char *sql = statement(stmts[i].name);
+                PGresult *res;
+
+                if (!sql) {
+                        snprintf(errstr, errstr_size, "no SQL statement %s",
+                                 stmts[i].name);
+                        return -1;
+                }
+                res = PQprepare(s->conn, stmts[i].name, sql, stmts[i].nparams,
+                                NULL);
+                free(sql);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                        r = fail(s, res, stmts[i].name, errstr, errstr_size);
+                PQclear(res);
+        }
+        return r;
+}
+
+/* Applies one migration unless it is recorded, under the migration lock. */
+static int apply_migration(struct pg_sink *s, const struct cs_migration *m,
+                           char *lock, char *check, char *record,
+                           char *errstr, size_t errstr_size)
+{
+        const char *name = strrchr(m->path, '/') + 1;
+        char version[16];
+        const char *params[3] = {version, name, m->checksum};
+        PGresult *res = NULL;
+        int r;
+
+        snprintf(version, sizeof(version), "%d", m->version);
+        if ((r = exec(s, "BEGIN", "starting migration", errstr,
+                      errstr_size)) < 0 ||
+            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
+                    0)
+                goto done;
+        res = PQexecParams(s->conn, check, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                r = fail(s, res, "reading schema_migrations", errstr,
+                         errstr_size);
+                goto done;
+        }
+        if (PQntuples(res) == 1) {
+                const char *sum = PQgetvalue(res, 0, 0);
+
+                if (strcmp(sum, m->checksum)) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: migration %s was changed after it was "
+                                 "applied (checksum %s, now %s)",
+                                 s->base.name, name, sum, m->checksum);
+                        r = -1;
+                }
+                goto done;
+        }
+        PQclear(res);
+        res = NULL;
+        if ((r = exec(s, m->sql, name, errstr, errstr_size)) < 0)
+                goto done;
+        res = PQexecParams(s->conn, record, 3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                r = fail(s, res, "recording migration", errstr, errstr_size);
+                goto done;
+        }
+        cs_log(CS_LOG_INFO, "%s: applied migration %s", s->base.name, name);
+done:
+        PQclear(res);
+        if (r == 0)
+                r = exec(s, "COMMIT", "committing migration", errstr,
+                         errstr_size);
+        else
+                PQclear(PQexec(s->conn, "ROLLBACK"));
+        return r;
+}
+
+static int pg_migrate(struct cs_sink *base, char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        struct cs_migration m[CS_MIGRATIONS_MAX];
+        int n = cs_migrations(DIALECT, m, CS_MIGRATIONS_MAX);
+        char *create = statement("create_migrations_table");
+        char *lock = statement("lock_migrations");
+        char *check = statement("migration_checksum");
+        char *record = statement("record_migration");
+        char *latest = statement("latest_migration");
+        PGresult *res = NULL;
+        int i, r = -1;
+
+        if (!create || !lock || !check || !record || !latest) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto done;
+        }
+        if ((r = exec(s, "BEGIN", "starting migration", errstr,
+                      errstr_size)) < 0 ||
+            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
+                    0 ||
+            (r = exec(s, create, "creating schema_migrations", errstr,
+                      errstr_size)) < 0 ||
+            (r = exec(s, "COMMIT", "creating schema_migrations", errstr,
+                      errstr_size)) < 0)
+                goto done;
+        res = PQexec(s->conn, latest);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                r = fail(s, res, "reading schema_migrations", errstr,
+                         errstr_size);
+                goto done;
+        }
+        if (n > 0 && atoi(PQgetvalue(res, 0, 0)) > m[n - 1].version) {
+                snprintf(errstr, errstr_size,
+                         "%s: schema version %s is newer than this "
+                         "callstream knows (%d); upgrade callstream",
+                         s->base.name, PQgetvalue(res, 0, 0), m[n - 1].version);
+                r = -1;
+                goto done;
+        }
+        for (i = 0; i < n; i++)
+                if ((r = apply_migration(s, &m[i], lock, check, record, errstr,
+                                         errstr_size)) < 0)
+                        goto done;
+        if ((r = exec(s, "BEGIN", "starting views", errstr, errstr_size)) <
+                    0 ||
+            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
+                    0 ||
+            (r = exec(s, cs_views_sql(DIALECT), "creating views", errstr,
+                      errstr_size)) < 0 ||
+            (r = exec(s, "COMMIT", "committing views", errstr,
+                      errstr_size)) < 0)
+                goto done;
+        r = prepare_all(s, errstr, errstr_size);
+done:
+        if (r < 0 && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+                PQclear(PQexec(s->conn, "ROLLBACK"));
+        PQclear(res);
+        free(create);
+        free(lock);
+        free(check);
+        free(record);
+        free(latest);
+        return r;
+}
+
+/* Fills the two array literals "{a,b,...}" of partitions and offsets. */
+static int offset_arrays(struct pg_sink *s,
+                         const struct cs_partition_offset *offs, size_t n,
+                         int with_offsets)
+{
+        size_t i;
+
+        s->arr[0].len = s->arr[1].len = 0;
+        for (i = 0; i < n; i++) {
+                const char *sep = i ? "," : "{";
+
+                if (put(&s->arr[0], sep, 1) < 0 ||
+                    putf(&s->arr[0], "%lld", offs[i].partition) < 0 ||
+                    (with_offsets &&
+                     (put(&s->arr[1], sep, 1) < 0 ||
+                      putf(&s->arr[1], "%lld", offs[i].next_offset) < 0)))
+                        return -1;
+        }
+        if (!n && (put(&s->arr[0], "{", 1) < 0 || put(&s->arr[1], "{", 1) < 0))
+                return -1;
+        return put(&s->arr[0], "}", 2) < 0 || put(&s->arr[1], "}", 2) < 0
+                       ? -1
+                       : 0;
+}
+
+static int pg_load_offsets(struct cs_sink *base, const char *topic,
+                           struct cs_partition_offset *offs, size_t n,
+                           char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        const char *params[2];
+        PGresult *res;
+        size_t i;
+        int row, r;
+
+        if (offset_arrays(s, offs, n, 0) < 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        params[0] = topic;
+        params[1] = s->arr[0].p;
+        if ((r = run(s, ST_LOAD_OFFSETS, params, &res, errstr, errstr_size)))
+                return r;
+        for (i = 0; i < n; i++) {
+                offs[i].next_offset = -1;
+                for (row = 0; row < PQntuples(res); row++)
+                        if (atoi(PQgetvalue(res, row, 0)) == offs[i].partition)
+                                offs[i].next_offset =
+                                        atoll(PQgetvalue(res, row, 1));
+        }
+        PQclear(res);
+        return 0;
+}
+
+static int pg_begin(struct cs_sink *base, char *errstr, size_t errstr_size)
+{
+        return exec((struct pg_sink *)base, "BEGIN", "BEGIN", errstr,
+                    errstr_size);
+}
+
+static int oom(char *errstr, size_t errstr_size)
+{
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+}
+
+static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
+                          unsigned char *inserted, char *errstr,
+                          size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        const char *params[1] = {b->topic};
+        char ts[CS_TS_BUFSZ];
+        PGresult *res;
+        size_t i;
+        int f, row, r;
+
+        memset(inserted, 0, b->ncalls);
+        if (!b->ncalls)
+                return 0;
+        s->copy.len = 0;
+        for (i = 0; i < b->ncalls; i++) {
+                const struct cs_batch_call *c = &b->calls[i];
+                struct cs_str t = {ts, 0};
+
+                if (putf(&s->copy, "%lld\t", (long long)i) < 0)
+                        return oom(errstr, errstr_size);
+                for (f = 0; f < CS_F_COUNT; f++)
+                        if (put_field(&s->copy, c->field[f], '\t') < 0)
+                                return oom(errstr, errstr_size);
+                t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
+                if (put_field(&s->copy, t, '\t') < 0 ||
+                    putf(&s->copy, "%lld\t", c->partition) < 0 ||
+                    putf(&s->copy, "%lld\n", c->offset) < 0)
+                        return oom(errstr, errstr_size);
+        }
+        if ((r = copy_in(s, "copy_calls", errstr, errstr_size)) < 0 ||
+            (r = run(s, ST_INSERT_CALLS, params, &res, errstr, errstr_size)) <
+                    0)
+                return r;
+        for (row = 0; row < PQntuples(res); row++) {
+                long idx = atol(PQgetvalue(res, row, 0));
+
+                if (idx >= 0 && (size_t)idx < b->ncalls)
+                        inserted[idx] = 1;
+        }
+        PQclear(res);
+        return 0;
+}
+
+static int pg_write_window_counts(struct cs_sink *base,
+                                  const struct cs_window_count *rows, size_t n,
+                                  const struct cs_window_spec *specs,
+                                  char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        char start[CS_TS_BUFSZ], end[CS_TS_BUFSZ];
+        size_t i;
+        int r;
+
+        if (!n)
+                return 0;
+        s->copy.len = 0;
+        for (i = 0; i < n; i++) {
+                const struct cs_window_count *w = &rows[i];
+                const struct cs_window_spec *spec = &specs[w->spec];
+                struct cs_str disp = w->disposition;
+
+                /* The key column is NOT NULL: no disposition is ''. */
+                if (!disp.ptr)
+                        disp.ptr = "";
+                cs_format_timestamp(w->start, 0, start);
+                cs_format_timestamp(w->start + spec->size, 0, end);
+                if (put_text(&s->copy, spec->name, '\t') < 0 ||
+                    put_text(&s->copy, start, '\t') < 0 ||
+                    put_text(&s->copy, end, '\t') < 0 ||
+                    put_field(&s->copy, w->crime_type, '\t') < 0 ||
+                    put_field(&s->copy, disp, '\t') < 0 ||
+                    putf(&s->copy, "%lld\n", w->calls) < 0)
+                        return oom(errstr, errstr_size);
+        }
+        if ((r = copy_in(s, "copy_windows", errstr, errstr_size)) < 0)
+                return r;
+        return run(s, ST_ADD_WINDOW_COUNTS, NULL, NULL, errstr, errstr_size);
+}
+
+static int pg_write_rejects(struct cs_sink *base, const struct cs_batch *b,
+                            char *errstr, size_t errstr_size)
+{
+        static const char hex[] = "0123456789abcdef";
+        struct pg_sink *s = (struct pg_sink *)base;
+        const char *params[1] = {b->topic};
+        size_t i, j;
+        int r;
+
+        if (!b->nrejects)
+                return 0;
+        s->copy.len = 0;
+        for (i = 0; i < b->nrejects; i++) {
+                const struct cs_batch_reject *rj = &b->rejects[i];
+
+                if (putf(&s->copy, "%lld\t", rj->partition) < 0 ||
+                    putf(&s->copy, "%lld\t", rj->offset) < 0 ||
+                    put_field(&s->copy, rj->reason, '\t') < 0 ||
+                    reserve(&s->copy, rj->payload.len * 2 + 4) < 0)
+                        return oom(errstr, errstr_size);
+                /* bytea in hex, its backslash escaped for COPY: \\x... */
+                memcpy(s->copy.p + s->copy.len, "\\\\x", 3);
+                s->copy.len += 3;
+                for (j = 0; j < rj->payload.len; j++) {
+                        unsigned char c = (unsigned char)rj->payload.ptr[j];
+
+                        s->copy.p[s->copy.len++] = hex[c >> 4];
+                        s->copy.p[s->copy.len++] = hex[c & 15];
+                }
+                s->copy.p[s->copy.len++] = '\t';
+                if (putf(&s->copy, "%lld\n", (long long)rj->payload_size) < 0)
+                        return oom(errstr, errstr_size);
+        }
+        if ((r = copy_in(s, "copy_rejects", errstr, errstr_size)) < 0)
+                return r;
+        return run(s, ST_INSERT_REJECTS, params, NULL, errstr, errstr_size);
+}
+
+static int pg_store_offsets(struct cs_sink *base, const struct cs_batch *b,
+                            char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        const char *params[3];
+
+        if (!b->noffsets)
+                return 0;
+        if (offset_arrays(s, b->offsets, b->noffsets, 1) < 0)
+                return oom(errstr, errstr_size);
+        params[0] = b->topic;
+        params[1] = s->arr[0].p;
+        params[2] = s->arr[1].p;
+        return run(s, ST_STORE_OFFSETS, params, NULL, errstr, errstr_size);
+}
+
+static int pg_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
+{
+        return exec((struct pg_sink *)base, "COMMIT", "COMMIT", errstr,
+                    errstr_size);
+}
+
+static void pg_rollback(struct cs_sink *base)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+
+        if (PQstatus(s->conn) == CONNECTION_OK &&
+            PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+                PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+static int pg_reconnect(struct cs_sink *base, char *errstr,
+                        size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        int r;
+
+        if (PQstatus(s->conn) == CONNECTION_OK) {
+                /* A lost race, not a lost connection: check it lives. */
+                r = exec(s, "SELECT 1", "checking the connection", errstr,
+                         errstr_size);
+                if (r == 0 || PQstatus(s->conn) == CONNECTION_OK)
+                        return r;
+        }
+        PQreset(s->conn);
+        if (PQstatus(s->conn) != CONNECTION_OK)
+                return fail(s, NULL, "reconnecting", errstr, errstr_size);
+        if ((r = setup_session(s, errstr, errstr_size)) < 0)
+                return r;
+        return prepare_all(s, errstr, errstr_size);
+}
+
+static void pg_close(struct cs_sink *base)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+
+        pg_rollback(base);
+        PQfinish(s->conn);
+        free(s->copy.p);
+        free(s->arr[0].p);
+        free(s->arr[1].p);
+        free(s->conninfo);
+        free(s->schema);
+        free(s);
+}
+
+static const struct cs_sink_ops pg_ops = {
+        .dialect = DIALECT,
+        .migrate = pg_migrate,
+        .load_offsets = pg_load_offsets,
+        .begin = pg_begin,
+        .write_calls = pg_write_calls,
+        .write_window_counts = pg_write_window_counts,
+        .write_rejects = pg_write_rejects,
+        .store_offsets = pg_store_offsets,
+        .commit = pg_commit,
+        .rollback = pg_rollback,
+        .reconnect = pg_reconnect,
+        .close = pg_close,
+};
+
+int cs_sink_pg_open(const char *conninfo, const char *schema,
+                    struct cs_sink **out, char *errstr, size_t errstr_size)
+{
+        /* Defaults first: the caller's conninfo (expanded from dbname)
+         * overrides them. */
+        static const char *const keys[] = {"connect_timeout",
+                                           "application_name", "dbname", NULL};
+        const char *values[4] = {"10", "callstream", conninfo, NULL};
+        struct pg_sink *s = calloc(1, sizeof(*s));
+        const char *host, *port, *db;
+
+        *out = NULL;
+        if (!s || !(s->conninfo = strdup(conninfo)) ||
+            (schema && !(s->schema = strdup(schema)))) {
+                if (s)
+                        free(s->conninfo);
+                free(s);
+                return oom(errstr, errstr_size);
+        }
+        s->base.ops = &pg_ops;
+        s->conn = PQconnectdbParams(keys, values, 1);
+        if (!s->conn) {
+                pg_close(&s->base);
+                return oom(errstr, errstr_size);
+        }
+        host = PQhost(s->conn);
+        port = PQport(s->conn);
+        db = PQdb(s->conn);
+        snprintf(s->base.name, sizeof(s->base.name),
+                 "PostgreSQL at host %s port %s database %s",
+                 host && *host ? host : "(default)",
+                 port && *port ? port : "(default)", db ? db : "(default)");
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+                const char *msg = PQerrorMessage(s->conn);
+
+                snprintf(errstr, errstr_size, "%s: cannot connect: %.*s",
+                         s->base.name, (int)strcspn(msg, "\n"), msg);
+                pg_close(&s->base);
+                return -1;
+        }
+        if (setup_session(s, errstr, errstr_size) < 0) {
+                pg_close(&s->base);
+                return -1;
+        }
+        *out = &s->base;
+        return 0;
+}

@@ -1,0 +1,103 @@
+-- statements.sql: the statements the PostgreSQL sink runs, each under a
+-- "-- name:" line. Values are bound ($1...) or sent with COPY, never spliced.
+
+-- name: stage_tables
+-- Per connection: a batch is copied into these, then merged set-based.
+CREATE TEMP TABLE IF NOT EXISTS cs_stage_calls (
+        idx integer, crime_id text, original_crime_type_name text,
+        report_date text, call_date text, offense_date text, call_time text,
+        call_date_time text, disposition text, address text, city text,
+        state text, agency_id text, address_type text, common_location text,
+        call_ts timestamp, kafka_partition integer, kafka_offset bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS cs_stage_windows (
+        window_spec text, window_start timestamp, window_end timestamp,
+        crime_type text, disposition text, calls bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS cs_stage_rejects (
+        kafka_partition integer, kafka_offset bigint, reason text,
+        payload bytea, payload_size integer
+) ON COMMIT DELETE ROWS
+
+-- name: copy_calls
+COPY cs_stage_calls FROM STDIN
+
+-- name: insert_calls
+-- First valid copy wins. Returns the batch index of each call that was new;
+-- rows go in key order so concurrent ingests lock in the same order.
+WITH ins AS (
+        INSERT INTO calls (crime_id, original_crime_type_name, report_date,
+                           call_date, offense_date, call_time, call_date_time,
+                           disposition, address, city, state, agency_id,
+                           address_type, common_location, call_ts,
+                           kafka_topic, kafka_partition, kafka_offset,
+                           ingested_at)
+        SELECT crime_id, original_crime_type_name, report_date, call_date,
+               offense_date, call_time, call_date_time, disposition, address,
+               city, state, agency_id, address_type, common_location, call_ts,
+               $1, kafka_partition, kafka_offset,
+               now() AT TIME ZONE 'UTC'
+        FROM cs_stage_calls ORDER BY crime_id
+        ON CONFLICT (crime_id) DO NOTHING
+        RETURNING crime_id
+)
+SELECT s.idx FROM cs_stage_calls AS s JOIN ins USING (crime_id)
+
+-- name: copy_windows
+COPY cs_stage_windows FROM STDIN
+
+-- name: add_window_counts
+INSERT INTO window_counts (window_spec, window_start, window_end, crime_type,
+                           disposition, calls)
+SELECT window_spec, window_start, window_end, crime_type, disposition, calls
+FROM cs_stage_windows
+ORDER BY window_spec, window_start, crime_type, disposition
+ON CONFLICT (window_spec, window_start, crime_type, disposition)
+DO UPDATE SET calls = window_counts.calls + excluded.calls
+
+-- name: copy_rejects
+COPY cs_stage_rejects FROM STDIN
+
+-- name: insert_rejects
+INSERT INTO rejected_records (kafka_topic, kafka_partition, kafka_offset,
+                              reason, payload, payload_size, rejected_at)
+SELECT $1, kafka_partition, kafka_offset, reason, payload, payload_size,
+       now() AT TIME ZONE 'UTC'
+FROM cs_stage_rejects ORDER BY kafka_partition, kafka_offset
+ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
+
+-- name: store_offsets
+-- Never backwards: a batch that arrives late cannot rewind a partition.
+INSERT INTO kafka_offsets (topic, kafka_partition, next_offset, updated_at)
+SELECT $1, p, o, now() AT TIME ZONE 'UTC'
+FROM unnest($2::integer[], $3::bigint[]) AS t (p, o)
+ORDER BY p
+ON CONFLICT (topic, kafka_partition) DO UPDATE
+SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
+WHERE excluded.next_offset > kafka_offsets.next_offset
+
+-- name: load_offsets
+SELECT kafka_partition, next_offset FROM kafka_offsets
+WHERE topic = $1 AND kafka_partition = ANY ($2::integer[])
+
+-- name: lock_migrations
+-- One migrating process at a time; the lock ends with the transaction.
+SELECT pg_advisory_xact_lock(hashtext('callstream migrate'))
+
+-- name: migration_checksum
+SELECT checksum FROM schema_migrations WHERE version = $1
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, checksum, applied_at)
+VALUES ($1, $2, $3, now() AT TIME ZONE 'UTC')
+
+-- name: latest_migration
+SELECT COALESCE(MAX(version), 0) FROM schema_migrations
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    integer PRIMARY KEY,
+        name       text NOT NULL,
+        checksum   text NOT NULL,
+        applied_at timestamp NOT NULL
+)
