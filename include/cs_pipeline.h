@@ -8,7 +8,7 @@
 #include "cs_window.h"
 
 struct cs_pipeline_conf {
-        const char *db; /* every pointer is borrowed for the run */
+        const char *db;     /* every pointer is borrowed for the run */
         const char *schema; /* PostgreSQL schema, or NULL */
         const char *brokers;
         const char *topic;

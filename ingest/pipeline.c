@@ -105,10 +105,8 @@ static int flush(struct pipeline *pl)
         if ((r = ops->write_window_counts(pl->sink, rows, nrows,
                                           pl->conf->specs, errstr,
                                           sizeof(errstr))) < 0 ||
-            (r = ops->write_rejects(pl->sink, b, errstr, sizeof(errstr))) <
-                    0 ||
-            (r = ops->store_offsets(pl->sink, b, errstr, sizeof(errstr))) <
-                    0 ||
+            (r = ops->write_rejects(pl->sink, b, errstr, sizeof(errstr))) < 0 ||
+            (r = ops->store_offsets(pl->sink, b, errstr, sizeof(errstr))) < 0 ||
             (r = ops->commit(pl->sink, errstr, sizeof(errstr))) < 0)
                 goto fail;
 
@@ -248,7 +246,8 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
         int64_t started = cs_now_ms();
         int failed = 0, r = -1;
 
-        if (cs_sink_open(conf->db, conf->schema, &pl.sink, errstr, sizeof(errstr)) < 0 ||
+        if (cs_sink_open(conf->db, conf->schema, &pl.sink, errstr,
+                         sizeof(errstr)) < 0 ||
             pl.sink->ops->migrate(pl.sink, errstr, sizeof(errstr)) < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 goto done;
@@ -274,9 +273,8 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
 
                 if (*stop) {
                         /* A final batch lost to an outage stays unwritten:
-                         * the next run reads it again. */
-                        if (flush(&pl) == 0 && !pl.recovering)
-                                r = 0;
+                         * nothing is lost, the next run reads it again. */
+                        r = flush(&pl) == -1 ? -1 : 0;
                         break;
                 }
                 if (pl.recovering && recover(&pl) < 0)

@@ -31,9 +31,8 @@ static const struct {
         const char *name;
         int nparams;
 } stmts[ST_COUNT] = {
-        {"insert_calls", 1},  {"add_window_counts", 0},
-        {"insert_rejects", 1}, {"store_offsets", 3},
-        {"load_offsets", 2},
+        {"insert_calls", 1},  {"add_window_counts", 0}, {"insert_rejects", 1},
+        {"store_offsets", 3}, {"load_offsets", 2},
 };
 
 /* A growable text buffer, kept across batches. */
@@ -48,7 +47,7 @@ struct pg_sink {
         PGconn *conn;
         char *conninfo; /* may hold a password: never printed */
         char *schema;
-        struct buf copy;  /* one COPY's rows */
+        struct buf copy;   /* one COPY's rows */
         struct buf arr[2]; /* array literals for store_offsets */
 };
 
@@ -108,9 +107,10 @@ static int put_field(struct buf *b, struct cs_str s, char end)
                 case '\n':
                 case '\r':
                         b->p[b->len++] = '\\';
-                        c = c == '\\' ? '\\' : c == '\t' ? 't'
-                                           : c == '\n' ? 'n'
-                                                       : 'r';
+                        c = c == '\\'   ? '\\'
+                            : c == '\t' ? 't'
+                            : c == '\n' ? 'n'
+                                        : 'r';
                         break;
                 default:
                         break;
@@ -169,9 +169,9 @@ static int exec(struct pg_sink *s, const char *sql, const char *what,
 static int run(struct pg_sink *s, enum stmt st, const char *const *params,
                PGresult **out, char *errstr, size_t errstr_size)
 {
-        PGresult *res = PQexecPrepared(s->conn, stmts[st].name,
-                                       stmts[st].nparams, params, NULL, NULL,
-                                       0);
+        PGresult *res =
+                PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams,
+                               params, NULL, NULL, 0);
         ExecStatusType status = PQresultStatus(res);
 
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
@@ -256,8 +256,8 @@ static int setup_session(struct pg_sink *s, char *errstr, size_t errstr_size)
                          "SET search_path TO %s",
                          id, id);
                 PQfreemem(id);
-                if ((r = exec(s, q, "setting --schema", errstr,
-                              errstr_size)) < 0)
+                if ((r = exec(s, q, "setting --schema", errstr, errstr_size)) <
+                    0)
                         return r;
         }
         sql = statement("stage_tables");
@@ -296,8 +296,8 @@ static int prepare_all(struct pg_sink *s, char *errstr, size_t errstr_size)
 
 /* Applies one migration unless it is recorded, under the migration lock. */
 static int apply_migration(struct pg_sink *s, const struct cs_migration *m,
-                           char *lock, char *check, char *record,
-                           char *errstr, size_t errstr_size)
+                           char *lock, char *check, char *record, char *errstr,
+                           size_t errstr_size)
 {
         const char *name = strrchr(m->path, '/') + 1;
         char version[16];
@@ -306,10 +306,9 @@ static int apply_migration(struct pg_sink *s, const struct cs_migration *m,
         int r;
 
         snprintf(version, sizeof(version), "%d", m->version);
-        if ((r = exec(s, "BEGIN", "starting migration", errstr,
-                      errstr_size)) < 0 ||
-            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
-                    0)
+        if ((r = exec(s, "BEGIN", "starting migration", errstr, errstr_size)) <
+                    0 ||
+            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) < 0)
                 goto done;
         res = PQexecParams(s->conn, check, 1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -366,8 +365,8 @@ static int pg_migrate(struct cs_sink *base, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "out of memory");
                 goto done;
         }
-        if ((r = exec(s, "BEGIN", "starting migration", errstr,
-                      errstr_size)) < 0 ||
+        if ((r = exec(s, "BEGIN", "starting migration", errstr, errstr_size)) <
+                    0 ||
             (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
                     0 ||
             (r = exec(s, create, "creating schema_migrations", errstr,
@@ -393,14 +392,13 @@ static int pg_migrate(struct cs_sink *base, char *errstr, size_t errstr_size)
                 if ((r = apply_migration(s, &m[i], lock, check, record, errstr,
                                          errstr_size)) < 0)
                         goto done;
-        if ((r = exec(s, "BEGIN", "starting views", errstr, errstr_size)) <
-                    0 ||
+        if ((r = exec(s, "BEGIN", "starting views", errstr, errstr_size)) < 0 ||
             (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
                     0 ||
             (r = exec(s, cs_views_sql(DIALECT), "creating views", errstr,
                       errstr_size)) < 0 ||
-            (r = exec(s, "COMMIT", "committing views", errstr,
-                      errstr_size)) < 0)
+            (r = exec(s, "COMMIT", "committing views", errstr, errstr_size)) <
+                    0)
                 goto done;
         r = prepare_all(s, errstr, errstr_size);
 done:
@@ -435,9 +433,8 @@ static int offset_arrays(struct pg_sink *s,
         }
         if (!n && (put(&s->arr[0], "{", 1) < 0 || put(&s->arr[1], "{", 1) < 0))
                 return -1;
-        return put(&s->arr[0], "}", 2) < 0 || put(&s->arr[1], "}", 2) < 0
-                       ? -1
-                       : 0;
+        return put(&s->arr[0], "}", 2) < 0 || put(&s->arr[1], "}", 2) < 0 ? -1
+                                                                          : 0;
 }
 
 static int pg_load_offsets(struct cs_sink *base, const char *topic,
@@ -630,8 +627,7 @@ static void pg_rollback(struct cs_sink *base)
                 PQclear(PQexec(s->conn, "ROLLBACK"));
 }
 
-static int pg_reconnect(struct cs_sink *base, char *errstr,
-                        size_t errstr_size)
+static int pg_reconnect(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         struct pg_sink *s = (struct pg_sink *)base;
         int r;
