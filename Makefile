@@ -6,15 +6,16 @@
 
 PKGS     := rdkafka sqlite3 yajl libpq
 CC       ?= cc
+# CFLAGS is the caller's (optimisation, -Werror...); CS_CFLAGS always applies.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
+CS_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
             -Iinclude -Ibuild/gen
 LDLIBS   += -lpthread -lm
 PREFIX   ?= /usr/local
 
 ifdef SAN
 B        := build/san
-CFLAGS   += -fsanitize=$(SAN) -fno-omit-frame-pointer
+CS_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=$(SAN)
 else
 B        := build
@@ -31,7 +32,7 @@ ifdef NEED_DEPS
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 endif
-CFLAGS += $(PKG_CFLAGS)
+CS_CFLAGS += $(PKG_CFLAGS)
 
 MODULES  := $(wildcard ingest/*.c)
 TOOLS    := $(wildcard tools/*.c)
@@ -49,14 +50,14 @@ $(BIN): $(OBJ)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CS_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(GEN_SQL): scripts/embed-sql.sh $(SQL)
 	@mkdir -p $(dir $@)
 	sh scripts/embed-sql.sh $(SQL) > $@.tmp && mv $@.tmp $@
 
 $(GEN_SQL:.c=.o): $(GEN_SQL)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CS_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 # Unit tests link only the modules they test.
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -71,8 +72,11 @@ $(B)/tests/test_migrate: $(B)/tests/test_migrate.o $(B)/ingest/migrate.o \
 	$(B)/ingest/dedup.o $(B)/ingest/arena.o $(GEN_SQL:.c=.o)
 $(B)/tests/test_generate: $(B)/tests/test_generate.o $(B)/tools/generate.o \
 	$(B)/tools/cli.o $(B)/ingest/parse.o $(B)/ingest/log.o
-$(B)/tests/test_e2e:    $(B)/tests/test_e2e.o
+$(B)/tests/test_jsonsplit: $(B)/tests/test_jsonsplit.o $(B)/tools/jsonsplit.o
+$(B)/tests/test_e2e:    $(B)/tests/test_e2e.o $(B)/tests/harness.o
 $(B)/tests/test_e2e: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 2>/dev/null)
+$(B)/tests/test_pg:     $(B)/tests/test_pg.o $(B)/tests/harness.o
+$(B)/tests/test_pg: TEST_LIBS += $(shell pkg-config --libs sqlite3 libpq 2>/dev/null)
 
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 $(B)/tests/test_parse: TEST_LIBS += $(shell pkg-config --libs jansson 2>/dev/null)

@@ -73,6 +73,11 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
 int cs_parse_timestamp(const char *s, size_t len, int64_t *ts,
                        int32_t *usec) CS_MUSTCHECK;
 
+/* The representable event times: 0001-01-01 00:00:00 up to, not
+ * including, 10000-01-01 00:00:00 (seconds since 1970). */
+#define CS_TS_MIN (-62135596800LL)
+#define CS_TS_END 253402300800LL
+
 /* Formats ts as "YYYY-MM-DD HH:MM:SS", adding ".ffffff" when usec is not
  * zero, into out (at least CS_TS_BUFSZ bytes). Returns the length. */
 #define CS_TS_BUFSZ 32

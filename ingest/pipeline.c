@@ -175,6 +175,33 @@ static int recover(struct pipeline *pl)
         return 0;
 }
 
+/* Whether every window of a call at ts has bounds in years 0001-9999, which
+ * both databases can hold. Only calls within a year of the ends need the
+ * full check. */
+static int windows_fit(struct pipeline *pl, int64_t ts, char *reason,
+                       size_t reason_size)
+{
+        const int64_t margin = CS_WINDOW_MAX_SECONDS + 86400;
+        int s, n;
+
+        if (ts >= CS_TS_MIN + margin && ts < CS_TS_END - margin)
+                return 1;
+        for (s = 0; s < pl->conf->nspecs; s++) {
+                const struct cs_window_spec *spec = &pl->conf->specs[s];
+
+                n = cs_window_assign(spec, ts, pl->starts);
+                if (pl->starts[0] < CS_TS_MIN ||
+                    pl->starts[n - 1] + spec->size >= CS_TS_END) {
+                        snprintf(reason, reason_size,
+                                 "call_date_time out of range: a %s window "
+                                 "would reach outside years 0001-9999",
+                                 spec->name);
+                        return 0;
+                }
+        }
+        return 1;
+}
+
 /* Parses one message into the batch: a call, or a rejected record. */
 static int consume(struct pipeline *pl, const rd_kafka_message_t *m)
 {
@@ -183,7 +210,8 @@ static int consume(struct pipeline *pl, const rd_kafka_message_t *m)
         int r;
 
         if (cs_parse_call(pl->parser, m->payload, m->len, &call, reason,
-                          sizeof(reason)) == 0)
+                          sizeof(reason)) == 0 &&
+            windows_fit(pl, call.ts, reason, sizeof(reason)))
                 r = cs_batch_add_call(pl->batch, &call, m->partition,
                                       m->offset);
         else
@@ -313,6 +341,8 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
 done:
         /* Leaving the group revokes the partitions: on_revoke commits any
          * batch still open, or rolls it back whole on error. */
+        if (!pl.src)
+                goto freed; /* it never started: the error says it all */
         cs_kafka_source_destroy(pl.src);
         if (pl.batch && pl.batch->nmessages)
                 r = -1;
@@ -326,6 +356,7 @@ done:
                (unsigned long long)pl.totals.rejected,
                (unsigned long long)pl.totals.batches,
                (double)(cs_now_ms() - started) / 1000.0);
+freed:
         free(pl.inserted);
         cs_window_agg_destroy(pl.agg);
         cs_batch_destroy(pl.batch);

@@ -9,9 +9,7 @@
  * and tables ingest wrote. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -31,426 +28,20 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-/* Safety nets only: nothing here asserts on speed. */
-#define RUN_TIMEOUT_MS    (120 * 1000)
-#define CLI_TIMEOUT_MS    (15 * 1000)
-#define BROKER_TIMEOUT_MS (15 * 1000)
+#include "harness.h"
 
-#define PAYLOAD_MAX  4096 /* rejected_records keeps this much payload */
-#define MAX_SHOWN    10   /* differences printed per check */
-#define ROW_MAXCOL   20
-#define MAX_CHILDREN 16
+/* Safety nets only: nothing here asserts on speed. */
+#define CLI_TIMEOUT_MS (15 * 1000)
+
+#define PAYLOAD_MAX 4096 /* rejected_records keeps this much payload */
+#define MAX_SHOWN   10   /* differences printed per check */
+#define ROW_MAXCOL  20
 
 /* The generated streams: tests 1 and 3 share the first, test 4 has its own. */
 #define GEN_COUNT  "20000"
 #define GEN_SEED   "7"
 #define GEN2_COUNT "30000"
 #define GEN2_SEED  "30011"
-
-/*
- * Small helpers.
- */
-
-static void *xmalloc(size_t n)
-{
-        void *p = malloc(n ? n : 1);
-
-        if (!p) {
-                fprintf(stderr, "test_e2e: out of memory\n");
-                abort();
-        }
-        return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-        p = realloc(p, n ? n : 1);
-        if (!p) {
-                fprintf(stderr, "test_e2e: out of memory\n");
-                abort();
-        }
-        return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-        char *d = xmalloc(n + 1);
-
-        memcpy(d, s, n);
-        d[n] = '\0';
-        return d;
-}
-
-static char *xstrdup(const char *s)
-{
-        return xstrndup(s, strlen(s));
-}
-
-static char *xasprintf(const char *fmt, ...)
-        __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0) {
-                fprintf(stderr, "test_e2e: out of memory\n");
-                abort();
-        }
-        va_end(ap);
-        return s;
-}
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-                ;
-}
-
-/* A growable byte buffer, always NUL-terminated. */
-struct buf {
-        char *p;
-        size_t len;
-        size_t cap;
-};
-
-static void buf_add(struct buf *b, const void *data, size_t n)
-{
-        if (b->len + n + 1 > b->cap) {
-                b->cap = (b->len + n + 1) * 2;
-                b->p = xrealloc(b->p, b->cap);
-        }
-        memcpy(b->p + b->len, data, n);
-        b->len += n;
-        b->p[b->len] = '\0';
-}
-
-static void buf_addf(struct buf *b, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-static void buf_addf(struct buf *b, const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-        int n;
-
-        va_start(ap, fmt);
-        n = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                abort();
-        buf_add(b, s, (size_t)n);
-        free(s);
-}
-
-static void buf_free(struct buf *b)
-{
-        free(b->p);
-        memset(b, 0, sizeof(*b));
-}
-
-/* Reads a whole file into *out (NUL-terminated). Returns 0 or -1. */
-static int read_file(const char *path, struct buf *out)
-{
-        char tmp[65536];
-        ssize_t n;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-        if (fd < 0)
-                return -1;
-        buf_add(out, "", 0);
-        while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        close(fd);
-                        return -1;
-                }
-                buf_add(out, tmp, (size_t)n);
-        }
-        close(fd);
-        return 0;
-}
-
-/* Prints the last lines of a child's output to help whoever reads a failure;
- * the text is shown escaped, one TAP comment line per line. */
-static void show_tail(const char *what, const char *text, size_t len)
-{
-        size_t start = len > 1500 ? len - 1500 : 0;
-        size_t i;
-
-        if (!len)
-                return;
-        fprintf(stderr, "# --- %s (last %zu bytes):\n# ", what, len - start);
-        for (i = start; i < len; i++) {
-                unsigned char c = (unsigned char)text[i];
-
-                if (c == '\n')
-                        fputs("\n# ", stderr);
-                else if (c < 0x20 || c == 0x7f)
-                        fprintf(stderr, "\\x%02x", c);
-                else
-                        fputc(c, stderr);
-        }
-        fputc('\n', stderr);
-}
-
-/*
- * Children: every pid we start is tracked so that the teardowns can kill
- * whatever a failed assertion left behind; PR_SET_PDEATHSIG covers a crash
- * of the test itself.
- */
-
-static pid_t children[MAX_CHILDREN];
-static size_t n_children;
-
-static void child_track(pid_t pid)
-{
-        if (n_children < MAX_CHILDREN)
-                children[n_children++] = pid;
-}
-
-static void child_forget(pid_t pid)
-{
-        size_t i;
-
-        for (i = 0; i < n_children; i++) {
-                if (children[i] == pid) {
-                        children[i] = children[--n_children];
-                        return;
-                }
-        }
-}
-
-static void children_kill_all(void)
-{
-        while (n_children > 0) {
-                pid_t pid = children[--n_children];
-
-                kill(pid, SIGKILL);
-                while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-                        ;
-        }
-}
-
-/* Starts argv (argv[0] a path) with stdin from /dev/null and stdout, stderr
- * on out_fd, err_fd, which are borrowed (the caller closes its copies).
- * Returns the pid, or -1 when fork fails. */
-static pid_t spawn(char *const argv[], int out_fd, int err_fd)
-{
-        pid_t parent = getpid();
-        pid_t pid = fork();
-
-        if (pid < 0)
-                return -1;
-        if (pid == 0) {
-                int in = open("/dev/null", O_RDONLY);
-
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
-                    getppid() != parent)
-                        _exit(127);
-                if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 ||
-                    dup2(err_fd, 2) < 0)
-                        _exit(127);
-                /* SIG_IGN survives exec; the child gets the default. */
-                signal(SIGPIPE, SIG_DFL);
-                execv(argv[0], argv);
-                dprintf(2, "test_e2e: exec %s: %s\n", argv[0], strerror(errno));
-                _exit(127);
-        }
-        child_track(pid);
-        return pid;
-}
-
-/* An exit status as one number: the exit code, or 128 + signal. */
-static int status_code(int ws)
-{
-        if (WIFEXITED(ws))
-                return WEXITSTATUS(ws);
-        if (WIFSIGNALED(ws))
-                return 128 + WTERMSIG(ws);
-        return -1;
-}
-
-/* Waits for pid until deadline (now_ms() clock), then kills it. Returns
- * the status code, or -1 when the deadline passed. */
-static int wait_until(pid_t pid, int64_t deadline)
-{
-        int ws = 0;
-        pid_t r;
-
-        for (;;) {
-                r = waitpid(pid, &ws, WNOHANG);
-                if (r == pid) {
-                        child_forget(pid);
-                        return status_code(ws);
-                }
-                if (r == -1 && errno != EINTR) {
-                        child_forget(pid);
-                        return -1;
-                }
-                if (now_ms() >= deadline)
-                        break;
-                sleep_ms(10);
-        }
-        kill(pid, SIGKILL);
-        while (waitpid(pid, &ws, 0) == -1 && errno == EINTR)
-                ;
-        child_forget(pid);
-        return -1;
-}
-
-/* An argument vector; every string is copied and freed by args_free. */
-struct args {
-        char *v[64];
-        int n;
-};
-
-static void args_add(struct args *a, const char *s)
-{
-        assert_true(a->n < 63);
-        a->v[a->n++] = xstrdup(s);
-        a->v[a->n] = NULL;
-}
-
-/* Adds each argument up to a NULL. */
-static void args_addv(struct args *a, ...)
-{
-        va_list ap;
-        const char *s;
-
-        va_start(ap, a);
-        while ((s = va_arg(ap, const char *)) != NULL)
-                args_add(a, s);
-        va_end(ap);
-}
-
-static void args_free(struct args *a)
-{
-        int i;
-
-        for (i = 0; i < a->n; i++)
-                free(a->v[i]);
-        a->n = 0;
-}
-
-/* "callstream ingest --db ..." for messages. */
-static char *args_str(const struct args *a)
-{
-        struct buf b = {0};
-        const char *base = strrchr(a->v[0], '/');
-        int i;
-
-        buf_addf(&b, "%s", base ? base + 1 : a->v[0]);
-        for (i = 1; i < a->n; i++)
-                buf_addf(&b, " %s", a->v[i]);
-        return b.p;
-}
-
-/* The outcome of a command run to completion. */
-struct run {
-        int status; /* exit code, 128 + signal, or -1 on timeout */
-        struct buf out;
-        struct buf err;
-        int64_t ms;
-};
-
-static void run_free(struct run *r)
-{
-        buf_free(&r->out);
-        buf_free(&r->err);
-}
-
-/* Runs a to completion, collecting stdout and stderr through pipes; kills
- * it after timeout_ms. */
-static void run_args(const struct args *a, int timeout_ms, struct run *r)
-{
-        int op[2], ep[2], i, open_fds = 2;
-        struct pollfd pf[2];
-        int64_t start = now_ms(), deadline = start + timeout_ms;
-        pid_t pid;
-
-        memset(r, 0, sizeof(*r));
-        buf_add(&r->out, "", 0);
-        buf_add(&r->err, "", 0);
-        assert_int_equal(pipe2(op, O_CLOEXEC), 0);
-        assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
-        pid = spawn(a->v, op[1], ep[1]);
-        close(op[1]);
-        close(ep[1]);
-        if (pid < 0) {
-                close(op[0]);
-                close(ep[0]);
-                fail_msg("fork failed: %s", strerror(errno));
-        }
-        pf[0].fd = op[0];
-        pf[1].fd = ep[0];
-        pf[0].events = pf[1].events = POLLIN;
-        while (open_fds > 0) {
-                int64_t left = deadline - now_ms();
-
-                if (left <= 0)
-                        break;
-                if (poll(pf, 2, (int)left) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                for (i = 0; i < 2; i++) {
-                        char tmp[65536];
-                        ssize_t n;
-
-                        if (pf[i].fd < 0 || !pf[i].revents)
-                                continue;
-                        n = read(pf[i].fd, tmp, sizeof(tmp));
-                        if (n > 0) {
-                                buf_add(i ? &r->err : &r->out, tmp, (size_t)n);
-                        } else if (n == 0 || errno != EINTR) {
-                                close(pf[i].fd);
-                                pf[i].fd = -1;
-                                open_fds--;
-                        }
-                }
-        }
-        for (i = 0; i < 2; i++)
-                if (pf[i].fd >= 0)
-                        close(pf[i].fd);
-        r->status = wait_until(pid, deadline);
-        r->ms = now_ms() - start;
-        if (r->status == -1) {
-                char *cmd = args_str(a);
-
-                fprintf(stderr, "# timed out after %d ms: %s\n", timeout_ms,
-                        cmd);
-                free(cmd);
-        }
-}
-
-/* Runs a and asserts that it exits with status 0, showing its stderr
- * otherwise. */
-static void run_ok(const struct args *a, struct run *r)
-{
-        char *cmd = args_str(a);
-
-        run_args(a, RUN_TIMEOUT_MS, r);
-        fprintf(stderr, "# $ %s  -> %d (%.1f s)\n", cmd, r->status,
-                r->ms / 1000.0);
-        if (r->status != 0) {
-                show_tail("stderr", r->err.p, r->err.len);
-                fail_msg("'%s' exited with %d, expected 0", cmd, r->status);
-        }
-        free(cmd);
-}
 
 /*
  * Timestamps and windows, computed here from the calendar rules: days from
@@ -809,11 +400,11 @@ static int validate_object(json_t *obj, const char *raw, size_t raw_len,
                         if (memchr(json_string_value(v), '\0',
                                    json_string_length(v)))
                                 goto fail;
-                        c->f[i] = xstrndup(json_string_value(v),
-                                           json_string_length(v));
+                        c->f[i] = th_strndup(json_string_value(v),
+                                             json_string_length(v));
                 } else if (raw && !raw_member(raw, raw_len, field_names[i], &vs,
                                               &ve)) {
-                        c->f[i] = xstrndup(vs, (size_t)(ve - vs));
+                        c->f[i] = th_strndup(vs, (size_t)(ve - vs));
                 } else {
                         c->f[i] = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
                 }
@@ -822,7 +413,7 @@ static int validate_object(json_t *obj, const char *raw, size_t raw_len,
         if (json_is_integer(v) && json_integer_value(v) >= 0) {
                 free(c->f[F_CRIME_ID]);
                 c->f[F_CRIME_ID] =
-                        xasprintf("%lld", (long long)json_integer_value(v));
+                        th_asprintf("%lld", (long long)json_integer_value(v));
         } else if (!json_is_string(v) || json_string_length(v) == 0) {
                 goto fail;
         }
@@ -851,11 +442,11 @@ static void model_add(struct model *m, const char *raw, size_t len, json_t *obj)
         if (!obj || validate_object(obj, raw, len, &c)) {
                 if (m->n_invalid == m->cap_invalid) {
                         m->cap_invalid = m->cap_invalid * 2 + 64;
-                        m->invalid =
-                                xrealloc(m->invalid,
-                                         m->cap_invalid * sizeof(*m->invalid));
+                        m->invalid = th_realloc(m->invalid,
+                                                m->cap_invalid *
+                                                        sizeof(*m->invalid));
                 }
-                m->invalid[m->n_invalid].p = xstrndup(raw, len);
+                m->invalid[m->n_invalid].p = th_strndup(raw, len);
                 m->invalid[m->n_invalid++].len = len;
                 return;
         }
@@ -869,7 +460,8 @@ static void model_add(struct model *m, const char *raw, size_t len, json_t *obj)
         }
         if (m->n_calls == m->cap_calls) {
                 m->cap_calls = m->cap_calls * 2 + 256;
-                m->calls = xrealloc(m->calls, m->cap_calls * sizeof(*m->calls));
+                m->calls =
+                        th_realloc(m->calls, m->cap_calls * sizeof(*m->calls));
         }
         m->calls[m->n_calls++] = c;
         *slot = m->n_calls;
@@ -893,11 +485,11 @@ static int is_blank(const char *p, size_t len)
 static struct model *model_from_ndjson(const char *path)
 {
         struct model *m = calloc(1, sizeof(*m));
-        struct buf file = {0};
+        struct th_buf file = {0};
         const char *p, *end, *nl;
 
         assert_non_null(m);
-        if (read_file(path, &file))
+        if (th_read_file(path, &file))
                 fail_msg("cannot read %s: %s", path, strerror(errno));
         p = file.p;
         end = file.p + file.len;
@@ -915,7 +507,7 @@ static struct model *model_from_ndjson(const char *path)
                 }
                 p = nl + 1;
         }
-        buf_free(&file);
+        th_buf_free(&file);
         return m;
 }
 
@@ -965,7 +557,7 @@ static struct row *rows_add(struct rows *r)
 {
         if (r->n == r->cap) {
                 r->cap = r->cap * 2 + 256;
-                r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
+                r->v = th_realloc(r->v, r->cap * sizeof(*r->v));
         }
         memset(&r->v[r->n], 0, sizeof(r->v[0]));
         return &r->v[r->n++];
@@ -1097,16 +689,16 @@ static int rows_fetch(sqlite3 *db, const char *sql, struct rows *r)
                         int t = sqlite3_column_type(st, i);
 
                         if (t == SQLITE_TEXT)
-                                row->col[i] = xstrndup(
+                                row->col[i] = th_strndup(
                                         (const char *)sqlite3_column_text(st,
                                                                           i),
                                         (size_t)sqlite3_column_bytes(st, i));
                         else if (t == SQLITE_INTEGER)
-                                row->col[i] = xasprintf(
+                                row->col[i] = th_asprintf(
                                         "<integer %lld>",
                                         (long long)sqlite3_column_int64(st, i));
                         else if (t != SQLITE_NULL)
-                                row->col[i] = xasprintf("<type %d>", t);
+                                row->col[i] = th_asprintf("<type %d>", t);
                 }
                 if (r->has_n) {
                         row->n = sqlite3_column_type(st, r->ncols) ==
@@ -1169,7 +761,7 @@ static void expected_views(const struct model *m, const struct spec *specs,
                              start + sp->size > c->ts; start -= sp->slide) {
                                 if (n == cap) {
                                         cap = cap * 2 + 1024;
-                                        w = xrealloc(w, cap * sizeof(*w));
+                                        w = th_realloc(w, cap * sizeof(*w));
                                 }
                                 w[n].spec = sp->name;
                                 format_ts(start, 0, w[n].start);
@@ -1192,10 +784,10 @@ static void expected_views(const struct model *m, const struct spec *specs,
                     strcmp(w[i].end, w[i - 1].end) ||
                     strcmp(w[i].type, w[i - 1].type)) {
                         r = rows_add(cc);
-                        r->col[0] = xstrdup(w[i].spec);
-                        r->col[1] = xstrdup(w[i].start);
-                        r->col[2] = xstrdup(w[i].end);
-                        r->col[3] = xstrdup(w[i].type);
+                        r->col[0] = th_strdup(w[i].spec);
+                        r->col[1] = th_strdup(w[i].start);
+                        r->col[2] = th_strdup(w[i].end);
+                        r->col[3] = th_strdup(w[i].type);
                 }
                 cc->v[cc->n - 1].n++;
                 if (i == 0 || went_cmp(&w[i], &w[i - 1])) {
@@ -1205,12 +797,12 @@ static void expected_views(const struct model *m, const struct spec *specs,
                                 desc = json_string_value(
                                         json_object_get(radio, w[i].disp));
                         r = rows_add(dc);
-                        r->col[0] = xstrdup(w[i].spec);
-                        r->col[1] = xstrdup(w[i].start);
-                        r->col[2] = xstrdup(w[i].end);
-                        r->col[3] = xstrdup(w[i].type);
-                        r->col[4] = w[i].disp ? xstrdup(w[i].disp) : NULL;
-                        r->col[5] = xstrdup(desc ? desc : "Unknown");
+                        r->col[0] = th_strdup(w[i].spec);
+                        r->col[1] = th_strdup(w[i].start);
+                        r->col[2] = th_strdup(w[i].end);
+                        r->col[3] = th_strdup(w[i].type);
+                        r->col[4] = w[i].disp ? th_strdup(w[i].disp) : NULL;
+                        r->col[5] = th_strdup(desc ? desc : "Unknown");
                 }
                 dc->v[dc->n - 1].n++;
         }
@@ -1338,11 +930,12 @@ static int check_calls(sqlite3 *db, const struct model *m, const char *topic)
                 char ts[48];
 
                 for (j = 0; j < NF; j++)
-                        r->col[j] = m->calls[i].f[j] ? xstrdup(m->calls[i].f[j])
-                                                     : NULL;
+                        r->col[j] = m->calls[i].f[j]
+                                            ? th_strdup(m->calls[i].f[j])
+                                            : NULL;
                 format_ts(m->calls[i].ts, m->calls[i].usec, ts);
-                r->col[NF] = xstrdup(ts);
-                r->col[NF + 1] = xstrdup(topic);
+                r->col[NF] = th_strdup(ts);
+                r->col[NF + 1] = th_strdup(topic);
         }
         rows_sort(&exp);
         if (rows_fetch(db,
@@ -1379,7 +972,7 @@ static int xmsg_cmp(const void *pa, const void *pb)
  * (cut at PAYLOAD_MAX) with their full sizes, each with a reason. */
 static int check_rejected(sqlite3 *db, const struct model *m)
 {
-        struct xmsg *exp = xmalloc((m->n_invalid + 1) * sizeof(*exp));
+        struct xmsg *exp = th_malloc((m->n_invalid + 1) * sizeof(*exp));
         struct xmsg *act = NULL;
         size_t n_act = 0, cap = 0, i, j, bad = 0, no_reason = 0;
         sqlite3_stmt *st;
@@ -1405,9 +998,9 @@ static int check_rejected(sqlite3 *db, const struct model *m)
 
                 if (n_act == cap) {
                         cap = cap * 2 + 64;
-                        act = xrealloc(act, cap * sizeof(*act));
+                        act = th_realloc(act, cap * sizeof(*act));
                 }
-                act[n_act].p = xstrndup(p ? p : "", len);
+                act[n_act].p = th_strndup(p ? p : "", len);
                 act[n_act].len = len;
                 act[n_act++].size = sqlite3_column_int64(st, 1);
                 if (!reason || !*reason)
@@ -1435,7 +1028,8 @@ static int check_rejected(sqlite3 *db, const struct model *m)
                                 "payload_size %lld):\n",
                                 c < 0 ? "missing" : "unexpected", x->len,
                                 x->size);
-                        show_tail("payload", x->p, x->len < 300 ? x->len : 300);
+                        th_show_tail("payload", x->p,
+                                     x->len < 300 ? x->len : 300);
                 }
                 if (c < 0)
                         i++;
@@ -1514,46 +1108,48 @@ static void check_db(const char *path, const struct model *m, const char *topic,
  * before/after comparisons.
  */
 
-static void dump_value(sqlite3_stmt *st, int i, struct buf *out)
+static void dump_value(sqlite3_stmt *st, int i, struct th_buf *out)
 {
         const unsigned char *p;
         int n, k;
 
         switch (sqlite3_column_type(st, i)) {
         case SQLITE_NULL:
-                buf_add(out, "NULL", 4);
+                th_buf_add(out, "NULL", 4);
                 break;
         case SQLITE_INTEGER:
-                buf_addf(out, "%lld", (long long)sqlite3_column_int64(st, i));
+                th_buf_addf(out, "%lld",
+                            (long long)sqlite3_column_int64(st, i));
                 break;
         case SQLITE_FLOAT:
-                buf_addf(out, "%.17g", sqlite3_column_double(st, i));
+                th_buf_addf(out, "%.17g", sqlite3_column_double(st, i));
                 break;
         default:
                 /* Text and blobs both as quoted, escaped bytes, the type
                  * marked so that 'x' and x'78' differ. */
-                buf_add(out,
-                        sqlite3_column_type(st, i) == SQLITE_BLOB ? "x'" : "'",
-                        sqlite3_column_type(st, i) == SQLITE_BLOB ? 2 : 1);
+                th_buf_add(out,
+                           sqlite3_column_type(st, i) == SQLITE_BLOB ? "x'"
+                                                                     : "'",
+                           sqlite3_column_type(st, i) == SQLITE_BLOB ? 2 : 1);
                 p = sqlite3_column_blob(st, i);
                 n = sqlite3_column_bytes(st, i);
                 for (k = 0; k < n; k++) {
                         if (p[k] < 0x20 || p[k] >= 0x7f || p[k] == '\'' ||
                             p[k] == '\\')
-                                buf_addf(out, "\\x%02x", p[k]);
+                                th_buf_addf(out, "\\x%02x", p[k]);
                         else
-                                buf_add(out, &p[k], 1);
+                                th_buf_add(out, &p[k], 1);
                 }
-                buf_add(out, "'", 1);
+                th_buf_add(out, "'", 1);
         }
 }
 
 /* Appends the rows of table (or view) name, without the columns in skip
  * (NULL-terminated), ordered by every column. */
 static void dump_table(sqlite3 *db, const char *name, const char *const *skip,
-                       struct buf *out)
+                       struct th_buf *out)
 {
-        struct buf sql = {0}, order = {0};
+        struct th_buf sql = {0}, order = {0};
         sqlite3_stmt *st;
         char *q =
                 sqlite3_mprintf("SELECT name FROM pragma_table_info(%Q)", name);
@@ -1561,7 +1157,7 @@ static void dump_table(sqlite3 *db, const char *name, const char *const *skip,
 
         assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
         sqlite3_free(q);
-        buf_add(&sql, "SELECT ", 7);
+        th_buf_add(&sql, "SELECT ", 7);
         while (sqlite3_step(st) == SQLITE_ROW) {
                 const char *col = (const char *)sqlite3_column_text(st, 0);
                 const char *const *s;
@@ -1573,37 +1169,37 @@ static void dump_table(sqlite3 *db, const char *name, const char *const *skip,
                 if (skipped)
                         continue;
                 q = sqlite3_mprintf("%s\"%w\"", n ? ", " : "", col);
-                buf_addf(&sql, "%s", q);
+                th_buf_addf(&sql, "%s", q);
                 sqlite3_free(q);
-                buf_addf(&order, "%s%d", n ? ", " : "", n + 1);
+                th_buf_addf(&order, "%s%d", n ? ", " : "", n + 1);
                 n++;
         }
         sqlite3_finalize(st);
         if (n == 0) {
-                buf_addf(out, "%s: no such table or no columns\n", name);
-                buf_free(&sql);
-                buf_free(&order);
+                th_buf_addf(out, "%s: no such table or no columns\n", name);
+                th_buf_free(&sql);
+                th_buf_free(&order);
                 return;
         }
         q = sqlite3_mprintf(" FROM \"%w\" ORDER BY %s", name, order.p);
-        buf_addf(&sql, "%s", q);
+        th_buf_addf(&sql, "%s", q);
         sqlite3_free(q);
         if (sqlite3_prepare_v2(db, sql.p, -1, &st, NULL) != SQLITE_OK) {
-                buf_addf(out, "%s: %s\n", name, sqlite3_errmsg(db));
+                th_buf_addf(out, "%s: %s\n", name, sqlite3_errmsg(db));
         } else {
                 while (sqlite3_step(st) == SQLITE_ROW) {
-                        buf_addf(out, "%s|", name);
+                        th_buf_addf(out, "%s|", name);
                         for (i = 0; i < n; i++) {
                                 if (i)
-                                        buf_add(out, "|", 1);
+                                        th_buf_add(out, "|", 1);
                                 dump_value(st, i, out);
                         }
-                        buf_add(out, "\n", 1);
+                        th_buf_add(out, "\n", 1);
                 }
                 sqlite3_finalize(st);
         }
-        buf_free(&sql);
-        buf_free(&order);
+        th_buf_free(&sql);
+        th_buf_free(&order);
 }
 
 static const char *const timestamp_cols[] = {"ingested_at", "rejected_at",
@@ -1611,7 +1207,7 @@ static const char *const timestamp_cols[] = {"ingested_at", "rejected_at",
 
 /* Dumps the schema and every table and view of the database at path, minus
  * the timestamp columns. */
-static void dump_all(const char *path, struct buf *out)
+static void dump_all(const char *path, struct th_buf *out)
 {
         static const char *const schema_skip[] = {"rootpage", NULL};
         sqlite3 *db = db_open(path);
@@ -1635,7 +1231,7 @@ static void dump_all(const char *path, struct buf *out)
 
 /* The dump test 4 compares: what must not depend on how often ingest was
  * interrupted. */
-static void dump_state(const char *path, struct buf *out)
+static void dump_state(const char *path, struct th_buf *out)
 {
         static const char *const none[] = {NULL};
         static const char *const calls_skip[] = {"ingested_at", NULL};
@@ -1654,8 +1250,8 @@ static void dump_state(const char *path, struct buf *out)
 
 /* Returns 0 when the dumps are equal; otherwise prints the first differing
  * line of each and returns 1. */
-static int dumps_differ(const char *what, const struct buf *a,
-                        const struct buf *b)
+static int dumps_differ(const char *what, const struct th_buf *a,
+                        const struct th_buf *b)
 {
         size_t i = 0, line = 1, ls = 0;
         const char *ea, *eb;
@@ -1689,9 +1285,7 @@ struct e2e {
         char *bin;
         char *data;
         json_t *radio; /* disposition_code -> description */
-        pid_t broker;
-        int broker_out; /* kept open so the broker never gets SIGPIPE */
-        char brokers[512];
+        struct th_broker broker;
         unsigned rng;
 
         /* Test 1's stream, database and expectation, reused by test 3. */
@@ -1702,7 +1296,7 @@ struct e2e {
 
 static char *path_in(const struct e2e *st, const char *name)
 {
-        return xasprintf("%s/%s", st->dir, name);
+        return th_asprintf("%s/%s", st->dir, name);
 }
 
 static unsigned rand_next(struct e2e *st)
@@ -1738,62 +1332,6 @@ static json_t *load_radio_codes(const char *path)
         return map;
 }
 
-/* Reads the broker's first stdout line (its bootstrap address). */
-static int read_bootstrap(struct e2e *st)
-{
-        int64_t deadline = now_ms() + BROKER_TIMEOUT_MS;
-        size_t n = 0;
-
-        while (n < sizeof(st->brokers) - 1) {
-                struct pollfd pf = {st->broker_out, POLLIN, 0};
-                int64_t left = deadline - now_ms();
-                ssize_t k;
-
-                if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-                        return -1;
-                k = read(st->broker_out, st->brokers + n, 1);
-                if (k <= 0)
-                        return -1;
-                if (st->brokers[n] == '\n') {
-                        st->brokers[n] = '\0';
-                        if (n > 0 && st->brokers[n - 1] == '\r')
-                                st->brokers[n - 1] = '\0';
-                        return st->brokers[0] ? 0 : -1;
-                }
-                n++;
-        }
-        return -1;
-}
-
-static void stop_broker(struct e2e *st, int *failed)
-{
-        int rc;
-
-        if (st->broker <= 0)
-                return;
-        /* The broker runs until SIGINT/SIGTERM; it must go on SIGTERM. */
-        kill(st->broker, SIGTERM);
-        rc = wait_until(st->broker, now_ms() + 10000);
-        if (rc != 0 && rc != 128 + SIGTERM) {
-                fprintf(stderr,
-                        "# broker: on SIGTERM it ended with status %d "
-                        "(-1: still running after 10 s, killed)\n",
-                        rc);
-                *failed = 1;
-        }
-        st->broker = 0;
-        close(st->broker_out);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-        (void)sb;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static int group_teardown(void **state)
 {
         struct e2e *st = *state;
@@ -1801,14 +1339,10 @@ static int group_teardown(void **state)
 
         if (!st)
                 return 0;
-        stop_broker(st, &failed);
-        children_kill_all();
-        if (st->dir[0]) {
-                if (getenv("E2E_KEEP"))
-                        fprintf(stderr, "# kept %s\n", st->dir);
-                else
-                        nftw(st->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        }
+        if (th_broker_stop(&st->broker) < 0)
+                failed = 1;
+        th_children_kill_all();
+        th_tmpdir_remove(st->dir);
         model_free(st->m1);
         json_decref(st->radio);
         free(st->db1);
@@ -1825,10 +1359,12 @@ static int group_setup(void **state)
         const char *bin = getenv("CALLSTREAM_BIN");
         const char *data = getenv("CALLSTREAM_DATA");
         const char *seed = getenv("E2E_SEED");
-        const char *tmp = getenv("TMPDIR");
-        struct args a = {0};
+        static const char *const broker_args[] = {
+                "--partitions", "4",      "--topic", "calls",
+                "--topic",      "sample", "--topic", "calls2",
+                "--topic",      "norm",   NULL};
         char *radio_path, *err_path;
-        int out[2], err_fd;
+        int r;
 
         if (!st)
                 return -1;
@@ -1846,7 +1382,7 @@ static int group_setup(void **state)
                         data ? data : "../shared/data");
                 goto fail;
         }
-        radio_path = xasprintf("%s/radio_code.json", st->data);
+        radio_path = th_asprintf("%s/radio_code.json", st->data);
         st->radio = load_radio_codes(radio_path);
         free(radio_path);
         if (!st->radio)
@@ -1857,72 +1393,31 @@ static int group_setup(void **state)
                 st->rng = 1;
         fprintf(stderr, "# E2E_SEED=%u\n", st->rng);
 
-        snprintf(st->dir, sizeof(st->dir), "%s/callstream-e2e.XXXXXX",
-                 tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(st->dir)) {
-                fprintf(stderr, "# mkdtemp %s: %s\n", st->dir, strerror(errno));
-                st->dir[0] = '\0';
+        if (th_tmpdir_make("callstream-e2e", st->dir, sizeof(st->dir)))
                 goto fail;
-        }
 
         /* One broker for all tests; each test has its own topic. */
-        args_addv(&a, st->bin, "broker", "--partitions", "4", "--topic",
-                  "calls", "--topic", "sample", "--topic", "calls2", "--topic",
-                  "norm", NULL);
         err_path = path_in(st, "broker.err");
-        err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (err_fd < 0 || pipe2(out, O_CLOEXEC)) {
-                free(err_path);
-                goto fail;
-        }
-        st->broker = spawn(a.v, out[1], err_fd);
-        /* The broker outlives the tests; only the group teardown stops
-         * it, the per-test teardowns kill the rest. */
-        child_forget(st->broker);
-        close(out[1]);
-        close(err_fd);
-        st->broker_out = out[0];
-        if (st->broker < 0 || read_bootstrap(st)) {
-                struct buf e = {0};
-
-                fprintf(stderr,
-                        "# broker gave no bootstrap line within "
-                        "%d ms\n",
-                        BROKER_TIMEOUT_MS);
-                if (!read_file(err_path, &e))
-                        show_tail("broker stderr", e.p, e.len);
-                buf_free(&e);
-                free(err_path);
-                goto fail;
-        }
+        r = th_broker_start(&st->broker, st->bin, broker_args, err_path);
         free(err_path);
-        fprintf(stderr, "# broker at %s\n", st->brokers);
-        args_free(&a);
+        if (r < 0)
+                goto fail;
         return 0;
 fail:
-        args_free(&a);
         group_teardown(state);
         return -1;
 }
 
-/* Fails the test at once when the broker is gone, rather than letting
- * every command wait for it until its safety timeout. */
 static void assert_broker_alive(struct e2e *st)
 {
-        int ws;
-
-        if (st->broker > 0 && waitpid(st->broker, &ws, WNOHANG) == st->broker) {
-                st->broker = 0;
-                fail_msg("the broker ended with status %d", status_code(ws));
-        }
-        assert_true(st->broker > 0);
+        th_broker_assert_alive(&st->broker);
 }
 
 /* Per-test teardown: nothing a failed test started may outlive it. */
 static int test_teardown(void **state)
 {
         (void)state;
-        children_kill_all();
+        th_children_kill_all();
         return 0;
 }
 
@@ -1933,58 +1428,58 @@ static int test_teardown(void **state)
 static void generate(struct e2e *st, const char *count, const char *seed,
                      const char *out_path)
 {
-        struct args a = {0};
-        struct run r;
+        struct th_args a = {0};
+        struct th_run r;
 
-        args_addv(&a, st->bin, "generate", "--count", count, "--seed", seed,
-                  "--duplicates", "0.05", "--changed-duplicates", "0.03",
-                  "--out-of-order", "0.1", "--malformed", "0.03", "--int-ids",
-                  "0.05", "--output", out_path, NULL);
-        run_ok(&a, &r);
-        run_free(&r);
-        args_free(&a);
+        th_args_addv(&a, st->bin, "generate", "--count", count, "--seed", seed,
+                     "--duplicates", "0.05", "--changed-duplicates", "0.03",
+                     "--out-of-order", "0.1", "--malformed", "0.03",
+                     "--int-ids", "0.05", "--output", out_path, NULL);
+        th_run_ok(&a, &r);
+        th_run_free(&r);
+        th_args_free(&a);
 }
 
 static void produce(struct e2e *st, const char *topic, const char *file)
 {
-        struct args a = {0};
-        struct run r;
+        struct th_args a = {0};
+        struct th_run r;
 
-        args_addv(&a, st->bin, "produce", "--brokers", st->brokers, "--topic",
-                  topic, file, NULL);
-        run_ok(&a, &r);
-        run_free(&r);
-        args_free(&a);
+        th_args_addv(&a, st->bin, "produce", "--brokers", st->broker.brokers,
+                     "--topic", topic, file, NULL);
+        th_run_ok(&a, &r);
+        th_run_free(&r);
+        th_args_free(&a);
 }
 
 /* The ingest command line; exit_at_end 0 for the runs that get killed. */
-static void ingest_args(struct e2e *st, struct args *a, const char *topic,
+static void ingest_args(struct e2e *st, struct th_args *a, const char *topic,
                         const char *db, const struct spec *specs,
                         size_t n_specs, const char *batch, int exit_at_end)
 {
         size_t i;
 
-        args_addv(a, st->bin, "ingest", "--brokers", st->brokers, "--topic",
-                  topic, "--db", db, "--from-beginning", NULL);
+        th_args_addv(a, st->bin, "ingest", "--brokers", st->broker.brokers,
+                     "--topic", topic, "--db", db, "--from-beginning", NULL);
         if (exit_at_end)
-                args_add(a, "--exit-at-end");
+                th_args_add(a, "--exit-at-end");
         for (i = 0; i < n_specs; i++)
                 if (specs[i].arg)
-                        args_addv(a, "--window", specs[i].arg, NULL);
+                        th_args_addv(a, "--window", specs[i].arg, NULL);
         if (batch)
-                args_addv(a, "--batch-max-records", batch, NULL);
+                th_args_addv(a, "--batch-max-records", batch, NULL);
 }
 
 static void ingest(struct e2e *st, const char *topic, const char *db,
                    const struct spec *specs, size_t n_specs, const char *batch)
 {
-        struct args a = {0};
-        struct run r;
+        struct th_args a = {0};
+        struct th_run r;
 
         ingest_args(st, &a, topic, db, specs, n_specs, batch, 1);
-        run_ok(&a, &r);
-        run_free(&r);
-        args_free(&a);
+        th_run_ok(&a, &r);
+        th_run_free(&r);
+        th_args_free(&a);
 }
 
 /*
@@ -2016,7 +1511,7 @@ static void test_generated_stream(void **state)
 static void test_sample_file(void **state)
 {
         struct e2e *st = *state;
-        char *file = xasprintf(
+        char *file = th_asprintf(
                 "%s/police-department-calls-for-service.sample.json", st->data);
         char *db_path = path_in(st, "sample.db");
         struct model *m = model_from_array(file);
@@ -2061,7 +1556,7 @@ static void test_sample_file(void **state)
 static void test_rerun_idempotent(void **state)
 {
         struct e2e *st = *state;
-        struct buf before = {0}, after = {0};
+        struct th_buf before = {0}, after = {0};
         int differ;
 
         if (!st->db1_ingested)
@@ -2072,8 +1567,8 @@ static void test_rerun_idempotent(void **state)
         dump_all(st->db1, &after);
         differ = dumps_differ("rerun", &before, &after);
         fprintf(stderr, "# dump: %zu bytes\n", before.len);
-        buf_free(&before);
-        buf_free(&after);
+        th_buf_free(&before);
+        th_buf_free(&after);
         assert_false(differ);
 }
 
@@ -2084,7 +1579,7 @@ static void remove_db(const char *path)
         size_t i;
 
         for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-                char *p = xasprintf("%s%s", path, suffix[i]);
+                char *p = th_asprintf("%s%s", path, suffix[i]);
 
                 unlink(p);
                 free(p);
@@ -2123,30 +1618,30 @@ static long long progress(const char *path, const char *topic)
 static int ingest_killed(struct e2e *st, const char *topic, const char *db,
                          int64_t delay_ms, int n)
 {
-        struct args a = {0};
-        char *log = xasprintf("%s/kill%d.err", st->dir, n);
+        struct th_args a = {0};
+        char *log = th_asprintf("%s/kill%d.err", st->dir, n);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         pid_t pid;
         int rc;
 
         assert_true(fd >= 0);
         ingest_args(st, &a, topic, db, specs_gen, 3, "200", 0);
-        pid = spawn(a.v, fd, fd);
+        pid = th_spawn(&a, fd, fd);
         close(fd);
         assert_true(pid > 0);
-        sleep_ms(delay_ms);
+        th_sleep_ms(delay_ms);
         kill(pid, SIGKILL);
-        rc = wait_until(pid, now_ms() + 10000);
-        args_free(&a);
+        rc = th_wait_until(pid, th_now_ms() + 10000);
+        th_args_free(&a);
         if (rc != 128 + SIGKILL) {
-                struct buf e = {0};
+                struct th_buf e = {0};
 
                 fprintf(stderr,
                         "# killed ingest #%d had already ended with %d\n", n,
                         rc);
-                if (!read_file(log, &e))
-                        show_tail("its stderr", e.p, e.len);
-                buf_free(&e);
+                if (!th_read_file(log, &e))
+                        th_show_tail("its stderr", e.p, e.len);
+                th_buf_free(&e);
                 free(log);
                 return -1;
         }
@@ -2162,7 +1657,7 @@ static void test_kill9(void **state)
         char *gen = path_in(st, "gen2.ndjson");
         char *db_a = path_in(st, "kill_a.db");
         char *db_b = path_in(st, "kill_b.db");
-        struct buf da = {0}, db = {0};
+        struct th_buf da = {0}, db = {0};
         struct model *m;
         long long total, got;
         int partial = 0, i, errors = 0, differ;
@@ -2222,8 +1717,8 @@ static void test_kill9(void **state)
         dump_state(db_b, &db);
         differ = dumps_differ("uninterrupted vs killed", &da, &db);
         fprintf(stderr, "# dump: %zu bytes\n", da.len);
-        buf_free(&da);
-        buf_free(&db);
+        th_buf_free(&da);
+        th_buf_free(&db);
         assert_false(differ);
         check_db(db_b, m, "calls2", specs_gen, 3, st->radio);
         model_free(m);
@@ -2237,7 +1732,7 @@ static void test_kill9(void **state)
 static void test_window_names(void **state)
 {
         struct e2e *st = *state;
-        char *file = xasprintf(
+        char *file = th_asprintf(
                 "%s/police-department-calls-for-service.sample.json", st->data);
         char *db_path = path_in(st, "norm.db");
         struct model *m = model_from_array(file);
@@ -2251,37 +1746,26 @@ static void test_window_names(void **state)
         free(db_path);
 }
 
-static int count_lines(const struct buf *b)
-{
-        int n = 0;
-        size_t i;
-
-        for (i = 0; i < b->len; i++)
-                n += b->p[i] == '\n';
-        if (b->len && b->p[b->len - 1] != '\n')
-                n++;
-        return n;
-}
-
 /* Runs a and expects exit status 2 with one stderr line containing
  * needle. Returns the number of problems (printed). */
-static int expect_usage_error(const struct args *a, const char *needle)
+static int expect_usage_error(const struct th_args *a, const char *needle)
 {
-        struct run r;
-        char *cmd = args_str(a);
+        struct th_run r;
+        char *cmd = th_args_str(a);
         int bad = 0;
 
-        run_args(a, CLI_TIMEOUT_MS, &r);
-        if (r.status != 2 || count_lines(&r.err) != 1 ||
+        th_run_args(a, CLI_TIMEOUT_MS, &r);
+        if (r.status != 2 || th_count_lines(r.err.p, r.err.len) != 1 ||
             !strstr(r.err.p, needle)) {
                 fprintf(stderr,
                         "# '%s': expected exit 2 and one stderr line naming "
                         "'%s'; got exit %d and %d line(s):\n",
-                        cmd, needle, r.status, count_lines(&r.err));
-                show_tail("stderr", r.err.p, r.err.len);
+                        cmd, needle, r.status,
+                        th_count_lines(r.err.p, r.err.len));
+                th_show_tail("stderr", r.err.p, r.err.len);
                 bad = 1;
         }
-        run_free(&r);
+        th_run_free(&r);
         free(cmd);
         return bad;
 }
@@ -2292,43 +1776,44 @@ static void test_cli_contract(void **state)
         static const char *const cmds[] = {"broker", "produce", "generate",
                                            "migrate", "ingest"};
         struct e2e *st = *state;
-        struct args a = {0};
-        struct run r;
+        struct th_args a = {0};
+        struct th_run r;
         char *db_path = path_in(st, "cli.db");
         int bad = 0;
         size_t i;
 
-        args_addv(&a, st->bin, "ingest", "--bogus", NULL);
+        th_args_addv(&a, st->bin, "ingest", "--bogus", NULL);
         bad += expect_usage_error(&a, "--bogus");
-        args_free(&a);
+        th_args_free(&a);
 
-        args_addv(&a, st->bin, "ingest", "--brokers", st->brokers, "--topic",
-                  "calls", "--db", db_path, "--window", "1x", NULL);
+        th_args_addv(&a, st->bin, "ingest", "--brokers", st->broker.brokers,
+                     "--topic", "calls", "--db", db_path, "--window", "1x",
+                     NULL);
         bad += expect_usage_error(&a, "--window");
-        args_free(&a);
+        th_args_free(&a);
 
         for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
                 char *cmd;
 
-                args_addv(&a, st->bin, cmds[i], "--help", NULL);
-                cmd = args_str(&a);
-                run_args(&a, CLI_TIMEOUT_MS, &r);
+                th_args_addv(&a, st->bin, cmds[i], "--help", NULL);
+                cmd = th_args_str(&a);
+                th_run_args(&a, CLI_TIMEOUT_MS, &r);
                 if (r.status != 0 || r.out.len == 0) {
                         fprintf(stderr,
                                 "# '%s': expected exit 0 and help on "
                                 "stdout; got exit %d, %zu bytes\n",
                                 cmd, r.status, r.out.len);
-                        show_tail("stderr", r.err.p, r.err.len);
+                        th_show_tail("stderr", r.err.p, r.err.len);
                         bad++;
                 }
-                run_free(&r);
+                th_run_free(&r);
                 free(cmd);
-                args_free(&a);
+                th_args_free(&a);
 
                 /* Every subcommand rejects an unknown flag the same way. */
-                args_addv(&a, st->bin, cmds[i], "--bogus", NULL);
+                th_args_addv(&a, st->bin, cmds[i], "--bogus", NULL);
                 bad += expect_usage_error(&a, "--bogus");
-                args_free(&a);
+                th_args_free(&a);
         }
         free(db_path);
         if (bad)

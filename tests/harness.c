@@ -1,0 +1,605 @@
+/* harness.c: helpers shared by the end-to-end tests (harness.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define MAX_CHILDREN 32
+
+static void oom(void)
+{
+        fprintf(stderr, "# %s: out of memory\n", program_invocation_short_name);
+        abort();
+}
+
+void *th_malloc(size_t n)
+{
+        void *p = malloc(n ? n : 1);
+
+        if (!p)
+                oom();
+        return p;
+}
+
+void *th_realloc(void *p, size_t n)
+{
+        p = realloc(p, n ? n : 1);
+        if (!p)
+                oom();
+        return p;
+}
+
+char *th_strndup(const char *s, size_t n)
+{
+        char *d = th_malloc(n + 1);
+
+        memcpy(d, s, n);
+        d[n] = '\0';
+        return d;
+}
+
+char *th_strdup(const char *s)
+{
+        return th_strndup(s, strlen(s));
+}
+
+char *th_asprintf(const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                oom();
+        va_end(ap);
+        return s;
+}
+
+int64_t th_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void th_sleep_ms(int64_t ms)
+{
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+                ;
+}
+
+void th_buf_add(struct th_buf *b, const void *data, size_t n)
+{
+        if (b->len + n + 1 > b->cap) {
+                b->cap = (b->len + n + 1) * 2;
+                b->p = th_realloc(b->p, b->cap);
+        }
+        if (n)
+                memcpy(b->p + b->len, data, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+}
+
+void th_buf_addf(struct th_buf *b, const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                oom();
+        th_buf_add(b, s, (size_t)n);
+        free(s);
+}
+
+void th_buf_free(struct th_buf *b)
+{
+        free(b->p);
+        memset(b, 0, sizeof(*b));
+}
+
+int th_read_file(const char *path, struct th_buf *out)
+{
+        char tmp[65536];
+        ssize_t n;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return -1;
+        th_buf_add(out, "", 0);
+        while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        close(fd);
+                        return -1;
+                }
+                th_buf_add(out, tmp, (size_t)n);
+        }
+        close(fd);
+        return 0;
+}
+
+int th_count_lines(const char *text, size_t len)
+{
+        int n = 0;
+        size_t i;
+
+        for (i = 0; i < len; i++)
+                n += text[i] == '\n';
+        if (len && text[len - 1] != '\n')
+                n++;
+        return n;
+}
+
+void th_show_tail(const char *what, const char *text, size_t len)
+{
+        size_t start = len > 1500 ? len - 1500 : 0;
+        size_t i;
+
+        if (!len)
+                return;
+        fprintf(stderr, "# --- %s (last %zu bytes):\n# ", what, len - start);
+        for (i = start; i < len; i++) {
+                unsigned char c = (unsigned char)text[i];
+
+                if (c == '\n')
+                        fputs("\n# ", stderr);
+                else if (c < 0x20 || c == 0x7f)
+                        fprintf(stderr, "\\x%02x", c);
+                else
+                        fputc(c, stderr);
+        }
+        fputc('\n', stderr);
+}
+
+void th_show_file_tail(const char *what, const char *path)
+{
+        struct th_buf b = {0};
+
+        if (th_read_file(path, &b) == 0)
+                th_show_tail(what, b.p, b.len);
+        else
+                fprintf(stderr, "# --- %s: cannot read %s: %s\n", what, path,
+                        strerror(errno));
+        th_buf_free(&b);
+}
+
+/*
+ * Children.
+ */
+
+static pid_t children[MAX_CHILDREN];
+static volatile size_t n_children;
+
+void th_child_track(pid_t pid)
+{
+        if (n_children < MAX_CHILDREN)
+                children[n_children++] = pid;
+}
+
+void th_child_forget(pid_t pid)
+{
+        size_t i;
+
+        for (i = 0; i < n_children; i++) {
+                if (children[i] == pid) {
+                        children[i] = children[--n_children];
+                        return;
+                }
+        }
+}
+
+void th_children_kill_all(void)
+{
+        while (n_children > 0) {
+                pid_t pid = children[--n_children];
+
+                kill(pid, SIGKILL);
+                while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+                        ;
+        }
+}
+
+void th_args_add(struct th_args *a, const char *s)
+{
+        assert_true(a->n < 63);
+        a->v[a->n++] = th_strdup(s);
+        a->v[a->n] = NULL;
+}
+
+void th_args_addv(struct th_args *a, ...)
+{
+        va_list ap;
+        const char *s;
+
+        va_start(ap, a);
+        while ((s = va_arg(ap, const char *)) != NULL)
+                th_args_add(a, s);
+        va_end(ap);
+}
+
+void th_args_setenv(struct th_args *a, const char *name_value)
+{
+        assert_true(a->nenv < 7 && strchr(name_value, '='));
+        a->env[a->nenv++] = th_strdup(name_value);
+        a->env[a->nenv] = NULL;
+}
+
+void th_args_free(struct th_args *a)
+{
+        int i;
+
+        for (i = 0; i < a->n; i++)
+                free(a->v[i]);
+        for (i = 0; i < a->nenv; i++)
+                free(a->env[i]);
+        free(a->cwd);
+        memset(a, 0, sizeof(*a));
+}
+
+char *th_args_str(const struct th_args *a)
+{
+        struct th_buf b = {0};
+        const char *base = strrchr(a->v[0], '/');
+        int i;
+
+        for (i = 0; i < a->nenv; i++)
+                th_buf_addf(&b, "%s ", a->env[i]);
+        th_buf_addf(&b, "%s", base ? base + 1 : a->v[0]);
+        for (i = 1; i < a->n; i++)
+                th_buf_addf(&b, " %s", a->v[i]);
+        return b.p;
+}
+
+pid_t th_spawn(const struct th_args *a, int out_fd, int err_fd)
+{
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        int i;
+
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                int in = open("/dev/null", O_RDONLY);
+
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+                    getppid() != parent)
+                        _exit(127);
+                if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 ||
+                    dup2(err_fd, 2) < 0)
+                        _exit(127);
+                for (i = 0; i < a->nenv; i++)
+                        putenv(a->env[i]);
+                if (a->cwd && chdir(a->cwd) == -1) {
+                        dprintf(2, "%s: chdir %s: %s\n",
+                                program_invocation_short_name, a->cwd,
+                                strerror(errno));
+                        _exit(127);
+                }
+                /* SIG_IGN survives exec; the child gets the default. */
+                signal(SIGPIPE, SIG_DFL);
+                execvp(a->v[0], a->v);
+                dprintf(2, "%s: exec %s: %s\n", program_invocation_short_name,
+                        a->v[0], strerror(errno));
+                _exit(127);
+        }
+        th_child_track(pid);
+        return pid;
+}
+
+pid_t th_spawn_logged(const struct th_args *a, const char *log_path)
+{
+        int fd =
+                open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        pid_t pid;
+
+        if (fd < 0) {
+                fprintf(stderr, "# cannot open %s: %s\n", log_path,
+                        strerror(errno));
+                return -1;
+        }
+        pid = th_spawn(a, fd, fd);
+        close(fd);
+        return pid;
+}
+
+int th_status_code(int ws)
+{
+        if (WIFEXITED(ws))
+                return WEXITSTATUS(ws);
+        if (WIFSIGNALED(ws))
+                return 128 + WTERMSIG(ws);
+        return -1;
+}
+
+int th_wait_until(pid_t pid, int64_t deadline)
+{
+        int ws = 0;
+        pid_t r;
+
+        for (;;) {
+                r = waitpid(pid, &ws, WNOHANG);
+                if (r == pid) {
+                        th_child_forget(pid);
+                        return th_status_code(ws);
+                }
+                if (r == -1 && errno != EINTR) {
+                        th_child_forget(pid);
+                        return -1;
+                }
+                if (th_now_ms() >= deadline)
+                        break;
+                th_sleep_ms(10);
+        }
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &ws, 0) == -1 && errno == EINTR)
+                ;
+        th_child_forget(pid);
+        return -1;
+}
+
+int th_exited(pid_t pid)
+{
+        int ws = 0;
+        pid_t r;
+
+        while ((r = waitpid(pid, &ws, WNOHANG)) == -1 && errno == EINTR)
+                ;
+        if (r == 0)
+                return -1;
+        th_child_forget(pid);
+        return r == pid ? th_status_code(ws) : 255;
+}
+
+void th_run_args(const struct th_args *a, int timeout_ms, struct th_run *r)
+{
+        int op[2], ep[2], i, open_fds = 2;
+        struct pollfd pf[2];
+        int64_t start = th_now_ms(), deadline = start + timeout_ms;
+        pid_t pid;
+
+        memset(r, 0, sizeof(*r));
+        th_buf_add(&r->out, "", 0);
+        th_buf_add(&r->err, "", 0);
+        assert_int_equal(pipe2(op, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(ep, O_CLOEXEC), 0);
+        pid = th_spawn(a, op[1], ep[1]);
+        close(op[1]);
+        close(ep[1]);
+        if (pid < 0) {
+                close(op[0]);
+                close(ep[0]);
+                fail_msg("fork failed: %s", strerror(errno));
+        }
+        pf[0].fd = op[0];
+        pf[1].fd = ep[0];
+        pf[0].events = pf[1].events = POLLIN;
+        while (open_fds > 0) {
+                int64_t left = deadline - th_now_ms();
+
+                if (left <= 0)
+                        break;
+                if (poll(pf, 2, (int)left) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                for (i = 0; i < 2; i++) {
+                        char tmp[65536];
+                        ssize_t n;
+
+                        if (pf[i].fd < 0 || !pf[i].revents)
+                                continue;
+                        n = read(pf[i].fd, tmp, sizeof(tmp));
+                        if (n > 0) {
+                                th_buf_add(i ? &r->err : &r->out, tmp,
+                                           (size_t)n);
+                        } else if (n == 0 || errno != EINTR) {
+                                close(pf[i].fd);
+                                pf[i].fd = -1;
+                                open_fds--;
+                        }
+                }
+        }
+        for (i = 0; i < 2; i++)
+                if (pf[i].fd >= 0)
+                        close(pf[i].fd);
+        r->status = th_wait_until(pid, deadline);
+        r->ms = th_now_ms() - start;
+        if (r->status == -1) {
+                char *cmd = th_args_str(a);
+
+                fprintf(stderr, "# timed out after %d ms: %s\n", timeout_ms,
+                        cmd);
+                free(cmd);
+        }
+}
+
+void th_run_ok(const struct th_args *a, struct th_run *r)
+{
+        char *cmd = th_args_str(a);
+
+        th_run_args(a, TH_RUN_TIMEOUT_MS, r);
+        fprintf(stderr, "# $ %s  -> %d (%.1f s)\n", cmd, r->status,
+                r->ms / 1000.0);
+        if (r->status != 0) {
+                th_show_tail("stderr", r->err.p, r->err.len);
+                fail_msg("'%s' exited with %d, expected 0", cmd, r->status);
+        }
+        free(cmd);
+}
+
+void th_run_free(struct th_run *r)
+{
+        th_buf_free(&r->out);
+        th_buf_free(&r->err);
+}
+
+/*
+ * Temporary directory.
+ */
+
+int th_tmpdir_make(const char *prefix, char *out, size_t size)
+{
+        const char *tmp = getenv("TMPDIR");
+
+        snprintf(out, size, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+        if (!mkdtemp(out)) {
+                fprintf(stderr, "# mkdtemp %s: %s\n", out, strerror(errno));
+                out[0] = '\0';
+                return -1;
+        }
+        return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+        (void)sb;
+        (void)flag;
+        (void)ftw;
+        return remove(path);
+}
+
+void th_tmpdir_remove(const char *dir)
+{
+        if (!dir || !dir[0])
+                return;
+        if (getenv("E2E_KEEP"))
+                fprintf(stderr, "# kept %s\n", dir);
+        else
+                nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * The broker.
+ */
+
+/* Reads the broker's first stdout line (its bootstrap address). */
+static int read_bootstrap(struct th_broker *b)
+{
+        int64_t deadline = th_now_ms() + TH_BROKER_TIMEOUT_MS;
+        size_t n = 0;
+
+        while (n < sizeof(b->brokers) - 1) {
+                struct pollfd pf = {b->out, POLLIN, 0};
+                int64_t left = deadline - th_now_ms();
+                ssize_t k;
+
+                if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+                        return -1;
+                k = read(b->out, b->brokers + n, 1);
+                if (k <= 0)
+                        return -1;
+                if (b->brokers[n] == '\n') {
+                        b->brokers[n] = '\0';
+                        if (n > 0 && b->brokers[n - 1] == '\r')
+                                b->brokers[n - 1] = '\0';
+                        return b->brokers[0] ? 0 : -1;
+                }
+                n++;
+        }
+        return -1;
+}
+
+int th_broker_start(struct th_broker *b, const char *bin,
+                    const char *const *extra, const char *err_path)
+{
+        struct th_args a = {0};
+        int out[2], err_fd;
+
+        memset(b, 0, sizeof(*b));
+        b->out = -1;
+        th_args_addv(&a, bin, "broker", NULL);
+        for (; extra && *extra; extra++)
+                th_args_add(&a, *extra);
+        err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (err_fd < 0 || pipe2(out, O_CLOEXEC)) {
+                fprintf(stderr, "# broker: %s: %s\n", err_path,
+                        strerror(errno));
+                if (err_fd >= 0)
+                        close(err_fd);
+                th_args_free(&a);
+                return -1;
+        }
+        b->pid = th_spawn(&a, out[1], err_fd);
+        th_args_free(&a);
+        /* The broker outlives the tests; only the group teardown stops it,
+         * the per-test teardowns kill the rest. */
+        th_child_forget(b->pid);
+        close(out[1]);
+        close(err_fd);
+        b->out = out[0];
+        if (b->pid < 0 || read_bootstrap(b)) {
+                fprintf(stderr,
+                        "# broker gave no bootstrap line within %d ms\n",
+                        TH_BROKER_TIMEOUT_MS);
+                th_show_file_tail("broker stderr", err_path);
+                th_broker_stop(b);
+                return -1;
+        }
+        fprintf(stderr, "# broker at %s\n", b->brokers);
+        return 0;
+}
+
+int th_broker_stop(struct th_broker *b)
+{
+        int rc, r = 0;
+
+        if (b->pid > 0) {
+                /* The broker runs until SIGINT/SIGTERM; it must go on
+                 * SIGTERM. */
+                kill(b->pid, SIGTERM);
+                rc = th_wait_until(b->pid, th_now_ms() + 10000);
+                if (rc != 0 && rc != 128 + SIGTERM) {
+                        fprintf(stderr,
+                                "# broker: on SIGTERM it ended with status %d "
+                                "(-1: still running after 10 s, killed)\n",
+                                rc);
+                        r = -1;
+                }
+        }
+        b->pid = 0;
+        /* fd 0 is stdin, never the broker's pipe: a struct that was only
+         * zero-initialised has nothing to close. */
+        if (b->out > 0)
+                close(b->out);
+        b->out = -1;
+        return r;
+}
+
+void th_broker_assert_alive(struct th_broker *b)
+{
+        int ws;
+
+        if (b->pid > 0 && waitpid(b->pid, &ws, WNOHANG) == b->pid) {
+                b->pid = 0;
+                fail_msg("the broker ended with status %d", th_status_code(ws));
+        }
+        assert_true(b->pid > 0);
+}

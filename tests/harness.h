@@ -1,0 +1,167 @@
+/* harness.h: what the end-to-end tests share: memory and text helpers, child
+ * processes run to completion or in the background, the local broker and a
+ * temporary directory. Test code only; it links no project module.
+ *
+ * Helpers that cannot go on (out of memory, a pipe that cannot be made)
+ * abort or fail the running cmocka test; the others return -1 and say why
+ * on stderr, as "# ..." TAP comments. */
+#ifndef TH_HARNESS_H
+#define TH_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+
+/* Safety nets only: nothing here asserts on speed. */
+#define TH_RUN_TIMEOUT_MS    (120 * 1000)
+#define TH_BROKER_TIMEOUT_MS (15 * 1000)
+
+/*
+ * Memory and text.
+ */
+
+/* malloc, realloc, strndup, strdup, asprintf that abort when out of
+ * memory; the caller frees what they return. */
+void *th_malloc(size_t n);
+void *th_realloc(void *p, size_t n);
+char *th_strndup(const char *s, size_t n);
+char *th_strdup(const char *s);
+char *th_asprintf(const char *fmt, ...) TH_PRINTF(1, 2);
+
+/* Monotonic clock in milliseconds, and a sleep that survives signals. */
+int64_t th_now_ms(void);
+void th_sleep_ms(int64_t ms);
+
+/* A growable byte buffer, always NUL-terminated once anything was added;
+ * zero-initialise it, free it with th_buf_free(). */
+struct th_buf {
+        char *p;
+        size_t len;
+        size_t cap;
+};
+
+void th_buf_add(struct th_buf *b, const void *data, size_t n);
+void th_buf_addf(struct th_buf *b, const char *fmt, ...) TH_PRINTF(2, 3);
+void th_buf_free(struct th_buf *b);
+
+/* Appends the whole file at path to out. Returns 0, or -1 with errno. */
+int th_read_file(const char *path, struct th_buf *out);
+
+/* Lines of text, counting a last line without a newline. */
+int th_count_lines(const char *text, size_t len);
+
+/* Prints the last 1500 bytes of a child's output (what, e.g. "stderr"),
+ * escaped, one TAP comment line per line. */
+void th_show_tail(const char *what, const char *text, size_t len);
+
+/* Shows the tail of the file at path, as th_show_tail(). */
+void th_show_file_tail(const char *what, const char *path);
+
+/*
+ * Child processes. Every pid started is tracked so that a teardown can kill
+ * whatever a failed assertion left behind; each child also gets SIGKILL
+ * when the test process dies (PR_SET_PDEATHSIG).
+ */
+
+/* An argument vector, with optional extra environment ("NAME=value") and
+ * working directory for the child. Zero-initialise it; every string is
+ * copied and freed by th_args_free(). */
+struct th_args {
+        char *v[64];
+        int n;
+        char *env[8];
+        int nenv;
+        char *cwd;
+};
+
+void th_args_add(struct th_args *a, const char *s);
+/* Adds each argument up to a NULL. */
+void th_args_addv(struct th_args *a, ...);
+void th_args_setenv(struct th_args *a, const char *name_value);
+void th_args_free(struct th_args *a);
+/* "callstream ingest --db ..." (the basename of v[0]) for messages; the
+ * caller frees it. */
+char *th_args_str(const struct th_args *a);
+
+/* Starts a (v[0] a path, or a name looked up in PATH) with stdin from
+ * /dev/null and stdout, stderr on out_fd, err_fd, which are borrowed (the
+ * caller closes its copies). Returns the pid, or -1 when fork fails. */
+pid_t th_spawn(const struct th_args *a, int out_fd, int err_fd);
+
+/* Starts a with stdout and stderr appended to the file at log_path. */
+pid_t th_spawn_logged(const struct th_args *a, const char *log_path);
+
+void th_child_track(pid_t pid);
+void th_child_forget(pid_t pid);
+/* Kills (SIGKILL) and reaps every tracked child. Async-signal-safe. */
+void th_children_kill_all(void);
+
+/* An exit status as one number: the exit code, or 128 + signal. */
+int th_status_code(int ws);
+
+/* Waits for pid until deadline (th_now_ms() clock), then kills it. Returns
+ * the status code, or -1 when the deadline passed. */
+int th_wait_until(pid_t pid, int64_t deadline);
+
+/* Returns the status code of pid when it has ended (reaping it), or -1
+ * while it runs. */
+int th_exited(pid_t pid);
+
+/* The outcome of a command run to completion. */
+struct th_run {
+        int status; /* exit code, 128 + signal, or -1 on timeout */
+        struct th_buf out;
+        struct th_buf err;
+        int64_t ms;
+};
+
+/* Runs a to completion, collecting stdout and stderr; kills it after
+ * timeout_ms. Free r with th_run_free(). */
+void th_run_args(const struct th_args *a, int timeout_ms, struct th_run *r);
+
+/* Runs a and fails the test unless it exits with status 0, showing its
+ * stderr. */
+void th_run_ok(const struct th_args *a, struct th_run *r);
+
+void th_run_free(struct th_run *r);
+
+/*
+ * Temporary directory.
+ */
+
+/* Creates a fresh directory "$TMPDIR/<prefix>.XXXXXX" (or under /tmp) and
+ * writes its path to out. Returns 0 or -1 (said on stderr). */
+int th_tmpdir_make(const char *prefix, char *out, size_t size);
+
+/* Deletes dir and everything in it, unless E2E_KEEP is set in the
+ * environment (then says where it is kept). */
+void th_tmpdir_remove(const char *dir);
+
+/*
+ * The local broker: `callstream broker`, started once per test group.
+ */
+
+struct th_broker {
+        pid_t pid;
+        int out; /* its stdout, kept open so it never gets SIGPIPE */
+        char brokers[512];
+};
+
+/* Starts "bin broker ARGS..." (extra: NULL-terminated, may be NULL) with
+ * its stderr in the file at err_path and reads its bootstrap address.
+ * Returns 0, or -1 after showing why. */
+int th_broker_start(struct th_broker *b, const char *bin,
+                    const char *const *extra, const char *err_path);
+
+/* Stops the broker with SIGTERM. Returns 0, or -1 when it did not end
+ * cleanly (said on stderr). Does nothing for a broker never started. */
+int th_broker_stop(struct th_broker *b);
+
+/* Fails the test at once when the broker is gone, rather than letting
+ * every command wait for it until its safety timeout. */
+void th_broker_assert_alive(struct th_broker *b);
+
+#endif

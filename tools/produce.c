@@ -1,0 +1,608 @@
+/* produce.c: `callstream produce`, streams a JSON array or NDJSON file into a
+ * Kafka topic, one call per message, keyed by crime_id. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "cs_cli.h"
+#include "cs_cmd.h"
+#include "cs_common.h"
+#include "cs_jsonsplit.h"
+#include "cs_parse.h"
+
+#define CMD "produce"
+
+/* Input is read in chunks of this size. */
+#define READ_SIZE (256 * 1024)
+/* Delivery and produce errors shown one by one; the rest are counted. */
+#define MAX_SHOWN_ERRORS 5
+/* Extra time for rd_kafka_flush() beyond message.timeout.ms. */
+#define FLUSH_GRACE_MS 10000
+
+struct producer {
+        rd_kafka_t *rk;
+        rd_kafka_topic_t *rkt;
+        struct cs_parser *parser;
+        const char *topic;
+        int64_t interval_ns; /* between messages under --rate, else 0 */
+        int64_t next_due_ns; /* when the next message may go */
+        unsigned long long queued;    /* accepted by librdkafka */
+        unsigned long long delivered; /* acknowledged by the broker */
+        unsigned long long failed;    /* not produced or not delivered */
+        unsigned long long unkeyed;   /* not valid calls, sent without key */
+        int errors_shown;
+        rd_kafka_resp_err_t last_err; /* last one shown, to skip repeats */
+        int32_t last_partition;
+        int broker_errors_shown;
+        int fatal;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        interrupted = 1;
+}
+
+static void usage(void)
+{
+        printf("Usage: callstream produce --brokers HOST:PORT[,...] --topic "
+               "TOPIC [OPTIONS] [FILE|-]\n"
+               "\n"
+               "Streams police calls into a Kafka topic, one record per "
+               "message. FILE\n"
+               "(default '-', standard input) is read incrementally. When "
+               "its first\n"
+               "non-blank byte is '[' it is a JSON array and each element "
+               "is a message,\n"
+               "compacted (white space outside strings dropped); otherwise "
+               "it is NDJSON and\n"
+               "each non-blank line is a message as is. A record that is a "
+               "valid call is\n"
+               "keyed by its crime_id, so all copies of a call go to the "
+               "same partition;\n"
+               "other records are sent without a key.\n"
+               "\n"
+               "Options:\n"
+               "  --brokers LIST   bootstrap servers, host:port[,...]\n"
+               "  --topic TOPIC    topic to produce to\n"
+               "  --rate N         at most N messages per second, evenly "
+               "spaced\n"
+               "                   (default: as fast as possible)\n"
+               "  -X PROP=VALUE    librdkafka configuration property "
+               "(repeatable); the\n"
+               "                   defaults enable.idempotence=true, "
+               "compression.type=lz4\n"
+               "                   and linger.ms=5 can be overridden\n"
+               "  -h, --help       show this help\n"
+               "\n"
+               "Prints a summary line to standard error. Exits 1 when any "
+               "message was not\n"
+               "delivered, the input is a broken JSON array (after sending "
+               "what came\n"
+               "before the error), or it cannot be read; 2 on a wrong "
+               "option.\n");
+}
+
+/* Values of these properties are never echoed. */
+static int is_secret(const char *name)
+{
+        return strcasestr(name, "password") || strcasestr(name, "secret") ||
+               strcasestr(name, "sasl");
+}
+
+/* Whether s[0..n) names a librdkafka property. Only used on the rare
+ * lines that mention secrets, so a scratch conf per call is affordable,
+ * and it keeps this safe on librdkafka's threads. */
+static int is_property(const char *s, size_t n)
+{
+        char name[128], errstr[256];
+        rd_kafka_conf_t *conf;
+        int known;
+
+        if (n == 0 || n >= sizeof(name))
+                return 0;
+        memcpy(name, s, n);
+        name[n] = '\0';
+        if (!(conf = rd_kafka_conf_new()))
+                return 0;
+        known = rd_kafka_conf_set(conf, name, "", errstr, sizeof(errstr)) !=
+                RD_KAFKA_CONF_UNKNOWN;
+        rd_kafka_conf_destroy(conf);
+        return known;
+}
+
+/* Copies librdkafka's text msg to out. When it mentions a secret property,
+ * every `quoted` or "quoted" part that is not a property name is replaced
+ * by ***: librdkafka quotes configured values in its warnings. */
+static void redact(const char *msg, char *out, size_t size)
+{
+        size_t o = 0;
+
+        if (!is_secret(msg)) {
+                snprintf(out, size, "%s", msg);
+                return;
+        }
+        while (*msg && o + 8 < size) {
+                const char *end;
+
+                if (*msg != '`' && *msg != '"') {
+                        out[o++] = *msg++;
+                        continue;
+                }
+                end = strchr(msg + 1, *msg);
+                if (end && is_property(msg + 1, (size_t)(end - msg - 1))) {
+                        size_t n = (size_t)(end - msg) + 1;
+
+                        if (o + n + 8 >= size)
+                                break;
+                        memcpy(out + o, msg, n);
+                        o += n;
+                        msg = end + 1;
+                        continue;
+                }
+                out[o++] = *msg;
+                memcpy(out + o, "***", 3);
+                o += 3;
+                if (!end)
+                        break;
+                out[o++] = *end;
+                msg = end + 1;
+        }
+        out[o] = '\0';
+}
+
+/* Applies one PROP=VALUE to conf, printing a usage error on failure. */
+static int set_property(rd_kafka_conf_t *conf, const char *arg)
+{
+        const char *eq = strchr(arg, '=');
+        char name[256], errstr[512];
+        size_t n;
+
+        if (!eq || eq == arg) {
+                cs_cli_usage_error(CMD, "invalid -X '%s': expected "
+                                        "PROP=VALUE",
+                                   is_secret(arg) ? "(hidden)" : arg);
+                return -1;
+        }
+        n = (size_t)(eq - arg);
+        if (n >= sizeof(name)) {
+                cs_cli_usage_error(CMD, "unknown -X property '%.*s...'", 64,
+                                   arg);
+                return -1;
+        }
+        memcpy(name, arg, n);
+        name[n] = '\0';
+
+        switch (rd_kafka_conf_set(conf, name, eq + 1, errstr,
+                                  sizeof(errstr))) {
+        case RD_KAFKA_CONF_OK:
+                return 0;
+        case RD_KAFKA_CONF_UNKNOWN:
+                cs_cli_usage_error(CMD, "unknown -X property '%s'", name);
+                return -1;
+        default:
+                /* librdkafka's message quotes the value. */
+                if (is_secret(name))
+                        cs_cli_usage_error(CMD, "invalid value for -X %s",
+                                           name);
+                else
+                        cs_cli_usage_error(CMD, "invalid -X %s: %s", name,
+                                           errstr);
+                return -1;
+        }
+}
+
+/* Reads an integer property; def when it is not set or not a number. */
+static long long conf_int(rd_kafka_conf_t *conf, const char *name,
+                          long long def)
+{
+        char val[64], *end;
+        size_t size = sizeof(val);
+        long long v;
+
+        if (rd_kafka_conf_get(conf, name, val, &size) != RD_KAFKA_CONF_OK)
+                return def;
+        v = strtoll(val, &end, 10);
+        return end != val && *end == '\0' ? v : def;
+}
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* librdkafka's own logging, routed through cs_log. Connection failures
+ * ("FAIL") also reach error_cb, so they are shown once, from there. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+        int cs_level = level <= 4 && strcmp(fac, "FAIL") ? CS_LOG_WARN
+                                                          : CS_LOG_DEBUG;
+        char line[1024];
+
+        (void)rk;
+        if (cs_level > cs_log_threshold)
+                return;
+        redact(buf, line, sizeof(line));
+        cs_log(cs_level, "librdkafka: %s: %s", fac, line);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+        struct producer *p = opaque;
+        char fatal[512], line[1024];
+
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+                redact(fatal, line, sizeof(line));
+                cs_log(CS_LOG_ERROR, "fatal producer error: %s", line);
+                p->fatal = 1;
+                return;
+        }
+        /* Connection errors repeat on every retry; a few tell the story. */
+        if (p->broker_errors_shown < MAX_SHOWN_ERRORS) {
+                p->broker_errors_shown++;
+                redact(reason, line, sizeof(line));
+                cs_log(CS_LOG_WARN, "%s", line);
+        }
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                      void *opaque)
+{
+        struct producer *p = opaque;
+
+        (void)rk;
+        if (!m->err) {
+                p->delivered++;
+                return;
+        }
+        p->failed++;
+        /* When the broker is unreachable every message fails the same way:
+         * show the first few distinct failures, count the rest. */
+        if (p->errors_shown < MAX_SHOWN_ERRORS &&
+            (m->err != p->last_err || m->partition != p->last_partition)) {
+                p->errors_shown++;
+                p->last_err = m->err;
+                p->last_partition = m->partition;
+                if (m->partition >= 0)
+                        cs_log(CS_LOG_ERROR, "delivery to %s [%d] failed: %s",
+                               rd_kafka_topic_name(m->rkt), (int)m->partition,
+                               rd_kafka_err2str(m->err));
+                else
+                        cs_log(CS_LOG_ERROR,
+                               "delivery to %s failed before a partition was "
+                               "known: %s",
+                               rd_kafka_topic_name(m->rkt),
+                               rd_kafka_err2str(m->err));
+        }
+}
+
+/* Waits until the next --rate slot. Sleeps only when ahead by 100 us or
+ * more, so high rates are not capped by sleep overhead; the schedule still
+ * holds the average exactly. */
+static void pace(struct producer *p)
+{
+        int64_t now = now_ns();
+
+        if (p->next_due_ns == 0 || now - p->next_due_ns > 1000000000) {
+                /* First message, or far behind (a stall): start afresh
+                 * rather than bursting to catch up. */
+                p->next_due_ns = now;
+        }
+        while (p->next_due_ns - now >= 100000 && !interrupted) {
+                int64_t wait = p->next_due_ns - now;
+
+                if (wait >= 2000000) {
+                        /* Serve delivery reports while waiting. */
+                        rd_kafka_poll(p->rk, (int)(wait / 1000000) - 1);
+                } else {
+                        struct timespec ts = {0, (long)wait};
+
+                        nanosleep(&ts, NULL);
+                }
+                now = now_ns();
+        }
+        p->next_due_ns += p->interval_ns;
+}
+
+/* cs_jsonsplit callback: sends one message. */
+static int send_message(void *opaque, const char *msg, size_t len,
+                        uint64_t offset)
+{
+        struct producer *p = opaque;
+        char reason[CS_PARSE_REASON_MAX];
+        struct cs_call call;
+        const char *key = NULL;
+        size_t key_len = 0;
+
+        if (!msg) {
+                if (p->errors_shown++ < MAX_SHOWN_ERRORS)
+                        cs_log(CS_LOG_ERROR,
+                               "record at byte %llu not sent: %zu bytes is "
+                               "more than message.max.bytes",
+                               (unsigned long long)offset, len);
+                p->failed++;
+                return 0;
+        }
+        if (p->interval_ns)
+                pace(p);
+
+        /* Every copy of a call must land in one partition, so the key is
+         * the crime_id as the parser reads it (123 and "123" agree). */
+        if (cs_parse_call(p->parser, msg, len, &call, reason,
+                          sizeof(reason)) == 0) {
+                key = call.field[CS_F_CRIME_ID].ptr;
+                key_len = call.field[CS_F_CRIME_ID].len;
+        } else {
+                p->unkeyed++;
+                cs_log(CS_LOG_DEBUG, "record at byte %llu is not a valid "
+                                     "call (%s): sent without a key",
+                       (unsigned long long)offset, reason);
+        }
+
+        while (rd_kafka_produce(p->rkt, RD_KAFKA_PARTITION_UA,
+                                RD_KAFKA_MSG_F_COPY, (void *)msg, len,
+                                key, key_len, NULL) == -1) {
+                rd_kafka_resp_err_t err = rd_kafka_last_error();
+
+                if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        /* Wait for deliveries to make room. */
+                        rd_kafka_poll(p->rk, 100);
+                        if (interrupted || p->fatal)
+                                return -1;
+                        continue;
+                }
+                if (err == RD_KAFKA_RESP_ERR__FATAL)
+                        p->fatal = 1;
+                if (p->errors_shown++ < MAX_SHOWN_ERRORS)
+                        cs_log(CS_LOG_ERROR,
+                               "record at byte %llu not sent to %s: %s",
+                               (unsigned long long)offset, p->topic,
+                               rd_kafka_err2str(err));
+                p->failed++;
+                return p->fatal ? -1 : 0;
+        }
+        p->queued++;
+        /* Serve delivery reports now and then, cheaply. */
+        if ((p->queued & 63) == 0)
+                rd_kafka_poll(p->rk, 0);
+        return interrupted || p->fatal;
+}
+
+int cs_cmd_produce(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"brokers", required_argument, NULL, 'b'},
+                {"topic", required_argument, NULL, 't'},
+                {"rate", required_argument, NULL, 'r'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
+        };
+        struct producer p = {0};
+        rd_kafka_conf_t *conf = NULL;
+        struct cs_jsonsplit *js = NULL;
+        const char *path = "-", *name;
+        char errstr[512], *buf = NULL;
+        long long rate = 0, max_msg, timeout_ms;
+        struct sigaction sa, old_int, old_term;
+        int fd = -1, c, rc = 0, brokers_set = 0, flush_failed = 0;
+        int signals_set = 0;
+        int status = CS_EXIT_USAGE; /* until the arguments are read */
+        ssize_t n;
+
+        /* Our defaults go first so that -X can override them. */
+        conf = rd_kafka_conf_new();
+        if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
+                              sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "compression.type", "lz4", errstr,
+                              sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "linger.ms", "5", errstr,
+                              sizeof(errstr))) {
+                cs_log(CS_LOG_ERROR, "librdkafka rejects a default: %s",
+                       errstr);
+                status = CS_EXIT_FAILURE;
+                goto fail;
+        }
+
+        optind = 1;
+        while ((c = cs_cli_getopt(CMD, argc, argv, "hX:", longopts)) != -1) {
+                switch (c) {
+                case 'b':
+                        if (rd_kafka_conf_set(conf, "bootstrap.servers",
+                                              optarg, errstr,
+                                              sizeof(errstr))) {
+                                cs_cli_usage_error(CMD, "invalid --brokers: "
+                                                        "%s",
+                                                   errstr);
+                                goto fail;
+                        }
+                        brokers_set = 1;
+                        break;
+                case 't':
+                        if (!*optarg) {
+                                cs_cli_usage_error(CMD, "empty --topic");
+                                goto fail;
+                        }
+                        p.topic = optarg;
+                        break;
+                case 'r':
+                        if (cs_cli_int(CMD, "--rate", optarg, 1, 1000000000,
+                                       &rate))
+                                goto fail;
+                        break;
+                case 'X':
+                        if (set_property(conf, optarg))
+                                goto fail;
+                        if (!strncmp(optarg, "bootstrap.servers=", 18) ||
+                            !strncmp(optarg, "metadata.broker.list=", 21))
+                                brokers_set = 1;
+                        break;
+                case 'h':
+                        usage();
+                        status = CS_EXIT_OK;
+                        goto fail;
+                default:
+                        goto fail;
+                }
+        }
+        if (!brokers_set) {
+                cs_cli_usage_error(CMD, "--brokers is required");
+                goto fail;
+        }
+        if (!p.topic) {
+                cs_cli_usage_error(CMD, "--topic is required");
+                goto fail;
+        }
+        if (argc - optind > 1) {
+                cs_cli_usage_error(CMD, "unexpected argument '%s'",
+                                   argv[optind + 1]);
+                goto fail;
+        }
+        if (optind < argc)
+                path = argv[optind];
+        status = CS_EXIT_FAILURE;
+
+        name = strcmp(path, "-") ? path : "standard input";
+        if (!strcmp(path, "-")) {
+                fd = STDIN_FILENO;
+        } else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+                cs_log(CS_LOG_ERROR, "cannot open %s: %s", path,
+                       strerror(errno));
+                goto fail;
+        }
+
+        /* Records longer than librdkafka accepts are counted as failed
+         * without being held in memory. */
+        max_msg = conf_int(conf, "message.max.bytes", 1000000);
+        timeout_ms = conf_int(conf, "message.timeout.ms", 300000);
+
+        p.interval_ns = rate ? 1000000000 / rate : 0;
+        if (!(p.parser = cs_parser_new()) || !(buf = malloc(READ_SIZE)) ||
+            !(js = cs_jsonsplit_new((size_t)max_msg, send_message, &p))) {
+                cs_log(CS_LOG_ERROR, "out of memory");
+                goto fail;
+        }
+
+        rd_kafka_conf_set_opaque(conf, &p);
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+        rd_kafka_conf_set_error_cb(conf, error_cb);
+        rd_kafka_conf_set_log_cb(conf, log_cb);
+        p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        if (!p.rk) {
+                char line[sizeof(errstr)];
+
+                /* A conflict between properties, e.g. acks=1 with
+                 * idempotence: still a wrong option. */
+                redact(errstr, line, sizeof(line));
+                cs_cli_usage_error(CMD, "invalid configuration: %s", line);
+                status = CS_EXIT_USAGE;
+                goto fail;
+        }
+        conf = NULL; /* owned by p.rk now */
+        p.rkt = rd_kafka_topic_new(p.rk, p.topic, NULL);
+        if (!p.rkt) {
+                cs_log(CS_LOG_ERROR, "cannot use topic %s: %s", p.topic,
+                       rd_kafka_err2str(rd_kafka_last_error()));
+                goto fail;
+        }
+
+        /* The first Ctrl-C stops reading and delivers what is queued; the
+         * handler then reverts, so a second one ends the process. */
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sa.sa_flags = SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        signals_set = 1;
+
+        while (!interrupted) {
+                n = read(fd, buf, READ_SIZE);
+                if (n == -1 && errno == EINTR)
+                        continue;
+                if (n == -1) {
+                        cs_log(CS_LOG_ERROR, "cannot read %s: %s", name,
+                               strerror(errno));
+                        rc = -1;
+                        break;
+                }
+                if (n == 0) {
+                        rc = cs_jsonsplit_end(js);
+                        if (rc == -1)
+                                cs_log(CS_LOG_ERROR, "%s: %s", name,
+                                       cs_jsonsplit_error(js));
+                        break;
+                }
+                rc = cs_jsonsplit_feed(js, buf, (size_t)n);
+                if (rc == -1)
+                        cs_log(CS_LOG_ERROR, "%s: %s", name,
+                               cs_jsonsplit_error(js));
+                if (rc)
+                        break;
+        }
+        if (interrupted)
+                cs_log(CS_LOG_WARN,
+                       "interrupted: stopped reading %s at byte %llu", name,
+                       (unsigned long long)cs_jsonsplit_offset(js));
+
+        /* Wait for every delivery report; librdkafka fails each message by
+         * message.timeout.ms (0: never), so the wait is bounded. */
+        if (!p.fatal &&
+            rd_kafka_flush(p.rk, timeout_ms > 0
+                                     ? (int)(timeout_ms + FLUSH_GRACE_MS)
+                                     : -1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                cs_log(CS_LOG_ERROR,
+                       "timed out waiting for delivery of %d messages",
+                       rd_kafka_outq_len(p.rk));
+                flush_failed = 1;
+        }
+        if (rd_kafka_outq_len(p.rk) > 0) {
+                /* Fail what is left, so it is counted below. */
+                rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE |
+                                         RD_KAFKA_PURGE_F_INFLIGHT);
+                rd_kafka_poll(p.rk, 0);
+        }
+
+        if (p.unkeyed)
+                cs_log(p.failed ? CS_LOG_ERROR : CS_LOG_INFO,
+                       "produced %llu messages to %s (%llu failed, %llu "
+                       "without a key: not valid calls)",
+                       p.delivered, p.topic, p.failed, p.unkeyed);
+        else
+                cs_log(p.failed ? CS_LOG_ERROR : CS_LOG_INFO,
+                       "produced %llu messages to %s (%llu failed)",
+                       p.delivered, p.topic, p.failed);
+        if (rc == 0 && !p.failed && !flush_failed && !p.fatal && !interrupted)
+                status = CS_EXIT_OK;
+
+fail:
+        if (signals_set) {
+                sigaction(SIGINT, &old_int, NULL);
+                sigaction(SIGTERM, &old_term, NULL);
+        }
+        if (p.rkt)
+                rd_kafka_topic_destroy(p.rkt);
+        if (p.rk)
+                rd_kafka_destroy(p.rk);
+        if (conf)
+                rd_kafka_conf_destroy(conf);
+        cs_jsonsplit_destroy(js);
+        cs_parser_destroy(p.parser);
+        free(buf);
+        if (fd > STDIN_FILENO)
+                close(fd);
+        return status;
+}
