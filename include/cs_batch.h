@@ -13,12 +13,38 @@
 /* Rejected payloads are stored up to this many bytes. */
 #define CS_REJECT_PAYLOAD_MAX 4096
 
+/* An event time: seconds since 1970 and microseconds. */
+struct cs_time {
+        int64_t sec;
+        int32_t usec;
+};
+
+/* A partition's watermark: the highest event time seen in it, less the
+ * allowed lateness, never moving backwards. */
+struct cs_watermark {
+        int valid; /* 0 until the first valid call */
+        struct cs_time max_event;
+        int64_t lateness; /* seconds */
+        struct cs_time mark;
+};
+
 struct cs_batch_call {
         struct cs_str field[CS_F_COUNT]; /* in the batch arena */
         int64_t ts;
         int32_t ts_usec;
         int32_t partition;
         int64_t offset;
+        /* The watermark just before this call was consumed. */
+        int has_mark;
+        struct cs_time mark;
+};
+
+/* A call left out of final windows of one spec (--late-policy drop). */
+struct cs_late_record {
+        size_t call; /* index into the batch's calls */
+        int spec;
+        int windows_dropped;
+        /* The watermark it missed is the call's mark. */
 };
 
 struct cs_batch_reject {
@@ -29,10 +55,11 @@ struct cs_batch_reject {
         size_t payload_size;   /* before truncation */
 };
 
-/* The next offset to consume in one partition. */
+/* The next offset to consume in one partition, and its watermark then. */
 struct cs_partition_offset {
         int32_t partition;
         int64_t next_offset;
+        struct cs_watermark watermark;
 };
 
 /* Read-only for everyone but batch.c. */
@@ -44,7 +71,8 @@ struct cs_batch {
         size_t nrejects;
         struct cs_partition_offset *offsets; /* one per partition seen */
         size_t noffsets;
-        size_t nmessages;   /* messages consumed into this batch */
+        const char *late_policy; /* "count" or "drop", borrowed */
+        size_t nmessages;        /* messages consumed into this batch */
         size_t nduplicates; /* valid copies of an id already in the batch */
         int64_t opened_ms;  /* cs_now_ms() of the first message */
 
@@ -62,11 +90,22 @@ void cs_batch_destroy(struct cs_batch *b);
 /* Empties the batch, keeping its memory. */
 void cs_batch_reset(struct cs_batch *b);
 
-/* Adds a valid call consumed at partition/offset, copying its strings.
- * A crime_id already in the batch is counted as a duplicate and not added:
+/* Adds a valid call consumed at partition/offset, copying its strings; it
+ * is counted against watermark before (its partition's, just before it). A
+ * crime_id already in the batch is counted as a duplicate and not added:
  * the first copy wins. Returns 0, or -1 when out of memory. */
 int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
-                      int32_t partition, int64_t offset) CS_MUSTCHECK;
+                      int32_t partition, int64_t offset,
+                      const struct cs_watermark *before) CS_MUSTCHECK;
+
+/* Moves watermark w past event time t. */
+void cs_watermark_advance(struct cs_watermark *w, struct cs_time t);
+
+/* Whether event time t is past a: a later time, or the same. */
+static inline int cs_time_ge(struct cs_time t, struct cs_time a)
+{
+        return t.sec > a.sec || (t.sec == a.sec && t.usec >= a.usec);
+}
 
 /* Adds a rejected message, copying reason and at most CS_REJECT_PAYLOAD_MAX
  * bytes of payload. Returns 0, or -1 when out of memory. */
@@ -74,9 +113,9 @@ int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
                         const char *reason, const void *payload,
                         size_t len) CS_MUSTCHECK;
 
-/* Records that partition has been consumed up to next_offset (exclusive).
- * Returns 0, or -1 when out of memory. */
-int cs_batch_advance(struct cs_batch *b, int32_t partition,
-                     int64_t next_offset) CS_MUSTCHECK;
+/* Records that partition has been consumed up to next_offset (exclusive),
+ * its watermark then being w (copied). Returns 0, or -1 when out of memory. */
+int cs_batch_advance(struct cs_batch *b, int32_t partition, int64_t next_offset,
+                     const struct cs_watermark *w) CS_MUSTCHECK;
 
 #endif

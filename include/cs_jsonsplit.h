@@ -65,7 +65,4 @@ const char *cs_jsonsplit_error(const struct cs_jsonsplit *js);
 /* What the input turned out to be. */
 enum cs_jsonsplit_mode cs_jsonsplit_mode(const struct cs_jsonsplit *js);
 
-/* Input bytes fed so far (the offset of the next byte). */
-uint64_t cs_jsonsplit_offset(const struct cs_jsonsplit *js);
-
 #endif

@@ -17,6 +17,8 @@ struct cs_pipeline_conf {
         int nspecs;
         int from_beginning;
         int exit_at_end;
+        int64_t allowed_lateness; /* seconds */
+        int late_drop;            /* --late-policy drop */
         size_t batch_max_records;
         int batch_max_ms;
         const char *const *props; /* -X name=value */

@@ -28,21 +28,23 @@ struct cs_sink_ops {
         int (*migrate)(struct cs_sink *s, char *errstr, size_t errstr_size);
 
         /* For each of offs[0..n) sets next_offset to the stored offset of
-         * topic's partition, or to -1 when none is stored. */
+         * topic's partition, or to -1 when none is stored, and watermark to
+         * its stored watermark (valid = 0 when none; lateness untouched). */
         int (*load_offsets)(struct cs_sink *s, const char *topic,
                             struct cs_partition_offset *offs, size_t n,
                             char *errstr, size_t errstr_size);
 
         int (*begin)(struct cs_sink *s, char *errstr, size_t errstr_size);
 
-        /* Inserts the batch's calls unless their crime_id is stored already;
-         * sets inserted[i] to 1 for each call that was new. */
+        /* Inserts the batch's calls unless their crime_id is stored already,
+         * each with the watermark it is counted against and the batch's
+         * late policy; sets inserted[i] to 1 for each call that was new. */
         int (*write_calls)(struct cs_sink *s, const struct cs_batch *b,
                            unsigned char *inserted, char *errstr,
                            size_t errstr_size);
 
-        /* Adds rows[i].calls to each window count; specs are indexed by
-         * rows[i].spec. */
+        /* Adds rows[i].calls and rows[i].late_calls to each window count;
+         * specs are indexed by rows[i].spec. */
         int (*write_window_counts)(struct cs_sink *s,
                                    const struct cs_window_count *rows, size_t n,
                                    const struct cs_window_spec *specs,
@@ -51,8 +53,14 @@ struct cs_sink_ops {
         int (*write_rejects)(struct cs_sink *s, const struct cs_batch *b,
                              char *errstr, size_t errstr_size);
 
-        /* Stores the batch's next offsets; a stored offset never moves
-         * backwards. */
+        /* Records calls left out of final windows (late policy drop). */
+        int (*write_late_records)(struct cs_sink *s, const struct cs_batch *b,
+                                  const struct cs_late_record *recs, size_t n,
+                                  const struct cs_window_spec *specs,
+                                  char *errstr, size_t errstr_size);
+
+        /* Stores the batch's next offsets with their partitions' watermarks;
+         * a stored offset or watermark never moves backwards. */
         int (*store_offsets)(struct cs_sink *s, const struct cs_batch *b,
                              char *errstr, size_t errstr_size);
 

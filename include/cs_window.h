@@ -26,6 +26,11 @@ struct cs_window_spec {
 int cs_window_spec_parse(const char *spec, struct cs_window_spec *out,
                          char *errstr, size_t errstr_size) CS_MUSTCHECK;
 
+/* Parses a duration "N<unit>" (unit s, m, h or d; "0" alone for zero) into
+ * seconds in [min, max]. Returns 0, or -1 with the reason in errstr. */
+int cs_duration_parse(const char *s, int64_t min, int64_t max, int64_t *out,
+                      char *errstr, size_t errstr_size) CS_MUSTCHECK;
+
 /* Writes the start of every window of spec that contains t to starts[],
  * in ascending order, and returns how many (1 .. CS_WINDOW_MAX_PER_EVENT).
  * starts must have room for ceil(size / slide) entries. */
@@ -39,6 +44,7 @@ struct cs_window_count {
         struct cs_str crime_type;
         struct cs_str disposition; /* ptr NULL when the call had none */
         int64_t calls;
+        int64_t late_calls; /* of calls, those counted after it was final */
         uint64_t hash;
 };
 
@@ -52,10 +58,11 @@ struct cs_window_agg *cs_window_agg_new(void);
 void cs_window_agg_destroy(struct cs_window_agg *agg);
 /* Empties it, keeping its memory. */
 void cs_window_agg_reset(struct cs_window_agg *agg);
-/* Adds delta calls to the key. Returns 0, or -1 when out of memory. */
+/* Adds delta calls, late of them late, to the key. Returns 0, or -1 when
+ * out of memory. */
 int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
                       struct cs_str crime_type, struct cs_str disposition,
-                      int64_t delta) CS_MUSTCHECK;
+                      int64_t delta, int64_t late) CS_MUSTCHECK;
 /* The summed counts, in first-seen order; *n gets their number. */
 const struct cs_window_count *
 cs_window_agg_rows(const struct cs_window_agg *agg, size_t *n);

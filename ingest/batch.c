@@ -13,6 +13,7 @@ struct cs_batch *cs_batch_new(const char *topic, size_t max_records)
         if (!b)
                 return NULL;
         b->topic = topic;
+        b->late_policy = "count";
         b->calls_cap = max_records ? max_records : 1;
         b->calls = malloc(b->calls_cap * sizeof(*b->calls));
         b->arena = cs_arena_new();
@@ -66,8 +67,20 @@ static void opened(struct cs_batch *b)
                 b->opened_ms = cs_now_ms();
 }
 
+void cs_watermark_advance(struct cs_watermark *w, struct cs_time t)
+{
+        struct cs_time mark = {t.sec - w->lateness, t.usec};
+
+        if (!w->valid || !cs_time_ge(w->max_event, t))
+                w->max_event = t;
+        if (!w->valid || !cs_time_ge(w->mark, mark))
+                w->mark = mark;
+        w->valid = 1;
+}
+
 int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
-                      int32_t partition, int64_t offset)
+                      int32_t partition, int64_t offset,
+                      const struct cs_watermark *before)
 {
         struct cs_batch_call *c;
         int i, r;
@@ -97,6 +110,9 @@ int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
                         return -1;
         c->ts = call->ts;
         c->ts_usec = call->ts_usec;
+        c->has_mark = before && before->valid;
+        if (c->has_mark)
+                c->mark = before->mark;
         c->partition = partition;
         c->offset = offset;
         b->ncalls++;
@@ -133,14 +149,17 @@ int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
         return 0;
 }
 
-int cs_batch_advance(struct cs_batch *b, int32_t partition, int64_t next_offset)
+int cs_batch_advance(struct cs_batch *b, int32_t partition, int64_t next_offset,
+                     const struct cs_watermark *w)
 {
         size_t i;
 
         for (i = 0; i < b->noffsets; i++) {
                 if (b->offsets[i].partition == partition) {
-                        if (next_offset > b->offsets[i].next_offset)
+                        if (next_offset > b->offsets[i].next_offset) {
                                 b->offsets[i].next_offset = next_offset;
+                                b->offsets[i].watermark = *w;
+                        }
                         return 0;
                 }
         }
@@ -154,6 +173,7 @@ int cs_batch_advance(struct cs_batch *b, int32_t partition, int64_t next_offset)
         }
         b->offsets[b->noffsets].partition = partition;
         b->offsets[b->noffsets].next_offset = next_offset;
+        b->offsets[b->noffsets].watermark = *w;
         b->noffsets++;
         return 0;
 }

@@ -12,6 +12,7 @@ struct totals {
         uint64_t calls;      /* new calls stored */
         uint64_t duplicates; /* valid copies of a stored call */
         uint64_t rejected;
+        uint64_t late; /* calls counted in, or dropped from, final windows */
         uint64_t batches;
 };
 
@@ -22,7 +23,14 @@ struct pipeline {
         struct cs_parser *parser;
         struct cs_batch *batch;
         struct cs_window_agg *agg;
-        unsigned char *inserted; /* per call of the batch: was it new */
+        unsigned char *inserted;     /* per call of the batch: was it new */
+        struct cs_late_record *late; /* calls dropped from final windows */
+        size_t nlate, late_cap;
+        size_t batch_late; /* calls of the batch late for some window */
+
+        /* Each assigned partition's watermark, by partition number. */
+        struct cs_watermark *marks;
+        size_t nmarks;
         int64_t starts[CS_WINDOW_MAX_PER_EVENT];
         struct totals totals;
 
@@ -36,7 +44,29 @@ struct pipeline {
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
 
-/* Counts the new calls of the batch into their windows. */
+/* Notes that call i was dropped from n final windows of spec s. */
+static int add_late(struct pipeline *pl, size_t i, int s, int n)
+{
+        if (pl->nlate == pl->late_cap) {
+                size_t cap = pl->late_cap ? pl->late_cap * 2 : 256;
+                void *p = realloc(pl->late, cap * sizeof(*pl->late));
+
+                if (!p)
+                        return -1;
+                pl->late = p;
+                pl->late_cap = cap;
+        }
+        pl->late[pl->nlate].call = i;
+        pl->late[pl->nlate].spec = s;
+        pl->late[pl->nlate].windows_dropped = n;
+        pl->nlate++;
+        return 0;
+}
+
+/* Counts the new calls of the batch into their windows. A window is final
+ * for a call when the watermark before the call had passed its end: under
+ * the count policy the call is counted there as late, under drop it is
+ * left out and recorded in late_records. */
 static int count_windows(struct pipeline *pl)
 {
         const struct cs_batch *b = pl->batch;
@@ -44,9 +74,12 @@ static int count_windows(struct pipeline *pl)
         int s, j, n;
 
         cs_window_agg_reset(pl->agg);
+        pl->nlate = 0;
+        pl->batch_late = 0;
         for (i = 0; i < b->ncalls; i++) {
                 const struct cs_batch_call *c = &b->calls[i];
                 struct cs_str disp = c->field[CS_F_DISPOSITION];
+                int late = 0;
 
                 if (!pl->inserted[i])
                         continue;
@@ -54,19 +87,49 @@ static int count_windows(struct pipeline *pl)
                 if (!disp.len)
                         disp.ptr = NULL;
                 for (s = 0; s < pl->conf->nspecs; s++) {
-                        n = cs_window_assign(&pl->conf->specs[s], c->ts,
-                                             pl->starts);
-                        for (j = 0; j < n; j++)
+                        const struct cs_window_spec *spec = &pl->conf->specs[s];
+                        int dropped = 0;
+
+                        n = cs_window_assign(spec, c->ts, pl->starts);
+                        for (j = 0; j < n; j++) {
+                                int final = c->has_mark &&
+                                            pl->starts[j] + spec->size <=
+                                                    c->mark.sec;
+
+                                late |= final;
+                                if (final && pl->conf->late_drop) {
+                                        dropped++;
+                                        continue;
+                                }
                                 if (cs_window_agg_add(
                                             pl->agg, s, pl->starts[j],
                                             c->field[CS_F_ORIGINAL_CRIME_TYPE_NAME],
-                                            disp, 1) < 0)
+                                            disp, 1, final) < 0)
                                         return -1;
+                        }
+                        if (dropped && add_late(pl, i, s, dropped) < 0)
+                                return -1;
                 }
+                pl->batch_late += late;
         }
         return 0;
 }
 
+/* Returns partition p's watermark slot, or NULL when out of memory. */
+static struct cs_watermark *mark_of(struct pipeline *pl, int32_t p)
+{
+        if ((size_t)p >= pl->nmarks) {
+                size_t n = (size_t)p + 16;
+                struct cs_watermark *m = realloc(pl->marks, n * sizeof(*m));
+
+                if (!m)
+                        return NULL;
+                memset(m + pl->nmarks, 0, (n - pl->nmarks) * sizeof(*m));
+                pl->marks = m;
+                pl->nmarks = n;
+        }
+        return &pl->marks[p];
+}
 /* Starts recovering from an outage: the open batch is dropped (the database
  * has none of it) and consuming pauses until the database is back. */
 static void start_recovery(struct pipeline *pl, const char *why)
@@ -105,6 +168,9 @@ static int flush(struct pipeline *pl)
         if ((r = ops->write_window_counts(pl->sink, rows, nrows,
                                           pl->conf->specs, errstr,
                                           sizeof(errstr))) < 0 ||
+            (r = ops->write_late_records(pl->sink, b, pl->late, pl->nlate,
+                                         pl->conf->specs, errstr,
+                                         sizeof(errstr))) < 0 ||
             (r = ops->write_rejects(pl->sink, b, errstr, sizeof(errstr))) < 0 ||
             (r = ops->store_offsets(pl->sink, b, errstr, sizeof(errstr))) < 0 ||
             (r = ops->commit(pl->sink, errstr, sizeof(errstr))) < 0)
@@ -116,6 +182,7 @@ static int flush(struct pipeline *pl)
         pl->totals.calls += fresh;
         pl->totals.duplicates += b->nduplicates + (b->ncalls - fresh);
         pl->totals.rejected += b->nrejects;
+        pl->totals.late += pl->batch_late;
         pl->totals.batches++;
         cs_log(CS_LOG_DEBUG,
                "batch: %zu messages, %zu new calls, %zu rejected, %zu window "
@@ -205,20 +272,31 @@ static int windows_fit(struct pipeline *pl, int64_t ts, char *reason,
 /* Parses one message into the batch: a call, or a rejected record. */
 static int consume(struct pipeline *pl, const rd_kafka_message_t *m)
 {
+        struct cs_watermark *w = mark_of(pl, m->partition);
         struct cs_call call;
         char reason[CS_PARSE_REASON_MAX];
-        int r;
+        int r = -1;
 
+        if (!w)
+                goto fail;
         if (cs_parse_call(pl->parser, m->payload, m->len, &call, reason,
                           sizeof(reason)) == 0 &&
-            windows_fit(pl, call.ts, reason, sizeof(reason)))
-                r = cs_batch_add_call(pl->batch, &call, m->partition,
-                                      m->offset);
-        else
+            windows_fit(pl, call.ts, reason, sizeof(reason))) {
+                struct cs_time t = {call.ts, call.ts_usec};
+
+                r = cs_batch_add_call(pl->batch, &call, m->partition, m->offset,
+                                      w);
+                /* Every valid call moves its partition's watermark,
+                 * duplicates too: the order of a partition is fixed, so
+                 * lateness is the same on every replay. */
+                cs_watermark_advance(w, t);
+        } else {
                 r = cs_batch_add_reject(pl->batch, m->partition, m->offset,
                                         reason, m->payload, m->len);
+        }
         if (r == 0)
-                r = cs_batch_advance(pl->batch, m->partition, m->offset + 1);
+                r = cs_batch_advance(pl->batch, m->partition, m->offset + 1, w);
+fail:
         if (r < 0)
                 cs_log(CS_LOG_ERROR, "out of memory at %s [%d] offset %lld",
                        pl->conf->topic, (int)m->partition,
@@ -230,6 +308,7 @@ static int on_assign(void *opaque, struct cs_partition_offset *offs, size_t n)
 {
         struct pipeline *pl = opaque;
         char errstr[512];
+        size_t i;
         int r;
 
         if (pl->recovering)
@@ -241,9 +320,28 @@ static int on_assign(void *opaque, struct cs_partition_offset *offs, size_t n)
                 start_recovery(pl, errstr);
                 return r;
         }
-        if (r < 0)
+        if (r < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
-        return r;
+                return r;
+        }
+        /* Each partition goes on from its committed watermark, with this
+         * run's lateness; the watermark never moves back. */
+        for (i = 0; i < n; i++) {
+                struct cs_watermark *w = mark_of(pl, offs[i].partition);
+
+                if (!w)
+                        return -1;
+                *w = offs[i].watermark;
+                w->lateness = pl->conf->allowed_lateness;
+                if (w->valid) {
+                        struct cs_time mark = {w->max_event.sec - w->lateness,
+                                               w->max_event.usec};
+
+                        if (!cs_time_ge(w->mark, mark))
+                                w->mark = mark;
+                }
+        }
+        return 0;
 }
 
 /* Commits what was consumed before partitions go to another process. When
@@ -288,6 +386,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 cs_log(CS_LOG_ERROR, "out of memory");
                 goto done;
         }
+        pl.batch->late_policy = conf->late_drop ? "drop" : "count";
         pl.src = cs_kafka_source_new(&kconf, errstr, sizeof(errstr));
         if (!pl.src) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
@@ -348,16 +447,19 @@ done:
                 r = -1;
         cs_log(CS_LOG_INFO,
                "%s: %llu messages from %s: %llu new calls, %llu duplicates, "
-               "%llu rejected, in %llu batches, %.1f s",
+               "%llu rejected, %llu late, in %llu batches, %.1f s",
                pl.sink ? pl.sink->name : "database",
                (unsigned long long)pl.totals.messages, conf->topic,
                (unsigned long long)pl.totals.calls,
                (unsigned long long)pl.totals.duplicates,
                (unsigned long long)pl.totals.rejected,
+               (unsigned long long)pl.totals.late,
                (unsigned long long)pl.totals.batches,
                (double)(cs_now_ms() - started) / 1000.0);
 freed:
         free(pl.inserted);
+        free(pl.late);
+        free(pl.marks);
         cs_window_agg_destroy(pl.agg);
         cs_batch_destroy(pl.batch);
         cs_parser_destroy(pl.parser);

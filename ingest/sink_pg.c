@@ -24,6 +24,7 @@ enum stmt {
         ST_INSERT_REJECTS,
         ST_STORE_OFFSETS,
         ST_LOAD_OFFSETS,
+        ST_INSERT_LATE_RECORDS,
         ST_COUNT
 };
 
@@ -31,8 +32,12 @@ static const struct {
         const char *name;
         int nparams;
 } stmts[ST_COUNT] = {
-        {"insert_calls", 1},  {"add_window_counts", 0}, {"insert_rejects", 1},
-        {"store_offsets", 3}, {"load_offsets", 2},
+        [ST_INSERT_CALLS] = {"insert_calls", 2},
+        [ST_ADD_WINDOW_COUNTS] = {"add_window_counts", 0},
+        [ST_INSERT_REJECTS] = {"insert_rejects", 1},
+        [ST_STORE_OFFSETS] = {"store_offsets", 6},
+        [ST_LOAD_OFFSETS] = {"load_offsets", 2},
+        [ST_INSERT_LATE_RECORDS] = {"insert_late_records", 1},
 };
 
 /* A growable text buffer, kept across batches. */
@@ -48,7 +53,7 @@ struct pg_sink {
         char *conninfo; /* may hold a password: never printed */
         char *schema;
         struct buf copy;   /* one COPY's rows */
-        struct buf arr[2]; /* array literals for store_offsets */
+        struct buf arr[4]; /* array literals for store_offsets */
 };
 
 static int reserve(struct buf *b, size_t more)
@@ -242,6 +247,10 @@ static int setup_session(struct pg_sink *s, char *errstr, size_t errstr_size)
         if (PQsetClientEncoding(s->conn, "UTF8") != 0)
                 return fail(s, NULL, "setting client encoding", errstr,
                             errstr_size);
+        /* Timestamps come back as cs_parse_timestamp() reads them. */
+        if ((r = exec(s, "SET DateStyle TO ISO", "setting DateStyle", errstr,
+                      errstr_size)) < 0)
+                return r;
         if (s->schema) {
                 char *id = PQescapeIdentifier(s->conn, s->schema,
                                               strlen(s->schema));
@@ -413,28 +422,58 @@ done:
         return r;
 }
 
-/* Fills the two array literals "{a,b,...}" of partitions and offsets. */
+/* Appends one element to array literal a: "{" first, "," after. */
+static int put_elem(struct buf *a, int first, const char *v)
+{
+        return put(a, first ? "{" : ",", 1) < 0 || put(a, v, strlen(v)) < 0 ? -1
+                                                                            : 0;
+}
+
+/* Fills the array literals "{a,b,...}" of partitions and, with
+ * with_offsets, of offsets, highest event times and watermarks. */
 static int offset_arrays(struct pg_sink *s,
                          const struct cs_partition_offset *offs, size_t n,
                          int with_offsets)
 {
+        char v[CS_TS_BUFSZ + 2];
         size_t i;
+        int a;
 
-        s->arr[0].len = s->arr[1].len = 0;
+        for (a = 0; a < 4; a++)
+                s->arr[a].len = 0;
         for (i = 0; i < n; i++) {
-                const char *sep = i ? "," : "{";
+                const struct cs_watermark *w = &offs[i].watermark;
 
-                if (put(&s->arr[0], sep, 1) < 0 ||
-                    putf(&s->arr[0], "%lld", offs[i].partition) < 0 ||
-                    (with_offsets &&
-                     (put(&s->arr[1], sep, 1) < 0 ||
-                      putf(&s->arr[1], "%lld", offs[i].next_offset) < 0)))
+                snprintf(v, sizeof(v), "%d", (int)offs[i].partition);
+                if (put_elem(&s->arr[0], !i, v) < 0)
+                        return -1;
+                if (!with_offsets)
+                        continue;
+                snprintf(v, sizeof(v), "%lld", (long long)offs[i].next_offset);
+                if (put_elem(&s->arr[1], !i, v) < 0)
+                        return -1;
+                if (w->valid) {
+                        v[0] = '"';
+                        cs_format_timestamp(w->max_event.sec, w->max_event.usec,
+                                            v + 1);
+                        strcat(v, "\"");
+                } else {
+                        strcpy(v, "NULL");
+                }
+                if (put_elem(&s->arr[2], !i, v) < 0)
+                        return -1;
+                if (w->valid) {
+                        cs_format_timestamp(w->mark.sec, w->mark.usec, v + 1);
+                        strcat(v, "\"");
+                }
+                if (put_elem(&s->arr[3], !i, v) < 0)
                         return -1;
         }
-        if (!n && (put(&s->arr[0], "{", 1) < 0 || put(&s->arr[1], "{", 1) < 0))
-                return -1;
-        return put(&s->arr[0], "}", 2) < 0 || put(&s->arr[1], "}", 2) < 0 ? -1
-                                                                          : 0;
+        for (a = 0; a < 4; a++)
+                if ((!n && put(&s->arr[a], "{", 1) < 0) ||
+                    put(&s->arr[a], "}", 2) < 0)
+                        return -1;
+        return 0;
 }
 
 static int pg_load_offsets(struct cs_sink *base, const char *topic,
@@ -456,11 +495,26 @@ static int pg_load_offsets(struct cs_sink *base, const char *topic,
         if ((r = run(s, ST_LOAD_OFFSETS, params, &res, errstr, errstr_size)))
                 return r;
         for (i = 0; i < n; i++) {
+                struct cs_watermark *w = &offs[i].watermark;
+
                 offs[i].next_offset = -1;
-                for (row = 0; row < PQntuples(res); row++)
-                        if (atoi(PQgetvalue(res, row, 0)) == offs[i].partition)
-                                offs[i].next_offset =
-                                        atoll(PQgetvalue(res, row, 1));
+                w->valid = 0;
+                for (row = 0; row < PQntuples(res); row++) {
+                        const char *max = PQgetvalue(res, row, 2);
+                        const char *mark = PQgetvalue(res, row, 3);
+
+                        if (atoi(PQgetvalue(res, row, 0)) != offs[i].partition)
+                                continue;
+                        offs[i].next_offset = atoll(PQgetvalue(res, row, 1));
+                        w->valid = !PQgetisnull(res, row, 2) &&
+                                   !PQgetisnull(res, row, 3) &&
+                                   cs_parse_timestamp(
+                                           max, strlen(max), &w->max_event.sec,
+                                           &w->max_event.usec) == 0 &&
+                                   cs_parse_timestamp(mark, strlen(mark),
+                                                      &w->mark.sec,
+                                                      &w->mark.usec) == 0;
+                }
         }
         PQclear(res);
         return 0;
@@ -483,7 +537,7 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                           size_t errstr_size)
 {
         struct pg_sink *s = (struct pg_sink *)base;
-        const char *params[1] = {b->topic};
+        const char *params[2] = {b->topic, b->late_policy};
         char ts[CS_TS_BUFSZ];
         PGresult *res;
         size_t i;
@@ -505,7 +559,13 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                 t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
                 if (put_field(&s->copy, t, '\t') < 0 ||
                     putf(&s->copy, "%lld\t", c->partition) < 0 ||
-                    putf(&s->copy, "%lld\n", c->offset) < 0)
+                    putf(&s->copy, "%lld\t", c->offset) < 0)
+                        return oom(errstr, errstr_size);
+                t.ptr = c->has_mark ? ts : NULL;
+                t.len = c->has_mark ? cs_format_timestamp(c->mark.sec,
+                                                          c->mark.usec, ts)
+                                    : 0;
+                if (put_field(&s->copy, t, '\n') < 0)
                         return oom(errstr, errstr_size);
         }
         if ((r = copy_in(s, "copy_calls", errstr, errstr_size)) < 0 ||
@@ -550,7 +610,8 @@ static int pg_write_window_counts(struct cs_sink *base,
                     put_text(&s->copy, end, '\t') < 0 ||
                     put_field(&s->copy, w->crime_type, '\t') < 0 ||
                     put_field(&s->copy, disp, '\t') < 0 ||
-                    putf(&s->copy, "%lld\n", w->calls) < 0)
+                    putf(&s->copy, "%lld\t", w->calls) < 0 ||
+                    putf(&s->copy, "%lld\n", w->late_calls) < 0)
                         return oom(errstr, errstr_size);
         }
         if ((r = copy_in(s, "copy_windows", errstr, errstr_size)) < 0)
@@ -596,19 +657,62 @@ static int pg_write_rejects(struct cs_sink *base, const struct cs_batch *b,
         return run(s, ST_INSERT_REJECTS, params, NULL, errstr, errstr_size);
 }
 
+static int pg_write_late_records(struct cs_sink *base, const struct cs_batch *b,
+                                 const struct cs_late_record *recs, size_t n,
+                                 const struct cs_window_spec *specs,
+                                 char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        const char *params[1] = {b->topic};
+        char ts[CS_TS_BUFSZ];
+        size_t i;
+        int r;
+
+        if (!n)
+                return 0;
+        s->copy.len = 0;
+        for (i = 0; i < n; i++) {
+                const struct cs_batch_call *c = &b->calls[recs[i].call];
+                struct cs_str t = {ts, 0};
+
+                if (put_field(&s->copy, c->field[CS_F_CRIME_ID], '\t') < 0 ||
+                    put_text(&s->copy, specs[recs[i].spec].name, '\t') < 0)
+                        return oom(errstr, errstr_size);
+                t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
+                if (put_field(&s->copy, t, '\t') < 0)
+                        return oom(errstr, errstr_size);
+                t.len = cs_format_timestamp(c->mark.sec, c->mark.usec, ts);
+                if (put_field(&s->copy, t, '\t') < 0 ||
+                    putf(&s->copy, "%lld\t", recs[i].windows_dropped) < 0 ||
+                    putf(&s->copy, "%lld\t", c->partition) < 0 ||
+                    putf(&s->copy, "%lld\n", c->offset) < 0)
+                        return oom(errstr, errstr_size);
+        }
+        if ((r = copy_in(s, "copy_late", errstr, errstr_size)) < 0)
+                return r;
+        return run(s, ST_INSERT_LATE_RECORDS, params, NULL, errstr,
+                   errstr_size);
+}
+
 static int pg_store_offsets(struct cs_sink *base, const struct cs_batch *b,
                             char *errstr, size_t errstr_size)
 {
         struct pg_sink *s = (struct pg_sink *)base;
-        const char *params[3];
+        const char *params[6];
+        char lateness[24];
 
         if (!b->noffsets)
                 return 0;
         if (offset_arrays(s, b->offsets, b->noffsets, 1) < 0)
                 return oom(errstr, errstr_size);
+        snprintf(lateness, sizeof(lateness), "%lld",
+                 (long long)b->offsets[0].watermark.lateness);
         params[0] = b->topic;
         params[1] = s->arr[0].p;
         params[2] = s->arr[1].p;
+        params[3] = s->arr[2].p;
+        params[4] = s->arr[3].p;
+        params[5] = lateness;
         return run(s, ST_STORE_OFFSETS, params, NULL, errstr, errstr_size);
 }
 
@@ -654,8 +758,8 @@ static void pg_close(struct cs_sink *base)
         pg_rollback(base);
         PQfinish(s->conn);
         free(s->copy.p);
-        free(s->arr[0].p);
-        free(s->arr[1].p);
+        for (int i = 0; i < 4; i++)
+                free(s->arr[i].p);
         free(s->conninfo);
         free(s->schema);
         free(s);
@@ -669,6 +773,7 @@ static const struct cs_sink_ops pg_ops = {
         .write_calls = pg_write_calls,
         .write_window_counts = pg_write_window_counts,
         .write_rejects = pg_write_rejects,
+        .write_late_records = pg_write_late_records,
         .store_offsets = pg_store_offsets,
         .commit = pg_commit,
         .rollback = pg_rollback,

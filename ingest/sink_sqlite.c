@@ -24,13 +24,20 @@ enum stmt {
         ST_INSERT_REJECT,
         ST_STORE_OFFSET,
         ST_LOAD_OFFSET,
+        ST_INSERT_LATE_RECORD,
         ST_COUNT
 };
 
 static const char *const stmt_names[ST_COUNT] = {
-        "begin",        "commit",           "rollback",
-        "insert_call",  "add_window_count", "insert_reject",
-        "store_offset", "load_offset",
+        [ST_BEGIN] = "begin",
+        [ST_COMMIT] = "commit",
+        [ST_ROLLBACK] = "rollback",
+        [ST_INSERT_CALL] = "insert_call",
+        [ST_ADD_WINDOW_COUNT] = "add_window_count",
+        [ST_INSERT_REJECT] = "insert_reject",
+        [ST_STORE_OFFSET] = "store_offset",
+        [ST_LOAD_OFFSET] = "load_offset",
+        [ST_INSERT_LATE_RECORD] = "insert_late_record",
 };
 
 struct sqlite_sink {
@@ -221,6 +228,16 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
         return prepare_all(s, errstr, errstr_size);
 }
 
+/* Reads a stored time back; the database holds what cs_format_timestamp()
+ * wrote. */
+static int read_time(sqlite3_stmt *st, int col, struct cs_time *t)
+{
+        const char *text = (const char *)sqlite3_column_text(st, col);
+
+        return text ? cs_parse_timestamp(text, strlen(text), &t->sec, &t->usec)
+                    : -1;
+}
+
 static int sqlite_load_offsets(struct cs_sink *base, const char *topic,
                                struct cs_partition_offset *offs, size_t n,
                                char *errstr, size_t errstr_size)
@@ -236,6 +253,10 @@ static int sqlite_load_offsets(struct cs_sink *base, const char *topic,
                 rc = sqlite3_step(st);
                 offs[i].next_offset =
                         rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+                offs[i].watermark.valid =
+                        rc == SQLITE_ROW &&
+                        read_time(st, 1, &offs[i].watermark.max_event) == 0 &&
+                        read_time(st, 2, &offs[i].watermark.mark) == 0;
                 sqlite3_reset(st);
                 if (rc != SQLITE_ROW && rc != SQLITE_DONE)
                         return fail(s, "reading kafka_offsets", errstr,
@@ -267,8 +288,10 @@ static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
 
         sqlite3_bind_text(st, 16, b->topic, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 19, s->now, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 21, b->late_policy, -1, SQLITE_STATIC);
         for (i = 0; i < b->ncalls; i++) {
                 const struct cs_batch_call *c = &b->calls[i];
+                char mark[CS_TS_BUFSZ];
                 size_t n;
 
                 for (f = 0; f < CS_F_COUNT; f++) {
@@ -283,6 +306,13 @@ static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
                 sqlite3_bind_text(st, 15, ts, (int)n, SQLITE_STATIC);
                 sqlite3_bind_int(st, 17, c->partition);
                 sqlite3_bind_int64(st, 18, c->offset);
+                if (c->has_mark) {
+                        n = cs_format_timestamp(c->mark.sec, c->mark.usec,
+                                                mark);
+                        sqlite3_bind_text(st, 20, mark, (int)n, SQLITE_STATIC);
+                } else {
+                        sqlite3_bind_null(st, 20);
+                }
                 if (sqlite3_step(st) != SQLITE_DONE) {
                         sqlite3_reset(st);
                         return fail(s, "inserting into calls", errstr,
@@ -321,6 +351,7 @@ static int sqlite_write_window_counts(struct cs_sink *base,
                                   r->disposition.ptr ? r->disposition.ptr : "",
                                   (int)r->disposition.len, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 6, r->calls);
+                sqlite3_bind_int64(st, 7, r->late_calls);
                 if (run(st) < 0)
                         return fail(s, "updating window_counts", errstr,
                                     errstr_size);
@@ -354,6 +385,42 @@ static int sqlite_write_rejects(struct cs_sink *base, const struct cs_batch *b,
         return 0;
 }
 
+static int sqlite_write_late_records(struct cs_sink *base,
+                                     const struct cs_batch *b,
+                                     const struct cs_late_record *recs,
+                                     size_t n,
+                                     const struct cs_window_spec *specs,
+                                     char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = s->stmt[ST_INSERT_LATE_RECORD];
+        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
+        size_t i;
+
+        sqlite3_bind_text(st, 6, b->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, s->now, -1, SQLITE_STATIC);
+        for (i = 0; i < n; i++) {
+                const struct cs_batch_call *c = &b->calls[recs[i].call];
+                const struct cs_str *id = &c->field[CS_F_CRIME_ID];
+                size_t nts = cs_format_timestamp(c->ts, c->ts_usec, ts);
+                size_t nmark =
+                        cs_format_timestamp(c->mark.sec, c->mark.usec, mark);
+
+                sqlite3_bind_text(st, 1, id->ptr, (int)id->len, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, specs[recs[i].spec].name, -1,
+                                  SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, ts, (int)nts, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, mark, (int)nmark, SQLITE_STATIC);
+                sqlite3_bind_int(st, 5, recs[i].windows_dropped);
+                sqlite3_bind_int(st, 7, c->partition);
+                sqlite3_bind_int64(st, 8, c->offset);
+                if (run(st) < 0)
+                        return fail(s, "inserting into late_records", errstr,
+                                    errstr_size);
+        }
+        return 0;
+}
+
 static int sqlite_store_offsets(struct cs_sink *base, const struct cs_batch *b,
                                 char *errstr, size_t errstr_size)
 {
@@ -364,8 +431,26 @@ static int sqlite_store_offsets(struct cs_sink *base, const struct cs_batch *b,
         sqlite3_bind_text(st, 1, b->topic, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, s->now, -1, SQLITE_STATIC);
         for (i = 0; i < b->noffsets; i++) {
+                const struct cs_watermark *w = &b->offsets[i].watermark;
+                char max[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
+
                 sqlite3_bind_int(st, 2, b->offsets[i].partition);
                 sqlite3_bind_int64(st, 3, b->offsets[i].next_offset);
+                if (w->valid) {
+                        size_t nmax = cs_format_timestamp(
+                                w->max_event.sec, w->max_event.usec, max);
+                        size_t nmark = cs_format_timestamp(w->mark.sec,
+                                                           w->mark.usec, mark);
+
+                        sqlite3_bind_text(st, 5, max, (int)nmax, SQLITE_STATIC);
+                        sqlite3_bind_int64(st, 6, w->lateness);
+                        sqlite3_bind_text(st, 7, mark, (int)nmark,
+                                          SQLITE_STATIC);
+                } else {
+                        sqlite3_bind_null(st, 5);
+                        sqlite3_bind_int64(st, 6, w->lateness);
+                        sqlite3_bind_null(st, 7);
+                }
                 if (run(st) < 0)
                         return fail(s, "storing kafka_offsets", errstr,
                                     errstr_size);
@@ -423,6 +508,7 @@ static const struct cs_sink_ops sqlite_ops = {
         .write_calls = sqlite_write_calls,
         .write_window_counts = sqlite_write_window_counts,
         .write_rejects = sqlite_write_rejects,
+        .write_late_records = sqlite_write_late_records,
         .store_offsets = sqlite_store_offsets,
         .commit = sqlite_commit,
         .rollback = sqlite_rollback,

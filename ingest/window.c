@@ -10,21 +10,26 @@ static const struct unit {
         int64_t seconds;
 } units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
 
-/* Parses "<positive integer><unit>" from s[0..len). */
-static int parse_duration(const char *s, size_t len, int64_t *out, char *errstr,
-                          size_t errstr_size)
+/* Parses "<integer><unit>" from s[0..len) into seconds in [min, max]; a
+ * bare "0" is zero seconds. */
+static int parse_duration_range(const char *s, size_t len, int64_t min,
+                                int64_t max, int64_t *out, char *errstr,
+                                size_t errstr_size)
 {
         int64_t v = 0;
-        size_t i;
+        size_t i, u;
 
         for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
                 v = v * 10 + (s[i] - '0');
-                if (v > CS_WINDOW_MAX_SECONDS) {
+                if (v > max) {
                         snprintf(errstr, errstr_size,
-                                 "duration '%.*s' longer than 366 days",
-                                 (int)len, s);
+                                 "duration '%.*s' is too long", (int)len, s);
                         return -1;
                 }
+        }
+        if (len == 1 && s[0] == '0' && min == 0) {
+                *out = 0;
+                return 0;
         }
         if (i == 0 || i + 1 != len) {
                 snprintf(errstr, errstr_size,
@@ -32,29 +37,47 @@ static int parse_duration(const char *s, size_t len, int64_t *out, char *errstr,
                          (int)len, s);
                 return -1;
         }
-        for (size_t u = 0; u < CS_ARRAY_SIZE(units); u++) {
+        for (u = 0; u < CS_ARRAY_SIZE(units); u++) {
                 if (units[u].c != s[i])
                         continue;
-                if (v == 0) {
+                if (v < min) {
                         snprintf(errstr, errstr_size,
                                  "duration '%.*s' must be positive", (int)len,
                                  s);
                         return -1;
                 }
-                if (v > CS_WINDOW_MAX_SECONDS / units[u].seconds) {
+                if (v > max / units[u].seconds) {
                         snprintf(errstr, errstr_size,
-                                 "duration '%.*s' longer than 366 days",
-                                 (int)len, s);
+                                 "duration '%.*s' is too long", (int)len, s);
                         return -1;
                 }
                 *out = v * units[u].seconds;
                 return 0;
         }
         snprintf(errstr, errstr_size,
-                 "unknown unit '%c' in '%.*s' (use s, m, "
-                 "h or d)",
-                 s[i], (int)len, s);
+                 "unknown unit '%c' in '%.*s' (use s, m, h or d)", s[i],
+                 (int)len, s);
         return -1;
+}
+
+/* A window size or slide: positive, at most 366 days. */
+static int parse_duration(const char *s, size_t len, int64_t *out, char *errstr,
+                          size_t errstr_size)
+{
+        if (parse_duration_range(s, len, 1, CS_WINDOW_MAX_SECONDS, out, errstr,
+                                 errstr_size) == 0)
+                return 0;
+        if (strstr(errstr, "too long"))
+                snprintf(errstr, errstr_size,
+                         "duration '%.*s' longer than 366 days", (int)len, s);
+        return -1;
+}
+
+int cs_duration_parse(const char *s, int64_t min, int64_t max, int64_t *out,
+                      char *errstr, size_t errstr_size)
+{
+        return parse_duration_range(s, strlen(s), min, max, out, errstr,
+                                    errstr_size);
 }
 
 /* Writes seconds in the largest unit that divides it exactly. */
@@ -196,7 +219,7 @@ static int agg_grow(struct cs_window_agg *agg)
 
 int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
                       struct cs_str crime_type, struct cs_str disposition,
-                      int64_t delta)
+                      int64_t delta, int64_t late)
 {
         uint64_t h = cs_hash(&start, sizeof(start), (uint64_t)spec);
         struct cs_window_count *r;
@@ -211,6 +234,7 @@ int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
                     str_eq(r->crime_type, crime_type) &&
                     str_eq(r->disposition, disposition)) {
                         r->calls += delta;
+                        r->late_calls += late;
                         return 0;
                 }
         }
@@ -230,6 +254,7 @@ int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
         r->crime_type = crime_type;
         r->disposition = disposition;
         r->calls = delta;
+        r->late_calls = late;
         r->hash = h;
         agg->index[i] = (uint32_t)agg->nrows;
         /* Keep the index at most half full. */

@@ -75,22 +75,22 @@ static void test_window_agg_sums_by_key(void **state)
 
         (void)state;
         assert_int_equal(cs_window_agg_add(agg, 0, 3600, str("Traffic Stop"),
-                                           str("HAN"), 1),
+                                           str("HAN"), 1, 0),
                          0);
         /* The same key through other pointers. */
         assert_int_equal(
-                cs_window_agg_add(agg, 0, 3600, str(ct), str("HAN"), 2), 0);
+                cs_window_agg_add(agg, 0, 3600, str(ct), str("HAN"), 2, 0), 0);
         /* Each differing part makes another row; no disposition differs
          * from an empty one only in the pointer, and is its own key. */
         assert_int_equal(
-                cs_window_agg_add(agg, 1, 3600, str(ct), str("HAN"), 1), 0);
+                cs_window_agg_add(agg, 1, 3600, str(ct), str("HAN"), 1, 0), 0);
         assert_int_equal(
-                cs_window_agg_add(agg, 0, 7200, str(ct), str("HAN"), 1), 0);
+                cs_window_agg_add(agg, 0, 7200, str(ct), str("HAN"), 1, 0), 0);
         assert_int_equal(cs_window_agg_add(agg, 0, 3600, str("Passing Call"),
-                                           str("HAN"), 1),
+                                           str("HAN"), 1, 0),
                          0);
         assert_int_equal(cs_window_agg_add(agg, 0, 3600, str(ct),
-                                           (struct cs_str){NULL, 0}, 1),
+                                           (struct cs_str){NULL, 0}, 1, 0),
                          0);
         rows = cs_window_agg_rows(agg, &n);
         assert_int_equal(n, 5);
@@ -128,7 +128,7 @@ static void test_window_agg_many_keys(void **state)
                 assert_int_equal(cs_window_agg_add(agg, (int)(k % 3),
                                                    (int64_t)(k / 291) * 60,
                                                    str(names[k % 97]), str("X"),
-                                                   1),
+                                                   1, 0),
                                  0);
                 ref[(k % 3 * 18 + k / 291) * 97 + k % 97]++;
         }

@@ -75,7 +75,8 @@ static void open_migrated(struct fixture *f)
 {
         char err[512];
 
-        assert_int_equal(cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
+        assert_int_equal(
+                cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), 0);
 }
 
@@ -141,7 +142,8 @@ static void test_changed_migration_is_refused(void **state)
         f->sink = NULL;
         exec_sql(f->path, "UPDATE schema_migrations SET checksum = 'x' "
                           "WHERE version = 1");
-        assert_int_equal(cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
+        assert_int_equal(
+                cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "001_schema.sql"));
         assert_non_null(strstr(err, "changed"));
@@ -154,7 +156,8 @@ static void test_failed_migration_leaves_nothing(void **state)
 
         /* A table in the way makes 001 fail half-way through. */
         exec_sql(f->path, "CREATE TABLE window_counts (x)");
-        assert_int_equal(cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
+        assert_int_equal(
+                cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), -1);
         assert_non_null(strstr(err, f->path));
         assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM sqlite_master"
@@ -177,7 +180,8 @@ static void test_newer_schema_is_refused(void **state)
         f->sink = NULL;
         exec_sql(f->path, "INSERT INTO schema_migrations VALUES (999, "
                           "'999_future.sql', 'x', 'now')");
-        assert_int_equal(cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
+        assert_int_equal(
+                cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), -1);
         assert_non_null(strstr(err, "newer"));
 }
@@ -220,13 +224,15 @@ static void test_postgres_unreachable_names_host_not_password(void **state)
 static void add_call(struct cs_batch *b, struct cs_parser *p, const char *json,
                      int32_t partition, int64_t offset)
 {
+        struct cs_watermark none = {0};
         struct cs_call call;
         char reason[CS_PARSE_REASON_MAX];
 
         assert_int_equal(
                 cs_parse_call(p, json, strlen(json), &call, reason, 128), 0);
-        assert_int_equal(cs_batch_add_call(b, &call, partition, offset), 0);
-        assert_int_equal(cs_batch_advance(b, partition, offset + 1), 0);
+        assert_int_equal(cs_batch_add_call(b, &call, partition, offset, NULL),
+                         0);
+        assert_int_equal(cs_batch_advance(b, partition, offset + 1, &none), 0);
 }
 
 static void test_sink_batch_rollback_and_offsets(void **state)

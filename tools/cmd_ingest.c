@@ -50,6 +50,14 @@ static const char ingest_help[] =
         "                            their earliest message (default: latest)\n"
         "  -e, --exit-at-end         exit once every assigned partition is\n"
         "                            consumed to its end and committed\n"
+        "      --allowed-lateness D  the watermark trails the highest event "
+        "time\n"
+        "                            seen by D (s, m, h, d, or 0; default "
+        "1h);\n"
+        "                            a window is final once it passes its end\n"
+        "      --late-policy P       count: count late calls in final windows\n"
+        "                            too (default); drop: leave those windows\n"
+        "                            alone, record the call in late_records\n"
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
@@ -70,6 +78,8 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"from-beginning", no_argument, NULL, 'B'},
                 {"exit-at-end", no_argument, NULL, 'e'},
                 {"batch-max-records", required_argument, NULL, 'R'},
+                {"allowed-lateness", required_argument, NULL, 'L'},
+                {"late-policy", required_argument, NULL, 'P'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"quiet", no_argument, NULL, 'q'},
@@ -81,6 +91,7 @@ int cs_cmd_ingest(int argc, char **argv)
         struct cs_pipeline_conf conf = {
                 .specs = specs,
                 .batch_max_records = 10000,
+                .allowed_lateness = 3600,
                 .batch_max_ms = 1000,
                 .props = props,
         };
@@ -140,6 +151,27 @@ int cs_cmd_ingest(int argc, char **argv)
                                        3600000, &v) < 0)
                                 return CS_EXIT_USAGE;
                         conf.batch_max_ms = (int)v;
+                        break;
+                case 'L':
+                        if (cs_duration_parse(optarg, 0, 100LL * 366 * 86400,
+                                              &conf.allowed_lateness, errstr,
+                                              sizeof(errstr)) < 0) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --allowed-lateness "
+                                                   "'%s': %s",
+                                                   optarg, errstr);
+                                return CS_EXIT_USAGE;
+                        }
+                        break;
+                case 'P':
+                        if (strcmp(optarg, "count") && strcmp(optarg, "drop")) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --late-policy '%s':"
+                                                   " expected count or drop",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        conf.late_drop = !strcmp(optarg, "drop");
                         break;
                 case 'X':
                         if (conf.nprops == MAX_PROPS) {

@@ -8,11 +8,17 @@ CREATE TEMP TABLE IF NOT EXISTS cs_stage_calls (
         report_date text, call_date text, offense_date text, call_time text,
         call_date_time text, disposition text, address text, city text,
         state text, agency_id text, address_type text, common_location text,
-        call_ts timestamp, kafka_partition integer, kafka_offset bigint
+        call_ts timestamp, kafka_partition integer, kafka_offset bigint,
+        watermark_at_count timestamp
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cs_stage_windows (
         window_spec text, window_start timestamp, window_end timestamp,
-        crime_type text, disposition text, calls bigint
+        crime_type text, disposition text, calls bigint, late_calls bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS cs_stage_late (
+        crime_id text, window_spec text, call_ts timestamp,
+        watermark timestamp, windows_dropped integer,
+        kafka_partition integer, kafka_offset bigint
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cs_stage_rejects (
         kafka_partition integer, kafka_offset bigint, reason text,
@@ -31,12 +37,12 @@ WITH ins AS (
                            disposition, address, city, state, agency_id,
                            address_type, common_location, call_ts,
                            kafka_topic, kafka_partition, kafka_offset,
-                           ingested_at)
+                           ingested_at, watermark_at_count, late_policy)
         SELECT crime_id, original_crime_type_name, report_date, call_date,
                offense_date, call_time, call_date_time, disposition, address,
                city, state, agency_id, address_type, common_location, call_ts,
                $1, kafka_partition, kafka_offset,
-               now() AT TIME ZONE 'UTC'
+               now() AT TIME ZONE 'UTC', watermark_at_count, $2
         FROM cs_stage_calls ORDER BY crime_id
         ON CONFLICT (crime_id) DO NOTHING
         RETURNING crime_id
@@ -48,12 +54,14 @@ COPY cs_stage_windows FROM STDIN
 
 -- name: add_window_counts
 INSERT INTO window_counts (window_spec, window_start, window_end, crime_type,
-                           disposition, calls)
-SELECT window_spec, window_start, window_end, crime_type, disposition, calls
+                           disposition, calls, late_calls)
+SELECT window_spec, window_start, window_end, crime_type, disposition, calls,
+       late_calls
 FROM cs_stage_windows
 ORDER BY window_spec, window_start, crime_type, disposition
 ON CONFLICT (window_spec, window_start, crime_type, disposition)
-DO UPDATE SET calls = window_counts.calls + excluded.calls
+DO UPDATE SET calls = window_counts.calls + excluded.calls,
+              late_calls = window_counts.late_calls + excluded.late_calls
 
 -- name: copy_rejects
 COPY cs_stage_rejects FROM STDIN
@@ -66,18 +74,36 @@ SELECT $1, kafka_partition, kafka_offset, reason, payload, payload_size,
 FROM cs_stage_rejects ORDER BY kafka_partition, kafka_offset
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
 
+-- name: copy_late
+COPY cs_stage_late FROM STDIN
+
+-- name: insert_late_records
+INSERT INTO late_records (crime_id, window_spec, call_ts, watermark,
+                          windows_dropped, kafka_topic, kafka_partition,
+                          kafka_offset, recorded_at)
+SELECT crime_id, window_spec, call_ts, watermark, windows_dropped, $1,
+       kafka_partition, kafka_offset, now() AT TIME ZONE 'UTC'
+FROM cs_stage_late ORDER BY crime_id, window_spec
+ON CONFLICT (crime_id, window_spec) DO NOTHING
+
 -- name: store_offsets
 -- Never backwards: a batch that arrives late cannot rewind a partition.
-INSERT INTO kafka_offsets (topic, kafka_partition, next_offset, updated_at)
-SELECT $1, p, o, now() AT TIME ZONE 'UTC'
-FROM unnest($2::integer[], $3::bigint[]) AS t (p, o)
+INSERT INTO kafka_offsets (topic, kafka_partition, next_offset, updated_at,
+                           max_event_ts, allowed_lateness, watermark)
+SELECT $1, p, o, now() AT TIME ZONE 'UTC', m, $6, w
+FROM unnest($2::integer[], $3::bigint[], $4::timestamp[], $5::timestamp[])
+     AS t (p, o, m, w)
 ORDER BY p
 ON CONFLICT (topic, kafka_partition) DO UPDATE
-SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
+SET next_offset = excluded.next_offset, updated_at = excluded.updated_at,
+    max_event_ts = GREATEST(kafka_offsets.max_event_ts, excluded.max_event_ts),
+    allowed_lateness = excluded.allowed_lateness,
+    watermark = GREATEST(kafka_offsets.watermark, excluded.watermark)
 WHERE excluded.next_offset > kafka_offsets.next_offset
 
 -- name: load_offsets
-SELECT kafka_partition, next_offset FROM kafka_offsets
+SELECT kafka_partition, next_offset, max_event_ts, watermark
+FROM kafka_offsets
 WHERE topic = $1 AND kafka_partition = ANY ($2::integer[])
 
 -- name: lock_migrations

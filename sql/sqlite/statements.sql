@@ -17,17 +17,18 @@ INSERT INTO calls (crime_id, original_crime_type_name, report_date, call_date,
                    offense_date, call_time, call_date_time, disposition,
                    address, city, state, agency_id, address_type,
                    common_location, call_ts, kafka_topic, kafka_partition,
-                   kafka_offset, ingested_at)
+                   kafka_offset, ingested_at, watermark_at_count, late_policy)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-        ?17, ?18, ?19)
+        ?17, ?18, ?19, ?20, ?21)
 ON CONFLICT (crime_id) DO NOTHING
 
 -- name: add_window_count
 INSERT INTO window_counts (window_spec, window_start, window_end, crime_type,
-                           disposition, calls)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                           disposition, calls, late_calls)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 ON CONFLICT (window_spec, window_start, crime_type, disposition)
-DO UPDATE SET calls = calls + excluded.calls
+DO UPDATE SET calls = calls + excluded.calls,
+              late_calls = late_calls + excluded.late_calls
 
 -- name: insert_reject
 INSERT INTO rejected_records (kafka_topic, kafka_partition, kafka_offset,
@@ -36,15 +37,30 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
 
 -- name: store_offset
--- Never backwards: a batch that arrives late cannot rewind a partition.
-INSERT INTO kafka_offsets (topic, kafka_partition, next_offset, updated_at)
-VALUES (?1, ?2, ?3, ?4)
+-- Never backwards: a batch that arrives late cannot rewind a partition. The
+-- text forms of times order like the times; MAX() is NULL if either is.
+INSERT INTO kafka_offsets (topic, kafka_partition, next_offset, updated_at,
+                           max_event_ts, allowed_lateness, watermark)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 ON CONFLICT (topic, kafka_partition) DO UPDATE
-SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
+SET next_offset = excluded.next_offset, updated_at = excluded.updated_at,
+    max_event_ts = COALESCE(MAX(max_event_ts, excluded.max_event_ts),
+                            max_event_ts, excluded.max_event_ts),
+    allowed_lateness = excluded.allowed_lateness,
+    watermark = COALESCE(MAX(watermark, excluded.watermark), watermark,
+                         excluded.watermark)
 WHERE excluded.next_offset > kafka_offsets.next_offset
 
+-- name: insert_late_record
+INSERT INTO late_records (crime_id, window_spec, call_ts, watermark,
+                          windows_dropped, kafka_topic, kafka_partition,
+                          kafka_offset, recorded_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ON CONFLICT (crime_id, window_spec) DO NOTHING
+
 -- name: load_offset
-SELECT next_offset FROM kafka_offsets WHERE topic = ?1 AND kafka_partition = ?2
+SELECT next_offset, max_event_ts, watermark FROM kafka_offsets
+WHERE topic = ?1 AND kafka_partition = ?2
 
 -- name: migration_checksum
 SELECT checksum FROM schema_migrations WHERE version = ?1

@@ -1,11 +1,26 @@
 -- views.sql: the views users query (SQLite); recreated by every migrate.
 DROP VIEW IF EXISTS call_counts;
 DROP VIEW IF EXISTS disposition_counts;
+DROP VIEW IF EXISTS watermarks;
 
--- Calls per window spec, window and crime type.
+-- Per topic: the highest event time seen, and the watermark: the smallest
+-- of its partitions' (each partition's highest event time less the allowed
+-- lateness), so a window is final only when every partition has passed it.
+CREATE VIEW watermarks AS
+SELECT topic, MAX(max_event_ts) AS max_event_ts, MIN(watermark) AS watermark,
+       MAX(allowed_lateness) AS allowed_lateness, MAX(updated_at) AS updated_at
+FROM kafka_offsets
+WHERE watermark IS NOT NULL
+GROUP BY topic;
+
+-- Calls per window spec, window and crime type. A window is final once the
+-- watermark (the smallest of all topics') has passed its end; late_calls
+-- were counted into it after that.
 CREATE VIEW call_counts AS
 SELECT window_spec, window_start, window_end, crime_type,
-       SUM(calls) AS calls
+       SUM(calls) AS calls, SUM(late_calls) AS late_calls,
+       COALESCE(window_end <= (SELECT MIN(watermark) FROM watermarks), 0)
+               AS is_final
 FROM window_counts
 GROUP BY window_spec, window_start, window_end, crime_type;
 
@@ -15,6 +30,8 @@ CREATE VIEW disposition_counts AS
 SELECT w.window_spec, w.window_start, w.window_end, w.crime_type,
        NULLIF(w.disposition, '') AS disposition,
        COALESCE(r.description, 'Unknown') AS disposition_description,
-       w.calls
+       w.calls, w.late_calls,
+       COALESCE(w.window_end <= (SELECT MIN(watermark) FROM watermarks), 0)
+               AS is_final
 FROM window_counts AS w
 LEFT JOIN radio_codes AS r ON r.disposition_code = w.disposition;
