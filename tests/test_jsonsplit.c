@@ -125,8 +125,7 @@ static void test_array_empty(void **state)
         char err[256];
 
         (void)state;
-        assert_int_equal(split_both(" [ ] \n", 1024, &s, err, sizeof(err)),
-                         0);
+        assert_int_equal(split_both(" [ ] \n", 1024, &s, err, sizeof(err)), 0);
         assert_int_equal(s.count, 0);
         assert_int_equal(split_both("", 1024, &s, err, sizeof(err)), 0);
         assert_int_equal(split_both(" \n\t", 1024, &s, err, sizeof(err)), 0);
@@ -140,12 +139,10 @@ static void test_array_errors(void **state)
                 int msgs;
                 const char *err;
         } cases[] = {
-                {"[{\"a\":1}, {\"b\":2}",
-                 2,
+                {"[{\"a\":1}, {\"b\":2}", 2,
                  "invalid JSON array at byte 17: unexpected end of input, the "
                  "array is not closed"},
-                {"[{\"a\":1} {\"b\":2}]",
-                 1,
+                {"[{\"a\":1} {\"b\":2}]", 1,
                  "invalid JSON array at byte 9: expected ',' or ']' after an "
                  "element, got '{'"},
                 {"[1,]", 1,
@@ -176,7 +173,8 @@ static void test_array_errors(void **state)
                 char err[256];
 
                 assert_int_equal(
-                    split_both(cases[i].in, 1024, &s, err, sizeof(err)), -1);
+                        split_both(cases[i].in, 1024, &s, err, sizeof(err)),
+                        -1);
                 assert_int_equal(s.count, cases[i].msgs);
                 if (strchr(cases[i].in, '\x01'))
                         assert_string_equal(err,
@@ -235,9 +233,8 @@ static void test_oversize(void **state)
         assert_true(s.len[2] == -10);
 
         memset(&s, 0, sizeof(s));
-        assert_int_equal(split_both("0123456789\r\n12\n", 8, &s, err,
-                                    sizeof(err)),
-                         0);
+        assert_int_equal(
+                split_both("0123456789\r\n12\n", 8, &s, err, sizeof(err)), 0);
         assert_int_equal(s.count, 2);
         assert_true(s.len[0] == -10);
         assert_string_equal(s.msg[1], "12");
@@ -255,8 +252,7 @@ static void test_stop_and_bom(void **state)
         assert_int_equal(s.count, 1);
 
         memset(&s, 0, sizeof(s));
-        assert_int_equal(split("\xef\xbb\xbf[1]", 0, 64, &s, err,
-                               sizeof(err)),
+        assert_int_equal(split("\xef\xbb\xbf[1]", 0, 64, &s, err, sizeof(err)),
                          0);
         assert_int_equal(s.count, 1);
         assert_string_equal(s.msg[0], "1");

@@ -56,8 +56,9 @@ static void usage(void)
 }
 
 /* Never runs (the signals are blocked and taken by sigtimedwait()), but
- * having it undoes an inherited SIG_IGN: a shell starts background jobs
- * with SIGINT ignored, and an ignored signal is discarded, not queued. */
+ * installing it undoes an inherited SIG_IGN: a shell starts background
+ * jobs with SIGINT ignored, and POSIX lets an ignored signal be discarded
+ * even while it is blocked. */
 static void on_stop_signal(int sig)
 {
         (void)sig;
@@ -197,7 +198,7 @@ int cs_cmd_broker(int argc, char **argv)
         rf = brokers < 3 ? (int)brokers : 3;
         for (i = 0; i < topic_cnt; i++) {
                 rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-                    mcluster, topics[i], (int)partitions, rf);
+                        mcluster, topics[i], (int)partitions, rf);
 
                 if (err) {
                         cs_log(CS_LOG_ERROR, "cannot create topic %s: %s",

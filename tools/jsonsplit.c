@@ -80,11 +80,6 @@ enum cs_jsonsplit_mode cs_jsonsplit_mode(const struct cs_jsonsplit *js)
         return js->mode;
 }
 
-uint64_t cs_jsonsplit_offset(const struct cs_jsonsplit *js)
-{
-        return js->offset;
-}
-
 static int is_ws(unsigned char c)
 {
         return c == ' ' || c == '\n' || c == '\r' || c == '\t';

@@ -2,6 +2,7 @@
  * Kafka topic, one call per message, keyed by crime_id. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +32,14 @@ struct producer {
         rd_kafka_topic_t *rkt;
         struct cs_parser *parser;
         const char *topic;
-        int64_t interval_ns; /* between messages under --rate, else 0 */
-        int64_t next_due_ns; /* when the next message may go */
-        unsigned long long queued;    /* accepted by librdkafka */
+        int64_t interval_ns;       /* between messages under --rate, else 0 */
+        int64_t next_due_ns;       /* when the next message may go */
+        unsigned long long queued; /* accepted by librdkafka */
         unsigned long long delivered; /* acknowledged by the broker */
         unsigned long long failed;    /* not produced or not delivered */
         unsigned long long unkeyed;   /* not valid calls, sent without key */
+        uint64_t last_offset;         /* input offset of the last one sent */
+        long long max_msg;            /* message.max.bytes */
         int errors_shown;
         rd_kafka_resp_err_t last_err; /* last one shown, to skip repeats */
         int32_t last_partition;
@@ -168,8 +171,9 @@ static int set_property(rd_kafka_conf_t *conf, const char *arg)
         size_t n;
 
         if (!eq || eq == arg) {
-                cs_cli_usage_error(CMD, "invalid -X '%s': expected "
-                                        "PROP=VALUE",
+                cs_cli_usage_error(CMD,
+                                   "invalid -X '%s': expected "
+                                   "PROP=VALUE",
                                    is_secret(arg) ? "(hidden)" : arg);
                 return -1;
         }
@@ -182,23 +186,23 @@ static int set_property(rd_kafka_conf_t *conf, const char *arg)
         memcpy(name, arg, n);
         name[n] = '\0';
 
-        switch (rd_kafka_conf_set(conf, name, eq + 1, errstr,
-                                  sizeof(errstr))) {
+        switch (rd_kafka_conf_set(conf, name, eq + 1, errstr, sizeof(errstr))) {
         case RD_KAFKA_CONF_OK:
                 return 0;
+        case RD_KAFKA_CONF_INVALID:
+                /* Some of librdkafka's messages end in a newline. */
+                errstr[strcspn(errstr, "\n")] = '\0';
+                break;
         case RD_KAFKA_CONF_UNKNOWN:
                 cs_cli_usage_error(CMD, "unknown -X property '%s'", name);
                 return -1;
-        default:
-                /* librdkafka's message quotes the value. */
-                if (is_secret(name))
-                        cs_cli_usage_error(CMD, "invalid value for -X %s",
-                                           name);
-                else
-                        cs_cli_usage_error(CMD, "invalid -X %s: %s", name,
-                                           errstr);
-                return -1;
         }
+        /* librdkafka's message quotes the value. */
+        if (is_secret(name))
+                cs_cli_usage_error(CMD, "invalid value for -X %s", name);
+        else
+                cs_cli_usage_error(CMD, "invalid -X %s: %s", name, errstr);
+        return -1;
 }
 
 /* Reads an integer property; def when it is not set or not a number. */
@@ -228,8 +232,8 @@ static int64_t now_ns(void)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
-        int cs_level = level <= 4 && strcmp(fac, "FAIL") ? CS_LOG_WARN
-                                                          : CS_LOG_DEBUG;
+        int cs_level =
+                level <= 4 && strcmp(fac, "FAIL") ? CS_LOG_WARN : CS_LOG_DEBUG;
         char line[1024];
 
         (void)rk;
@@ -259,8 +263,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         }
 }
 
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
-                      void *opaque)
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         struct producer *p = opaque;
 
@@ -332,8 +335,8 @@ static int send_message(void *opaque, const char *msg, size_t len,
                 if (p->errors_shown++ < MAX_SHOWN_ERRORS)
                         cs_log(CS_LOG_ERROR,
                                "record at byte %llu not sent: %zu bytes is "
-                               "more than message.max.bytes",
-                               (unsigned long long)offset, len);
+                               "more than message.max.bytes (%lld)",
+                               (unsigned long long)offset, len, p->max_msg);
                 p->failed++;
                 return 0;
         }
@@ -342,20 +345,21 @@ static int send_message(void *opaque, const char *msg, size_t len,
 
         /* Every copy of a call must land in one partition, so the key is
          * the crime_id as the parser reads it (123 and "123" agree). */
-        if (cs_parse_call(p->parser, msg, len, &call, reason,
-                          sizeof(reason)) == 0) {
+        if (cs_parse_call(p->parser, msg, len, &call, reason, sizeof(reason)) ==
+            0) {
                 key = call.field[CS_F_CRIME_ID].ptr;
                 key_len = call.field[CS_F_CRIME_ID].len;
         } else {
                 p->unkeyed++;
-                cs_log(CS_LOG_DEBUG, "record at byte %llu is not a valid "
-                                     "call (%s): sent without a key",
+                cs_log(CS_LOG_DEBUG,
+                       "record at byte %llu is not a valid "
+                       "call (%s): sent without a key",
                        (unsigned long long)offset, reason);
         }
 
         while (rd_kafka_produce(p->rkt, RD_KAFKA_PARTITION_UA,
-                                RD_KAFKA_MSG_F_COPY, (void *)msg, len,
-                                key, key_len, NULL) == -1) {
+                                RD_KAFKA_MSG_F_COPY, (void *)msg, len, key,
+                                key_len, NULL) == -1) {
                 rd_kafka_resp_err_t err = rd_kafka_last_error();
 
                 if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -376,6 +380,7 @@ static int send_message(void *opaque, const char *msg, size_t len,
                 return p->fatal ? -1 : 0;
         }
         p->queued++;
+        p->last_offset = offset;
         /* Serve delivery reports now and then, cheaply. */
         if ((p->queued & 63) == 0)
                 rd_kafka_poll(p->rk, 0);
@@ -396,7 +401,7 @@ int cs_cmd_produce(int argc, char **argv)
         struct cs_jsonsplit *js = NULL;
         const char *path = "-", *name;
         char errstr[512], *buf = NULL;
-        long long rate = 0, max_msg, timeout_ms;
+        long long rate = 0, timeout_ms;
         struct sigaction sa, old_int, old_term;
         int fd = -1, c, rc = 0, brokers_set = 0, flush_failed = 0;
         int signals_set = 0;
@@ -409,8 +414,7 @@ int cs_cmd_produce(int argc, char **argv)
                               sizeof(errstr)) ||
             rd_kafka_conf_set(conf, "compression.type", "lz4", errstr,
                               sizeof(errstr)) ||
-            rd_kafka_conf_set(conf, "linger.ms", "5", errstr,
-                              sizeof(errstr))) {
+            rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr))) {
                 cs_log(CS_LOG_ERROR, "librdkafka rejects a default: %s",
                        errstr);
                 status = CS_EXIT_FAILURE;
@@ -421,11 +425,11 @@ int cs_cmd_produce(int argc, char **argv)
         while ((c = cs_cli_getopt(CMD, argc, argv, "hX:", longopts)) != -1) {
                 switch (c) {
                 case 'b':
-                        if (rd_kafka_conf_set(conf, "bootstrap.servers",
-                                              optarg, errstr,
-                                              sizeof(errstr))) {
-                                cs_cli_usage_error(CMD, "invalid --brokers: "
-                                                        "%s",
+                        if (rd_kafka_conf_set(conf, "bootstrap.servers", optarg,
+                                              errstr, sizeof(errstr))) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --brokers: "
+                                                   "%s",
                                                    errstr);
                                 goto fail;
                         }
@@ -486,12 +490,12 @@ int cs_cmd_produce(int argc, char **argv)
 
         /* Records longer than librdkafka accepts are counted as failed
          * without being held in memory. */
-        max_msg = conf_int(conf, "message.max.bytes", 1000000);
+        p.max_msg = conf_int(conf, "message.max.bytes", 1000000);
         timeout_ms = conf_int(conf, "message.timeout.ms", 300000);
 
         p.interval_ns = rate ? 1000000000 / rate : 0;
         if (!(p.parser = cs_parser_new()) || !(buf = malloc(READ_SIZE)) ||
-            !(js = cs_jsonsplit_new((size_t)max_msg, send_message, &p))) {
+            !(js = cs_jsonsplit_new((size_t)p.max_msg, send_message, &p))) {
                 cs_log(CS_LOG_ERROR, "out of memory");
                 goto fail;
         }
@@ -507,6 +511,7 @@ int cs_cmd_produce(int argc, char **argv)
                 /* A conflict between properties, e.g. acks=1 with
                  * idempotence: still a wrong option. */
                 redact(errstr, line, sizeof(line));
+                line[strcspn(line, "\n")] = '\0';
                 cs_cli_usage_error(CMD, "invalid configuration: %s", line);
                 status = CS_EXIT_USAGE;
                 goto fail;
@@ -553,27 +558,33 @@ int cs_cmd_produce(int argc, char **argv)
                 if (rc)
                         break;
         }
-        if (interrupted)
+        if (interrupted && p.queued)
                 cs_log(CS_LOG_WARN,
-                       "interrupted: stopped reading %s at byte %llu", name,
-                       (unsigned long long)cs_jsonsplit_offset(js));
+                       "interrupted: stopped reading %s after %llu records, "
+                       "the last sent starts at byte %llu",
+                       name, p.queued, (unsigned long long)p.last_offset);
+        else if (interrupted)
+                cs_log(CS_LOG_WARN, "interrupted before any record was sent");
 
         /* Wait for every delivery report; librdkafka fails each message by
          * message.timeout.ms (0: never), so the wait is bounded. */
-        if (!p.fatal &&
-            rd_kafka_flush(p.rk, timeout_ms > 0
-                                     ? (int)(timeout_ms + FLUSH_GRACE_MS)
-                                     : -1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (timeout_ms <= 0 || timeout_ms > INT_MAX - FLUSH_GRACE_MS)
+                timeout_ms = -1;
+        else
+                timeout_ms += FLUSH_GRACE_MS;
+        if (!p.fatal && rd_kafka_flush(p.rk, (int)timeout_ms) !=
+                                RD_KAFKA_RESP_ERR_NO_ERROR) {
                 cs_log(CS_LOG_ERROR,
                        "timed out waiting for delivery of %d messages",
                        rd_kafka_outq_len(p.rk));
                 flush_failed = 1;
         }
         if (rd_kafka_outq_len(p.rk) > 0) {
-                /* Fail what is left, so it is counted below. */
+                /* Fail what is left so that it is counted below; purged
+                 * in-flight requests report back asynchronously. */
                 rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE |
-                                         RD_KAFKA_PURGE_F_INFLIGHT);
-                rd_kafka_poll(p.rk, 0);
+                                             RD_KAFKA_PURGE_F_INFLIGHT);
+                rd_kafka_flush(p.rk, 5000);
         }
 
         if (p.unkeyed)
