@@ -55,11 +55,17 @@ struct cs_batch_reject {
         size_t payload_size;   /* before truncation */
 };
 
-/* The next offset to consume in one partition, and its watermark then. */
+/* The next offset to consume in one partition, its watermark then, and what
+ * the batch did there (for pipeline_progress). */
 struct cs_partition_offset {
         int32_t partition;
         int64_t next_offset;
         struct cs_watermark watermark;
+        int64_t high_watermark; /* the partition's end, -1 if unknown */
+        int64_t calls;          /* new calls */
+        int64_t duplicates;     /* copies of a stored or batched call */
+        int64_t rejected;
+        int64_t late; /* calls counted in, or dropped from, final windows */
 };
 
 /* Read-only for everyone but batch.c. */
@@ -112,6 +118,11 @@ static inline int cs_time_ge(struct cs_time t, struct cs_time a)
 int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
                         const char *reason, const void *payload,
                         size_t len) CS_MUSTCHECK;
+
+/* Returns the batch's entry for partition, adding it (next_offset -1, all
+ * counts 0) if needed, or NULL when out of memory. */
+struct cs_partition_offset *cs_batch_partition(struct cs_batch *b,
+                                               int32_t partition);
 
 /* Records that partition has been consumed up to next_offset (exclusive),
  * its watermark then being w (copied). Returns 0, or -1 when out of memory. */

@@ -49,6 +49,11 @@ cs_kafka_source_new(const struct cs_kafka_source_conf *conf, char *errstr,
 rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
                                          int timeout_ms, int *failed);
 
+/* The end offset of partition last seen by the consumer (no broker round
+ * trip), or -1 when not known yet. */
+int64_t cs_kafka_source_high_watermark(struct cs_kafka_source *src,
+                                       int32_t partition);
+
 /* True once partitions are assigned and every one has reached its end. */
 int cs_kafka_source_at_end(const struct cs_kafka_source *src);
 

@@ -3,8 +3,8 @@
  * Migrations are migrations/<dialect>/NNN_name.sql, plus the dialect-neutral
  * migrations/any/NNN_name.sql, applied in version order, each in
  * its own transaction, and recorded in schema_migrations with a checksum so an
- * edited migration is caught. Views are sql/<dialect>/views.sql, recreated by
- * every migrate. Backends apply them; this module only lists them. */
+ * edited migration is caught. Views are sql/<dialect>/views*.sql, recreated
+ * by every migrate. Backends apply them; this module only lists them. */
 #ifndef CS_MIGRATE_H
 #define CS_MIGRATE_H
 
@@ -23,8 +23,10 @@ struct cs_migration {
  * many. Static data: nothing to free. */
 int cs_migrations(const char *dialect, struct cs_migration *out, int max);
 
-/* Returns the dialect's views script, or NULL. */
-const char *cs_views_sql(const char *dialect);
+/* Fills out with the dialect's view scripts (sql/<dialect>/views.sql, then
+ * any views_*.sql, which may use it) and returns how many. */
+#define CS_VIEWS_MAX 8
+int cs_views(const char *dialect, const char **out, int max);
 
 /* Finds the statement under "-- name: NAME" in sql/<dialect>/statements.sql:
  * returns its text (not NUL-terminated: it runs to the next "-- name:") and

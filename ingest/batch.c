@@ -101,7 +101,13 @@ int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
         if (r < 0)
                 return -1;
         if (r == 0) {
+                struct cs_partition_offset *o =
+                        cs_batch_partition(b, partition);
+
                 /* The id's bytes stay in the arena until reset; harmless. */
+                if (!o)
+                        return -1;
+                o->duplicates++;
                 b->nduplicates++;
                 return 0;
         }
@@ -146,34 +152,52 @@ int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
         if (cs_arena_copy(b->arena, s, &r->payload) < 0)
                 return -1;
         b->nrejects++;
+        {
+                struct cs_partition_offset *o =
+                        cs_batch_partition(b, partition);
+
+                if (!o)
+                        return -1;
+                o->rejected++;
+        }
         return 0;
 }
 
-int cs_batch_advance(struct cs_batch *b, int32_t partition, int64_t next_offset,
-                     const struct cs_watermark *w)
+struct cs_partition_offset *cs_batch_partition(struct cs_batch *b,
+                                               int32_t partition)
 {
+        struct cs_partition_offset *o;
         size_t i;
 
-        for (i = 0; i < b->noffsets; i++) {
-                if (b->offsets[i].partition == partition) {
-                        if (next_offset > b->offsets[i].next_offset) {
-                                b->offsets[i].next_offset = next_offset;
-                                b->offsets[i].watermark = *w;
-                        }
-                        return 0;
-                }
-        }
+        for (i = 0; i < b->noffsets; i++)
+                if (b->offsets[i].partition == partition)
+                        return &b->offsets[i];
         if (b->noffsets == b->offsets_cap) {
                 void *p =
                         grow(b->offsets, &b->offsets_cap, sizeof(*b->offsets));
 
                 if (!p)
-                        return -1;
+                        return NULL;
                 b->offsets = p;
         }
-        b->offsets[b->noffsets].partition = partition;
-        b->offsets[b->noffsets].next_offset = next_offset;
-        b->offsets[b->noffsets].watermark = *w;
-        b->noffsets++;
+        o = &b->offsets[b->noffsets++];
+        memset(o, 0, sizeof(*o));
+        o->partition = partition;
+        o->next_offset = -1;
+        o->high_watermark = -1;
+        return o;
+}
+
+int cs_batch_advance(struct cs_batch *b, int32_t partition, int64_t next_offset,
+                     const struct cs_watermark *w)
+{
+        struct cs_partition_offset *o = cs_batch_partition(b, partition);
+
+        if (!o)
+                return -1;
+        if (next_offset > o->next_offset) {
+                o->next_offset = next_offset;
+                o->watermark = *w;
+        }
         return 0;
 }

@@ -410,6 +410,18 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src)
         return r;
 }
 
+int64_t cs_kafka_source_high_watermark(struct cs_kafka_source *src,
+                                       int32_t partition)
+{
+        int64_t low, high;
+
+        if (rd_kafka_get_watermark_offsets(src->rk, src->conf.topic, partition,
+                                           &low, &high) ||
+            high < 0)
+                return -1;
+        return high;
+}
+
 int cs_kafka_source_at_end(const struct cs_kafka_source *src)
 {
         size_t i;

@@ -57,9 +57,18 @@ static const char *sql_file(const char *dialect, const char *file)
         return NULL;
 }
 
-const char *cs_views_sql(const char *dialect)
+int cs_views(const char *dialect, const char **out, int max)
 {
-        return sql_file(dialect, "views.sql");
+        char prefix[64];
+        int i, n = 0;
+
+        /* Sorted by path: views.sql comes before views_*.sql, which may
+         * build on it. */
+        snprintf(prefix, sizeof(prefix), "sql/%s/views", dialect);
+        for (i = 0; i < cs_sql_file_count && n < max; i++)
+                if (after(cs_sql_files[i].path, prefix))
+                        out[n++] = cs_sql_files[i].text;
+        return n;
 }
 
 const char *cs_sql_statement(const char *dialect, const char *name, size_t *len)

@@ -69,7 +69,7 @@ static int add_late(struct pipeline *pl, size_t i, int s, int n)
  * left out and recorded in late_records. */
 static int count_windows(struct pipeline *pl)
 {
-        const struct cs_batch *b = pl->batch;
+        struct cs_batch *b = pl->batch;
         size_t i;
         int s, j, n;
 
@@ -79,10 +79,17 @@ static int count_windows(struct pipeline *pl)
         for (i = 0; i < b->ncalls; i++) {
                 const struct cs_batch_call *c = &b->calls[i];
                 struct cs_str disp = c->field[CS_F_DISPOSITION];
+                struct cs_partition_offset *o =
+                        cs_batch_partition(b, c->partition);
                 int late = 0;
 
-                if (!pl->inserted[i])
+                if (!o)
+                        return -1;
+                if (!pl->inserted[i]) {
+                        o->duplicates++;
                         continue;
+                }
+                o->calls++;
                 /* No disposition and an empty one are one key: ''. */
                 if (!disp.len)
                         disp.ptr = NULL;
@@ -111,7 +118,11 @@ static int count_windows(struct pipeline *pl)
                                 return -1;
                 }
                 pl->batch_late += late;
+                o->late += late;
         }
+        for (i = 0; i < b->noffsets; i++)
+                b->offsets[i].high_watermark = cs_kafka_source_high_watermark(
+                        pl->src, b->offsets[i].partition);
         return 0;
 }
 

@@ -35,7 +35,7 @@ static const struct {
         [ST_INSERT_CALLS] = {"insert_calls", 2},
         [ST_ADD_WINDOW_COUNTS] = {"add_window_counts", 0},
         [ST_INSERT_REJECTS] = {"insert_rejects", 1},
-        [ST_STORE_OFFSETS] = {"store_offsets", 6},
+        [ST_STORE_OFFSETS] = {"store_offsets", 11},
         [ST_LOAD_OFFSETS] = {"load_offsets", 2},
         [ST_INSERT_LATE_RECORDS] = {"insert_late_records", 1},
 };
@@ -53,7 +53,7 @@ struct pg_sink {
         char *conninfo; /* may hold a password: never printed */
         char *schema;
         struct buf copy;   /* one COPY's rows */
-        struct buf arr[4]; /* array literals for store_offsets */
+        struct buf arr[9]; /* array literals for store_offsets */
 };
 
 static int reserve(struct buf *b, size_t more)
@@ -357,6 +357,16 @@ done:
         return r;
 }
 
+static int exec_views(struct pg_sink *s, char *errstr, size_t errstr_size)
+{
+        const char *views[CS_VIEWS_MAX];
+        int i, n = cs_views(DIALECT, views, CS_VIEWS_MAX), r = 0;
+
+        for (i = 0; i < n && !r; i++)
+                r = exec(s, views[i], "creating views", errstr, errstr_size);
+        return r;
+}
+
 static int pg_migrate(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         struct pg_sink *s = (struct pg_sink *)base;
@@ -404,8 +414,7 @@ static int pg_migrate(struct cs_sink *base, char *errstr, size_t errstr_size)
         if ((r = exec(s, "BEGIN", "starting views", errstr, errstr_size)) < 0 ||
             (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
                     0 ||
-            (r = exec(s, cs_views_sql(DIALECT), "creating views", errstr,
-                      errstr_size)) < 0 ||
+            (r = exec_views(s, errstr, errstr_size)) < 0 ||
             (r = exec(s, "COMMIT", "committing views", errstr, errstr_size)) <
                     0)
                 goto done;
@@ -430,7 +439,8 @@ static int put_elem(struct buf *a, int first, const char *v)
 }
 
 /* Fills the array literals "{a,b,...}" of partitions and, with
- * with_offsets, of offsets, highest event times and watermarks. */
+ * with_offsets, of offsets, highest event times, watermarks, high
+ * watermarks and the batch's counts, in s->arr[0..8]. */
 static int offset_arrays(struct pg_sink *s,
                          const struct cs_partition_offset *offs, size_t n,
                          int with_offsets)
@@ -439,7 +449,7 @@ static int offset_arrays(struct pg_sink *s,
         size_t i;
         int a;
 
-        for (a = 0; a < 4; a++)
+        for (a = 0; a < 9; a++)
                 s->arr[a].len = 0;
         for (i = 0; i < n; i++) {
                 const struct cs_watermark *w = &offs[i].watermark;
@@ -468,8 +478,24 @@ static int offset_arrays(struct pg_sink *s,
                 }
                 if (put_elem(&s->arr[3], !i, v) < 0)
                         return -1;
+                if (offs[i].high_watermark >= 0)
+                        snprintf(v, sizeof(v), "%lld",
+                                 (long long)offs[i].high_watermark);
+                else
+                        strcpy(v, "NULL");
+                if (put_elem(&s->arr[4], !i, v) < 0)
+                        return -1;
+                for (a = 0; a < 4; a++) {
+                        const int64_t counts[4] = {
+                                offs[i].calls, offs[i].duplicates,
+                                offs[i].rejected, offs[i].late};
+
+                        snprintf(v, sizeof(v), "%lld", (long long)counts[a]);
+                        if (put_elem(&s->arr[5 + a], !i, v) < 0)
+                                return -1;
+                }
         }
-        for (a = 0; a < 4; a++)
+        for (a = 0; a < 9; a++)
                 if ((!n && put(&s->arr[a], "{", 1) < 0) ||
                     put(&s->arr[a], "}", 2) < 0)
                         return -1;
@@ -698,8 +724,9 @@ static int pg_store_offsets(struct cs_sink *base, const struct cs_batch *b,
                             char *errstr, size_t errstr_size)
 {
         struct pg_sink *s = (struct pg_sink *)base;
-        const char *params[6];
+        const char *params[11];
         char lateness[24];
+        int a;
 
         if (!b->noffsets)
                 return 0;
@@ -713,6 +740,8 @@ static int pg_store_offsets(struct cs_sink *base, const struct cs_batch *b,
         params[3] = s->arr[2].p;
         params[4] = s->arr[3].p;
         params[5] = lateness;
+        for (a = 4; a < 9; a++)
+                params[a + 2] = s->arr[a].p;
         return run(s, ST_STORE_OFFSETS, params, NULL, errstr, errstr_size);
 }
 
@@ -758,7 +787,7 @@ static void pg_close(struct cs_sink *base)
         pg_rollback(base);
         PQfinish(s->conn);
         free(s->copy.p);
-        for (int i = 0; i < 4; i++)
+        for (size_t i = 0; i < CS_ARRAY_SIZE(s->arr); i++)
                 free(s->arr[i].p);
         free(s->conninfo);
         free(s->schema);

@@ -184,6 +184,7 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
         struct cs_migration m[CS_MIGRATIONS_MAX];
+        const char *views[CS_VIEWS_MAX];
         int n = cs_migrations(DIALECT, m, CS_MIGRATIONS_MAX);
         sqlite3_stmt *latest = NULL;
         size_t len;
@@ -216,11 +217,15 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
                 if (apply_migration(s, &m[i], errstr, errstr_size) < 0)
                         return -1;
 
-        sql = cs_views_sql(DIALECT);
+        n = cs_views(DIALECT, views, CS_VIEWS_MAX);
         if (exec(s, "BEGIN IMMEDIATE", "starting views", errstr, errstr_size) <
             0)
                 return -1;
-        if (exec(s, sql, "creating views", errstr, errstr_size) < 0 ||
+        for (i = 0; i < n; i++)
+                if (exec(s, views[i], "creating views", errstr, errstr_size) <
+                    0)
+                        break;
+        if (i < n ||
             exec(s, "COMMIT", "committing views", errstr, errstr_size) < 0) {
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
                 return -1;
@@ -431,7 +436,8 @@ static int sqlite_store_offsets(struct cs_sink *base, const struct cs_batch *b,
         sqlite3_bind_text(st, 1, b->topic, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, s->now, -1, SQLITE_STATIC);
         for (i = 0; i < b->noffsets; i++) {
-                const struct cs_watermark *w = &b->offsets[i].watermark;
+                const struct cs_partition_offset *o = &b->offsets[i];
+                const struct cs_watermark *w = &o->watermark;
                 char max[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
 
                 sqlite3_bind_int(st, 2, b->offsets[i].partition);
@@ -451,6 +457,14 @@ static int sqlite_store_offsets(struct cs_sink *base, const struct cs_batch *b,
                         sqlite3_bind_int64(st, 6, w->lateness);
                         sqlite3_bind_null(st, 7);
                 }
+                if (o->high_watermark >= 0)
+                        sqlite3_bind_int64(st, 8, o->high_watermark);
+                else
+                        sqlite3_bind_null(st, 8);
+                sqlite3_bind_int64(st, 9, o->calls);
+                sqlite3_bind_int64(st, 10, o->duplicates);
+                sqlite3_bind_int64(st, 11, o->rejected);
+                sqlite3_bind_int64(st, 12, o->late);
                 if (run(st) < 0)
                         return fail(s, "storing kafka_offsets", errstr,
                                     errstr_size);

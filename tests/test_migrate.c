@@ -91,8 +91,13 @@ static void test_migrations_listed_in_order(void **state)
                 assert_int_equal(m[i].version, i + 1);
                 assert_int_equal(strlen(m[i].checksum), 16);
         }
-        assert_non_null(cs_views_sql("sqlite"));
-        assert_null(cs_views_sql("nosuch"));
+        {
+                const char *views[CS_VIEWS_MAX];
+
+                assert_true(cs_views("sqlite", views, CS_VIEWS_MAX) >= 1);
+                assert_non_null(strstr(views[0], "CREATE VIEW call_counts"));
+                assert_int_equal(cs_views("nosuch", views, CS_VIEWS_MAX), 0);
+        }
 }
 
 static void test_migrate_creates_schema_and_is_idempotent(void **state)

@@ -89,13 +89,24 @@ ON CONFLICT (crime_id, window_spec) DO NOTHING
 -- name: store_offsets
 -- Never backwards: a batch that arrives late cannot rewind a partition.
 INSERT INTO kafka_offsets (topic, kafka_partition, next_offset, updated_at,
-                           max_event_ts, allowed_lateness, watermark)
-SELECT $1, p, o, now() AT TIME ZONE 'UTC', m, $6, w
-FROM unnest($2::integer[], $3::bigint[], $4::timestamp[], $5::timestamp[])
-     AS t (p, o, m, w)
+                           max_event_ts, allowed_lateness, watermark,
+                           high_watermark, calls_total, duplicates_total,
+                           rejected_total, late_total)
+SELECT $1, p, o, now() AT TIME ZONE 'UTC', m, $6, w, h, c, d, r, l
+FROM unnest($2::integer[], $3::bigint[], $4::timestamp[], $5::timestamp[],
+            $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+            $11::bigint[])
+     AS t (p, o, m, w, h, c, d, r, l)
 ORDER BY p
 ON CONFLICT (topic, kafka_partition) DO UPDATE
 SET next_offset = excluded.next_offset, updated_at = excluded.updated_at,
+    high_watermark = COALESCE(excluded.high_watermark,
+                              kafka_offsets.high_watermark),
+    calls_total = kafka_offsets.calls_total + excluded.calls_total,
+    duplicates_total = kafka_offsets.duplicates_total +
+                       excluded.duplicates_total,
+    rejected_total = kafka_offsets.rejected_total + excluded.rejected_total,
+    late_total = kafka_offsets.late_total + excluded.late_total,
     max_event_ts = GREATEST(kafka_offsets.max_event_ts, excluded.max_event_ts),
     allowed_lateness = excluded.allowed_lateness,
     watermark = GREATEST(kafka_offsets.watermark, excluded.watermark)

@@ -1,7 +1,8 @@
 -- views.sql: the views users query (PostgreSQL); recreated by every migrate.
-DROP VIEW IF EXISTS call_counts;
-DROP VIEW IF EXISTS disposition_counts;
-DROP VIEW IF EXISTS watermarks;
+DROP VIEW IF EXISTS call_counts CASCADE;
+DROP VIEW IF EXISTS disposition_counts CASCADE;
+DROP VIEW IF EXISTS watermarks CASCADE;
+DROP VIEW IF EXISTS pipeline_progress CASCADE;
 
 -- Per topic: the highest event time seen, and the watermark: the smallest
 -- of its partitions' (each partition's highest event time less the allowed
@@ -35,3 +36,13 @@ SELECT w.window_spec, w.window_start, w.window_end, w.crime_type,
                 false) AS is_final
 FROM window_counts AS w
 LEFT JOIN radio_codes AS r ON r.disposition_code = w.disposition;
+
+-- Per topic and partition: where the ingest stands and what it has done,
+-- for freshness dashboards in plain SQL.
+CREATE VIEW pipeline_progress AS
+SELECT topic, kafka_partition, next_offset AS stored_offset, high_watermark,
+       GREATEST(high_watermark - next_offset, 0) AS lag, max_event_ts, watermark,
+       updated_at AS last_batch_at, calls_total AS calls,
+       duplicates_total AS duplicates, rejected_total AS rejected,
+       late_total AS late
+FROM kafka_offsets;

@@ -40,10 +40,17 @@ ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
 -- Never backwards: a batch that arrives late cannot rewind a partition. The
 -- text forms of times order like the times; MAX() is NULL if either is.
 INSERT INTO kafka_offsets (topic, kafka_partition, next_offset, updated_at,
-                           max_event_ts, allowed_lateness, watermark)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                           max_event_ts, allowed_lateness, watermark,
+                           high_watermark, calls_total, duplicates_total,
+                           rejected_total, late_total)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
 ON CONFLICT (topic, kafka_partition) DO UPDATE
 SET next_offset = excluded.next_offset, updated_at = excluded.updated_at,
+    high_watermark = COALESCE(excluded.high_watermark, high_watermark),
+    calls_total = calls_total + excluded.calls_total,
+    duplicates_total = duplicates_total + excluded.duplicates_total,
+    rejected_total = rejected_total + excluded.rejected_total,
+    late_total = late_total + excluded.late_total,
     max_event_ts = COALESCE(MAX(max_event_ts, excluded.max_event_ts),
                             max_event_ts, excluded.max_event_ts),
     allowed_lateness = excluded.allowed_lateness,
