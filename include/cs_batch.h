@@ -114,7 +114,8 @@ static inline int cs_time_ge(struct cs_time t, struct cs_time a)
 }
 
 /* Adds a rejected message, copying reason and at most CS_REJECT_PAYLOAD_MAX
- * bytes of payload. Returns 0, or -1 when out of memory. */
+ * bytes of payload (NULL: none kept, len still its size). Returns 0, or -1
+ * when out of memory. */
 int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
                         const char *reason, const void *payload,
                         size_t len) CS_MUSTCHECK;

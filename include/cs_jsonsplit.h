@@ -65,4 +65,8 @@ const char *cs_jsonsplit_error(const struct cs_jsonsplit *js);
 /* What the input turned out to be. */
 enum cs_jsonsplit_mode cs_jsonsplit_mode(const struct cs_jsonsplit *js);
 
+/* During on_msg: the message's number, counting from 1: its line number in
+ * NDJSON (blank lines count), its element number in an array. */
+uint64_t cs_jsonsplit_number(const struct cs_jsonsplit *js);
+
 #endif

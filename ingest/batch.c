@@ -147,8 +147,11 @@ int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
         s.len = strlen(reason);
         if (cs_arena_copy(b->arena, s, &r->reason) < 0)
                 return -1;
+        /* No payload (too long to keep): the size says what it was. */
         s.ptr = payload ? payload : "";
-        s.len = len < CS_REJECT_PAYLOAD_MAX ? len : CS_REJECT_PAYLOAD_MAX;
+        s.len = !payload                      ? 0
+                : len < CS_REJECT_PAYLOAD_MAX ? len
+                                              : CS_REJECT_PAYLOAD_MAX;
         if (cs_arena_copy(b->arena, s, &r->payload) < 0)
                 return -1;
         b->nrejects++;

@@ -2,7 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "cs_file.h"
 #include "cs_kafka.h"
 #include "cs_pipeline.h"
 #include "cs_sink.h"
@@ -121,8 +123,10 @@ static int count_windows(struct pipeline *pl)
                 o->late += late;
         }
         for (i = 0; i < b->noffsets; i++)
-                b->offsets[i].high_watermark = cs_kafka_source_high_watermark(
-                        pl->src, b->offsets[i].partition);
+                b->offsets[i].high_watermark =
+                        pl->src ? cs_kafka_source_high_watermark(
+                                          pl->src, b->offsets[i].partition)
+                                : -1;
         return 0;
 }
 
@@ -148,7 +152,8 @@ static void start_recovery(struct pipeline *pl, const char *why)
         cs_log(CS_LOG_WARN, "database unavailable: %s; pausing consumption",
                why);
         cs_batch_reset(pl->batch);
-        cs_kafka_source_pause(pl->src);
+        if (pl->src)
+                cs_kafka_source_pause(pl->src);
         pl->recovering = 1;
         pl->attempts = 0;
         pl->retry_at = cs_now_ms() + BACKOFF_MIN_MS;
@@ -199,7 +204,8 @@ static int flush(struct pipeline *pl)
                "batch: %zu messages, %zu new calls, %zu rejected, %zu window "
                "rows",
                b->nmessages, fresh, b->nrejects, nrows);
-        cs_kafka_source_commit(pl->src, b);
+        if (pl->src)
+                cs_kafka_source_commit(pl->src, b);
         cs_batch_reset(b);
         return 0;
 fail:
@@ -228,7 +234,8 @@ static int recover(struct pipeline *pl)
         r = pl->sink->ops->reconnect(pl->sink, errstr, sizeof(errstr));
         if (r == 0) {
                 pl->recovering = 0;
-                r = cs_kafka_source_rewind(pl->src);
+                /* A file replay reloads its offset itself. */
+                r = pl->src ? cs_kafka_source_rewind(pl->src) : 0;
                 if (r == 0) {
                         cs_log(CS_LOG_INFO,
                                "database back after %d attempts; resuming "
@@ -280,38 +287,53 @@ static int windows_fit(struct pipeline *pl, int64_t ts, char *reason,
         return 1;
 }
 
-/* Parses one message into the batch: a call, or a rejected record. */
-static int consume(struct pipeline *pl, const rd_kafka_message_t *m)
+/* A file message too long to keep: rejected, with its size. */
+static int reject_too_long(struct pipeline *pl, const struct cs_file_msg *m)
 {
-        struct cs_watermark *w = mark_of(pl, m->partition);
+        char reason[CS_PARSE_REASON_MAX];
+        struct cs_watermark *w = mark_of(pl, 0);
+
+        snprintf(reason, sizeof(reason), "message longer than %d bytes",
+                 CS_FILE_MSG_MAX);
+        if (!w ||
+            cs_batch_add_reject(pl->batch, 0, m->number, reason, NULL, m->len) <
+                    0 ||
+            cs_batch_advance(pl->batch, 0, m->number + 1, w) < 0)
+                return -1;
+        return 0;
+}
+
+/* Parses one message into the batch: a call, or a rejected record. */
+static int consume(struct pipeline *pl, const void *payload, size_t len,
+                   int32_t partition, int64_t offset)
+{
+        struct cs_watermark *w = mark_of(pl, partition);
         struct cs_call call;
         char reason[CS_PARSE_REASON_MAX];
         int r = -1;
 
         if (!w)
                 goto fail;
-        if (cs_parse_call(pl->parser, m->payload, m->len, &call, reason,
+        if (cs_parse_call(pl->parser, payload, len, &call, reason,
                           sizeof(reason)) == 0 &&
             windows_fit(pl, call.ts, reason, sizeof(reason))) {
                 struct cs_time t = {call.ts, call.ts_usec};
 
-                r = cs_batch_add_call(pl->batch, &call, m->partition, m->offset,
-                                      w);
+                r = cs_batch_add_call(pl->batch, &call, partition, offset, w);
                 /* Every valid call moves its partition's watermark,
                  * duplicates too: the order of a partition is fixed, so
                  * lateness is the same on every replay. */
                 cs_watermark_advance(w, t);
         } else {
-                r = cs_batch_add_reject(pl->batch, m->partition, m->offset,
-                                        reason, m->payload, m->len);
+                r = cs_batch_add_reject(pl->batch, partition, offset, reason,
+                                        payload, len);
         }
         if (r == 0)
-                r = cs_batch_advance(pl->batch, m->partition, m->offset + 1, w);
+                r = cs_batch_advance(pl->batch, partition, offset + 1, w);
 fail:
         if (r < 0)
                 cs_log(CS_LOG_ERROR, "out of memory at %s [%d] offset %lld",
-                       pl->conf->topic, (int)m->partition,
-                       (long long)m->offset);
+                       pl->conf->topic, (int)partition, (long long)offset);
         return r;
 }
 
@@ -363,6 +385,80 @@ static int on_revoke(void *opaque)
         return flush(opaque) == -1 ? -1 : 0;
 }
 
+/* Replays the file once, from the stored offset of its partition 0.
+ * Returns 0 at its end, CS_SINK_RETRY after an outage, or -1. */
+static int replay(struct pipeline *pl, struct cs_file_source *src,
+                  volatile sig_atomic_t *stop)
+{
+        const struct cs_pipeline_conf *conf = pl->conf;
+        struct cs_partition_offset off = {0};
+        struct cs_file_msg m;
+        char errstr[512];
+        int r;
+
+        if ((r = on_assign(pl, &off, 1)) < 0)
+                return r;
+        if (cs_file_source_restart(src, errstr, sizeof(errstr)) < 0) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                return -1;
+        }
+        while (!*stop) {
+                r = cs_file_source_next(src, off.next_offset, &m, errstr,
+                                        sizeof(errstr));
+                if (r < 0) {
+                        /* What came before the error is committed. */
+                        cs_log(CS_LOG_ERROR, "%s", errstr);
+                        r = flush(pl);
+                        return r == CS_SINK_RETRY ? r : -1;
+                }
+                if (r == 0)
+                        break;
+                if (m.payload)
+                        r = consume(pl, m.payload, m.len, 0, m.number);
+                else
+                        r = reject_too_long(pl, &m);
+                if (r < 0)
+                        return -1;
+                if (pl->batch->nmessages >= conf->batch_max_records &&
+                    (r = flush(pl)) < 0)
+                        return r;
+        }
+        return flush(pl);
+}
+
+/* The file path of cs_pipeline_run(): replays, and after an outage waits
+ * for the database and replays again from what it committed. */
+static int run_file(struct pipeline *pl, volatile sig_atomic_t *stop)
+{
+        struct cs_file_source *src;
+        char errstr[512];
+        int r;
+
+        src = cs_file_source_open(pl->conf->file, errstr, sizeof(errstr));
+        if (!src) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                return -1;
+        }
+        while ((r = replay(pl, src, stop)) == CS_SINK_RETRY) {
+                if (!strcmp(pl->conf->file, "-")) {
+                        cs_log(CS_LOG_ERROR, "standard input cannot be "
+                                             "read again after an outage");
+                        break;
+                }
+                while (!*stop && pl->recovering) {
+                        struct timespec ts = {0, 100 * 1000 * 1000};
+
+                        nanosleep(&ts, NULL);
+                        if (recover(pl) < 0)
+                                break;
+                }
+                if (*stop || pl->recovering)
+                        break;
+        }
+        cs_file_source_close(src);
+        return r;
+}
+
 int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                     volatile sig_atomic_t *stop)
 {
@@ -398,6 +494,10 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 goto done;
         }
         pl.batch->late_policy = conf->late_drop ? "drop" : "count";
+        if (conf->file) {
+                r = run_file(&pl, stop) == 0 ? 0 : -1;
+                goto report;
+        }
         pl.src = cs_kafka_source_new(&kconf, errstr, sizeof(errstr));
         if (!pl.src) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
@@ -427,7 +527,9 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 if (m) {
                         /* While recovering, fetched messages are dropped:
                          * the rewind reads them again. */
-                        if (!pl.recovering && consume(&pl, m) < 0)
+                        if (!pl.recovering &&
+                            consume(&pl, m->payload, m->len, m->partition,
+                                    m->offset) < 0)
                                 failed = 1;
                         rd_kafka_message_destroy(m);
                 }
@@ -456,6 +558,7 @@ done:
         cs_kafka_source_destroy(pl.src);
         if (pl.batch && pl.batch->nmessages)
                 r = -1;
+report:
         cs_log(CS_LOG_INFO,
                "%s: %llu messages from %s: %llu new calls, %llu duplicates, "
                "%llu rejected, %llu late, in %llu batches, %.1f s",

@@ -23,6 +23,7 @@ static void on_signal(int sig)
 
 static const char ingest_help[] =
         "Usage: callstream ingest --brokers B --topic T --db DB [OPTIONS]\n"
+        "       callstream ingest --file FILE --db DB [OPTIONS]\n"
         "\n"
         "Consumes a topic of police calls into the database, exactly once:\n"
         "the calls, their window counts and the next Kafka offset of each\n"
@@ -33,6 +34,14 @@ static const char ingest_help[] =
         "Options:\n"
         "  -b, --brokers B           Kafka bootstrap servers (host:port,...)\n"
         "  -t, --topic T             topic to consume\n"
+        "  -f, --file FILE           replay FILE (NDJSON or a JSON array, - "
+        "for\n"
+        "                            stdin) instead of Kafka: same "
+        "validation,\n"
+        "                            dedup and windows; its calls are stored\n"
+        "                            under --topic (default: FILE), partition "
+        "0,\n"
+        "                            offset = line (or element) number\n"
         "  -d, --db DB               SQLite file path (or sqlite:PATH), or a\n"
         "                            PostgreSQL URI (postgresql://...) or\n"
         "                            key=value conninfo\n"
@@ -71,6 +80,7 @@ int cs_cmd_ingest(int argc, char **argv)
         static const struct option longopts[] = {
                 {"brokers", required_argument, NULL, 'b'},
                 {"topic", required_argument, NULL, 't'},
+                {"file", required_argument, NULL, 'f'},
                 {"db", required_argument, NULL, 'd'},
                 {"schema", required_argument, NULL, 'S'},
                 {"group", required_argument, NULL, 'g'},
@@ -99,7 +109,7 @@ int cs_cmd_ingest(int argc, char **argv)
         long long v;
         int c, i;
 
-        while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:d:g:w:eX:vqh",
+        while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:vqh",
                                   longopts)) != -1) {
                 switch (c) {
                 case 'b':
@@ -107,6 +117,9 @@ int cs_cmd_ingest(int argc, char **argv)
                         break;
                 case 't':
                         conf.topic = optarg;
+                        break;
+                case 'f':
+                        conf.file = optarg;
                         break;
                 case 'd':
                         conf.db = optarg;
@@ -205,11 +218,18 @@ int cs_cmd_ingest(int argc, char **argv)
                                    argv[optind]);
                 return CS_EXIT_USAGE;
         }
-        if (!conf.brokers || !conf.topic || !conf.db) {
+        if (conf.file && (conf.brokers || conf.group)) {
+                cs_cli_usage_error("ingest", "--file replaces --brokers and "
+                                             "--group");
+                return CS_EXIT_USAGE;
+        }
+        if (conf.file && !conf.topic)
+                conf.topic = conf.file;
+        if ((!conf.file && !conf.brokers) || !conf.topic || !conf.db) {
                 cs_cli_usage_error("ingest", "missing %s",
-                                   !conf.brokers ? "--brokers"
+                                   !conf.db      ? "--db"
                                    : !conf.topic ? "--topic"
-                                                 : "--db");
+                                                 : "--brokers (or --file)");
                 return CS_EXIT_USAGE;
         }
         if (conf.nspecs == 0) {

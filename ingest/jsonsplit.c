@@ -28,6 +28,9 @@ struct cs_jsonsplit {
         size_t msg_len;      /* full length of the current message */
         uint64_t msg_offset; /* input offset where it starts */
         uint64_t offset;     /* input offset of the next chunk */
+        uint64_t lines;      /* NDJSON: newlines before the current line */
+        uint64_t elements;   /* array: elements delivered */
+        uint64_t number;     /* of the message being delivered */
         enum state state;
         enum cs_jsonsplit_mode mode;
         int in_string;
@@ -78,6 +81,11 @@ const char *cs_jsonsplit_error(const struct cs_jsonsplit *js)
 enum cs_jsonsplit_mode cs_jsonsplit_mode(const struct cs_jsonsplit *js)
 {
         return js->mode;
+}
+
+uint64_t cs_jsonsplit_number(const struct cs_jsonsplit *js)
+{
+        return js->number;
 }
 
 static int is_ws(unsigned char c)
@@ -162,6 +170,8 @@ static int deliver(struct cs_jsonsplit *js, const char *msg, size_t len,
 {
         if (full_len > js->max)
                 msg = NULL, len = full_len;
+        js->number = js->mode == CS_JSONSPLIT_NDJSON ? js->lines + 1
+                                                     : ++js->elements;
         if (js->on_msg(js->opaque, msg, len, js->msg_offset)) {
                 snprintf(js->err, sizeof(js->err), "stopped");
                 js->state = S_FAILED;
@@ -214,6 +224,7 @@ static int split_lines(struct cs_jsonsplit *js, const char *data, size_t n,
                 if (rc)
                         return rc;
                 reset(js);
+                js->lines++;
                 js->msg_offset = js->offset + end + 1;
                 i = end + 1;
         }
@@ -390,6 +401,7 @@ int cs_jsonsplit_feed(struct cs_jsonsplit *js, const char *buf, size_t len)
 
                 if (c == '\n') {
                         reset(js);
+                        js->lines++;
                         js->msg_offset = js->offset + i + 1;
                 } else if (is_ws(c)) {
                         if (put(js, (char)c))
