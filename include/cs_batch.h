@@ -78,7 +78,8 @@ struct cs_batch {
         struct cs_partition_offset *offsets; /* one per partition seen */
         size_t noffsets;
         const char *late_policy; /* "count" or "drop", borrowed */
-        size_t nmessages;        /* messages consumed into this batch */
+        int update;         /* --on-duplicate update: a changed copy replaces */
+        size_t nmessages;   /* messages consumed into this batch */
         size_t nduplicates; /* valid copies of an id already in the batch */
         int64_t opened_ms;  /* cs_now_ms() of the first message */
 
@@ -99,13 +100,18 @@ void cs_batch_reset(struct cs_batch *b);
 /* Adds a valid call consumed at partition/offset, copying its strings; it
  * is counted against watermark before (its partition's, just before it). A
  * crime_id already in the batch is counted as a duplicate and not added:
- * the first copy wins. Returns 0, or -1 when out of memory. */
+ * the first copy wins, unless b->update is set and the copy differs, in
+ * which case it takes the earlier copy's place. Returns 0, or -1 when out of
+ * memory. */
 int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
                       int32_t partition, int64_t offset,
                       const struct cs_watermark *before) CS_MUSTCHECK;
 
 /* Moves watermark w past event time t. */
 void cs_watermark_advance(struct cs_watermark *w, struct cs_time t);
+
+/* Whether two calls have the same fields (all of them, as given). */
+int cs_batch_call_same(const struct cs_batch_call *a, const struct cs_str *f);
 
 /* Whether event time t is past a: a later time, or the same. */
 static inline int cs_time_ge(struct cs_time t, struct cs_time a)

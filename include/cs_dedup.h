@@ -20,6 +20,10 @@ void cs_dedup_reset(struct cs_dedup *d);
  * -1 when out of memory. id is borrowed: it must stay valid until the next
  * reset (callers keep it in the batch arena). */
 int cs_dedup_add(struct cs_dedup *d, struct cs_str id) CS_MUSTCHECK;
+/* The order in which id was added (0 for the first), or (size_t)-1 when it
+ * is not in the set. */
+size_t cs_dedup_index(const struct cs_dedup *d, struct cs_str id);
+
 /* Number of ids in the set. */
 size_t cs_dedup_count(const struct cs_dedup *d);
 

@@ -20,6 +20,7 @@ struct cs_pipeline_conf {
         int exit_at_end;
         int64_t allowed_lateness; /* seconds */
         int late_drop;            /* --late-policy drop */
+        int update;               /* --on-duplicate update */
         size_t batch_max_records;
         int batch_max_ms;
         const char *const *props; /* -X name=value */

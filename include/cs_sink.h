@@ -21,6 +21,24 @@
 
 struct cs_sink;
 
+/* What a stored call was before a changed copy replaced it (--on-duplicate
+ * update), so its counts can move. */
+struct cs_old_call {
+        struct cs_str crime_type;
+        struct cs_str disposition; /* ptr NULL when it had none */
+        int64_t ts;
+        int has_mark;
+        struct cs_time mark; /* the watermark it was counted against */
+        int late_drop;       /* it was counted under --late-policy drop */
+};
+
+/* write_calls outcomes, per call. */
+enum {
+        CS_CALL_KEPT = 0,     /* a stored copy stands (or is identical) */
+        CS_CALL_NEW = 1,      /* first copy: stored */
+        CS_CALL_REPLACED = 2, /* b->update: replaced a different copy */
+};
+
 struct cs_sink_ops {
         const char *dialect; /* folder under migrations/ and sql/ */
 
@@ -38,10 +56,13 @@ struct cs_sink_ops {
 
         /* Inserts the batch's calls unless their crime_id is stored already,
          * each with the watermark it is counted against and the batch's
-         * late policy; sets inserted[i] to 1 for each call that was new. */
+         * late policy, and sets outcome[i] (CS_CALL_...). With b->update a
+         * stored call with other fields is replaced (its late_records go)
+         * and old[i] says what it was; its strings stay valid until the
+         * next write_calls. */
         int (*write_calls)(struct cs_sink *s, const struct cs_batch *b,
-                           unsigned char *inserted, char *errstr,
-                           size_t errstr_size);
+                           unsigned char *outcome, struct cs_old_call *old,
+                           char *errstr, size_t errstr_size);
 
         /* Adds rows[i].calls and rows[i].late_calls to each window count;
          * specs are indexed by rows[i].spec. */

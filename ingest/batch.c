@@ -78,6 +78,23 @@ void cs_watermark_advance(struct cs_watermark *w, struct cs_time t)
         w->valid = 1;
 }
 
+static int str_eq(struct cs_str a, struct cs_str b)
+{
+        if (!a.ptr || !b.ptr)
+                return a.ptr == b.ptr;
+        return a.len == b.len && !memcmp(a.ptr, b.ptr, a.len);
+}
+
+int cs_batch_call_same(const struct cs_batch_call *a, const struct cs_str *f)
+{
+        int i;
+
+        for (i = 0; i < CS_F_COUNT; i++)
+                if (!str_eq(a->field[i], f[i]))
+                        return 0;
+        return 1;
+}
+
 int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
                       int32_t partition, int64_t offset,
                       const struct cs_watermark *before)
@@ -103,13 +120,18 @@ int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
         if (r == 0) {
                 struct cs_partition_offset *o =
                         cs_batch_partition(b, partition);
+                size_t first = cs_dedup_index(b->dedup, c->field[0]);
 
                 /* The id's bytes stay in the arena until reset; harmless. */
                 if (!o)
                         return -1;
                 o->duplicates++;
                 b->nduplicates++;
-                return 0;
+                if (!b->update ||
+                    cs_batch_call_same(&b->calls[first], call->field))
+                        return 0;
+                /* A changed copy: the latest one stands for the call. */
+                c = &b->calls[first];
         }
         for (i = 1; i < CS_F_COUNT; i++)
                 if (cs_arena_copy(b->arena, call->field[i], &c->field[i]) < 0)
@@ -121,6 +143,8 @@ int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
                 c->mark = before->mark;
         c->partition = partition;
         c->offset = offset;
+        if (r == 0)
+                return 0; /* replaced in place */
         b->ncalls++;
         return 0;
 }

@@ -7,6 +7,7 @@
 struct slot {
         const char *ptr; /* NULL: empty */
         size_t len;
+        size_t index; /* the order it was added in, from 0 */
         uint64_t hash;
 };
 
@@ -71,27 +72,46 @@ void cs_dedup_reset(struct cs_dedup *d)
         d->count = 0;
 }
 
-int cs_dedup_add(struct cs_dedup *d, struct cs_str id)
+/* Returns the slot of id, or the empty slot where it would go. */
+static struct slot *lookup(const struct cs_dedup *d, struct cs_str id,
+                           uint64_t h)
 {
-        uint64_t h = cs_hash(id.ptr, id.len, 0);
         size_t i;
 
-        /* Keep the load under one half so probes stay short. */
-        if ((d->count + 1) * 2 > d->mask + 1 &&
-            resize(d, (d->mask + 1) * 2) < 0)
-                return -1;
         for (i = h & d->mask; d->slots[i].ptr; i = (i + 1) & d->mask) {
                 const struct slot *s = &d->slots[i];
 
                 if (s->hash == h && s->len == id.len &&
                     !memcmp(s->ptr, id.ptr, id.len))
-                        return 0;
+                        break;
         }
-        d->slots[i].ptr = id.ptr;
-        d->slots[i].len = id.len;
-        d->slots[i].hash = h;
-        d->count++;
+        return &d->slots[i];
+}
+
+int cs_dedup_add(struct cs_dedup *d, struct cs_str id)
+{
+        uint64_t h = cs_hash(id.ptr, id.len, 0);
+        struct slot *s;
+
+        /* Keep the load under one half so probes stay short. */
+        if ((d->count + 1) * 2 > d->mask + 1 &&
+            resize(d, (d->mask + 1) * 2) < 0)
+                return -1;
+        s = lookup(d, id, h);
+        if (s->ptr)
+                return 0;
+        s->ptr = id.ptr;
+        s->len = id.len;
+        s->hash = h;
+        s->index = d->count++;
         return 1;
+}
+
+size_t cs_dedup_index(const struct cs_dedup *d, struct cs_str id)
+{
+        const struct slot *s = lookup(d, id, cs_hash(id.ptr, id.len, 0));
+
+        return s->ptr ? s->index : (size_t)-1;
 }
 
 size_t cs_dedup_count(const struct cs_dedup *d)

@@ -14,7 +14,8 @@ struct totals {
         uint64_t calls;      /* new calls stored */
         uint64_t duplicates; /* valid copies of a stored call */
         uint64_t rejected;
-        uint64_t late; /* calls counted in, or dropped from, final windows */
+        uint64_t late;    /* calls counted in, or dropped from, final windows */
+        uint64_t updated; /* stored calls replaced by a changed copy */
         uint64_t batches;
 };
 
@@ -25,10 +26,12 @@ struct pipeline {
         struct cs_parser *parser;
         struct cs_batch *batch;
         struct cs_window_agg *agg;
-        unsigned char *inserted;     /* per call of the batch: was it new */
+        unsigned char *inserted;     /* per call of the batch: CS_CALL_... */
+        struct cs_old_call *old;     /* per call: what it replaced */
         struct cs_late_record *late; /* calls dropped from final windows */
         size_t nlate, late_cap;
-        size_t batch_late; /* calls of the batch late for some window */
+        size_t batch_late;    /* calls of the batch late for some window */
+        size_t batch_updated; /* calls that replaced a changed copy */
 
         /* Each assigned partition's watermark, by partition number. */
         struct cs_watermark *marks;
@@ -65,60 +68,86 @@ static int add_late(struct pipeline *pl, size_t i, int s, int n)
         return 0;
 }
 
-/* Counts the new calls of the batch into their windows. A window is final
- * for a call when the watermark before the call had passed its end: under
- * the count policy the call is counted there as late, under drop it is
- * left out and recorded in late_records. */
+/* Adds one call to the windows of every spec (sign 1), or takes it back
+ * (sign -1, a replaced copy). A window is final for the call when the
+ * watermark it was counted against had passed the window's end: under the
+ * count policy it is counted there as late, under drop it is left out, and
+ * when adding, call i is noted for late_records. *late says whether it was
+ * late for any window. */
+static int count_call(struct pipeline *pl, struct cs_str crime_type,
+                      struct cs_str disp, int64_t ts, int has_mark,
+                      struct cs_time mark, int drop, int sign, size_t i,
+                      int *late)
+{
+        int s, j, n;
+
+        /* No disposition and an empty one are one key: ''. */
+        if (!disp.len)
+                disp.ptr = NULL;
+        *late = 0;
+        for (s = 0; s < pl->conf->nspecs; s++) {
+                const struct cs_window_spec *spec = &pl->conf->specs[s];
+                int dropped = 0;
+
+                n = cs_window_assign(spec, ts, pl->starts);
+                for (j = 0; j < n; j++) {
+                        int final = has_mark &&
+                                    pl->starts[j] + spec->size <= mark.sec;
+
+                        *late |= final;
+                        if (final && drop) {
+                                dropped++;
+                                continue;
+                        }
+                        if (cs_window_agg_add(pl->agg, s, pl->starts[j],
+                                              crime_type, disp, sign,
+                                              sign * final) < 0)
+                                return -1;
+                }
+                if (dropped && sign > 0 && add_late(pl, i, s, dropped) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* Counts the batch's new and replacing calls into their windows, and takes
+ * replaced copies out of theirs. */
 static int count_windows(struct pipeline *pl)
 {
         struct cs_batch *b = pl->batch;
         size_t i;
-        int s, j, n;
+        int late;
 
         cs_window_agg_reset(pl->agg);
         pl->nlate = 0;
         pl->batch_late = 0;
+        pl->batch_updated = 0;
         for (i = 0; i < b->ncalls; i++) {
                 const struct cs_batch_call *c = &b->calls[i];
-                struct cs_str disp = c->field[CS_F_DISPOSITION];
+                const struct cs_old_call *old = &pl->old[i];
                 struct cs_partition_offset *o =
                         cs_batch_partition(b, c->partition);
-                int late = 0;
 
                 if (!o)
                         return -1;
-                if (!pl->inserted[i]) {
+                if (pl->inserted[i] == CS_CALL_KEPT) {
                         o->duplicates++;
                         continue;
                 }
-                o->calls++;
-                /* No disposition and an empty one are one key: ''. */
-                if (!disp.len)
-                        disp.ptr = NULL;
-                for (s = 0; s < pl->conf->nspecs; s++) {
-                        const struct cs_window_spec *spec = &pl->conf->specs[s];
-                        int dropped = 0;
-
-                        n = cs_window_assign(spec, c->ts, pl->starts);
-                        for (j = 0; j < n; j++) {
-                                int final = c->has_mark &&
-                                            pl->starts[j] + spec->size <=
-                                                    c->mark.sec;
-
-                                late |= final;
-                                if (final && pl->conf->late_drop) {
-                                        dropped++;
-                                        continue;
-                                }
-                                if (cs_window_agg_add(
-                                            pl->agg, s, pl->starts[j],
-                                            c->field[CS_F_ORIGINAL_CRIME_TYPE_NAME],
-                                            disp, 1, final) < 0)
-                                        return -1;
-                        }
-                        if (dropped && add_late(pl, i, s, dropped) < 0)
+                if (pl->inserted[i] == CS_CALL_REPLACED) {
+                        o->duplicates++;
+                        pl->batch_updated++;
+                        if (count_call(pl, old->crime_type, old->disposition,
+                                       old->ts, old->has_mark, old->mark,
+                                       old->late_drop, -1, i, &late) < 0)
                                 return -1;
+                } else {
+                        o->calls++;
                 }
+                if (count_call(pl, c->field[CS_F_ORIGINAL_CRIME_TYPE_NAME],
+                               c->field[CS_F_DISPOSITION], c->ts, c->has_mark,
+                               c->mark, pl->conf->late_drop, 1, i, &late) < 0)
+                        return -1;
                 pl->batch_late += late;
                 o->late += late;
         }
@@ -173,7 +202,7 @@ static int flush(struct pipeline *pl)
         if (!b->nmessages || pl->recovering)
                 return 0;
         if ((r = ops->begin(pl->sink, errstr, sizeof(errstr))) < 0 ||
-            (r = ops->write_calls(pl->sink, b, pl->inserted, errstr,
+            (r = ops->write_calls(pl->sink, b, pl->inserted, pl->old, errstr,
                                   sizeof(errstr))) < 0)
                 goto fail;
         if ((r = count_windows(pl)) < 0) {
@@ -193,12 +222,13 @@ static int flush(struct pipeline *pl)
                 goto fail;
 
         for (i = 0; i < b->ncalls; i++)
-                fresh += pl->inserted[i];
+                fresh += pl->inserted[i] == CS_CALL_NEW;
         pl->totals.messages += b->nmessages;
         pl->totals.calls += fresh;
         pl->totals.duplicates += b->nduplicates + (b->ncalls - fresh);
         pl->totals.rejected += b->nrejects;
         pl->totals.late += pl->batch_late;
+        pl->totals.updated += pl->batch_updated;
         pl->totals.batches++;
         cs_log(CS_LOG_DEBUG,
                "batch: %zu messages, %zu new calls, %zu rejected, %zu window "
@@ -489,11 +519,13 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
         pl.batch = cs_batch_new(conf->topic, conf->batch_max_records);
         pl.agg = cs_window_agg_new();
         pl.inserted = malloc(conf->batch_max_records + 1);
-        if (!pl.parser || !pl.batch || !pl.agg || !pl.inserted) {
+        pl.old = calloc(conf->batch_max_records + 1, sizeof(*pl.old));
+        if (!pl.parser || !pl.batch || !pl.agg || !pl.inserted || !pl.old) {
                 cs_log(CS_LOG_ERROR, "out of memory");
                 goto done;
         }
         pl.batch->late_policy = conf->late_drop ? "drop" : "count";
+        pl.batch->update = conf->update;
         if (conf->file) {
                 r = run_file(&pl, stop) == 0 ? 0 : -1;
                 goto report;
@@ -561,17 +593,20 @@ done:
 report:
         cs_log(CS_LOG_INFO,
                "%s: %llu messages from %s: %llu new calls, %llu duplicates, "
-               "%llu rejected, %llu late, in %llu batches, %.1f s",
+               "%llu rejected, %llu late, %llu updated, in %llu batches, "
+               "%.1f s",
                pl.sink ? pl.sink->name : "database",
                (unsigned long long)pl.totals.messages, conf->topic,
                (unsigned long long)pl.totals.calls,
                (unsigned long long)pl.totals.duplicates,
                (unsigned long long)pl.totals.rejected,
                (unsigned long long)pl.totals.late,
+               (unsigned long long)pl.totals.updated,
                (unsigned long long)pl.totals.batches,
                (double)(cs_now_ms() - started) / 1000.0);
 freed:
         free(pl.inserted);
+        free(pl.old);
         free(pl.late);
         free(pl.marks);
         cs_window_agg_destroy(pl.agg);

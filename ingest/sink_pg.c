@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "cs_arena.h"
 #include "cs_migrate.h"
 #include "cs_sink.h"
 
@@ -25,6 +26,8 @@ enum stmt {
         ST_STORE_OFFSETS,
         ST_LOAD_OFFSETS,
         ST_INSERT_LATE_RECORDS,
+        ST_REPLACE_CALLS,
+        ST_DROP_EMPTY_WINDOWS,
         ST_COUNT
 };
 
@@ -38,6 +41,8 @@ static const struct {
         [ST_STORE_OFFSETS] = {"store_offsets", 11},
         [ST_LOAD_OFFSETS] = {"load_offsets", 2},
         [ST_INSERT_LATE_RECORDS] = {"insert_late_records", 1},
+        [ST_REPLACE_CALLS] = {"replace_calls", 2},
+        [ST_DROP_EMPTY_WINDOWS] = {"drop_empty_windows", 0},
 };
 
 /* A growable text buffer, kept across batches. */
@@ -52,8 +57,9 @@ struct pg_sink {
         PGconn *conn;
         char *conninfo; /* may hold a password: never printed */
         char *schema;
-        struct buf copy;   /* one COPY's rows */
-        struct buf arr[9]; /* array literals for store_offsets */
+        struct buf copy;      /* one COPY's rows */
+        struct cs_arena *old; /* strings of replaced calls */
+        struct buf arr[9];    /* array literals for store_offsets */
 };
 
 static int reserve(struct buf *b, size_t more)
@@ -558,9 +564,61 @@ static int oom(char *errstr, size_t errstr_size)
         return -1;
 }
 
+/* With --on-duplicate update: replaces stored calls that differ from their
+ * staged copy, noting in outcome and old what each was. */
+static int replace_changed(struct pg_sink *s, const struct cs_batch *b,
+                           unsigned char *outcome, struct cs_old_call *old,
+                           char *errstr, size_t errstr_size)
+{
+        const char *params[2] = {b->topic, b->late_policy};
+        PGresult *res;
+        int row, r;
+
+        cs_arena_reset(s->old);
+        if ((r = run(s, ST_REPLACE_CALLS, params, &res, errstr, errstr_size)))
+                return r;
+        for (row = 0; row < PQntuples(res); row++) {
+                long idx = atol(PQgetvalue(res, row, 0));
+                const char *ts = PQgetvalue(res, row, 3);
+                const char *mark = PQgetvalue(res, row, 4);
+                struct cs_str ct = {PQgetvalue(res, row, 1),
+                                    (size_t)PQgetlength(res, row, 1)};
+                struct cs_str disp = {PQgetvalue(res, row, 2),
+                                      (size_t)PQgetlength(res, row, 2)};
+                struct cs_old_call *o;
+                int32_t usec;
+
+                if (idx < 0 || (size_t)idx >= b->ncalls)
+                        continue;
+                o = &old[idx];
+                memset(o, 0, sizeof(*o));
+                if (PQgetisnull(res, row, 2))
+                        disp.ptr = NULL;
+                if (cs_arena_copy(s->old, ct, &o->crime_type) < 0 ||
+                    cs_arena_copy(s->old, disp, &o->disposition) < 0) {
+                        PQclear(res);
+                        return oom(errstr, errstr_size);
+                }
+                if (cs_parse_timestamp(ts, strlen(ts), &o->ts, &usec) < 0) {
+                        PQclear(res);
+                        snprintf(errstr, errstr_size,
+                                 "%s: unreadable call_ts %s", s->base.name, ts);
+                        return -1;
+                }
+                o->has_mark =
+                        !PQgetisnull(res, row, 4) &&
+                        cs_parse_timestamp(mark, strlen(mark), &o->mark.sec,
+                                           &o->mark.usec) == 0;
+                o->late_drop = !strcmp(PQgetvalue(res, row, 5), "drop");
+                outcome[idx] = CS_CALL_REPLACED;
+        }
+        PQclear(res);
+        return 0;
+}
+
 static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
-                          unsigned char *inserted, char *errstr,
-                          size_t errstr_size)
+                          unsigned char *inserted, struct cs_old_call *old,
+                          char *errstr, size_t errstr_size)
 {
         struct pg_sink *s = (struct pg_sink *)base;
         const char *params[2] = {b->topic, b->late_policy};
@@ -595,6 +653,8 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                         return oom(errstr, errstr_size);
         }
         if ((r = copy_in(s, "copy_calls", errstr, errstr_size)) < 0 ||
+            (b->update && (r = replace_changed(s, b, inserted, old, errstr,
+                                               errstr_size)) < 0) ||
             (r = run(s, ST_INSERT_CALLS, params, &res, errstr, errstr_size)) <
                     0)
                 return r;
@@ -602,7 +662,7 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                 long idx = atol(PQgetvalue(res, row, 0));
 
                 if (idx >= 0 && (size_t)idx < b->ncalls)
-                        inserted[idx] = 1;
+                        inserted[idx] = CS_CALL_NEW;
         }
         PQclear(res);
         return 0;
@@ -640,9 +700,15 @@ static int pg_write_window_counts(struct cs_sink *base,
                     putf(&s->copy, "%lld\n", w->late_calls) < 0)
                         return oom(errstr, errstr_size);
         }
-        if ((r = copy_in(s, "copy_windows", errstr, errstr_size)) < 0)
+        if ((r = copy_in(s, "copy_windows", errstr, errstr_size)) < 0 ||
+            (r = run(s, ST_ADD_WINDOW_COUNTS, NULL, NULL, errstr,
+                     errstr_size)) < 0)
                 return r;
-        return run(s, ST_ADD_WINDOW_COUNTS, NULL, NULL, errstr, errstr_size);
+        for (i = 0; i < n; i++)
+                if (rows[i].calls < 0)
+                        return run(s, ST_DROP_EMPTY_WINDOWS, NULL, NULL, errstr,
+                                   errstr_size);
+        return 0;
 }
 
 static int pg_write_rejects(struct cs_sink *base, const struct cs_batch *b,
@@ -786,6 +852,7 @@ static void pg_close(struct cs_sink *base)
 
         pg_rollback(base);
         PQfinish(s->conn);
+        cs_arena_destroy(s->old);
         free(s->copy.p);
         for (size_t i = 0; i < CS_ARRAY_SIZE(s->arr); i++)
                 free(s->arr[i].p);
@@ -830,6 +897,12 @@ int cs_sink_pg_open(const char *conninfo, const char *schema,
                 return oom(errstr, errstr_size);
         }
         s->base.ops = &pg_ops;
+        if (!(s->old = cs_arena_new())) {
+                free(s->conninfo);
+                free(s->schema);
+                free(s);
+                return oom(errstr, errstr_size);
+        }
         s->conn = PQconnectdbParams(keys, values, 1);
         if (!s->conn) {
                 pg_close(&s->base);

@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "cs_arena.h"
 #include "cs_migrate.h"
 #include "cs_sink.h"
 
@@ -25,6 +26,10 @@ enum stmt {
         ST_STORE_OFFSET,
         ST_LOAD_OFFSET,
         ST_INSERT_LATE_RECORD,
+        ST_STORED_CALL,
+        ST_REPLACE_CALL,
+        ST_FORGET_LATE,
+        ST_DROP_EMPTY_WINDOW,
         ST_COUNT
 };
 
@@ -38,6 +43,10 @@ static const char *const stmt_names[ST_COUNT] = {
         [ST_STORE_OFFSET] = "store_offset",
         [ST_LOAD_OFFSET] = "load_offset",
         [ST_INSERT_LATE_RECORD] = "insert_late_record",
+        [ST_STORED_CALL] = "stored_call",
+        [ST_REPLACE_CALL] = "replace_call",
+        [ST_FORGET_LATE] = "forget_late_records",
+        [ST_DROP_EMPTY_WINDOW] = "drop_empty_window",
 };
 
 struct sqlite_sink {
@@ -46,6 +55,7 @@ struct sqlite_sink {
         char *path;
         sqlite3_stmt *stmt[ST_COUNT];
         int in_txn;
+        struct cs_arena *old;  /* strings of replaced calls */
         char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
 };
 
@@ -281,51 +291,158 @@ static int sqlite_begin(struct cs_sink *base, char *errstr, size_t errstr_size)
         return 0;
 }
 
+/* Binds call c of b to ?1..?21 of insert_call or replace_call (they number
+ * their parameters alike). ts and mark are the caller's buffers. */
+static void bind_call(struct sqlite_sink *s, sqlite3_stmt *st,
+                      const struct cs_batch *b, const struct cs_batch_call *c,
+                      char *ts, char *mark)
+{
+        size_t n;
+        int f;
+
+        for (f = 0; f < CS_F_COUNT; f++) {
+                if (c->field[f].ptr)
+                        sqlite3_bind_text(st, f + 1, c->field[f].ptr,
+                                          (int)c->field[f].len, SQLITE_STATIC);
+                else
+                        sqlite3_bind_null(st, f + 1);
+        }
+        n = cs_format_timestamp(c->ts, c->ts_usec, ts);
+        sqlite3_bind_text(st, 15, ts, (int)n, SQLITE_STATIC);
+        sqlite3_bind_text(st, 16, b->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 17, c->partition);
+        sqlite3_bind_int64(st, 18, c->offset);
+        sqlite3_bind_text(st, 19, s->now, -1, SQLITE_STATIC);
+        if (c->has_mark) {
+                n = cs_format_timestamp(c->mark.sec, c->mark.usec, mark);
+                sqlite3_bind_text(st, 20, mark, (int)n, SQLITE_STATIC);
+        } else {
+                sqlite3_bind_null(st, 20);
+        }
+        sqlite3_bind_text(st, 21, b->late_policy, -1, SQLITE_STATIC);
+}
+
+/* Column col of st as a string copied into the sink's arena. */
+static int column_str(struct sqlite_sink *s, sqlite3_stmt *st, int col,
+                      struct cs_str *out)
+{
+        struct cs_str v = {(const char *)sqlite3_column_text(st, col),
+                           (size_t)sqlite3_column_bytes(st, col)};
+
+        return cs_arena_copy(s->old, v, out);
+}
+
+/* With --on-duplicate update: replaces the stored copy of c when its fields
+ * differ, saying in *old what it was. Returns 1 if replaced, 0 if not, or
+ * an error. */
+static int replace_changed(struct sqlite_sink *s, const struct cs_batch *b,
+                           const struct cs_batch_call *c,
+                           struct cs_old_call *old, char *errstr,
+                           size_t errstr_size)
+{
+        sqlite3_stmt *get = s->stmt[ST_STORED_CALL];
+        struct cs_str stored[CS_F_COUNT];
+        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
+        const char *text;
+        int32_t usec;
+        int f, r = 0;
+
+        sqlite3_bind_text(get, 1, c->field[0].ptr, (int)c->field[0].len,
+                          SQLITE_STATIC);
+        if (sqlite3_step(get) != SQLITE_ROW) {
+                r = fail(s, "reading calls", errstr, errstr_size);
+                goto done;
+        }
+        for (f = 0; f < CS_F_COUNT; f++) {
+                stored[f].ptr = (const char *)sqlite3_column_text(get, f);
+                stored[f].len = (size_t)sqlite3_column_bytes(get, f);
+        }
+        if (cs_batch_call_same(c, stored))
+                goto done;
+        memset(old, 0, sizeof(*old));
+        if (column_str(s, get, CS_F_ORIGINAL_CRIME_TYPE_NAME,
+                       &old->crime_type) < 0 ||
+            (sqlite3_column_type(get, CS_F_DISPOSITION) != SQLITE_NULL &&
+             column_str(s, get, CS_F_DISPOSITION, &old->disposition) < 0)) {
+                snprintf(errstr, errstr_size, "out of memory");
+                r = -1;
+                goto done;
+        }
+        text = (const char *)sqlite3_column_text(get, 14);
+        if (!text ||
+            cs_parse_timestamp(text, strlen(text), &old->ts, &usec) < 0) {
+                snprintf(errstr, errstr_size, "%s: unreadable call_ts of %.*s",
+                         s->path, (int)c->field[0].len, c->field[0].ptr);
+                r = -1;
+                goto done;
+        }
+        old->has_mark = read_time(get, 15, &old->mark) == 0;
+        text = (const char *)sqlite3_column_text(get, 16);
+        old->late_drop = text && !strcmp(text, "drop");
+        sqlite3_reset(get);
+        bind_call(s, s->stmt[ST_REPLACE_CALL], b, c, ts, mark);
+        if (run(s->stmt[ST_REPLACE_CALL]) < 0)
+                return fail(s, "replacing a call", errstr, errstr_size);
+        sqlite3_bind_text(s->stmt[ST_FORGET_LATE], 1, c->field[0].ptr,
+                          (int)c->field[0].len, SQLITE_STATIC);
+        if (run(s->stmt[ST_FORGET_LATE]) < 0)
+                return fail(s, "deleting late_records", errstr, errstr_size);
+        return 1;
+done:
+        sqlite3_reset(get);
+        return r;
+}
+
 static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
-                              unsigned char *inserted, char *errstr,
-                              size_t errstr_size)
+                              unsigned char *outcome, struct cs_old_call *old,
+                              char *errstr, size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
         sqlite3_stmt *st = s->stmt[ST_INSERT_CALL];
-        char ts[CS_TS_BUFSZ];
+        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
         size_t i;
-        int f;
+        int r;
 
-        sqlite3_bind_text(st, 16, b->topic, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 19, s->now, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 21, b->late_policy, -1, SQLITE_STATIC);
+        cs_arena_reset(s->old);
         for (i = 0; i < b->ncalls; i++) {
-                const struct cs_batch_call *c = &b->calls[i];
-                char mark[CS_TS_BUFSZ];
-                size_t n;
-
-                for (f = 0; f < CS_F_COUNT; f++) {
-                        if (c->field[f].ptr)
-                                sqlite3_bind_text(st, f + 1, c->field[f].ptr,
-                                                  (int)c->field[f].len,
-                                                  SQLITE_STATIC);
-                        else
-                                sqlite3_bind_null(st, f + 1);
-                }
-                n = cs_format_timestamp(c->ts, c->ts_usec, ts);
-                sqlite3_bind_text(st, 15, ts, (int)n, SQLITE_STATIC);
-                sqlite3_bind_int(st, 17, c->partition);
-                sqlite3_bind_int64(st, 18, c->offset);
-                if (c->has_mark) {
-                        n = cs_format_timestamp(c->mark.sec, c->mark.usec,
-                                                mark);
-                        sqlite3_bind_text(st, 20, mark, (int)n, SQLITE_STATIC);
-                } else {
-                        sqlite3_bind_null(st, 20);
-                }
+                bind_call(s, st, b, &b->calls[i], ts, mark);
                 if (sqlite3_step(st) != SQLITE_DONE) {
                         sqlite3_reset(st);
                         return fail(s, "inserting into calls", errstr,
                                     errstr_size);
                 }
-                inserted[i] = sqlite3_changes(s->db) > 0;
+                outcome[i] =
+                        sqlite3_changes(s->db) > 0 ? CS_CALL_NEW : CS_CALL_KEPT;
                 sqlite3_reset(st);
+                if (outcome[i] == CS_CALL_KEPT && b->update) {
+                        r = replace_changed(s, b, &b->calls[i], &old[i], errstr,
+                                            errstr_size);
+                        if (r < 0)
+                                return r;
+                        if (r)
+                                outcome[i] = CS_CALL_REPLACED;
+                }
         }
+        return 0;
+}
+
+/* Deletes the window count of row r if it fell to zero calls. */
+static int drop_if_empty(struct sqlite_sink *s, const char *spec,
+                         const char *start, size_t nstart,
+                         const struct cs_window_count *r, char *errstr,
+                         size_t errstr_size)
+{
+        sqlite3_stmt *st = s->stmt[ST_DROP_EMPTY_WINDOW];
+
+        sqlite3_bind_text(st, 1, spec, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, start, (int)nstart, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, r->crime_type.ptr, (int)r->crime_type.len,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, r->disposition.ptr ? r->disposition.ptr : "",
+                          (int)r->disposition.len, SQLITE_STATIC);
+        if (run(st) < 0)
+                return fail(s, "deleting an empty window count", errstr,
+                            errstr_size);
         return 0;
 }
 
@@ -360,6 +477,9 @@ static int sqlite_write_window_counts(struct cs_sink *base,
                 if (run(st) < 0)
                         return fail(s, "updating window_counts", errstr,
                                     errstr_size);
+                if (r->calls < 0 && drop_if_empty(s, spec->name, start, ns, r,
+                                                  errstr, errstr_size) < 0)
+                        return -1;
         }
         return 0;
 }
@@ -509,6 +629,7 @@ static void sqlite_close(struct cs_sink *base)
         if (s->in_txn)
                 sqlite_rollback(base);
         finalize_all(s);
+        cs_arena_destroy(s->old);
         sqlite3_close(s->db);
         free(s->path);
         free(s);
@@ -542,6 +663,10 @@ int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
                 return -1;
         }
         s->base.ops = &sqlite_ops;
+        if (!(s->old = cs_arena_new())) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
         snprintf(s->base.name, sizeof(s->base.name), "%s", path);
         if (sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |

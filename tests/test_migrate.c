@@ -247,6 +247,7 @@ static void test_sink_batch_rollback_and_offsets(void **state)
         struct cs_batch *b = cs_batch_new("t", 16);
         const struct cs_sink_ops *ops;
         unsigned char inserted[16];
+        struct cs_old_call old[16];
         char err[512];
 
         open_migrated(f);
@@ -266,7 +267,8 @@ static void test_sink_batch_rollback_and_offsets(void **state)
         /* A rolled back batch leaves no trace. */
         assert_int_equal(ops->begin(f->sink, err, sizeof(err)), 0);
         assert_int_equal(
-                ops->write_calls(f->sink, b, inserted, err, sizeof(err)), 0);
+                ops->write_calls(f->sink, b, inserted, old, err, sizeof(err)),
+                0);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         ops->rollback(f->sink);
         assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM calls"), 0);
@@ -276,7 +278,8 @@ static void test_sink_batch_rollback_and_offsets(void **state)
 
         assert_int_equal(ops->begin(f->sink, err, sizeof(err)), 0);
         assert_int_equal(
-                ops->write_calls(f->sink, b, inserted, err, sizeof(err)), 0);
+                ops->write_calls(f->sink, b, inserted, old, err, sizeof(err)),
+                0);
         assert_int_equal(inserted[0], 1);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         assert_int_equal(ops->commit(f->sink, err, sizeof(err)), 0);
@@ -295,7 +298,8 @@ static void test_sink_batch_rollback_and_offsets(void **state)
                  0, 3);
         assert_int_equal(ops->begin(f->sink, err, sizeof(err)), 0);
         assert_int_equal(
-                ops->write_calls(f->sink, b, inserted, err, sizeof(err)), 0);
+                ops->write_calls(f->sink, b, inserted, old, err, sizeof(err)),
+                0);
         assert_int_equal(inserted[0], 0);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         assert_int_equal(ops->commit(f->sink, err, sizeof(err)), 0);
@@ -304,7 +308,8 @@ static void test_sink_batch_rollback_and_offsets(void **state)
                                             "AND kafka_partition = 0"),
                          12);
         {
-                struct cs_partition_offset o[2] = {{0, 0}, {7, 0}};
+                struct cs_partition_offset o[2] = {{.partition = 0},
+                                                   {.partition = 7}};
 
                 assert_int_equal(
                         ops->load_offsets(f->sink, "t", o, 2, err, sizeof(err)),

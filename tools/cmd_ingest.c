@@ -67,6 +67,10 @@ static const char ingest_help[] =
         "      --late-policy P       count: count late calls in final windows\n"
         "                            too (default); drop: leave those windows\n"
         "                            alone, record the call in late_records\n"
+        "      --on-duplicate P      ignore: the first valid copy of a call\n"
+        "                            wins (default); update: a later copy\n"
+        "                            with other fields replaces it, and its\n"
+        "                            counts move\n"
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
@@ -90,6 +94,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"batch-max-records", required_argument, NULL, 'R'},
                 {"allowed-lateness", required_argument, NULL, 'L'},
                 {"late-policy", required_argument, NULL, 'P'},
+                {"on-duplicate", required_argument, NULL, 'U'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"quiet", no_argument, NULL, 'q'},
@@ -185,6 +190,18 @@ int cs_cmd_ingest(int argc, char **argv)
                                 return CS_EXIT_USAGE;
                         }
                         conf.late_drop = !strcmp(optarg, "drop");
+                        break;
+                case 'U':
+                        if (strcmp(optarg, "ignore") &&
+                            strcmp(optarg, "update")) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --on-duplicate "
+                                                   "'%s': expected ignore or "
+                                                   "update",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        conf.update = !strcmp(optarg, "update");
                         break;
                 case 'X':
                         if (conf.nprops == MAX_PROPS) {

@@ -49,6 +49,56 @@ WITH ins AS (
 )
 SELECT s.idx FROM cs_stage_calls AS s JOIN ins USING (crime_id)
 
+-- name: replace_calls
+-- With --on-duplicate update: replaces each stored call whose fields differ
+-- from its staged copy, forgets its late_records, and returns the batch
+-- index of each with what it was, so its counts can move.
+WITH old AS (
+        SELECT c.crime_id, c.original_crime_type_name, c.disposition,
+               c.call_ts, c.watermark_at_count, c.late_policy
+        FROM calls AS c JOIN cs_stage_calls AS s USING (crime_id)
+        WHERE (c.original_crime_type_name, c.report_date, c.call_date, c.offense_date, c.call_time, c.call_date_time, c.disposition, c.address, c.city, c.state, c.agency_id, c.address_type, c.common_location)
+              IS DISTINCT FROM
+              (s.original_crime_type_name, s.report_date, s.call_date, s.offense_date, s.call_time, s.call_date_time, s.disposition, s.address, s.city, s.state, s.agency_id, s.address_type, s.common_location)
+        ORDER BY c.crime_id
+        FOR UPDATE OF c
+), replaced AS (
+        UPDATE calls AS c
+        SET original_crime_type_name = s.original_crime_type_name,
+            report_date = s.report_date,
+            call_date = s.call_date,
+            offense_date = s.offense_date,
+            call_time = s.call_time,
+            call_date_time = s.call_date_time,
+            disposition = s.disposition,
+            address = s.address,
+            city = s.city,
+            state = s.state,
+            agency_id = s.agency_id,
+            address_type = s.address_type,
+            common_location = s.common_location,
+            call_ts = s.call_ts, kafka_topic = $1,
+            kafka_partition = s.kafka_partition,
+            kafka_offset = s.kafka_offset,
+            ingested_at = now() AT TIME ZONE 'UTC',
+            watermark_at_count = s.watermark_at_count, late_policy = $2
+        FROM cs_stage_calls AS s, old
+        WHERE c.crime_id = s.crime_id AND old.crime_id = c.crime_id
+), forgotten AS (
+        DELETE FROM late_records AS l USING old
+        WHERE l.crime_id = old.crime_id
+)
+SELECT s.idx, old.original_crime_type_name, old.disposition, old.call_ts,
+       old.watermark_at_count, old.late_policy
+FROM old JOIN cs_stage_calls AS s USING (crime_id)
+
+-- name: drop_empty_windows
+-- A window count that moved to zero goes: views list windows with calls.
+DELETE FROM window_counts AS w USING cs_stage_windows AS s
+WHERE w.window_spec = s.window_spec AND w.window_start = s.window_start
+      AND w.crime_type = s.crime_type AND w.disposition = s.disposition
+      AND w.calls <= 0
+
 -- name: copy_windows
 COPY cs_stage_windows FROM STDIN
 

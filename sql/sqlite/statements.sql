@@ -22,6 +22,34 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
         ?17, ?18, ?19, ?20, ?21)
 ON CONFLICT (crime_id) DO NOTHING
 
+-- name: stored_call
+-- With --on-duplicate update: the stored copy, to compare and to move its
+-- counts.
+SELECT crime_id, original_crime_type_name, report_date, call_date,
+       offense_date, call_time, call_date_time, disposition, address, city,
+       state, agency_id, address_type, common_location, call_ts,
+       watermark_at_count, late_policy
+FROM calls WHERE crime_id = ?1
+
+-- name: replace_call
+UPDATE calls
+SET original_crime_type_name = ?2, report_date = ?3, call_date = ?4,
+    offense_date = ?5, call_time = ?6, call_date_time = ?7, disposition = ?8,
+    address = ?9, city = ?10, state = ?11, agency_id = ?12,
+    address_type = ?13, common_location = ?14, call_ts = ?15,
+    kafka_topic = ?16, kafka_partition = ?17, kafka_offset = ?18,
+    ingested_at = ?19, watermark_at_count = ?20, late_policy = ?21
+WHERE crime_id = ?1
+
+-- name: forget_late_records
+DELETE FROM late_records WHERE crime_id = ?1
+
+-- name: drop_empty_window
+-- A window count that moves to zero goes: views list windows with calls.
+DELETE FROM window_counts
+WHERE window_spec = ?1 AND window_start = ?2 AND crime_type = ?3
+      AND disposition = ?4 AND calls <= 0
+
 -- name: add_window_count
 INSERT INTO window_counts (window_spec, window_start, window_end, crime_type,
                            disposition, calls, late_calls)
