@@ -21,6 +21,7 @@ struct cs_pipeline_conf {
         int64_t allowed_lateness; /* seconds */
         int late_drop;            /* --late-policy drop */
         int update;               /* --on-duplicate update */
+        int64_t retention;        /* seconds; 0 keeps everything */
         size_t batch_max_records;
         int batch_max_ms;
         const char *const *props; /* -X name=value */

@@ -85,6 +85,14 @@ struct cs_sink_ops {
         int (*store_offsets)(struct cs_sink *s, const struct cs_batch *b,
                              char *errstr, size_t errstr_size);
 
+        /* --retention: in one short transaction of its own, deletes at
+         * most limit rows from each of calls, window_counts and
+         * late_records older than the smallest watermark less retention
+         * seconds, and rejected_records rejected more than retention
+         * seconds ago. *deleted gets the number of rows deleted. */
+        int (*retain)(struct cs_sink *s, int64_t retention, int limit,
+                      long *deleted, char *errstr, size_t errstr_size);
+
         int (*commit)(struct cs_sink *s, char *errstr, size_t errstr_size);
         void (*rollback)(struct cs_sink *s);
 

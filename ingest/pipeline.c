@@ -33,6 +33,8 @@ struct pipeline {
         size_t batch_late;    /* calls of the batch late for some window */
         size_t batch_updated; /* calls that replaced a changed copy */
 
+        int64_t retain_at; /* when the next retention step is due */
+
         /* Each assigned partition's watermark, by partition number. */
         struct cs_watermark *marks;
         size_t nmarks;
@@ -188,6 +190,28 @@ static void start_recovery(struct pipeline *pl, const char *why)
         pl->retry_at = cs_now_ms() + BACKOFF_MIN_MS;
 }
 
+/* With --retention, deletes a few thousand rows past the horizon, in a
+ * transaction of its own, every few seconds, or at once after a step that
+ * found more: old data goes steadily without holding the ingest up. A
+ * failure only delays it. */
+static void retain(struct pipeline *pl)
+{
+        enum { LIMIT = 5000 };
+        char errstr[512];
+        long deleted;
+
+        if (!pl->conf->retention || cs_now_ms() < pl->retain_at)
+                return;
+        if (pl->sink->ops->retain(pl->sink, pl->conf->retention, LIMIT,
+                                  &deleted, errstr, sizeof(errstr)) < 0) {
+                cs_log(CS_LOG_WARN, "retention: %s", errstr);
+                deleted = 0;
+        } else if (deleted) {
+                cs_log(CS_LOG_DEBUG, "retention: %ld rows deleted", deleted);
+        }
+        pl->retain_at = cs_now_ms() + (deleted ? 0 : 5000);
+}
+
 /* Writes the open batch in one transaction and starts a new one. Returns 0,
  * -1 on an error, or CS_SINK_RETRY after starting recovery. */
 static int flush(struct pipeline *pl)
@@ -237,6 +261,7 @@ static int flush(struct pipeline *pl)
         if (pl->src)
                 cs_kafka_source_commit(pl->src, b);
         cs_batch_reset(b);
+        retain(pl);
         return 0;
 fail:
         ops->rollback(pl->sink);

@@ -28,6 +28,10 @@ enum stmt {
         ST_INSERT_LATE_RECORDS,
         ST_REPLACE_CALLS,
         ST_DROP_EMPTY_WINDOWS,
+        ST_RETAIN_CALLS,
+        ST_RETAIN_WINDOWS,
+        ST_RETAIN_LATE,
+        ST_RETAIN_REJECTS,
         ST_COUNT
 };
 
@@ -43,6 +47,10 @@ static const struct {
         [ST_INSERT_LATE_RECORDS] = {"insert_late_records", 1},
         [ST_REPLACE_CALLS] = {"replace_calls", 2},
         [ST_DROP_EMPTY_WINDOWS] = {"drop_empty_windows", 0},
+        [ST_RETAIN_CALLS] = {"retain_calls", 2},
+        [ST_RETAIN_WINDOWS] = {"retain_windows", 2},
+        [ST_RETAIN_LATE] = {"retain_late", 2},
+        [ST_RETAIN_REJECTS] = {"retain_rejects", 2},
 };
 
 /* A growable text buffer, kept across batches. */
@@ -811,6 +819,35 @@ static int pg_store_offsets(struct cs_sink *base, const struct cs_batch *b,
         return run(s, ST_STORE_OFFSETS, params, NULL, errstr, errstr_size);
 }
 
+static void pg_rollback(struct cs_sink *base);
+
+static int pg_retain(struct cs_sink *base, int64_t retention, int limit,
+                     long *deleted, char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        char secs[24], lim[16];
+        const char *params[2] = {secs, lim};
+        PGresult *res;
+        int i, r;
+
+        *deleted = 0;
+        snprintf(secs, sizeof(secs), "%lld", (long long)retention);
+        snprintf(lim, sizeof(lim), "%d", limit);
+        if ((r = exec(s, "BEGIN", "BEGIN", errstr, errstr_size)) < 0)
+                return r;
+        for (i = ST_RETAIN_CALLS; i <= ST_RETAIN_REJECTS; i++) {
+                if ((r = run(s, i, params, &res, errstr, errstr_size)) < 0) {
+                        pg_rollback(base);
+                        return r;
+                }
+                *deleted += atol(PQcmdTuples(res));
+                PQclear(res);
+        }
+        if ((r = exec(s, "COMMIT", "COMMIT", errstr, errstr_size)) < 0)
+                pg_rollback(base);
+        return r;
+}
+
 static int pg_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         return exec((struct pg_sink *)base, "COMMIT", "COMMIT", errstr,
@@ -871,6 +908,7 @@ static const struct cs_sink_ops pg_ops = {
         .write_rejects = pg_write_rejects,
         .write_late_records = pg_write_late_records,
         .store_offsets = pg_store_offsets,
+        .retain = pg_retain,
         .commit = pg_commit,
         .rollback = pg_rollback,
         .reconnect = pg_reconnect,

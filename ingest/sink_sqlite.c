@@ -30,6 +30,10 @@ enum stmt {
         ST_REPLACE_CALL,
         ST_FORGET_LATE,
         ST_DROP_EMPTY_WINDOW,
+        ST_RETAIN_CALLS,
+        ST_RETAIN_WINDOWS,
+        ST_RETAIN_LATE,
+        ST_RETAIN_REJECTS,
         ST_COUNT
 };
 
@@ -47,6 +51,10 @@ static const char *const stmt_names[ST_COUNT] = {
         [ST_REPLACE_CALL] = "replace_call",
         [ST_FORGET_LATE] = "forget_late_records",
         [ST_DROP_EMPTY_WINDOW] = "drop_empty_window",
+        [ST_RETAIN_CALLS] = "retain_calls",
+        [ST_RETAIN_WINDOWS] = "retain_windows",
+        [ST_RETAIN_LATE] = "retain_late",
+        [ST_RETAIN_REJECTS] = "retain_rejects",
 };
 
 struct sqlite_sink {
@@ -592,6 +600,36 @@ static int sqlite_store_offsets(struct cs_sink *base, const struct cs_batch *b,
         return 0;
 }
 
+static void sqlite_rollback(struct cs_sink *base);
+
+static int sqlite_retain(struct cs_sink *base, int64_t retention, int limit,
+                         long *deleted, char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        int i, r;
+
+        *deleted = 0;
+        if (run(s->stmt[ST_BEGIN]) < 0)
+                return fail(s, "BEGIN", errstr, errstr_size);
+        for (i = ST_RETAIN_CALLS; i <= ST_RETAIN_REJECTS; i++) {
+                sqlite3_bind_int64(s->stmt[i], 1, retention);
+                sqlite3_bind_int(s->stmt[i], 2, limit);
+                if (run(s->stmt[i]) < 0) {
+                        r = fail(s, "deleting past the retention", errstr,
+                                 errstr_size);
+                        sqlite_rollback(base);
+                        return r;
+                }
+                *deleted += sqlite3_changes(s->db);
+        }
+        if (run(s->stmt[ST_COMMIT]) < 0) {
+                r = fail(s, "COMMIT", errstr, errstr_size);
+                sqlite_rollback(base);
+                return r;
+        }
+        return 0;
+}
+
 static int sqlite_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
@@ -645,6 +683,7 @@ static const struct cs_sink_ops sqlite_ops = {
         .write_rejects = sqlite_write_rejects,
         .write_late_records = sqlite_write_late_records,
         .store_offsets = sqlite_store_offsets,
+        .retain = sqlite_retain,
         .commit = sqlite_commit,
         .rollback = sqlite_rollback,
         .reconnect = sqlite_reconnect,

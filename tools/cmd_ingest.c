@@ -71,6 +71,12 @@ static const char ingest_help[] =
         "                            wins (default); update: a later copy\n"
         "                            with other fields replaces it, and its\n"
         "                            counts move\n"
+        "      --retention D         delete calls, window counts and late\n"
+        "                            records older than the watermark less D,\n"
+        "                            and rejects older than D, a few thousand\n"
+        "                            rows at a time (default: keep all); "
+        "dedup\n"
+        "                            only holds within D\n"
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
@@ -95,6 +101,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"allowed-lateness", required_argument, NULL, 'L'},
                 {"late-policy", required_argument, NULL, 'P'},
                 {"on-duplicate", required_argument, NULL, 'U'},
+                {"retention", required_argument, NULL, 'T'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"quiet", no_argument, NULL, 'q'},
@@ -190,6 +197,17 @@ int cs_cmd_ingest(int argc, char **argv)
                                 return CS_EXIT_USAGE;
                         }
                         conf.late_drop = !strcmp(optarg, "drop");
+                        break;
+                case 'T':
+                        if (cs_duration_parse(optarg, 1, 100LL * 366 * 86400,
+                                              &conf.retention, errstr,
+                                              sizeof(errstr)) < 0) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --retention '%s':"
+                                                   " %s",
+                                                   optarg, errstr);
+                                return CS_EXIT_USAGE;
+                        }
                         break;
                 case 'U':
                         if (strcmp(optarg, "ignore") &&

@@ -162,6 +162,37 @@ SET next_offset = excluded.next_offset, updated_at = excluded.updated_at,
     watermark = GREATEST(kafka_offsets.watermark, excluded.watermark)
 WHERE excluded.next_offset > kafka_offsets.next_offset
 
+-- name: retain_calls
+-- --retention: at most $2 rows a time, so the ingest is never held up long.
+-- The horizon is the smallest watermark less $1 seconds.
+DELETE FROM calls WHERE ctid IN (
+        SELECT ctid FROM calls
+        WHERE call_ts < (SELECT MIN(watermark) FROM kafka_offsets) -
+                        make_interval(secs => $1)
+        LIMIT $2)
+
+-- name: retain_windows
+DELETE FROM window_counts WHERE ctid IN (
+        SELECT ctid FROM window_counts
+        WHERE window_end <= (SELECT MIN(watermark) FROM kafka_offsets) -
+                            make_interval(secs => $1)
+        LIMIT $2)
+
+-- name: retain_late
+DELETE FROM late_records WHERE ctid IN (
+        SELECT ctid FROM late_records
+        WHERE call_ts < (SELECT MIN(watermark) FROM kafka_offsets) -
+                        make_interval(secs => $1)
+        LIMIT $2)
+
+-- name: retain_rejects
+-- Rejects have no event time: they go by when they were rejected.
+DELETE FROM rejected_records WHERE ctid IN (
+        SELECT ctid FROM rejected_records
+        WHERE rejected_at < now() AT TIME ZONE 'UTC' -
+                            make_interval(secs => $1)
+        LIMIT $2)
+
 -- name: load_offsets
 SELECT kafka_partition, next_offset, max_event_ts, watermark
 FROM kafka_offsets

@@ -93,6 +93,38 @@ INSERT INTO late_records (crime_id, window_spec, call_ts, watermark,
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
 ON CONFLICT (crime_id, window_spec) DO NOTHING
 
+-- name: retain_calls
+-- --retention: at most ?2 rows a time, so the ingest is never held up long.
+-- The horizon is the smallest watermark less ?1 seconds.
+DELETE FROM calls WHERE rowid IN (
+        SELECT rowid FROM calls
+        WHERE call_ts < (SELECT datetime(MIN(watermark), '-' || ?1 ||
+                                         ' seconds') FROM kafka_offsets)
+        LIMIT ?2)
+
+-- name: retain_windows
+DELETE FROM window_counts
+WHERE (window_spec, window_start, crime_type, disposition) IN (
+        SELECT window_spec, window_start, crime_type, disposition
+        FROM window_counts
+        WHERE window_end <= (SELECT datetime(MIN(watermark), '-' || ?1 ||
+                                             ' seconds') FROM kafka_offsets)
+        LIMIT ?2)
+
+-- name: retain_late
+DELETE FROM late_records WHERE (crime_id, window_spec) IN (
+        SELECT crime_id, window_spec FROM late_records
+        WHERE call_ts < (SELECT datetime(MIN(watermark), '-' || ?1 ||
+                                         ' seconds') FROM kafka_offsets)
+        LIMIT ?2)
+
+-- name: retain_rejects
+-- Rejects have no event time: they go by when they were rejected.
+DELETE FROM rejected_records WHERE id IN (
+        SELECT id FROM rejected_records
+        WHERE rejected_at < datetime('now', '-' || ?1 || ' seconds')
+        LIMIT ?2)
+
 -- name: load_offset
 SELECT next_offset, max_event_ts, watermark FROM kafka_offsets
 WHERE topic = ?1 AND kafka_partition = ?2
