@@ -62,7 +62,8 @@ $(GEN_SQL:.c=.o): $(GEN_SQL)
 # Unit tests link only the modules they test.
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 $(B)/tests/test_parse:  $(B)/tests/test_parse.o $(B)/ingest/parse.o $(B)/ingest/log.o
-$(B)/tests/test_window: $(B)/tests/test_window.o $(B)/ingest/window.o
+$(B)/tests/test_window: $(B)/tests/test_window.o $(B)/ingest/window.o \
+	$(B)/ingest/arena.o
 $(B)/tests/test_dedup:  $(B)/tests/test_dedup.o $(B)/ingest/dedup.o \
 	$(B)/ingest/window.o $(B)/ingest/arena.o
 $(B)/tests/test_migrate: $(B)/tests/test_migrate.o $(B)/ingest/migrate.o \
@@ -77,6 +78,10 @@ $(B)/tests/test_e2e:    $(B)/tests/test_e2e.o $(B)/tests/harness.o
 $(B)/tests/test_e2e: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 2>/dev/null)
 $(B)/tests/test_pg:     $(B)/tests/test_pg.o $(B)/tests/harness.o
 $(B)/tests/test_pg: TEST_LIBS += $(shell pkg-config --libs sqlite3 libpq 2>/dev/null)
+$(B)/tests/test_eventtime: $(B)/tests/test_eventtime.o $(B)/tests/harness.o
+$(B)/tests/test_eventtime: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
+$(B)/tests/test_views: $(B)/tests/test_views.o $(B)/tests/harness.o
+$(B)/tests/test_views: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
 
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 $(B)/tests/test_parse: TEST_LIBS += $(shell pkg-config --libs jansson 2>/dev/null)

@@ -11,5 +11,6 @@ int cs_cmd_produce(int argc, char **argv);
 int cs_cmd_generate(int argc, char **argv);
 int cs_cmd_migrate(int argc, char **argv);
 int cs_cmd_ingest(int argc, char **argv);
+int cs_cmd_rebuild(int argc, char **argv);
 
 #endif

@@ -39,6 +39,32 @@ enum {
         CS_CALL_REPLACED = 2, /* b->update: replaced a different copy */
 };
 
+/* A stored call as rebuild reads it back; strings valid during the call. */
+struct cs_stored_call {
+        struct cs_str crime_id;
+        struct cs_str crime_type;
+        struct cs_str disposition; /* ptr NULL when it has none */
+        struct cs_time ts;
+        int has_mark;
+        struct cs_time mark; /* the watermark it was counted against */
+        int late_drop;
+        struct cs_str topic;
+        int32_t partition;
+        int64_t offset;
+};
+
+/* A late_records row rebuilt from a stored call. */
+struct cs_stored_late {
+        struct cs_str crime_id; /* owned by the caller, NUL-terminated */
+        struct cs_str topic;
+        struct cs_time ts, mark;
+        int windows_dropped;
+        int32_t partition;
+        int64_t offset;
+};
+
+typedef int cs_sink_call_cb(void *opaque, const struct cs_stored_call *c);
+
 struct cs_sink_ops {
         const char *dialect; /* folder under migrations/ and sql/ */
 
@@ -92,6 +118,28 @@ struct cs_sink_ops {
          * seconds ago. *deleted gets the number of rows deleted. */
         int (*retain)(struct cs_sink *s, int64_t retention, int limit,
                       long *deleted, char *errstr, size_t errstr_size);
+
+        /* rebuild: starts a transaction that holds off ingest's writes to
+         * window counts and late records until it commits. */
+        int (*rebuild_begin)(struct cs_sink *s, char *errstr,
+                             size_t errstr_size);
+        /* rebuild: calls cb for every stored call with lo <= call_ts < hi
+         * (seconds); cb returning non-zero stops the scan with -1. */
+        int (*scan_calls)(struct cs_sink *s, int64_t lo, int64_t hi,
+                          cs_sink_call_cb *cb, void *opaque, char *errstr,
+                          size_t errstr_size);
+        /* rebuild: deletes spec's window counts starting in [from, to) and
+         * its late records of calls in [from, to). */
+        int (*clear_windows)(struct cs_sink *s, const char *spec, int64_t from,
+                             int64_t to, char *errstr, size_t errstr_size);
+        /* rebuild: inserts late records of spec. */
+        int (*write_stored_late)(struct cs_sink *s, const char *spec,
+                                 const struct cs_stored_late *recs, size_t n,
+                                 char *errstr, size_t errstr_size);
+        /* rebuild: the window specs that have counts (normalised names,
+         * each at most CS_WINDOW_NAME_MAX bytes), at most max of them. */
+        int (*window_specs)(struct cs_sink *s, char (*names)[32], int max,
+                            int *n, char *errstr, size_t errstr_size);
 
         int (*commit)(struct cs_sink *s, char *errstr, size_t errstr_size);
         void (*rollback)(struct cs_sink *s);

@@ -7,6 +7,7 @@
 #ifndef CS_WINDOW_H
 #define CS_WINDOW_H
 
+#include "cs_arena.h"
 #include "cs_common.h"
 
 /* Most windows one event can fall into (size / slide is capped at this). */
@@ -63,6 +64,10 @@ void cs_window_agg_reset(struct cs_window_agg *agg);
 int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
                       struct cs_str crime_type, struct cs_str disposition,
                       int64_t delta, int64_t late) CS_MUSTCHECK;
+/* From now on, rows copy their strings into arena (borrowed) instead of
+ * borrowing them: for callers whose strings do not last. NULL undoes it. */
+void cs_window_agg_set_arena(struct cs_window_agg *agg, struct cs_arena *arena);
+
 /* The summed counts, in first-seen order; *n gets their number. */
 const struct cs_window_count *
 cs_window_agg_rows(const struct cs_window_agg *agg, size_t *n);

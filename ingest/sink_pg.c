@@ -67,6 +67,7 @@ struct pg_sink {
         char *schema;
         struct buf copy;      /* one COPY's rows */
         struct cs_arena *old; /* strings of replaced calls */
+        unsigned staged;      /* staging tables filled in this transaction */
         struct buf arr[9];    /* array literals for store_offsets */
 };
 
@@ -216,6 +217,23 @@ static int copy_in(struct pg_sink *s, const char *name, char *errstr,
         PGresult *res;
         int r = 0;
 
+        static const char *const copies[] = {"copy_calls", "copy_windows",
+                                             "copy_rejects", "copy_late"};
+        unsigned bit = 0;
+        size_t k;
+
+        /* A staging table empties at commit; one transaction may fill it
+         * twice (rebuild does, spec by spec): empty it first then. */
+        for (k = 0; k < CS_ARRAY_SIZE(copies); k++)
+                if (!strcmp(name, copies[k]))
+                        bit = 1u << k;
+        if (s->staged & bit) {
+                snprintf(query, sizeof(query), "TRUNCATE %.*s",
+                         (int)strcspn(sql + 5, " "), sql + 5);
+                if ((r = exec(s, query, name, errstr, errstr_size)) < 0)
+                        return r;
+        }
+        s->staged |= bit;
         snprintf(query, sizeof(query), "%.*s", (int)len, sql);
         res = PQexec(s->conn, query);
         if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -562,6 +580,7 @@ static int pg_load_offsets(struct cs_sink *base, const char *topic,
 
 static int pg_begin(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
+        ((struct pg_sink *)base)->staged = 0;
         return exec((struct pg_sink *)base, "BEGIN", "BEGIN", errstr,
                     errstr_size);
 }
@@ -821,6 +840,164 @@ static int pg_store_offsets(struct cs_sink *base, const struct cs_batch *b,
 
 static void pg_rollback(struct cs_sink *base);
 
+/* Runs the named statement of statements.sql with text parameters; on
+ * success *out gets the result (the caller PQclear()s it) unless NULL. */
+static int run_named(struct pg_sink *s, const char *name,
+                     const char *const *params, int n, PGresult **out,
+                     char *errstr, size_t errstr_size)
+{
+        char *sql = statement(name);
+        PGresult *res;
+        ExecStatusType st;
+        int r = 0;
+
+        if (!sql)
+                return oom(errstr, errstr_size);
+        res = n ? PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0)
+                : PQexec(s->conn, sql);
+        free(sql);
+        st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+                r = fail(s, res, name, errstr, errstr_size);
+                PQclear(res);
+                return r;
+        }
+        if (out)
+                *out = res;
+        else
+                PQclear(res);
+        return 0;
+}
+
+/* Formats a time bound, clamped to the years the database can hold. */
+static void bound(int64_t t, char *out)
+{
+        if (t < CS_TS_MIN)
+                t = CS_TS_MIN;
+        if (t >= CS_TS_END)
+                t = CS_TS_END - 1;
+        cs_format_timestamp(t, 0, out);
+}
+
+static int pg_rebuild_begin(struct cs_sink *base, char *errstr,
+                            size_t errstr_size)
+{
+        ((struct pg_sink *)base)->staged = 0;
+        return run_named((struct pg_sink *)base, "rebuild_begin", NULL, 0, NULL,
+                         errstr, errstr_size);
+}
+
+static int pg_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
+                         cs_sink_call_cb *cb, void *opaque, char *errstr,
+                         size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        char from[CS_TS_BUFSZ], to[CS_TS_BUFSZ];
+        const char *params[2] = {from, to};
+        PGresult *res;
+        int row, r;
+
+        bound(lo, from);
+        bound(hi, to);
+        if ((r = run_named(s, "scan_calls", params, 2, &res, errstr,
+                           errstr_size)) < 0)
+                return r;
+        for (row = 0; row < PQntuples(res) && !r; row++) {
+                struct cs_stored_call c;
+                const char *ts = PQgetvalue(res, row, 3);
+                const char *mark = PQgetvalue(res, row, 4);
+
+                memset(&c, 0, sizeof(c));
+                c.crime_id.ptr = PQgetvalue(res, row, 0);
+                c.crime_id.len = (size_t)PQgetlength(res, row, 0);
+                c.crime_type.ptr = PQgetvalue(res, row, 1);
+                c.crime_type.len = (size_t)PQgetlength(res, row, 1);
+                if (!PQgetisnull(res, row, 2)) {
+                        c.disposition.ptr = PQgetvalue(res, row, 2);
+                        c.disposition.len = (size_t)PQgetlength(res, row, 2);
+                }
+                c.late_drop = !strcmp(PQgetvalue(res, row, 5), "drop");
+                c.topic.ptr = PQgetvalue(res, row, 6);
+                c.topic.len = (size_t)PQgetlength(res, row, 6);
+                c.partition = atoi(PQgetvalue(res, row, 7));
+                c.offset = atoll(PQgetvalue(res, row, 8));
+                c.has_mark = !PQgetisnull(res, row, 4) &&
+                             cs_parse_timestamp(mark, strlen(mark), &c.mark.sec,
+                                                &c.mark.usec) == 0;
+                if (cs_parse_timestamp(ts, strlen(ts), &c.ts.sec, &c.ts.usec) <
+                            0 ||
+                    cb(opaque, &c)) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: reading back call %s failed",
+                                 s->base.name, PQgetvalue(res, row, 0));
+                        r = -1;
+                }
+        }
+        PQclear(res);
+        return r;
+}
+
+static int pg_clear_windows(struct cs_sink *base, const char *spec,
+                            int64_t from, int64_t to, char *errstr,
+                            size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        char lo[CS_TS_BUFSZ], hi[CS_TS_BUFSZ];
+        const char *params[3] = {spec, lo, hi};
+        int r;
+
+        bound(from, lo);
+        bound(to, hi);
+        if ((r = run_named(s, "clear_windows", params, 3, NULL, errstr,
+                           errstr_size)) < 0)
+                return r;
+        return run_named(s, "clear_late", params, 3, NULL, errstr, errstr_size);
+}
+
+static int pg_write_stored_late(struct cs_sink *base, const char *spec,
+                                const struct cs_stored_late *recs, size_t n,
+                                char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ], dropped[16], part[16], off[24];
+        const char *params[8] = {NULL,    spec, ts,   mark,
+                                 dropped, NULL, part, off};
+        size_t i;
+        int r = 0;
+
+        for (i = 0; i < n && !r; i++) {
+                const struct cs_stored_late *l = &recs[i];
+
+                params[0] = l->crime_id.ptr;
+                params[5] = l->topic.ptr;
+                cs_format_timestamp(l->ts.sec, l->ts.usec, ts);
+                cs_format_timestamp(l->mark.sec, l->mark.usec, mark);
+                snprintf(dropped, sizeof(dropped), "%d", l->windows_dropped);
+                snprintf(part, sizeof(part), "%d", (int)l->partition);
+                snprintf(off, sizeof(off), "%lld", (long long)l->offset);
+                r = run_named(s, "insert_stored_late", params, 8, NULL, errstr,
+                              errstr_size);
+        }
+        return r;
+}
+
+static int pg_window_specs(struct cs_sink *base, char (*names)[32], int max,
+                           int *n, char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        PGresult *res;
+        int row, r;
+
+        *n = 0;
+        if ((r = run_named(s, "window_specs", NULL, 0, &res, errstr,
+                           errstr_size)) < 0)
+                return r;
+        for (row = 0; row < PQntuples(res) && *n < max; row++)
+                snprintf(names[(*n)++], 32, "%s", PQgetvalue(res, row, 0));
+        PQclear(res);
+        return 0;
+}
+
 static int pg_retain(struct cs_sink *base, int64_t retention, int limit,
                      long *deleted, char *errstr, size_t errstr_size)
 {
@@ -909,6 +1086,11 @@ static const struct cs_sink_ops pg_ops = {
         .write_late_records = pg_write_late_records,
         .store_offsets = pg_store_offsets,
         .retain = pg_retain,
+        .rebuild_begin = pg_rebuild_begin,
+        .scan_calls = pg_scan_calls,
+        .clear_windows = pg_clear_windows,
+        .write_stored_late = pg_write_stored_late,
+        .window_specs = pg_window_specs,
         .commit = pg_commit,
         .rollback = pg_rollback,
         .reconnect = pg_reconnect,

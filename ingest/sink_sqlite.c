@@ -602,6 +602,166 @@ static int sqlite_store_offsets(struct cs_sink *base, const struct cs_batch *b,
 
 static void sqlite_rollback(struct cs_sink *base);
 
+static int sqlite_rebuild_begin(struct cs_sink *base, char *errstr,
+                                size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+
+        /* BEGIN IMMEDIATE: the write lock is ours until COMMIT. */
+        if (run(s->stmt[ST_BEGIN]) < 0)
+                return fail(s, "BEGIN", errstr, errstr_size);
+        s->in_txn = 1;
+        return 0;
+}
+
+/* Runs the named one-off statement with text parameters; 0 or fail(). */
+static int run_named(struct sqlite_sink *s, const char *name,
+                     const char *const *params, int n, char *errstr,
+                     size_t errstr_size)
+{
+        sqlite3_stmt *st = NULL;
+        int i, r;
+
+        if ((r = prepare_named(s, name, &st, errstr, errstr_size)) < 0)
+                return r;
+        for (i = 0; i < n; i++)
+                sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_STATIC);
+        r = sqlite3_step(st) == SQLITE_DONE
+                    ? 0
+                    : fail(s, name, errstr, errstr_size);
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* Formats a time bound, clamped to the years the database can hold. */
+static void bound(int64_t t, char *out)
+{
+        if (t < CS_TS_MIN)
+                t = CS_TS_MIN;
+        if (t >= CS_TS_END)
+                t = CS_TS_END - 1;
+        cs_format_timestamp(t, 0, out);
+}
+
+static int sqlite_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
+                             cs_sink_call_cb *cb, void *opaque, char *errstr,
+                             size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        char from[CS_TS_BUFSZ], to[CS_TS_BUFSZ];
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        if ((r = prepare_named(s, "scan_calls", &st, errstr, errstr_size)) < 0)
+                return r;
+        bound(lo, from);
+        bound(hi, to);
+        sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct cs_stored_call c;
+                const char *policy = (const char *)sqlite3_column_text(st, 5);
+
+                memset(&c, 0, sizeof(c));
+                c.crime_id.ptr = (const char *)sqlite3_column_text(st, 0);
+                c.crime_id.len = (size_t)sqlite3_column_bytes(st, 0);
+                c.crime_type.ptr = (const char *)sqlite3_column_text(st, 1);
+                c.crime_type.len = (size_t)sqlite3_column_bytes(st, 1);
+                c.disposition.ptr = (const char *)sqlite3_column_text(st, 2);
+                c.disposition.len = (size_t)sqlite3_column_bytes(st, 2);
+                c.topic.ptr = (const char *)sqlite3_column_text(st, 6);
+                c.topic.len = (size_t)sqlite3_column_bytes(st, 6);
+                c.partition = sqlite3_column_int(st, 7);
+                c.offset = sqlite3_column_int64(st, 8);
+                c.late_drop = policy && !strcmp(policy, "drop");
+                c.has_mark = read_time(st, 4, &c.mark) == 0;
+                if (read_time(st, 3, &c.ts) < 0 || cb(opaque, &c)) {
+                        snprintf(errstr, errstr_size,
+                                 "%s: reading back call %.*s failed", s->path,
+                                 (int)c.crime_id.len, c.crime_id.ptr);
+                        sqlite3_finalize(st);
+                        return -1;
+                }
+        }
+        r = rc == SQLITE_DONE ? 0
+                              : fail(s, "reading calls", errstr, errstr_size);
+        sqlite3_finalize(st);
+        return r;
+}
+
+static int sqlite_clear_windows(struct cs_sink *base, const char *spec,
+                                int64_t from, int64_t to, char *errstr,
+                                size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        char lo[CS_TS_BUFSZ], hi[CS_TS_BUFSZ];
+        const char *params[3] = {spec, lo, hi};
+        int r;
+
+        bound(from, lo);
+        bound(to, hi);
+        if ((r = run_named(s, "clear_windows", params, 3, errstr,
+                           errstr_size)) < 0)
+                return r;
+        return run_named(s, "clear_late", params, 3, errstr, errstr_size);
+}
+
+static int sqlite_write_stored_late(struct cs_sink *base, const char *spec,
+                                    const struct cs_stored_late *recs, size_t n,
+                                    char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
+        sqlite3_stmt *st = NULL;
+        size_t i;
+        int r = 0;
+
+        if ((r = prepare_named(s, "insert_stored_late", &st, errstr,
+                               errstr_size)) < 0)
+                return r;
+        for (i = 0; i < n && !r; i++) {
+                const struct cs_stored_late *l = &recs[i];
+
+                cs_format_timestamp(l->ts.sec, l->ts.usec, ts);
+                cs_format_timestamp(l->mark.sec, l->mark.usec, mark);
+                sqlite3_bind_text(st, 1, l->crime_id.ptr, (int)l->crime_id.len,
+                                  SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, spec, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, ts, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, mark, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 5, l->windows_dropped);
+                sqlite3_bind_text(st, 6, l->topic.ptr, (int)l->topic.len,
+                                  SQLITE_STATIC);
+                sqlite3_bind_int(st, 7, l->partition);
+                sqlite3_bind_int64(st, 8, l->offset);
+                if (run(st) < 0)
+                        r = fail(s, "inserting into late_records", errstr,
+                                 errstr_size);
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+static int sqlite_window_specs(struct cs_sink *base, char (*names)[32], int max,
+                               int *n, char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        *n = 0;
+        if ((r = prepare_named(s, "window_specs", &st, errstr, errstr_size)) <
+            0)
+                return r;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+                snprintf(names[(*n)++], 32, "%s", sqlite3_column_text(st, 0));
+        r = rc == SQLITE_ROW || rc == SQLITE_DONE
+                    ? 0
+                    : fail(s, "reading window specs", errstr, errstr_size);
+        sqlite3_finalize(st);
+        return r;
+}
+
 static int sqlite_retain(struct cs_sink *base, int64_t retention, int limit,
                          long *deleted, char *errstr, size_t errstr_size)
 {
@@ -684,6 +844,11 @@ static const struct cs_sink_ops sqlite_ops = {
         .write_late_records = sqlite_write_late_records,
         .store_offsets = sqlite_store_offsets,
         .retain = sqlite_retain,
+        .rebuild_begin = sqlite_rebuild_begin,
+        .scan_calls = sqlite_scan_calls,
+        .clear_windows = sqlite_clear_windows,
+        .write_stored_late = sqlite_write_stored_late,
+        .window_specs = sqlite_window_specs,
         .commit = sqlite_commit,
         .rollback = sqlite_rollback,
         .reconnect = sqlite_reconnect,

@@ -158,7 +158,13 @@ struct cs_window_agg {
         size_t rows_cap;
         uint32_t *index; /* open addressing: row number + 1, 0 empty */
         size_t mask;
+        struct cs_arena *arena; /* copies strings of new rows, if set */
 };
+
+void cs_window_agg_set_arena(struct cs_window_agg *agg, struct cs_arena *arena)
+{
+        agg->arena = arena;
+}
 
 struct cs_window_agg *cs_window_agg_new(void)
 {
@@ -253,6 +259,12 @@ int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
         r->start = start;
         r->crime_type = crime_type;
         r->disposition = disposition;
+        if (agg->arena &&
+            (cs_arena_copy(agg->arena, crime_type, &r->crime_type) < 0 ||
+             cs_arena_copy(agg->arena, disposition, &r->disposition) < 0)) {
+                agg->nrows--;
+                return -1;
+        }
         r->calls = delta;
         r->late_calls = late;
         r->hash = h;

@@ -19,6 +19,8 @@ static const struct subcommand {
         {"migrate", cs_cmd_migrate, "create or upgrade the database schema"},
         {"ingest", cs_cmd_ingest,
          "consume a topic into the database, exactly once"},
+        {"rebuild", cs_cmd_rebuild,
+         "recompute window counts from the stored calls"},
 };
 
 static void usage(FILE *out)

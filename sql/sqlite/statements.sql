@@ -125,6 +125,33 @@ DELETE FROM rejected_records WHERE id IN (
         WHERE rejected_at < datetime('now', '-' || ?1 || ' seconds')
         LIMIT ?2)
 
+-- name: scan_calls
+-- rebuild: the calls whose windows it recomputes.
+SELECT crime_id, original_crime_type_name, disposition, call_ts,
+       watermark_at_count, late_policy, kafka_topic, kafka_partition,
+       kafka_offset
+FROM calls WHERE call_ts >= ?1 AND call_ts < ?2
+
+-- name: clear_windows
+DELETE FROM window_counts
+WHERE window_spec = ?1 AND window_start >= ?2 AND window_start < ?3
+
+-- name: clear_late
+DELETE FROM late_records
+WHERE window_spec = ?1 AND call_ts >= ?2 AND call_ts < ?3
+
+-- name: insert_stored_late
+INSERT INTO late_records (crime_id, window_spec, call_ts, watermark,
+                          windows_dropped, kafka_topic, kafka_partition,
+                          kafka_offset, recorded_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, strftime('%Y-%m-%d %H:%M:%S', 'now'))
+ON CONFLICT (crime_id, window_spec) DO UPDATE
+SET call_ts = excluded.call_ts, watermark = excluded.watermark,
+    windows_dropped = excluded.windows_dropped
+
+-- name: window_specs
+SELECT DISTINCT window_spec FROM window_counts ORDER BY 1
+
 -- name: load_offset
 SELECT next_offset, max_event_ts, watermark FROM kafka_offsets
 WHERE topic = ?1 AND kafka_partition = ?2
