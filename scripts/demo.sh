@@ -46,12 +46,18 @@ SELECT (SELECT COUNT(*) FROM calls) AS calls,
        (SELECT COUNT(*) FROM rejected_records) AS rejected,
        (SELECT SUM(next_offset) FROM kafka_offsets) AS messages"
 q "busiest hours and crime types (call_counts)" "
-SELECT window_start, crime_type, calls FROM call_counts
+SELECT window_start, crime_type, calls, late_calls, is_final FROM call_counts
 WHERE window_spec = '1h' ORDER BY calls DESC, window_start LIMIT 8"
 q "how calls ended (disposition_counts)" "
 SELECT disposition, disposition_description, SUM(calls) AS calls
 FROM disposition_counts WHERE window_spec = '1h'
 GROUP BY 1, 2 ORDER BY calls DESC LIMIT 8"
+q "where the ingest stands (pipeline_progress)" "
+SELECT topic, SUM(stored_offset) AS consumed, SUM(lag) AS lag,
+       MIN(watermark) AS watermark, SUM(calls) AS calls,
+       SUM(duplicates) AS duplicates, SUM(rejected) AS rejected,
+       SUM(late) AS late
+FROM pipeline_progress GROUP BY topic"
 q "why records were rejected" "
 SELECT substr(reason, 1, instr(reason || ' at', ' at') - 1) AS reason,
        COUNT(*) AS records
