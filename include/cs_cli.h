@@ -9,6 +9,7 @@
 #include <getopt.h>
 
 #include "cs_common.h"
+#include "cs_window.h"
 
 /* Parses a decimal integer in [min, max] given to flag. */
 int cs_cli_int(const char *cmd, const char *flag, const char *val,
@@ -17,6 +18,11 @@ int cs_cli_int(const char *cmd, const char *flag, const char *val,
 /* Parses a decimal fraction in [0, 1] (a rate such as --duplicates 0.05). */
 int cs_cli_rate(const char *cmd, const char *flag, const char *val,
                 double *out) CS_MUSTCHECK;
+
+/* Parses a --window value into specs[*n] and counts it, refusing a spec
+ * given twice (its calls would be counted twice) and more than max. */
+int cs_cli_window(const char *cmd, const char *val,
+                  struct cs_window_spec *specs, int *n, int max) CS_MUSTCHECK;
 
 /* Runs getopt_long with our error messages: returns the option character,
  * -1 at the end of options, or '?' after printing "unknown option" or

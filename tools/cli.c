@@ -57,6 +57,32 @@ int cs_cli_rate(const char *cmd, const char *flag, const char *val, double *out)
         return 0;
 }
 
+int cs_cli_window(const char *cmd, const char *val,
+                  struct cs_window_spec *specs, int *n, int max)
+{
+        char errstr[256];
+        int i;
+
+        if (*n == max) {
+                cs_cli_usage_error(cmd, "too many --window (at most %d)", max);
+                return -1;
+        }
+        if (cs_window_spec_parse(val, &specs[*n], errstr, sizeof(errstr)) < 0) {
+                cs_cli_usage_error(cmd, "invalid --window '%s': %s", val,
+                                   errstr);
+                return -1;
+        }
+        for (i = 0; i < *n; i++) {
+                if (!strcmp(specs[i].name, specs[*n].name)) {
+                        cs_cli_usage_error(cmd, "--window %s given twice",
+                                           specs[*n].name);
+                        return -1;
+                }
+        }
+        (*n)++;
+        return 0;
+}
+
 int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                   const struct option *longopts)
 {

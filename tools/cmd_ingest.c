@@ -119,7 +119,7 @@ int cs_cmd_ingest(int argc, char **argv)
         };
         char errstr[256];
         long long v;
-        int c, i;
+        int c;
 
         while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:vqh",
                                   longopts)) != -1) {
@@ -143,21 +143,9 @@ int cs_cmd_ingest(int argc, char **argv)
                         conf.group = optarg;
                         break;
                 case 'w':
-                        if (conf.nspecs == MAX_SPECS) {
-                                cs_cli_usage_error("ingest",
-                                                   "too many "
-                                                   "--window (at most %d)",
-                                                   MAX_SPECS);
+                        if (cs_cli_window("ingest", optarg, specs, &conf.nspecs,
+                                          MAX_SPECS) < 0)
                                 return CS_EXIT_USAGE;
-                        }
-                        if (cs_window_spec_parse(optarg, &specs[conf.nspecs],
-                                                 errstr, sizeof(errstr)) < 0) {
-                                cs_cli_usage_error("ingest",
-                                                   "invalid --window '%s': %s",
-                                                   optarg, errstr);
-                                return CS_EXIT_USAGE;
-                        }
-                        conf.nspecs++;
                         break;
                 case 'B':
                         conf.from_beginning = 1;
@@ -273,15 +261,6 @@ int cs_cmd_ingest(int argc, char **argv)
                         return CS_EXIT_FAILURE;
                 conf.nspecs = 1;
         }
-        /* The same spec twice would count its calls twice. */
-        for (c = 0; c < conf.nspecs; c++)
-                for (i = 0; i < c; i++)
-                        if (!strcmp(specs[i].name, specs[c].name)) {
-                                cs_cli_usage_error("ingest",
-                                                   "--window %s given twice",
-                                                   specs[c].name);
-                                return CS_EXIT_USAGE;
-                        }
 
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);

@@ -66,7 +66,6 @@ int cs_cmd_rebuild(int argc, char **argv)
                 .from = CS_TS_MIN,
                 .to = CS_TS_END,
         };
-        char errstr[256];
         int c;
 
         while ((c = cs_cli_getopt("rebuild", argc, argv, "d:w:h", longopts)) !=
@@ -87,21 +86,9 @@ int cs_cmd_rebuild(int argc, char **argv)
                                 return CS_EXIT_USAGE;
                         break;
                 case 'w':
-                        if (conf.nspecs == MAX_SPECS) {
-                                cs_cli_usage_error("rebuild",
-                                                   "too many --window (at "
-                                                   "most %d)",
-                                                   MAX_SPECS);
+                        if (cs_cli_window("rebuild", optarg, specs,
+                                          &conf.nspecs, MAX_SPECS) < 0)
                                 return CS_EXIT_USAGE;
-                        }
-                        if (cs_window_spec_parse(optarg, &specs[conf.nspecs],
-                                                 errstr, sizeof(errstr)) < 0) {
-                                cs_cli_usage_error("rebuild",
-                                                   "invalid --window '%s': %s",
-                                                   optarg, errstr);
-                                return CS_EXIT_USAGE;
-                        }
-                        conf.nspecs++;
                         break;
                 case 'h':
                         fputs(rebuild_help, stdout);
