@@ -1,0 +1,2608 @@
+/* test_eventtime.c: end-to-end test of event time (issue 4): per-partition
+ * watermarks, late calls counted or dropped, window finality, late_records,
+ * calls.watermark_at_count and pipeline_progress, in SQLite and in a real
+ * PostgreSQL that the test starts itself.
+ *
+ * Like test_e2e it drives build/callstream (CALLSTREAM_BIN) through
+ * fork/exec only and links no project module. Expected rows come from an
+ * independent model of the contract (context.md, "Event time"): the
+ * messages of each partition in offset order (the real sample, one
+ * partition in file order, or a generated stream read back from the broker
+ * with kcat), validated with jansson, first valid copy of a crime_id kept,
+ * each new call judged against its partition's watermark just before it
+ * (the highest valid event time before it in the partition, less the
+ * allowed lateness), windows from our own calendar arithmetic. Tables and
+ * views are rendered as typed text rows and compared as sorted sets.
+ *
+ * E2E_KEEP=1 keeps the folder; ET_TEST_FILTER='test_pg*' runs some tests;
+ * PG_BINDIR names the PostgreSQL server binaries. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "harness.h"
+
+/* Safety nets only: nothing here asserts on speed. */
+#define PG_CTL_TIMEOUT_MS (60 * 1000)
+#define KILL_WAIT_MS      (60 * 1000)
+#define WATCHDOG_S        600
+
+#define MAX_SHOWN 10 /* differences printed per table */
+#define MAX_PARTS 16
+#define USEC      1000000LL
+
+#define SAMPLE_FILE "police-department-calls-for-service.sample.json"
+/* The real sample: one partition, lateness 0, small batches. */
+#define SAMPLE_BATCH    "25"
+#define SAMPLE_LATENESS "0"
+/* The generated stream of test 3 (seed fixed, so every run is the same). */
+#define GEN_COUNT      "20000"
+#define GEN_SEED       "21"
+#define GEN_PARTS      4
+#define GEN_LATENESS   "30m"
+#define GEN_LATENESS_S 1800
+#define GEN_BATCH      "500"
+#define KILL_BATCH     "50" /* many commits: kills land between and in them */
+
+#define DEFAULT_PG_BINDIR "/usr/lib/postgresql/15/bin"
+#define PG_PORT           "5432" /* Unix socket only: names the socket */
+
+/* PostgreSQL type OIDs (catalog/pg_type_d.h is a server header). */
+#define OID_BYTEA   17
+#define OID_INT8    20
+#define OID_INT2    21
+#define OID_INT4    23
+#define OID_NUMERIC 1700
+
+/* The window specs every ingest here is given, as ingest names them. */
+struct spec {
+        const char *name;
+        int64_t size;
+        int64_t slide;
+};
+
+static const struct spec specs[] = {
+        {"1h", 3600, 3600},
+        {"1h/15m", 3600, 900},
+};
+#define NSPECS ((int)(sizeof(specs) / sizeof(specs[0])))
+
+/*
+ * Calendar arithmetic (proleptic Gregorian, 1970-01-01 = day 0), as in
+ * test_e2e: event times are naive, taken as UTC.
+ */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+        int64_t q = a / b;
+
+        if ((a % b != 0) && ((a < 0) != (b < 0)))
+                q--;
+        return q;
+}
+
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+        int64_t era, yoe, doy, doe;
+
+        y -= m <= 2;
+        era = floor_div(y, 400);
+        yoe = y - era * 400;
+        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+        int64_t era, doe, yoe, doy, mp;
+
+        z += 719468;
+        era = floor_div(z, 146097);
+        doe = z - era * 146097;
+        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        mp = (5 * doy + 2) / 153;
+        *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+        *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+        *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int days_in_month(int y, int m)
+{
+        static const int dim[12] = {31, 28, 31, 30, 31, 30,
+                                    31, 31, 30, 31, 30, 31};
+        int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+        return m == 2 && leap ? 29 : dim[m - 1];
+}
+
+/* Reads n ASCII digits at s; returns -1 when one is not a digit. */
+static int digits(const char *s, int n)
+{
+        int v = 0, i;
+
+        for (i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -1;
+                v = v * 10 + (s[i] - '0');
+        }
+        return v;
+}
+
+/* Checks "YYYY-MM-DD[T ]HH:MM[:SS[.f{1,6}]]" naming a real date and time in
+ * years 0001-9999. Returns 0 with *us (microseconds since 1970), or -1. */
+static int parse_ts(const char *s, size_t len, int64_t *us)
+{
+        int y, mo, d, h, mi, sec = 0, frac = 0, nd = 0;
+        size_t i = 16;
+
+        if (len < 16)
+                return -1;
+        y = digits(s, 4);
+        mo = digits(s + 5, 2);
+        d = digits(s + 8, 2);
+        h = digits(s + 11, 2);
+        mi = digits(s + 14, 2);
+        if (y < 0 || s[4] != '-' || mo < 0 || s[7] != '-' || d < 0 ||
+            (s[10] != 'T' && s[10] != ' ') || h < 0 || s[13] != ':' || mi < 0)
+                return -1;
+        if (i < len) {
+                if (len < i + 3 || s[i] != ':' ||
+                    (sec = digits(s + i + 1, 2)) < 0)
+                        return -1;
+                i += 3;
+        }
+        if (i < len) {
+                if (s[i] != '.')
+                        return -1;
+                for (i++; i < len && nd < 6; i++, nd++) {
+                        if (s[i] < '0' || s[i] > '9')
+                                return -1;
+                        frac = frac * 10 + (s[i] - '0');
+                }
+                if (nd == 0 || i != len)
+                        return -1;
+                for (; nd < 6; nd++)
+                        frac *= 10;
+        }
+        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+            h > 23 || mi > 59 || sec > 59)
+                return -1;
+        *us = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) *
+                      USEC +
+              frac;
+        return 0;
+}
+
+/* Formats us as "YYYY-MM-DD HH:MM:SS", plus ".ffffff" when it has a
+ * fraction: how both databases' text forms of times read. */
+static void format_us(int64_t us, char out[48])
+{
+        int64_t t = floor_div(us, USEC), days = floor_div(t, 86400);
+        int64_t secs = t - days * 86400, y;
+        int m, d, n;
+
+        civil_from_days(days, &y, &m, &d);
+        n = snprintf(out, 48, "%04lld-%02d-%02d %02d:%02d:%02d", (long long)y,
+                     m, d, (int)(secs / 3600), (int)(secs / 60 % 60),
+                     (int)(secs % 60));
+        if (us != t * USEC)
+                snprintf(out + n, (size_t)(48 - n), ".%06lld",
+                         (long long)(us - t * USEC));
+}
+
+/*
+ * Messages: what a topic holds, by partition and offset.
+ */
+
+struct msg {
+        int32_t part;
+        int64_t off;
+        char *p;
+        size_t len;
+};
+
+struct msgs {
+        struct msg *v;
+        size_t n;
+        size_t cap;
+};
+
+static void msgs_add(struct msgs *m, int32_t part, int64_t off, const char *p,
+                     size_t len)
+{
+        if (m->n == m->cap) {
+                m->cap = m->cap * 2 + 1024;
+                m->v = th_realloc(m->v, m->cap * sizeof(*m->v));
+        }
+        m->v[m->n].part = part;
+        m->v[m->n].off = off;
+        m->v[m->n].p = th_strndup(p, len);
+        m->v[m->n].len = len;
+        m->n++;
+}
+
+static void msgs_free(struct msgs *m)
+{
+        size_t i;
+
+        for (i = 0; i < m->n; i++)
+                free(m->v[i].p);
+        free(m->v);
+        memset(m, 0, sizeof(*m));
+}
+
+static int msg_cmp(const void *pa, const void *pb)
+{
+        const struct msg *a = pa, *b = pb;
+
+        if (a->part != b->part)
+                return a->part < b->part ? -1 : 1;
+        return a->off < b->off ? -1 : a->off > b->off;
+}
+
+/* The elements of the JSON array file at path, as the producer sends them
+ * into a one-partition topic: partition 0, offsets in file order. */
+static void msgs_from_array(const char *path, struct msgs *out)
+{
+        json_error_t jerr;
+        json_t *arr = json_load_file(path, 0, &jerr), *v;
+        size_t i;
+
+        if (!json_is_array(arr))
+                fail_msg("%s: not a JSON array: %s", path, jerr.text);
+        json_array_foreach(arr, i, v)
+        {
+                char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+                assert_non_null(text);
+                msgs_add(out, 0, (int64_t)i, text, strlen(text));
+                free(text);
+        }
+        json_decref(arr);
+}
+
+/* Reads a number and the space after it; NULL when there is none. */
+static const char *read_num(const char *p, const char *end, long long *v)
+{
+        char *e;
+
+        if (p >= end || (*p != '-' && (*p < '0' || *p > '9')))
+                return NULL;
+        errno = 0;
+        *v = strtoll(p, &e, 10);
+        if (errno || e >= end || *e != ' ')
+                return NULL;
+        return e + 1;
+}
+
+/* Parses kcat -f '%p %o %S %s\n' output into out. Returns 0, or -1 at the
+ * first line that does not fit (said). */
+static int msgs_from_kcat(const char *text, size_t len, struct msgs *out)
+{
+        const char *p = text, *end = text + len;
+        long long part, off, size;
+
+        while (p < end) {
+                if (!(p = read_num(p, end, &part)) ||
+                    !(p = read_num(p, end, &off)) ||
+                    !(p = read_num(p, end, &size)) || part < 0 ||
+                    part >= MAX_PARTS || size < 0 || size > end - p - 1 ||
+                    p[size] != '\n') {
+                        fprintf(stderr,
+                                "# kcat output: cannot read the message "
+                                "after %zu\n",
+                                out->n);
+                        return -1;
+                }
+                msgs_add(out, (int32_t)part, off, p, (size_t)size);
+                p += size + 1;
+        }
+        return 0;
+}
+
+/*
+ * The model of the contract.
+ */
+
+static const char *const known_fields[] = {
+        "crime_id",       "original_crime_type_name",
+        "report_date",    "call_date",
+        "offense_date",   "call_time",
+        "call_date_time", "disposition",
+        "address",        "city",
+        "state",          "agency_id",
+        "address_type",   "common_location",
+};
+
+/* A call as the model keeps it. */
+struct xcall {
+        char *id;
+        char *type;
+        char *disp; /* NULL: no disposition or an empty one */
+        int64_t t;  /* event time, microseconds */
+        int32_t part;
+        int64_t off;
+        int has_mark;
+        int64_t mark; /* its partition's watermark just before it */
+        int late;     /* final for at least one of its windows */
+};
+
+/* One partition, as pipeline_progress should show it. */
+struct xpart {
+        int64_t next; /* the offset after its last message */
+        long long calls, dups, rejected, late;
+        int has_max;
+        int64_t max; /* highest valid event time */
+};
+
+struct xreject {
+        int32_t part;
+        int64_t off;
+};
+
+struct model {
+        int64_t lateness; /* microseconds */
+        struct xcall *calls;
+        size_t ncalls;
+        size_t cap;
+        struct xreject *rejects;
+        size_t nrejects;
+        size_t cap_rejects;
+        struct xpart parts[MAX_PARTS];
+        int nparts;    /* highest partition seen + 1 */
+        size_t *slots; /* crime_id index: calls[] position + 1, 0 empty */
+        size_t nslots;
+};
+
+static void xcall_free(struct xcall *c)
+{
+        free(c->id);
+        free(c->type);
+        free(c->disp);
+        memset(c, 0, sizeof(*c));
+}
+
+static void model_free(struct model *m)
+{
+        size_t i;
+
+        if (!m)
+                return;
+        for (i = 0; i < m->ncalls; i++)
+                xcall_free(&m->calls[i]);
+        free(m->calls);
+        free(m->rejects);
+        free(m->slots);
+        free(m);
+}
+
+static uint64_t hash_str(const char *s)
+{
+        uint64_t h = 1469598103934665603ULL;
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        return h;
+}
+
+/* The slot of crime_id: holding it, or empty. */
+static size_t *model_slot(struct model *m, const char *id)
+{
+        size_t i = hash_str(id) & (m->nslots - 1);
+
+        while (m->slots[i] && strcmp(m->calls[m->slots[i] - 1].id, id))
+                i = (i + 1) & (m->nslots - 1);
+        return &m->slots[i];
+}
+
+static void model_grow_index(struct model *m)
+{
+        size_t i, *old = m->slots, n_old = m->nslots;
+
+        m->nslots = n_old ? n_old * 2 : 1024;
+        m->slots = calloc(m->nslots, sizeof(*m->slots));
+        assert_non_null(m->slots);
+        for (i = 0; i < n_old; i++)
+                if (old[i])
+                        *model_slot(m, m->calls[old[i] - 1].id) = old[i];
+        free(old);
+}
+
+/* The first window of spec sp that holds a call at t (microseconds): the
+ * smallest multiple of slide above t - size. With whole-second bounds,
+ * start <= t < start + size is start <= sec < start + size. The others
+ * follow every slide up to sec. */
+static int64_t first_start(const struct spec *sp, int64_t t)
+{
+        int64_t sec = floor_div(t, USEC);
+
+        return floor_div(sec - sp->size, sp->slide) * sp->slide + sp->slide;
+}
+
+/* Whether every window of a call at t has bounds in years 0001-9999, which
+ * both databases can hold: README, "Windows": a call whose windows would
+ * reach outside is rejected (call_date_time out of range). */
+static int windows_fit(int64_t t)
+{
+        const int64_t min = days_from_civil(1, 1, 1) * 86400;
+        const int64_t end = days_from_civil(10000, 1, 1) * 86400;
+        int64_t sec = floor_div(t, USEC);
+        int s;
+
+        for (s = 0; s < NSPECS; s++)
+                if (first_start(&specs[s], t) < min ||
+                    floor_div(sec, specs[s].slide) * specs[s].slide +
+                                    specs[s].size >=
+                            end)
+                        return 0;
+        return 1;
+}
+
+/* Applies the contract's validity rules to one message (jansson enforces
+ * RFC 8259, UTF-8, paired surrogates and nothing after the value; duplicate
+ * keys: the last wins), and windows_fit(). Returns 0 and fills *c for a
+ * valid call, -1 for a message ingest must reject. */
+static int parse_call(const char *p, size_t len, struct xcall *c)
+{
+        json_t *o = json_loadb(p, len, JSON_ALLOW_NUL, NULL), *v;
+        size_t i;
+        int r = -1;
+
+        memset(c, 0, sizeof(*c));
+        if (!json_is_object(o))
+                goto done;
+        for (i = 0; i < sizeof(known_fields) / sizeof(known_fields[0]); i++) {
+                v = json_object_get(o, known_fields[i]);
+                if (json_is_string(v) &&
+                    memchr(json_string_value(v), '\0', json_string_length(v)))
+                        goto done;
+        }
+        v = json_object_get(o, "crime_id");
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+                c->id = th_asprintf("%lld", (long long)json_integer_value(v));
+        else if (json_is_string(v) && json_string_length(v) > 0)
+                c->id = th_strdup(json_string_value(v));
+        else
+                goto done;
+        v = json_object_get(o, "original_crime_type_name");
+        if (!json_is_string(v) || json_string_length(v) == 0)
+                goto done;
+        c->type = th_strdup(json_string_value(v));
+        v = json_object_get(o, "call_date_time");
+        if (!json_is_string(v) ||
+            parse_ts(json_string_value(v), json_string_length(v), &c->t) ||
+            !windows_fit(c->t))
+                goto done;
+        v = json_object_get(o, "disposition");
+        if (json_is_string(v) && json_string_length(v) > 0)
+                c->disp = th_strdup(json_string_value(v));
+        else if (v && !json_is_null(v) && !json_is_string(v))
+                /* Kept as its JSON text; the streams here only have
+                 * strings, so jansson's rendering is close enough. */
+                c->disp = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        r = 0;
+done:
+        json_decref(o);
+        if (r)
+                xcall_free(c);
+        return r;
+}
+
+/* Whether the window [start, start + size) of a call was final for it: its
+ * end at or before the watermark just before the call. */
+static int window_final(const struct xcall *c, int64_t start, int64_t size)
+{
+        return c->has_mark && (start + size) * USEC <= c->mark;
+}
+
+/* Whether a call was late: final for at least one of its windows. */
+static int call_late(const struct xcall *c)
+{
+        int s;
+        int64_t start, sec = floor_div(c->t, USEC);
+
+        for (s = 0; s < NSPECS; s++)
+                for (start = first_start(&specs[s], c->t); start <= sec;
+                     start += specs[s].slide)
+                        if (window_final(c, start, specs[s].size))
+                                return 1;
+        return 0;
+}
+
+/* The model of a topic holding in (sorted by partition and offset) under
+ * allowed lateness lateness_s. */
+static struct model *model_build(const struct msgs *in, int64_t lateness_s)
+{
+        struct model *m = calloc(1, sizeof(*m));
+        size_t i;
+
+        assert_non_null(m);
+        m->lateness = lateness_s * USEC;
+        for (i = 0; i < in->n; i++) {
+                const struct msg *g = &in->v[i];
+                struct xpart *xp;
+                struct xcall c;
+                size_t *slot;
+
+                if (g->part < 0 || g->part >= MAX_PARTS)
+                        fail_msg("partition %d: the model takes %d at most",
+                                 (int)g->part, MAX_PARTS);
+                if (i && msg_cmp(&in->v[i - 1], g) >= 0)
+                        fail_msg("messages out of partition/offset order at "
+                                 "%zu",
+                                 i);
+                xp = &m->parts[g->part];
+                if (g->part >= m->nparts)
+                        m->nparts = g->part + 1;
+                xp->next = g->off + 1;
+                if (parse_call(g->p, g->len, &c)) {
+                        if (m->nrejects == m->cap_rejects) {
+                                m->cap_rejects = m->cap_rejects * 2 + 256;
+                                m->rejects = th_realloc(
+                                        m->rejects,
+                                        m->cap_rejects * sizeof(*m->rejects));
+                        }
+                        m->rejects[m->nrejects].part = g->part;
+                        m->rejects[m->nrejects++].off = g->off;
+                        xp->rejected++;
+                        continue;
+                }
+                c.part = g->part;
+                c.off = g->off;
+                /* The watermark as it stood just before this message; then
+                 * every valid message moves it, duplicates too. */
+                c.has_mark = xp->has_max;
+                c.mark = xp->max - m->lateness;
+                if (!xp->has_max || c.t > xp->max) {
+                        xp->max = c.t;
+                        xp->has_max = 1;
+                }
+                if ((m->ncalls + 1) * 2 > m->nslots)
+                        model_grow_index(m);
+                slot = model_slot(m, c.id);
+                if (*slot) {
+                        xp->dups++;
+                        xcall_free(&c);
+                        continue;
+                }
+                c.late = call_late(&c);
+                xp->calls++;
+                xp->late += c.late;
+                if (m->ncalls == m->cap) {
+                        m->cap = m->cap * 2 + 1024;
+                        m->calls = th_realloc(m->calls,
+                                              m->cap * sizeof(*m->calls));
+                }
+                m->calls[m->ncalls++] = c;
+                *slot = m->ncalls;
+        }
+        return m;
+}
+
+/* The smallest partition watermark, what is_final compares with: returns 1
+ * with it in *mark, or 0 while no partition has one. */
+static int model_min_mark(const struct model *m, int64_t *mark)
+{
+        int p, have = 0;
+
+        for (p = 0; p < m->nparts; p++) {
+                const struct xpart *xp = &m->parts[p];
+
+                if (xp->has_max && (!have || xp->max - m->lateness < *mark)) {
+                        *mark = xp->max - m->lateness;
+                        have = 1;
+                }
+        }
+        return have;
+}
+
+static long long model_late(const struct model *m)
+{
+        long long n = 0;
+        int p;
+
+        for (p = 0; p < m->nparts; p++)
+                n += m->parts[p].late;
+        return n;
+}
+
+/*
+ * Rows as typed text lines, compared as sorted sets: integers bare, text
+ * 'quoted' (control bytes, quote and backslash escaped), NULL bare.
+ */
+
+struct lines {
+        char **v;
+        size_t n;
+        size_t cap;
+};
+
+static void lines_add(struct lines *l, char *s)
+{
+        if (l->n == l->cap) {
+                l->cap = l->cap * 2 + 1024;
+                l->v = th_realloc(l->v, l->cap * sizeof(*l->v));
+        }
+        l->v[l->n++] = s;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void lines_sort(struct lines *l)
+{
+        if (l->n)
+                qsort(l->v, l->n, sizeof(*l->v), str_cmp);
+}
+
+static void lines_free(struct lines *l)
+{
+        size_t i;
+
+        for (i = 0; i < l->n; i++)
+                free(l->v[i]);
+        free(l->v);
+        memset(l, 0, sizeof(*l));
+}
+
+static void put_sep(struct th_buf *b)
+{
+        if (b->len)
+                th_buf_add(b, "|", 1);
+        else
+                th_buf_add(b, "", 0);
+}
+
+static void put_quoted(struct th_buf *b, const unsigned char *p, size_t n)
+{
+        size_t i;
+
+        th_buf_add(b, "'", 1);
+        for (i = 0; i < n; i++) {
+                if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '\'' || p[i] == '\\')
+                        th_buf_addf(b, "\\x%02x", p[i]);
+                else
+                        th_buf_add(b, &p[i], 1);
+        }
+        th_buf_add(b, "'", 1);
+}
+
+static void put_hex(struct th_buf *b, const unsigned char *p, size_t n)
+{
+        size_t i;
+
+        th_buf_add(b, "x'", 2);
+        for (i = 0; i < n; i++)
+                th_buf_addf(b, "%02x", p[i]);
+        th_buf_add(b, "'", 1);
+}
+
+static void col_text(struct th_buf *b, const char *s)
+{
+        put_sep(b);
+        if (s)
+                put_quoted(b, (const unsigned char *)s, strlen(s));
+        else
+                th_buf_add(b, "NULL", 4);
+}
+
+static void col_int(struct th_buf *b, long long v)
+{
+        put_sep(b);
+        th_buf_addf(b, "%lld", v);
+}
+
+/* A time column: its text form, or NULL when have is 0. */
+static void col_time(struct th_buf *b, int have, int64_t us)
+{
+        char ts[48];
+
+        format_us(us, ts);
+        col_text(b, have ? ts : NULL);
+}
+
+/* The tables and views compared, the same columns in both dialects; none
+ * says when something happened. */
+enum {
+        T_CALL_COUNTS,
+        T_DISPOSITION_COUNTS,
+        T_CALLS,
+        T_LATE_RECORDS,
+        T_REJECTED,
+        T_PROGRESS,
+        T_WATERMARKS,
+        NT
+};
+
+#define PG_TS(col) "to_char(" col ", 'YYYY-MM-DD HH24:MI:SS')"
+/* A timestamp that may have a fraction: '.ffffff' only when it has one. */
+#define PG_TSF(col)                                                            \
+        "(" PG_TS(col) " || CASE WHEN extract(microseconds FROM " col          \
+                       ")::bigint % 1000000 <> 0 THEN to_char(" col            \
+                       ", '.US') ELSE '' END)"
+
+/* The PostgreSQL columns rendered as SQLite's text. */
+#define PG_WINDOW    PG_TS("window_start") ", " PG_TS("window_end")
+#define PG_CALL_TS   PG_TSF("call_ts")
+#define PG_MARK_AT   PG_TSF("watermark_at_count")
+#define PG_MARK      PG_TSF("watermark")
+#define PG_MAX_EVENT PG_TSF("max_event_ts")
+
+static const struct query {
+        const char *what;
+        const char *sqlite_sql;
+        const char *pg_sql;
+} queries[NT] = {
+        {"call_counts",
+         "SELECT window_spec, window_start, window_end, crime_type, calls, "
+         "late_calls, is_final FROM call_counts",
+         "SELECT window_spec, " PG_WINDOW ", crime_type, calls, late_calls, "
+         "is_final::int FROM call_counts"},
+        {"disposition_counts",
+         "SELECT window_spec, window_start, window_end, crime_type, "
+         "disposition, disposition_description, calls, late_calls, is_final "
+         "FROM disposition_counts",
+         "SELECT window_spec, " PG_WINDOW ", crime_type, disposition, "
+         "disposition_description, calls, late_calls, is_final::int FROM "
+         "disposition_counts"},
+        {"calls",
+         "SELECT crime_id, call_ts, kafka_topic, kafka_partition, "
+         "kafka_offset, watermark_at_count, late_policy FROM calls",
+         "SELECT crime_id, " PG_CALL_TS ", kafka_topic, kafka_partition, "
+         "kafka_offset, " PG_MARK_AT ", late_policy FROM calls"},
+        {"late_records",
+         "SELECT crime_id, window_spec, call_ts, watermark, windows_dropped, "
+         "kafka_topic, kafka_partition, kafka_offset FROM late_records",
+         "SELECT crime_id, window_spec, " PG_CALL_TS ", " PG_MARK
+         ", windows_dropped, kafka_topic, kafka_partition, kafka_offset "
+         "FROM late_records"},
+        {"rejected_records",
+         "SELECT kafka_topic, kafka_partition, kafka_offset FROM "
+         "rejected_records",
+         "SELECT kafka_topic, kafka_partition, kafka_offset FROM "
+         "rejected_records"},
+        {"pipeline_progress",
+         "SELECT topic, kafka_partition, stored_offset, high_watermark, lag, "
+         "max_event_ts, watermark, calls, duplicates, rejected, late FROM "
+         "pipeline_progress",
+         "SELECT topic, kafka_partition, stored_offset, high_watermark, lag, "
+         "" PG_MAX_EVENT ", " PG_MARK ", calls, duplicates, rejected, late "
+         "FROM pipeline_progress"},
+        {"watermarks", "SELECT topic, max_event_ts, watermark FROM watermarks",
+         "SELECT topic, " PG_MAX_EVENT ", " PG_MARK " FROM watermarks"},
+};
+
+struct tables {
+        struct lines t[NT];
+};
+
+static void tables_free(struct tables *x)
+{
+        int i;
+
+        for (i = 0; i < NT; i++)
+                lines_free(&x->t[i]);
+}
+
+/* One (window, call) pair of the expectation, before aggregation. */
+struct went {
+        int spec;
+        int64_t start;
+        const char *type;
+        const char *disp;
+        int late;
+};
+
+/* NULL (no disposition) first. */
+static int disp_cmp(const char *a, const char *b)
+{
+        if (a && b)
+                return strcmp(a, b);
+        return a ? 1 : b ? -1 : 0;
+}
+
+/* Orders by spec, start, crime type, then disposition: a run of equal
+ * (spec, start, type) is one call_counts row, a run of all four one
+ * disposition_counts row. */
+static int went_cmp(const void *pa, const void *pb)
+{
+        const struct went *a = pa, *b = pb;
+        int c;
+
+        if (a->spec != b->spec)
+                return a->spec - b->spec;
+        if (a->start != b->start)
+                return a->start < b->start ? -1 : 1;
+        if ((c = strcmp(a->type, b->type)))
+                return c;
+        return disp_cmp(a->disp, b->disp);
+}
+
+/* Appends a window's key columns: spec, start, end, crime type. */
+static void put_window(struct th_buf *b, const struct went *w)
+{
+        char ts[48];
+
+        col_text(b, specs[w->spec].name);
+        format_us(w->start * USEC, ts);
+        col_text(b, ts);
+        format_us((w->start + specs[w->spec].size) * USEC, ts);
+        col_text(b, ts);
+        col_text(b, w->type);
+}
+
+/* Appends calls, late_calls and is_final. */
+static void put_counts(struct th_buf *b, const struct went *w, long long n,
+                       long long late, int have_mark, int64_t mark)
+{
+        col_int(b, n);
+        col_int(b, late);
+        col_int(b,
+                have_mark && (w->start + specs[w->spec].size) * USEC <= mark);
+}
+
+/* Aggregates the (window, call) pairs w[0..n) (sorted here) into
+ * call_counts and disposition_counts rows; is_final against min_mark. */
+static void expect_windows(struct went *w, size_t n, json_t *radio,
+                           int have_mark, int64_t min_mark, struct tables *x)
+{
+        size_t i, j, k;
+
+        if (n)
+                qsort(w, n, sizeof(*w), went_cmp);
+        for (i = 0; i < n; i = j) {
+                long long calls = 0, late = 0;
+                struct th_buf b = {0};
+
+                /* [i, j): one call_counts row; [k, ...) one of its
+                 * disposition_counts rows. */
+                for (j = i;
+                     j < n && w[j].spec == w[i].spec &&
+                     w[j].start == w[i].start && !strcmp(w[j].type, w[i].type);
+                     j++) {
+                        calls++;
+                        late += w[j].late;
+                }
+                put_window(&b, &w[i]);
+                put_counts(&b, &w[i], calls, late, have_mark, min_mark);
+                lines_add(&x->t[T_CALL_COUNTS], b.p);
+                for (k = i; k < j;) {
+                        size_t e = k;
+                        const char *desc = NULL;
+
+                        calls = late = 0;
+                        while (e < j && !disp_cmp(w[e].disp, w[k].disp)) {
+                                calls++;
+                                late += w[e].late;
+                                e++;
+                        }
+                        if (w[k].disp)
+                                desc = json_string_value(
+                                        json_object_get(radio, w[k].disp));
+                        memset(&b, 0, sizeof(b));
+                        put_window(&b, &w[k]);
+                        col_text(&b, w[k].disp);
+                        col_text(&b, desc ? desc : "Unknown");
+                        put_counts(&b, &w[k], calls, late, have_mark, min_mark);
+                        lines_add(&x->t[T_DISPOSITION_COUNTS], b.p);
+                        k = e;
+                }
+        }
+}
+
+/* The rows model m should give in every table, under the late policy
+ * (drop or count), for topic; radio maps disposition codes to their
+ * descriptions. */
+static void model_expect(const struct model *m, int drop, const char *topic,
+                         json_t *radio, struct tables *x)
+{
+        struct went *w = NULL;
+        size_t n = 0, cap = 0, i;
+        int s, have_mark;
+        int64_t min_mark = 0, start;
+
+        have_mark = model_min_mark(m, &min_mark);
+        for (i = 0; i < m->ncalls; i++) {
+                const struct xcall *c = &m->calls[i];
+                int64_t sec = floor_div(c->t, USEC);
+                struct th_buf b = {0};
+
+                col_text(&b, c->id);
+                col_time(&b, 1, c->t);
+                col_text(&b, topic);
+                col_int(&b, c->part);
+                col_int(&b, c->off);
+                col_time(&b, c->has_mark, c->mark);
+                col_text(&b, drop ? "drop" : "count");
+                lines_add(&x->t[T_CALLS], b.p);
+
+                for (s = 0; s < NSPECS; s++) {
+                        const struct spec *sp = &specs[s];
+                        int dropped = 0;
+
+                        for (start = first_start(sp, c->t); start <= sec;
+                             start += sp->slide) {
+                                int fin = window_final(c, start, sp->size);
+
+                                if (fin && drop) {
+                                        dropped++;
+                                        continue;
+                                }
+                                if (n == cap) {
+                                        cap = cap * 2 + 4096;
+                                        w = th_realloc(w, cap * sizeof(*w));
+                                }
+                                w[n].spec = s;
+                                w[n].start = start;
+                                w[n].type = c->type;
+                                w[n].disp = c->disp;
+                                w[n].late = fin;
+                                n++;
+                        }
+                        if (!dropped)
+                                continue;
+                        memset(&b, 0, sizeof(b));
+                        col_text(&b, c->id);
+                        col_text(&b, sp->name);
+                        col_time(&b, 1, c->t);
+                        col_time(&b, 1, c->mark);
+                        col_int(&b, dropped);
+                        col_text(&b, topic);
+                        col_int(&b, c->part);
+                        col_int(&b, c->off);
+                        lines_add(&x->t[T_LATE_RECORDS], b.p);
+                }
+        }
+
+        expect_windows(w, n, radio, have_mark, min_mark, x);
+        free(w);
+
+        for (i = 0; i < m->nrejects; i++) {
+                struct th_buf b = {0};
+
+                col_text(&b, topic);
+                col_int(&b, m->rejects[i].part);
+                col_int(&b, m->rejects[i].off);
+                lines_add(&x->t[T_REJECTED], b.p);
+        }
+        for (s = 0; s < m->nparts; s++) {
+                const struct xpart *xp = &m->parts[s];
+                struct th_buf b = {0};
+
+                if (!xp->next)
+                        continue;
+                col_text(&b, topic);
+                col_int(&b, s);
+                col_int(&b, xp->next);
+                col_int(&b, xp->next); /* the partition's end */
+                col_int(&b, 0);        /* lag */
+                col_time(&b, xp->has_max, xp->max);
+                col_time(&b, xp->has_max, xp->max - m->lateness);
+                col_int(&b, xp->calls);
+                col_int(&b, xp->dups);
+                col_int(&b, xp->rejected);
+                col_int(&b, xp->late);
+                lines_add(&x->t[T_PROGRESS], b.p);
+        }
+        if (have_mark) {
+                struct th_buf b = {0};
+                int64_t max = min_mark;
+
+                /* The topic's highest event time: its partitions'. */
+                for (s = 0; s < m->nparts; s++)
+                        if (m->parts[s].has_max && m->parts[s].max > max)
+                                max = m->parts[s].max;
+                col_text(&b, topic);
+                col_time(&b, 1, max);
+                col_time(&b, 1, min_mark);
+                lines_add(&x->t[T_WATERMARKS], b.p);
+        }
+        for (s = 0; s < NT; s++)
+                lines_sort(&x->t[s]);
+}
+
+/*
+ * Reading the databases.
+ */
+
+static int is_topic_col(const char *name)
+{
+        return !strcmp(name, "topic") || !strcmp(name, "kafka_topic");
+}
+
+/* Appends the rows of sql on db, each prefixed with prefix (may be NULL),
+ * without topic columns when skip_topic. Returns 0 or -1 (said). */
+static int sqlite_lines(sqlite3 *db, const char *sql, const char *prefix,
+                        int skip_topic, struct lines *out)
+{
+        sqlite3_stmt *stmt = NULL;
+        int rc, i, ncol;
+
+        if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+                fprintf(stderr, "# SQLite: %s\n#   in: %s\n",
+                        sqlite3_errmsg(db), sql);
+                return -1;
+        }
+        ncol = sqlite3_column_count(stmt);
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                struct th_buf b = {0};
+
+                if (prefix)
+                        col_text(&b, prefix);
+                for (i = 0; i < ncol; i++) {
+                        const unsigned char *p = sqlite3_column_blob(stmt, i);
+                        size_t n = (size_t)sqlite3_column_bytes(stmt, i);
+
+                        if (skip_topic &&
+                            is_topic_col(sqlite3_column_name(stmt, i)))
+                                continue;
+                        put_sep(&b);
+                        switch (sqlite3_column_type(stmt, i)) {
+                        case SQLITE_NULL:
+                                th_buf_add(&b, "NULL", 4);
+                                break;
+                        case SQLITE_INTEGER:
+                                th_buf_addf(&b, "%lld",
+                                            (long long)sqlite3_column_int64(
+                                                    stmt, i));
+                                break;
+                        case SQLITE_FLOAT:
+                                th_buf_addf(&b, "%.17g",
+                                            sqlite3_column_double(stmt, i));
+                                break;
+                        case SQLITE_BLOB:
+                                put_hex(&b, p, n);
+                                break;
+                        default:
+                                p = sqlite3_column_text(stmt, i);
+                                put_quoted(&b, p, n);
+                        }
+                }
+                th_buf_add(&b, "", 0);
+                lines_add(out, b.p);
+        }
+        if (rc != SQLITE_DONE)
+                fprintf(stderr, "# SQLite: %s\n#   in: %s\n",
+                        sqlite3_errmsg(db), sql);
+        sqlite3_finalize(stmt);
+        return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The database at path, read-write so that what a kill -9 left behind is
+ * recovered; fails the test when it cannot be opened. */
+static sqlite3 *db_open(const char *path)
+{
+        sqlite3 *db = NULL;
+
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+            SQLITE_OK) {
+                fprintf(stderr, "# %s: %s\n", path,
+                        db ? sqlite3_errmsg(db) : "out of memory");
+                sqlite3_close(db);
+                fail_msg("cannot open %s", path);
+        }
+        sqlite3_busy_timeout(db, 10000);
+        return db;
+}
+
+/* Every table of queries[] from the SQLite database at path. */
+static void sqlite_tables(const char *path, int skip_topic, struct tables *x)
+{
+        sqlite3 *db = db_open(path);
+        int i, bad = 0;
+
+        for (i = 0; i < NT; i++) {
+                bad += sqlite_lines(db, queries[i].sqlite_sql, NULL, skip_topic,
+                                    &x->t[i]) != 0;
+                lines_sort(&x->t[i]);
+        }
+        sqlite3_close(db);
+        if (bad)
+                fail_msg("%s: %d queries failed", path, bad);
+}
+
+/* The integer sql gives on the database at path, or LLONG_MIN. */
+static long long sqlite_int(const char *path, const char *sql)
+{
+        sqlite3 *db = db_open(path);
+        sqlite3_stmt *st = NULL;
+        long long v = LLONG_MIN;
+
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW &&
+            sqlite3_column_type(st, 0) != SQLITE_NULL)
+                v = sqlite3_column_int64(st, 0);
+        else
+                fprintf(stderr, "# %s: %s\n#   in: %s\n", path,
+                        sqlite3_errmsg(db), sql);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+/* Columns that say when or how often something happened, and the row id
+ * of rejected_records (which depends on how partitions interleaved). */
+static int dump_skip(const char *table, const char *col, int skip_topic)
+{
+        static const char *const when[] = {
+                "ingested_at", "rejected_at",   "updated_at",
+                "recorded_at", "last_batch_at", "applied_at",
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(when) / sizeof(when[0]); i++)
+                if (!strcmp(col, when[i]))
+                        return 1;
+        if (!strcmp(table, "rejected_records") && !strcmp(col, "id"))
+                return 1;
+        return skip_topic && is_topic_col(col);
+}
+
+/* Every row of every table and view of the database at path, each line
+ * prefixed with its table's name, without dump_skip()'s columns. */
+static void sqlite_dump(const char *path, int skip_topic, struct lines *out)
+{
+        sqlite3 *db = db_open(path);
+        struct lines names = {0};
+        sqlite3_stmt *st;
+        size_t i;
+        int bad = 0;
+
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "SELECT name FROM sqlite_schema "
+                                            "WHERE type IN ('table', 'view') "
+                                            "AND name NOT LIKE 'sqlite_%'",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW)
+                lines_add(&names,
+                          th_strdup((const char *)sqlite3_column_text(st, 0)));
+        sqlite3_finalize(st);
+        for (i = 0; i < names.n; i++) {
+                struct th_buf sql = {0};
+                char *q = sqlite3_mprintf(
+                        "SELECT name FROM pragma_table_info(%Q)", names.v[i]);
+                int ncol = 0;
+
+                assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL),
+                                 SQLITE_OK);
+                sqlite3_free(q);
+                th_buf_add(&sql, "SELECT ", 7);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        const char *col =
+                                (const char *)sqlite3_column_text(st, 0);
+
+                        if (dump_skip(names.v[i], col, skip_topic))
+                                continue;
+                        q = sqlite3_mprintf("%s\"%w\"", ncol ? ", " : "", col);
+                        th_buf_addf(&sql, "%s", q);
+                        sqlite3_free(q);
+                        ncol++;
+                }
+                sqlite3_finalize(st);
+                q = sqlite3_mprintf(" FROM \"%w\"", names.v[i]);
+                th_buf_addf(&sql, "%s", q);
+                sqlite3_free(q);
+                if (ncol)
+                        bad += sqlite_lines(db, sql.p, names.v[i], 0, out) != 0;
+                th_buf_free(&sql);
+        }
+        sqlite3_close(db);
+        lines_free(&names);
+        lines_sort(out);
+        if (bad)
+                fail_msg("%s: %d tables could not be read", path, bad);
+}
+
+/* SUM(next_offset) of the database at path; 0 while there is none. */
+static long long progress(const char *path)
+{
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        long long v = 0;
+
+        if (access(path, F_OK))
+                return 0;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) ==
+                    SQLITE_OK &&
+            sqlite3_busy_timeout(db, 10000) == SQLITE_OK &&
+            sqlite3_prepare_v2(db,
+                               "SELECT COALESCE(SUM(next_offset), 0) FROM "
+                               "kafka_offsets",
+                               -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+/* Appends the rows of sql on c, rendered like sqlite_lines(). Returns 0 or
+ * -1 (said). */
+static int pg_lines(PGconn *c, const char *sql, struct lines *out)
+{
+        PGresult *res = PQexec(c, sql);
+        int row, i, ncol;
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                fprintf(stderr, "# PostgreSQL: %s#   in: %s\n",
+                        PQerrorMessage(c), sql);
+                PQclear(res);
+                return -1;
+        }
+        ncol = PQnfields(res);
+        for (row = 0; row < PQntuples(res); row++) {
+                struct th_buf b = {0};
+
+                for (i = 0; i < ncol; i++) {
+                        const char *v = PQgetvalue(res, row, i);
+                        Oid t = PQftype(res, i);
+
+                        put_sep(&b);
+                        if (PQgetisnull(res, row, i)) {
+                                th_buf_add(&b, "NULL", 4);
+                        } else if (t == OID_INT2 || t == OID_INT4 ||
+                                   t == OID_INT8 || t == OID_NUMERIC) {
+                                th_buf_addf(&b, "%s", v);
+                        } else if (t == OID_BYTEA) {
+                                size_t n = 0;
+                                unsigned char *p = PQunescapeBytea(
+                                        (const unsigned char *)v, &n);
+
+                                assert_non_null(p);
+                                put_hex(&b, p, n);
+                                PQfreemem(p);
+                        } else {
+                                put_quoted(&b, (const unsigned char *)v,
+                                           (size_t)PQgetlength(res, row, i));
+                        }
+                }
+                th_buf_add(&b, "", 0);
+                lines_add(out, b.p);
+        }
+        PQclear(res);
+        return 0;
+}
+
+static void show_line(const char *tag, const char *line)
+{
+        size_t n = strlen(line);
+
+        fprintf(stderr, "#   %s %.*s%s\n", tag, n > 400 ? 400 : (int)n, line,
+                n > 400 ? "..." : "");
+}
+
+/* Compares two sorted sets of rows; prints the first differences. Returns
+ * the number of rows only on one side. */
+static size_t lines_compare(const char *what, const char *an,
+                            const struct lines *a, const char *bn,
+                            const struct lines *b)
+{
+        size_t i = 0, j = 0, only_a = 0, only_b = 0;
+
+        while (i < a->n || j < b->n) {
+                int c = i == a->n   ? 1
+                        : j == b->n ? -1
+                                    : strcmp(a->v[i], b->v[j]);
+
+                if (c == 0) {
+                        i++;
+                        j++;
+                } else if (c < 0) {
+                        if (only_a + only_b < MAX_SHOWN)
+                                show_line(an, a->v[i]);
+                        only_a++;
+                        i++;
+                } else {
+                        if (only_a + only_b < MAX_SHOWN)
+                                show_line(bn, b->v[j]);
+                        only_b++;
+                        j++;
+                }
+        }
+        if (only_a + only_b)
+                fprintf(stderr,
+                        "# %s: %zu rows differ: %zu only in %s (of %zu), "
+                        "%zu only in %s (of %zu)\n",
+                        what, only_a + only_b, only_a, an, a->n, only_b, bn,
+                        b->n);
+        else
+                fprintf(stderr, "# %s: %zu rows, identical\n", what, a->n);
+        return only_a + only_b;
+}
+
+/* Compares every table of a and b; returns how many differ. */
+static int tables_compare(const char *what, const char *an,
+                          const struct tables *a, const char *bn,
+                          const struct tables *b)
+{
+        int i, bad = 0;
+
+        for (i = 0; i < NT; i++) {
+                char *name = th_asprintf("%s: %s", what, queries[i].what);
+
+                bad += lines_compare(name, an, &a->t[i], bn, &b->t[i]) != 0;
+                free(name);
+        }
+        return bad;
+}
+
+/*
+ * Fixture: a folder, two brokers (one-partition topics for the sample, a
+ * four-partition topic for the generated stream) and, started on first
+ * use, a PostgreSQL server on a Unix socket in the folder.
+ */
+
+enum { B_SAMPLE_COUNT, B_SAMPLE_DROP, B_GEN_COUNT, B_GEN_DROP, NBASE };
+
+/* The SQLite baselines, made once: the tests check them against the
+ * model, the PostgreSQL tests compare with them. */
+static const struct base_def {
+        const char *name;
+        int gen;
+        int drop;
+} base_defs[NBASE] = {
+        {"sample_count", 0, 0},
+        {"sample_drop", 0, 1},
+        {"gen_count", 1, 0},
+        {"gen_drop", 1, 1},
+};
+
+struct pgsrv {
+        char bindir[PATH_MAX];
+        char *dir;  /* socket folder, the server's own */
+        char *data; /* dir/data */
+        char *log;
+        const char *runuser; /* root: server tools run through it */
+        int state;           /* 0 not tried, 1 running, -1 failed */
+};
+
+struct et {
+        char dir[PATH_MAX];
+        char *bin;
+        char *data;
+        json_t *radio; /* disposition_code -> description */
+        struct th_broker b1;
+        struct th_broker b4;
+
+        char *sample_path;
+        struct msgs sample; /* the file, as partition 0 */
+        int sample_state;   /* 0 not produced, 1 done, -1 failed */
+        char *gen_path;
+        struct msgs gen; /* read back from the broker */
+        int gen_state;
+
+        char *base[NBASE];
+        int base_state[NBASE];
+        struct pgsrv pg;
+};
+
+/* For the fatal-signal handler: async-signal-safe copies. */
+static char dir_path[PATH_MAX];
+static char pidfile_path[PATH_MAX];
+static volatile pid_t broker_pids[2];
+
+static char *path_in(const struct et *st, const char *name)
+{
+        return th_asprintf("%s/%s", st->dir, name);
+}
+
+/* The postmaster's pid from its pid file, or -1. Async-signal-safe. */
+static pid_t postmaster_pid(const char *path)
+{
+        char buf[32];
+        ssize_t n;
+        pid_t pid = 0;
+        int fd = open(path, O_RDONLY | O_CLOEXEC), i;
+
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof(buf));
+        close(fd);
+        for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+                pid = pid * 10 + (buf[i] - '0');
+        return pid > 1 ? pid : -1;
+}
+
+/* A fatal signal or the watchdog: stop the server (immediate shutdown),
+ * the brokers and children, delete the folder, die of the signal. */
+static void on_fatal_signal(int sig)
+{
+        static const char msg[] = "# test_eventtime: killed or timed out\n";
+        struct timespec tick = {0, 50 * 1000 * 1000};
+        pid_t pid = pidfile_path[0] ? postmaster_pid(pidfile_path) : -1;
+        pid_t rm = -1;
+        int i;
+
+        for (i = 0; i < 2; i++)
+                if (broker_pids[i] > 0)
+                        kill(broker_pids[i], SIGKILL);
+        th_children_kill_all();
+        if (pid > 0 && kill(pid, SIGQUIT) == 0)
+                for (i = 0; i < 100 && kill(pid, 0) == 0; i++)
+                        nanosleep(&tick, NULL);
+        if (dir_path[0] && !getenv("E2E_KEEP"))
+                rm = fork();
+        if (rm == 0) {
+                execl("/bin/rm", "rm", "-rf", dir_path, (char *)NULL);
+                _exit(127);
+        }
+        if (rm > 0)
+                waitpid(rm, NULL, 0);
+        if (write(2, msg, sizeof(msg) - 1) < 0)
+                _exit(1);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+/* The argument vector of a server tool: as the postgres user when the test
+ * is root (the server refuses root), run from the server's folder. */
+static void pg_tool_args(const struct pgsrv *pg, struct th_args *a,
+                         const char *tool)
+{
+        char *path = th_asprintf("%s/%s", pg->bindir, tool);
+
+        if (pg->runuser)
+                th_args_addv(a, pg->runuser, "-u", "postgres", "--", NULL);
+        th_args_add(a, path);
+        a->cwd = th_strdup(pg->dir);
+        free(path);
+}
+
+/* Runs a server tool to completion; returns its status, showing its
+ * output and the server log when it is not 0. */
+static int pg_tool_run(const struct pgsrv *pg, struct th_args *a)
+{
+        char *cmd = th_args_str(a);
+        struct th_run r;
+        int status;
+
+        th_run_args(a, PG_CTL_TIMEOUT_MS, &r);
+        fprintf(stderr, "# $ %s  -> %d (%.1f s)\n", cmd, r.status,
+                r.ms / 1000.0);
+        status = r.status;
+        if (status != 0) {
+                th_show_tail("stdout", r.out.p, r.out.len);
+                th_show_tail("stderr", r.err.p, r.err.len);
+                th_show_file_tail("server log", pg->log);
+        }
+        th_run_free(&r);
+        free(cmd);
+        return status;
+}
+
+static int pg_ctl(const struct pgsrv *pg, const char *action, const char *mode)
+{
+        struct th_args a = {0};
+        int rc;
+
+        pg_tool_args(pg, &a, "pg_ctl");
+        th_args_addv(&a, "-D", pg->data, "-l", pg->log, "-w", "-t", "50", NULL);
+        if (mode)
+                th_args_addv(&a, "-m", mode, NULL);
+        th_args_add(&a, action);
+        rc = pg_tool_run(pg, &a);
+        th_args_free(&a);
+        return rc;
+}
+
+static int append_file(const char *path, const char *text)
+{
+        int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        size_t n = strlen(text);
+        int r = fd >= 0 && write(fd, text, n) == (ssize_t)n ? 0 : -1;
+
+        if (r < 0)
+                fprintf(stderr, "# cannot append to %s: %s\n", path,
+                        strerror(errno));
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+/* initdb into st->dir/pg, trusting only its Unix socket (no TCP), and
+ * pg_ctl start. Returns 0 or -1 (said). */
+static int pg_server_start(struct et *st)
+{
+        struct pgsrv *pg = &st->pg;
+        const char *env = getenv("PG_BINDIR");
+        struct th_args a = {0};
+        char *p, *conf;
+        int rc;
+
+        snprintf(pg->bindir, sizeof(pg->bindir), "%s",
+                 env && *env ? env : DEFAULT_PG_BINDIR);
+        p = th_asprintf("%s/initdb", pg->bindir);
+        rc = access(p, X_OK);
+        free(p);
+        if (rc) {
+                fprintf(stderr,
+                        "# no PostgreSQL server binaries (initdb) in %s: "
+                        "install postgresql (make deps) or set PG_BINDIR\n",
+                        pg->bindir);
+                return -1;
+        }
+        pg->dir = path_in(st, "pg");
+        pg->data = th_asprintf("%s/data", pg->dir);
+        pg->log = th_asprintf("%s/server.log", pg->dir);
+        if (strlen(pg->dir) + sizeof("/.s.PGSQL." PG_PORT) > 100) {
+                fprintf(stderr,
+                        "# %s is too long for a socket path: set "
+                        "TMPDIR to a shorter folder\n",
+                        pg->dir);
+                return -1;
+        }
+        if (mkdir(pg->dir, 0700) < 0) {
+                fprintf(stderr, "# mkdir %s: %s\n", pg->dir, strerror(errno));
+                return -1;
+        }
+        if (geteuid() == 0) {
+                struct passwd *pw = getpwnam("postgres");
+
+                if (!pw) {
+                        fprintf(stderr, "# running as root, but there is no "
+                                        "postgres user to run the server\n");
+                        return -1;
+                }
+                pg->runuser = access("/usr/sbin/runuser", X_OK) == 0
+                                      ? "/usr/sbin/runuser"
+                                      : "runuser";
+                /* postgres must reach its folder through ours. */
+                if (chmod(st->dir, 0711) < 0 ||
+                    chown(pg->dir, pw->pw_uid, pw->pw_gid) < 0) {
+                        fprintf(stderr, "# giving %s to postgres: %s\n",
+                                pg->dir, strerror(errno));
+                        return -1;
+                }
+        }
+        pg_tool_args(pg, &a, "initdb");
+        th_args_addv(&a, "-D", pg->data, "-U", "postgres", "--auth=trust",
+                     "--encoding=UTF8", "--no-locale", "--no-sync", NULL);
+        rc = pg_tool_run(pg, &a);
+        th_args_free(&a);
+        if (rc != 0)
+                return -1;
+        conf = th_asprintf("%s/postgresql.conf", pg->data);
+        p = th_asprintf("\n# test_eventtime\n"
+                        "listen_addresses = ''\n"
+                        "unix_socket_directories = '%s'\n"
+                        "port = " PG_PORT "\n"
+                        "fsync = off\n"
+                        "synchronous_commit = off\n"
+                        "full_page_writes = off\n"
+                        "max_connections = 20\n"
+                        "shared_buffers = 32MB\n",
+                        pg->dir);
+        rc = append_file(conf, p);
+        free(p);
+        free(conf);
+        if (rc < 0)
+                return -1;
+        snprintf(pidfile_path, sizeof(pidfile_path), "%s/postmaster.pid",
+                 pg->data);
+        if (pg_ctl(pg, "start", NULL) != 0)
+                return -1;
+        fprintf(stderr, "# PostgreSQL on socket %s, log %s\n", pg->dir,
+                pg->log);
+        return 0;
+}
+
+static void pg_server_stop(struct pgsrv *pg)
+{
+        pid_t pid;
+
+        if (pg->state != 1 && !pidfile_path[0])
+                return;
+        if (pg_ctl(pg, "stop", "immediate") != 0 &&
+            (pid = postmaster_pid(pidfile_path)) > 0) {
+                fprintf(stderr, "# killing postmaster %d\n", (int)pid);
+                kill(pid, SIGKILL);
+        }
+        pidfile_path[0] = '\0';
+        pg->state = 0;
+}
+
+/* The server, started on first use; fails the test when it cannot be. */
+static void ensure_pg(struct et *st)
+{
+        if (st->pg.state == 1)
+                return;
+        if (st->pg.state < 0)
+                fail_msg("PostgreSQL failed to start earlier");
+        st->pg.state = -1;
+        if (pg_server_start(st) < 0)
+                fail_msg("cannot start PostgreSQL (details above)");
+        st->pg.state = 1;
+}
+
+static char *pg_conninfo(const struct et *st, const char *db)
+{
+        return th_asprintf("host=%s port=" PG_PORT " user=postgres dbname=%s",
+                           st->pg.dir, db);
+}
+
+static void quiet_notices(void *arg, const char *msg)
+{
+        (void)arg;
+        (void)msg;
+}
+
+static PGconn *pg_connect(const struct et *st, const char *db)
+{
+        char *ci = pg_conninfo(st, db);
+        PGconn *c = PQconnectdb(ci);
+
+        free(ci);
+        if (PQstatus(c) != CONNECTION_OK) {
+                fprintf(stderr, "# %s", PQerrorMessage(c));
+                PQfinish(c);
+                fail_msg("cannot connect to PostgreSQL database %s", db);
+        }
+        PQsetNoticeProcessor(c, quiet_notices, NULL);
+        return c;
+}
+
+/* A fresh database named db; returns its conninfo (the caller frees it). */
+static char *pg_create_db(const struct et *st, const char *db)
+{
+        PGconn *c = pg_connect(st, "postgres");
+        char *sql = th_asprintf("CREATE DATABASE %s", db);
+        PGresult *res = PQexec(c, sql);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                fprintf(stderr, "# %s", PQerrorMessage(c));
+                PQclear(res);
+                PQfinish(c);
+                fail_msg("%s failed", sql);
+        }
+        PQclear(res);
+        PQfinish(c);
+        free(sql);
+        return pg_conninfo(st, db);
+}
+
+/* The contract's PostgreSQL type of is_final: boolean (SQLite: 0/1, which
+ * the row comparisons see as integers). Returns the number of views where
+ * it is something else. */
+static int pg_check_types(const struct et *st, const char *db)
+{
+        static const char *const views[] = {"call_counts",
+                                            "disposition_counts"};
+        PGconn *c = pg_connect(st, db);
+        size_t i;
+        int bad = 0;
+
+        for (i = 0; i < sizeof(views) / sizeof(views[0]); i++) {
+                const char *params[1] = {views[i]};
+                PGresult *res = PQexecParams(
+                        c,
+                        "SELECT data_type FROM information_schema.columns "
+                        "WHERE table_name = $1 AND column_name = 'is_final'",
+                        1, NULL, params, NULL, NULL, 0);
+                const char *type = PQresultStatus(res) == PGRES_TUPLES_OK &&
+                                                   PQntuples(res) == 1
+                                           ? PQgetvalue(res, 0, 0)
+                                           : "(no such column)";
+
+                if (strcmp(type, "boolean")) {
+                        fprintf(stderr, "# %s.is_final is %s, not boolean\n",
+                                views[i], type);
+                        bad++;
+                }
+                PQclear(res);
+        }
+        PQfinish(c);
+        return bad;
+}
+
+static void pg_tables(const struct et *st, const char *db, struct tables *x)
+{
+        PGconn *c = pg_connect(st, db);
+        int i, bad = 0;
+
+        for (i = 0; i < NT; i++) {
+                bad += pg_lines(c, queries[i].pg_sql, &x->t[i]) != 0;
+                lines_sort(&x->t[i]);
+        }
+        PQfinish(c);
+        if (bad)
+                fail_msg("PostgreSQL %s: %d queries failed", db, bad);
+}
+
+static int group_teardown(void **state)
+{
+        struct et *st = *state;
+        int failed = 0, i;
+
+        if (!st)
+                return 0;
+        alarm(0);
+        th_children_kill_all();
+        pg_server_stop(&st->pg);
+        if (th_broker_stop(&st->b1) < 0 || th_broker_stop(&st->b4) < 0)
+                failed = 1;
+        broker_pids[0] = broker_pids[1] = 0;
+        th_tmpdir_remove(st->dir);
+        dir_path[0] = '\0';
+        for (i = 0; i < NBASE; i++)
+                free(st->base[i]);
+        msgs_free(&st->sample);
+        msgs_free(&st->gen);
+        json_decref(st->radio);
+        free(st->sample_path);
+        free(st->gen_path);
+        free(st->pg.dir);
+        free(st->pg.data);
+        free(st->pg.log);
+        free(st->bin);
+        free(st->data);
+        free(st);
+        *state = NULL;
+        return failed ? -1 : 0;
+}
+
+static json_t *load_radio_codes(const char *path)
+{
+        json_error_t jerr;
+        json_t *arr = json_load_file(path, 0, &jerr), *v;
+        json_t *map = json_object();
+        size_t i;
+
+        if (!json_is_array(arr)) {
+                fprintf(stderr, "# %s: %s\n", path, jerr.text);
+                json_decref(arr);
+                json_decref(map);
+                return NULL;
+        }
+        json_array_foreach(arr, i, v)
+        {
+                json_t *code = json_object_get(v, "disposition_code");
+                json_t *desc = json_object_get(v, "description");
+
+                if (json_is_string(code) && json_is_string(desc))
+                        json_object_set(map, json_string_value(code), desc);
+        }
+        json_decref(arr);
+        return map;
+}
+
+static int group_setup(void **state)
+{
+        static const char *const b1_args[] = {
+                "--partitions", "1",       "--topic", "sample", "--topic",
+                "halves",       "--topic", "edge",    NULL};
+        static const char *const b4_args[] = {"--partitions", "4", "--topic",
+                                              "gen", NULL};
+        static const char *const pg_env[] = {
+                "PGHOST",     "PGHOSTADDR", "PGPORT",    "PGUSER",
+                "PGDATABASE", "PGSERVICE",  "PGOPTIONS", "PGPASSWORD",
+                "PGSSLMODE",  "PGDATA",     "PGAPPNAME", NULL};
+        struct et *st = calloc(1, sizeof(*st));
+        const char *bin = getenv("CALLSTREAM_BIN");
+        const char *data = getenv("CALLSTREAM_DATA");
+        const char *const *e;
+        struct sigaction sa;
+        char *p;
+        int r;
+
+        if (!st)
+                return -1;
+        *state = st;
+        signal(SIGPIPE, SIG_IGN);
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_fatal_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        sigaction(SIGALRM, &sa, NULL);
+        alarm(WATCHDOG_S);
+        /* Only the test's own server may be reached. */
+        for (e = pg_env; *e; e++)
+                unsetenv(*e);
+
+        st->bin = realpath(bin ? bin : "build/callstream", NULL);
+        st->data = realpath(data ? data : "../shared/data", NULL);
+        if (!st->bin || access(st->bin, X_OK)) {
+                fprintf(stderr, "# no callstream binary at %s\n",
+                        bin ? bin : "build/callstream");
+                goto fail;
+        }
+        if (!st->data) {
+                fprintf(stderr, "# no data directory at %s\n",
+                        data ? data : "../shared/data");
+                goto fail;
+        }
+        p = th_asprintf("%s/radio_code.json", st->data);
+        st->radio = load_radio_codes(p);
+        free(p);
+        if (!st->radio)
+                goto fail;
+        st->sample_path = th_asprintf("%s/" SAMPLE_FILE, st->data);
+        if (th_tmpdir_make("callstream-et", st->dir, sizeof(st->dir)))
+                goto fail;
+        snprintf(dir_path, sizeof(dir_path), "%s", st->dir);
+        fprintf(stderr, "# folder %s (E2E_KEEP=1 keeps it)\n", st->dir);
+
+        p = path_in(st, "broker1.err");
+        r = th_broker_start(&st->b1, st->bin, b1_args, p);
+        free(p);
+        if (r < 0)
+                goto fail;
+        broker_pids[0] = st->b1.pid;
+        p = path_in(st, "broker4.err");
+        r = th_broker_start(&st->b4, st->bin, b4_args, p);
+        free(p);
+        if (r < 0)
+                goto fail;
+        broker_pids[1] = st->b4.pid;
+        return 0;
+fail:
+        group_teardown(state);
+        return -1;
+}
+
+/* Per-test teardown: nothing a failed test started may outlive it. */
+static int test_teardown(void **state)
+{
+        (void)state;
+        th_children_kill_all();
+        return 0;
+}
+
+/*
+ * Commands.
+ */
+
+static void run_ok(struct th_args *a)
+{
+        struct th_run r;
+
+        th_run_ok(a, &r);
+        th_run_free(&r);
+        th_args_free(a);
+}
+
+static void produce(const struct et *st, const struct th_broker *b,
+                    const char *topic, const char *file)
+{
+        struct th_args a = {0};
+
+        th_args_addv(&a, st->bin, "produce", "--brokers", b->brokers, "--topic",
+                     topic, file, NULL);
+        run_ok(&a);
+}
+
+/* The ingest command line of every test: windows 1h and 1h/15m from the
+ * beginning, to the end of the topic. */
+static void ingest_args(const struct et *st, struct th_args *a,
+                        const struct th_broker *b, const char *topic,
+                        const char *db, int drop, const char *lateness,
+                        const char *batch)
+{
+        th_args_addv(a, st->bin, "ingest", "--brokers", b->brokers, "--topic",
+                     topic, "--db", db, "--window", specs[0].name, "--window",
+                     specs[1].name, "--from-beginning", "--exit-at-end",
+                     "--allowed-lateness", lateness, "--late-policy",
+                     drop ? "drop" : "count", "--batch-max-records", batch,
+                     NULL);
+}
+
+static void ingest(const struct et *st, const struct th_broker *b,
+                   const char *topic, const char *db, int drop,
+                   const char *lateness, const char *batch)
+{
+        struct th_args a = {0};
+
+        ingest_args(st, &a, b, topic, db, drop, lateness, batch);
+        run_ok(&a);
+}
+
+/* The sample file in topic sample (one partition), produced once. */
+static void ensure_sample(struct et *st)
+{
+        if (st->sample_state > 0)
+                return;
+        if (st->sample_state < 0)
+                fail_msg("producing the sample failed earlier");
+        st->sample_state = -1;
+        th_broker_assert_alive(&st->b1);
+        msgs_from_array(st->sample_path, &st->sample);
+        assert_int_equal(st->sample.n, 700);
+        produce(st, &st->b1, "sample", st->sample_path);
+        st->sample_state = 1;
+}
+
+/* Whether the messages hold exactly the lines of the NDJSON text file (as
+ * multisets): the topic got the whole stream, each line once. */
+static int same_lines(const struct msgs *m, const struct th_buf *file)
+{
+        struct lines a = {0}, b = {0};
+        const char *p = file->p, *end = file->p + file->len, *nl;
+        size_t i, differ;
+
+        for (; p < end; p = nl + 1) {
+                nl = memchr(p, '\n', (size_t)(end - p));
+                if (!nl)
+                        nl = end;
+                if (nl > p)
+                        lines_add(&a, th_strndup(p, (size_t)(nl - p)));
+        }
+        for (i = 0; i < m->n; i++)
+                lines_add(&b, th_strndup(m->v[i].p, m->v[i].len));
+        lines_sort(&a);
+        lines_sort(&b);
+        differ = lines_compare("generated lines vs messages in the topic",
+                               "file ", &a, "topic", &b);
+        lines_free(&a);
+        lines_free(&b);
+        return differ == 0;
+}
+
+/* The generated stream in topic gen (four partitions), and the messages as
+ * the broker holds them, read back with kcat. */
+static void ensure_gen(struct et *st)
+{
+        struct th_args a = {0};
+        struct th_run r;
+        struct th_buf file = {0};
+        int ok, p, used = 0;
+
+        if (st->gen_state > 0)
+                return;
+        if (st->gen_state < 0)
+                fail_msg("the generated stream failed earlier");
+        st->gen_state = -1;
+        th_broker_assert_alive(&st->b4);
+        st->gen_path = path_in(st, "gen.ndjson");
+        th_args_addv(&a, st->bin, "generate", "--count", GEN_COUNT, "--seed",
+                     GEN_SEED, "--out-of-order", "0.2", "--max-delay", "3h",
+                     "--duplicates", "0.03", "--malformed", "0.01", "--output",
+                     st->gen_path, NULL);
+        run_ok(&a);
+        produce(st, &st->b4, "gen", st->gen_path);
+
+        th_args_addv(&a, "kcat", "-C", "-b", st->b4.brokers, "-t", "gen", "-o",
+                     "beginning", "-e", "-q", "-f", "%p %o %S %s\\n", NULL);
+        th_run_ok(&a, &r);
+        th_args_free(&a);
+        ok = msgs_from_kcat(r.out.p, r.out.len, &st->gen) == 0;
+        th_run_free(&r);
+        if (!ok)
+                fail_msg("cannot read kcat's output");
+        qsort(st->gen.v, st->gen.n, sizeof(*st->gen.v), msg_cmp);
+        if (th_read_file(st->gen_path, &file))
+                fail_msg("cannot read %s: %s", st->gen_path, strerror(errno));
+        ok = same_lines(&st->gen, &file);
+        th_buf_free(&file);
+        if (!ok)
+                fail_msg("topic gen does not hold the generated lines");
+        for (p = 0; p < MAX_PARTS; p++) {
+                size_t i;
+
+                for (i = 0; i < st->gen.n && st->gen.v[i].part != p; i++)
+                        ;
+                used += i < st->gen.n;
+        }
+        fprintf(stderr, "# topic gen: %zu messages in %d partitions\n",
+                st->gen.n, used);
+        assert_int_equal(used, GEN_PARTS);
+        st->gen_state = 1;
+}
+
+/* SQLite baseline which, made once by one uninterrupted ingest. */
+static const char *baseline(struct et *st, int which)
+{
+        const struct base_def *d = &base_defs[which];
+        char *name;
+
+        if (st->base_state[which] > 0)
+                return st->base[which];
+        if (st->base_state[which] < 0)
+                fail_msg("baseline %s failed earlier", d->name);
+        st->base_state[which] = -1;
+        if (d->gen)
+                ensure_gen(st);
+        else
+                ensure_sample(st);
+        name = th_asprintf("%s.db", d->name);
+        st->base[which] = path_in(st, name);
+        free(name);
+        if (d->gen)
+                ingest(st, &st->b4, "gen", st->base[which], d->drop,
+                       GEN_LATENESS, GEN_BATCH);
+        else
+                ingest(st, &st->b1, "sample", st->base[which], d->drop,
+                       SAMPLE_LATENESS, SAMPLE_BATCH);
+        st->base_state[which] = 1;
+        return st->base[which];
+}
+
+/* Compares the SQLite database at path with model m under the policy;
+ * returns the number of tables that differ. */
+static int check_sqlite(const struct et *st, const char *path,
+                        const struct model *m, int drop, const char *topic)
+{
+        struct tables want = {0}, got = {0};
+        int bad;
+
+        model_expect(m, drop, topic, st->radio, &want);
+        sqlite_tables(path, 0, &got);
+        bad = tables_compare(strrchr(path, '/') + 1, "expected", &want,
+                             "sqlite  ", &got);
+        tables_free(&want);
+        tables_free(&got);
+        return bad;
+}
+
+/* The integer a query gives on the database at path, compared with want. */
+static int check_int(const char *path, const char *what, const char *sql,
+                     long long want)
+{
+        long long got = sqlite_int(path, sql);
+
+        if (got == want) {
+                fprintf(stderr, "# %s: %lld\n", what, got);
+                return 0;
+        }
+        fprintf(stderr, "# %s: expected %lld, got %lld\n", what, want, got);
+        return 1;
+}
+
+/* What the model says about the stream, so that a reader sees that the
+ * checks had something to check. */
+static void model_summary(const char *what, const struct model *m, int drop,
+                          const struct tables *x)
+{
+        long long late_windows = 0;
+        size_t i;
+
+        for (i = 0; i < m->ncalls; i++)
+                late_windows += m->calls[i].late;
+        fprintf(stderr,
+                "# model %s (lateness %lld s, %s): %zu calls, %zu rejected, "
+                "%lld late for some window; %zu late_records rows\n",
+                what, (long long)(m->lateness / USEC), drop ? "drop" : "count",
+                m->ncalls, m->nrejects, late_windows, x->t[T_LATE_RECORDS].n);
+}
+
+/*
+ * Tests.
+ */
+
+/* 1a, 1c, 1d: the real sample (descending event times, one partition),
+ * lateness 0, late policy count: every call counted in every window, late
+ * ones also in late_calls, against the model; is_final against the final
+ * watermark. */
+static void test_sample_count(void **state)
+{
+        struct et *st = *state;
+        const char *db = baseline(st, B_SAMPLE_COUNT);
+        struct model *m = model_build(&st->sample, 0);
+        struct tables x = {0};
+        int bad;
+
+        model_expect(m, 0, "sample", st->radio, &x);
+        model_summary("sample", m, 0, &x);
+        /* Descending times: almost every call is late. */
+        assert_int_equal(m->ncalls, 700);
+        assert_true(model_late(m) > 600);
+        assert_int_equal(x.t[T_LATE_RECORDS].n, 0);
+        tables_free(&x);
+
+        bad = check_sqlite(st, db, m, 0, "sample");
+        bad += check_int(db, "sum(calls) of 1h windows",
+                         "SELECT SUM(calls) FROM call_counts WHERE "
+                         "window_spec = '1h'",
+                         700);
+        bad += check_int(db, "sum(calls) of 1h/15m windows",
+                         "SELECT SUM(calls) FROM call_counts WHERE "
+                         "window_spec = '1h/15m'",
+                         4 * 700);
+        /* The window of the latest call is open, the others final. */
+        bad += check_int(db, "distinct is_final values",
+                         "SELECT COUNT(DISTINCT is_final) FROM call_counts", 2);
+        bad += check_int(db, "calls without a watermark",
+                         "SELECT COUNT(*) FROM calls WHERE "
+                         "watermark_at_count IS NULL",
+                         1);
+        bad += check_int(db, "late (pipeline_progress)",
+                         "SELECT late FROM pipeline_progress", model_late(m));
+        model_free(m);
+        if (bad)
+                fail_msg("%d check(s) failed (details above)", bad);
+}
+
+/* 1b, 1c, 1d: the same under late policy drop: windows hold only the calls
+ * that were not late for them; one late_records row per call and spec it
+ * was dropped from. */
+static void test_sample_drop(void **state)
+{
+        struct et *st = *state;
+        const char *db = baseline(st, B_SAMPLE_DROP);
+        struct model *m = model_build(&st->sample, 0);
+        struct tables x = {0};
+        int bad;
+
+        model_expect(m, 1, "sample", st->radio, &x);
+        model_summary("sample", m, 1, &x);
+        assert_true(x.t[T_LATE_RECORDS].n > 600);
+        tables_free(&x);
+
+        bad = check_sqlite(st, db, m, 1, "sample");
+        bad += check_int(db, "1h: sum(calls) + late_records rows",
+                         "SELECT (SELECT SUM(calls) FROM call_counts WHERE "
+                         "window_spec = '1h') + (SELECT COUNT(*) FROM "
+                         "late_records WHERE window_spec = '1h')",
+                         700);
+        bad += check_int(db, "late_calls under drop",
+                         "SELECT SUM(late_calls) FROM window_counts", 0);
+        bad += check_int(db, "late (pipeline_progress)",
+                         "SELECT late FROM pipeline_progress", model_late(m));
+        model_free(m);
+        if (bad)
+                fail_msg("%d check(s) failed (details above)", bad);
+}
+
+/* Writes messages [from, to) of m as NDJSON to path. */
+static void write_ndjson(const struct msgs *m, size_t from, size_t to,
+                         const char *path)
+{
+        FILE *f = fopen(path, "w");
+        size_t i;
+
+        assert_non_null(f);
+        for (i = from; i < to; i++) {
+                assert_int_equal(fwrite(m->v[i].p, 1, m->v[i].len, f),
+                                 m->v[i].len);
+                assert_int_not_equal(fputc('\n', f), EOF);
+        }
+        assert_int_equal(fclose(f), 0);
+}
+
+/* The first n messages of m, as a topic holding only them would. */
+static void msgs_prefix(const struct msgs *m, size_t n, struct msgs *out)
+{
+        size_t i;
+
+        for (i = 0; i < n; i++)
+                msgs_add(out, m->v[i].part, m->v[i].off, m->v[i].p,
+                         m->v[i].len);
+}
+
+/* 2. Restarts keep the watermark: the first half of the sample ingested to
+ * the end, then the second half produced and ingested by a new process
+ * into the same database: the single run's result, under both policies. */
+static void test_restart_keeps_watermark(void **state)
+{
+        struct et *st = *state;
+        char *half[2] = {path_in(st, "half1.ndjson"),
+                         path_in(st, "half2.ndjson")};
+        char *db[2] = {path_in(st, "halves_count.db"),
+                       path_in(st, "halves_drop.db")};
+        struct msgs first = {0};
+        struct model *m1, *m;
+        size_t n;
+        int bad = 0, drop, step;
+
+        ensure_sample(st);
+        n = st->sample.n / 2;
+        write_ndjson(&st->sample, 0, n, half[0]);
+        write_ndjson(&st->sample, n, st->sample.n, half[1]);
+        msgs_prefix(&st->sample, n, &first);
+        m1 = model_build(&first, 0);
+        m = model_build(&st->sample, 0);
+        for (step = 0; step < 2; step++) {
+                th_broker_assert_alive(&st->b1);
+                produce(st, &st->b1, "halves", half[step]);
+                for (drop = 0; drop < 2; drop++) {
+                        ingest(st, &st->b1, "halves", db[drop], drop,
+                               SAMPLE_LATENESS, SAMPLE_BATCH);
+                        bad += check_sqlite(st, db[drop], step ? m : m1, drop,
+                                            "halves");
+                }
+        }
+        /* The single run of the whole file, row for row: every table and
+         * view but the topic's name and when things happened. */
+        for (drop = 0; drop < 2; drop++) {
+                struct lines a = {0}, b = {0};
+                const char *single =
+                        baseline(st, drop ? B_SAMPLE_DROP : B_SAMPLE_COUNT);
+
+                sqlite_dump(single, 1, &a);
+                sqlite_dump(db[drop], 1, &b);
+                bad += lines_compare(drop ? "single run vs restarted (drop)"
+                                          : "single run vs restarted (count)",
+                                     "single   ", &a, "restarted", &b) != 0;
+                lines_free(&a);
+                lines_free(&b);
+        }
+        model_free(m1);
+        model_free(m);
+        msgs_free(&first);
+        free(half[0]);
+        free(half[1]);
+        free(db[0]);
+        free(db[1]);
+        if (bad)
+                fail_msg("%d check(s) failed (details above)", bad);
+}
+
+/* 2. --allowed-lateness 1h against 0 on the sample: other late calls,
+ * other finality, each as the model computes. */
+static void test_lateness_1h(void **state)
+{
+        struct et *st = *state;
+        struct model *m0, *m1;
+        int bad = 0, drop;
+
+        ensure_sample(st);
+        m0 = model_build(&st->sample, 0);
+        m1 = model_build(&st->sample, 3600);
+        fprintf(stderr,
+                "# late calls: %lld with lateness 0, %lld with lateness 1h\n",
+                model_late(m0), model_late(m1));
+        assert_true(model_late(m1) > 0);
+        assert_true(model_late(m1) < model_late(m0));
+        for (drop = 0; drop < 2; drop++) {
+                char *db = path_in(st,
+                                   drop ? "late1h_drop.db" : "late1h_count.db");
+                const char *db0 =
+                        baseline(st, drop ? B_SAMPLE_DROP : B_SAMPLE_COUNT);
+
+                ingest(st, &st->b1, "sample", db, drop, "1h", SAMPLE_BATCH);
+                bad += check_sqlite(st, db, m1, drop, "sample");
+                bad += check_int(db, "late, lateness 1h",
+                                 "SELECT late FROM pipeline_progress",
+                                 model_late(m1));
+                bad += check_int(db0, "late, lateness 0",
+                                 "SELECT late FROM pipeline_progress",
+                                 model_late(m0));
+                free(db);
+        }
+        model_free(m0);
+        model_free(m1);
+        if (bad)
+                fail_msg("%d check(s) failed (details above)", bad);
+}
+
+/* Test 2b's hand-written stream, one partition, lateness 30m: where the
+ * real data and the generator never put them, what moves the watermark (a
+ * duplicate, changed, with a later time) and what must not (rejected
+ * messages with later times), a fractional watermark, and window ends
+ * exactly on the watermark. */
+static const char *const edge_lines[] = {
+        /* 0: no crime_id: rejected, no watermark from its 2030 time. */
+        "{\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2030-01-01T00:00:00\"}",
+        /* 1: E1, the first valid call: no watermark, not late. */
+        "{\"crime_id\":\"E1\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2019-01-01T10:00:00\",\"disposition\":\"ADM\"}",
+        /* 2: an impossible date: rejected. */
+        "{\"crime_id\":\"E2\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2019-02-30T10:00:00\"}",
+        /* 3: its windows end in year 10000: rejected, and must not move
+         * the watermark, or everything after would be final. */
+        "{\"crime_id\":\"E3\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"9999-12-31T23:30:00\"}",
+        /* 4: E4 at 09:15 against 09:30: the 1h/15m window [08:30, 09:30)
+         * ends exactly on it and is final; the others are not. */
+        "{\"crime_id\":\"E4\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2019-01-01T09:15:00\",\"disposition\":\"CIT\"}",
+        /* 5: E1 again, changed and later: not stored, but it moves the
+         * watermark to 12:00:00.5. */
+        "{\"crime_id\":\"E1\",\"original_crime_type_name\":\"Changed\","
+        "\"call_date_time\":\"2019-01-01T12:30:00.5\"}",
+        /* 6: E5 just before noon: [11:00, 12:00) is final in both specs. */
+        "{\"crime_id\":\"E5\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2019-01-01T11:59:59.999999\","
+        "\"disposition\":\"\"}",
+        /* 7: E6 at noon: no window of it ends by 12:00:00.5. */
+        "{\"crime_id\":\"E6\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2019-01-01T12:00:00\"}",
+        /* 8: an integer id, a space, no seconds: all five windows final. */
+        "{\"crime_id\":7,\"original_crime_type_name\":\"Int id\","
+        "\"call_date_time\":\"2019-01-01 11:00\"}",
+        /* 9: not JSON. */
+        "{\"crime_id\":\"E9\",",
+        /* 10, 11: E7 at 13:00 (watermark 12:30), then an exact copy. */
+        "{\"crime_id\":\"E7\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2019-01-01T13:00:00\"}",
+        "{\"crime_id\":\"E7\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2019-01-01T13:00:00\"}",
+        /* 12: E8 at 12:29:59: [11:30, 12:30) ends on the watermark. */
+        "{\"crime_id\":\"E8\",\"original_crime_type_name\":\"T\","
+        "\"call_date_time\":\"2019-01-01T12:29:59\","
+        "\"disposition\":\"Not recorded\"}",
+};
+
+/* 2b. The edge stream under both policies, against the model and against
+ * values worked out by hand from the comments above. */
+static void test_edge_stream(void **state)
+{
+        static const char *const want_late_records[] = {
+                "'7'|'1h'|'2019-01-01 11:00:00'|'2019-01-01 12:00:00.500000'"
+                "|1|'edge'|0|8",
+                "'7'|'1h/15m'|'2019-01-01 11:00:00'|'2019-01-01 "
+                "12:00:00.500000'|4|'edge'|0|8",
+                "'E4'|'1h/15m'|'2019-01-01 09:15:00'|'2019-01-01 09:30:00'|1|"
+                "'edge'|0|4",
+                "'E5'|'1h'|'2019-01-01 11:59:59.999999'|'2019-01-01 "
+                "12:00:00.500000'|1|'edge'|0|6",
+                "'E5'|'1h/15m'|'2019-01-01 11:59:59.999999'|'2019-01-01 "
+                "12:00:00.500000'|1|'edge'|0|6",
+                "'E8'|'1h/15m'|'2019-01-01 12:29:59'|'2019-01-01 12:30:00'|1|"
+                "'edge'|0|12",
+        };
+        static const char *const want_progress =
+                "'edge'|0|13|13|0|'2019-01-01 13:00:00'|'2019-01-01 "
+                "12:30:00'|7|2|4|4";
+        struct et *st = *state;
+        char *file = path_in(st, "edge.ndjson");
+        struct msgs in = {0};
+        struct model *m;
+        struct tables x = {0};
+        size_t i;
+        int bad = 0, drop;
+        FILE *f;
+
+        th_broker_assert_alive(&st->b1);
+        f = fopen(file, "w");
+        assert_non_null(f);
+        for (i = 0; i < sizeof(edge_lines) / sizeof(edge_lines[0]); i++) {
+                fprintf(f, "%s\n", edge_lines[i]);
+                msgs_add(&in, 0, (int64_t)i, edge_lines[i],
+                         strlen(edge_lines[i]));
+        }
+        assert_int_equal(fclose(f), 0);
+        produce(st, &st->b1, "edge", file);
+        m = model_build(&in, 1800);
+
+        /* The model agrees with the hand-worked values. */
+        model_expect(m, 1, "edge", st->radio, &x);
+        assert_int_equal(x.t[T_LATE_RECORDS].n,
+                         sizeof(want_late_records) /
+                                 sizeof(want_late_records[0]));
+        for (i = 0; i < x.t[T_LATE_RECORDS].n; i++)
+                assert_string_equal(x.t[T_LATE_RECORDS].v[i],
+                                    want_late_records[i]);
+        assert_int_equal(x.t[T_PROGRESS].n, 1);
+        assert_string_equal(x.t[T_PROGRESS].v[0], want_progress);
+        tables_free(&x);
+
+        for (drop = 0; drop < 2; drop++) {
+                char *db = path_in(st, drop ? "edge_drop.db" : "edge_count.db");
+                char *name = th_asprintf("cs_edge_%s", drop ? "drop" : "count");
+                char *ci;
+                struct tables lite = {0}, pg = {0};
+
+                ingest(st, &st->b1, "edge", db, drop, "30m", "4");
+                bad += check_sqlite(st, db, m, drop, "edge");
+                ensure_pg(st);
+                ci = pg_create_db(st, name);
+                ingest(st, &st->b1, "edge", ci, drop, "30m", "4");
+                sqlite_tables(db, 0, &lite);
+                pg_tables(st, name, &pg);
+                bad += tables_compare(name, "sqlite    ", &lite, "postgresql",
+                                      &pg);
+                tables_free(&lite);
+                tables_free(&pg);
+                free(ci);
+                free(name);
+                free(db);
+        }
+        model_free(m);
+        msgs_free(&in);
+        free(file);
+        if (bad)
+                fail_msg("%d check(s) failed (details above)", bad);
+}
+
+/* Runs ingests on db that get kill -9 once the database holds about 15%,
+ * 40% and 65% of the topic, then one that finishes. Returns how many kills
+ * landed mid-stream (something stored, not everything). */
+static int ingest_killed(const struct et *st, const char *db, int drop,
+                         long long total)
+{
+        static const int pct[] = {15, 40, 65};
+        int mid = 0;
+        size_t k;
+
+        for (k = 0; k < sizeof(pct) / sizeof(pct[0]); k++) {
+                char *name = th_asprintf("kill_%s_%zu.err",
+                                         drop ? "drop" : "count", k);
+                char *log = path_in(st, name);
+                long long target = total * pct[k] / 100, got = 0;
+                int64_t deadline = th_now_ms() + KILL_WAIT_MS;
+                struct th_args a = {0};
+                int rc = -1;
+                pid_t pid;
+
+                ingest_args(st, &a, &st->b4, "gen", db, drop, GEN_LATENESS,
+                            KILL_BATCH);
+                pid = th_spawn_logged(&a, log);
+                th_args_free(&a);
+                assert_true(pid > 0);
+                while ((got = progress(db)) < target &&
+                       th_now_ms() < deadline && (rc = th_exited(pid)) < 0)
+                        th_sleep_ms(1);
+                if (rc < 0) {
+                        /* A few ms later each time: not always just after
+                         * a commit, also in the middle of a batch. */
+                        th_sleep_ms(3 * (int64_t)k);
+                        kill(pid, SIGKILL);
+                        rc = th_wait_until(pid, th_now_ms() + 10000);
+                }
+                got = progress(db);
+                fprintf(stderr,
+                        "# ingest killed at >= %d%%: status %d, %lld of %lld "
+                        "stored\n",
+                        pct[k], rc, got, total);
+                if (rc != 128 + SIGKILL && rc != 0) {
+                        th_show_file_tail("ingest", log);
+                        fail_msg("the ingest ended with %d before kill -9", rc);
+                }
+                mid += rc == 128 + SIGKILL && got > 0 && got < total;
+                free(name);
+                free(log);
+        }
+        return mid;
+}
+
+/* 3. A generated stream with late, duplicate and malformed messages on four
+ * partitions, lateness 30m: one uninterrupted ingest and one killed with
+ * kill -9 three times mid-stream then finished give identical tables, and
+ * both equal the model with per-partition watermarks. */
+static void partitions(struct et *st, int drop)
+{
+        const char *base = baseline(st, drop ? B_GEN_DROP : B_GEN_COUNT);
+        char *db = path_in(st,
+                           drop ? "gen_killed_drop.db" : "gen_killed_count.db");
+        struct model *m = model_build(&st->gen, GEN_LATENESS_S);
+        struct lines a = {0}, b = {0};
+        struct tables x = {0};
+        int bad, mid, p;
+
+        model_expect(m, drop, "gen", st->radio, &x);
+        model_summary("gen", m, drop, &x);
+        assert_int_equal(m->nparts, GEN_PARTS);
+        for (p = 0; p < m->nparts; p++) {
+                fprintf(stderr,
+                        "#   partition %d: %lld messages, %lld calls, %lld "
+                        "duplicates, %lld rejected, %lld late\n",
+                        p, (long long)m->parts[p].next, m->parts[p].calls,
+                        m->parts[p].dups, m->parts[p].rejected,
+                        m->parts[p].late);
+                /* Each partition has late calls and duplicates to judge. */
+                assert_true(m->parts[p].late > 0 && m->parts[p].dups > 0);
+        }
+        assert_true(m->nrejects > 0);
+        if (drop)
+                assert_true(x.t[T_LATE_RECORDS].n > 0);
+        tables_free(&x);
+
+        bad = check_sqlite(st, base, m, drop, "gen");
+
+        th_broker_assert_alive(&st->b4);
+        mid = ingest_killed(st, db, drop, (long long)st->gen.n);
+        ingest(st, &st->b4, "gen", db, drop, GEN_LATENESS, KILL_BATCH);
+        sqlite_dump(base, 0, &a);
+        sqlite_dump(db, 0, &b);
+        bad += lines_compare("uninterrupted vs killed", "uninterrupted", &a,
+                             "killed       ", &b) != 0;
+        bad += check_sqlite(st, db, m, drop, "gen");
+        lines_free(&a);
+        lines_free(&b);
+        model_free(m);
+        free(db);
+        if (mid == 0)
+                fail_msg("no kill -9 landed mid-stream (see the progress "
+                         "above)");
+        if (bad)
+                fail_msg("%d check(s) failed (details above)", bad);
+}
+
+static void test_partitions_count(void **state)
+{
+        partitions(*state, 0);
+}
+
+static void test_partitions_drop(void **state)
+{
+        partitions(*state, 1);
+}
+
+/* 4. PostgreSQL: the same topic ingested into a fresh PostgreSQL database
+ * gives SQLite's rows (and the model's) in every compared table. */
+static void pg_equivalence(struct et *st, int which)
+{
+        const struct base_def *d = &base_defs[which];
+        const char *base = baseline(st, which);
+        char *pgdb = th_asprintf("cs_%s", d->name);
+        struct tables lite = {0}, pg = {0}, want = {0};
+        struct model *m;
+        char *ci;
+        int bad;
+
+        ensure_pg(st);
+        ci = pg_create_db(st, pgdb);
+        if (d->gen)
+                ingest(st, &st->b4, "gen", ci, d->drop, GEN_LATENESS,
+                       GEN_BATCH);
+        else
+                ingest(st, &st->b1, "sample", ci, d->drop, SAMPLE_LATENESS,
+                       SAMPLE_BATCH);
+        sqlite_tables(base, 0, &lite);
+        pg_tables(st, pgdb, &pg);
+        bad = tables_compare(d->name, "sqlite    ", &lite, "postgresql", &pg);
+        bad += pg_check_types(st, pgdb);
+        m = d->gen ? model_build(&st->gen, GEN_LATENESS_S)
+                   : model_build(&st->sample, 0);
+        model_expect(m, d->drop, d->gen ? "gen" : "sample", st->radio, &want);
+        bad += tables_compare(d->name, "expected  ", &want, "postgresql", &pg);
+        model_free(m);
+        tables_free(&lite);
+        tables_free(&pg);
+        tables_free(&want);
+        free(ci);
+        free(pgdb);
+        if (bad)
+                fail_msg("%s: %d table(s) differ (details above)", d->name,
+                         bad);
+}
+
+static void test_pg_sample(void **state)
+{
+        pg_equivalence(*state, B_SAMPLE_COUNT);
+        pg_equivalence(*state, B_SAMPLE_DROP);
+}
+
+static void test_pg_partitions(void **state)
+{
+        pg_equivalence(*state, B_GEN_COUNT);
+        pg_equivalence(*state, B_GEN_DROP);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_sample_count, test_teardown),
+                cmocka_unit_test_teardown(test_sample_drop, test_teardown),
+                cmocka_unit_test_teardown(test_restart_keeps_watermark,
+                                          test_teardown),
+                cmocka_unit_test_teardown(test_lateness_1h, test_teardown),
+                cmocka_unit_test_teardown(test_edge_stream, test_teardown),
+                cmocka_unit_test_teardown(test_partitions_count, test_teardown),
+                cmocka_unit_test_teardown(test_partitions_drop, test_teardown),
+                cmocka_unit_test_teardown(test_pg_sample, test_teardown),
+                cmocka_unit_test_teardown(test_pg_partitions, test_teardown),
+        };
+        const char *only = getenv("ET_TEST_FILTER");
+
+        if (only && *only)
+                cmocka_set_test_filter(only);
+        return cmocka_run_group_tests_name("eventtime", tests, group_setup,
+                                           group_teardown);
+}
