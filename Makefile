@@ -72,7 +72,8 @@ $(B)/tests/test_migrate: $(B)/tests/test_migrate.o $(B)/ingest/migrate.o \
 	$(B)/ingest/parse.o $(B)/ingest/window.o $(B)/ingest/batch.o \
 	$(B)/ingest/dedup.o $(B)/ingest/arena.o $(GEN_SQL:.c=.o)
 $(B)/tests/test_generate: $(B)/tests/test_generate.o $(B)/tools/generate.o \
-	$(B)/tools/cli.o $(B)/ingest/parse.o $(B)/ingest/log.o
+	$(B)/tools/cli.o $(B)/ingest/parse.o $(B)/ingest/log.o \
+	$(B)/ingest/window.o $(B)/ingest/arena.o
 $(B)/tests/test_jsonsplit: $(B)/tests/test_jsonsplit.o $(B)/ingest/jsonsplit.o
 $(B)/tests/test_e2e:    $(B)/tests/test_e2e.o $(B)/tests/harness.o
 $(B)/tests/test_e2e: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 2>/dev/null)
