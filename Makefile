@@ -83,6 +83,8 @@ $(B)/tests/test_eventtime: $(B)/tests/test_eventtime.o $(B)/tests/harness.o
 $(B)/tests/test_eventtime: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
 $(B)/tests/test_views: $(B)/tests/test_views.o $(B)/tests/harness.o
 $(B)/tests/test_views: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
+$(B)/tests/test_features: $(B)/tests/test_features.o $(B)/tests/harness.o
+$(B)/tests/test_features: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
 
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 $(B)/tests/test_parse: TEST_LIBS += $(shell pkg-config --libs jansson 2>/dev/null)

@@ -190,18 +190,19 @@ static void start_recovery(struct pipeline *pl, const char *why)
         pl->retry_at = cs_now_ms() + BACKOFF_MIN_MS;
 }
 
-/* With --retention, deletes a few thousand rows past the horizon, in a
- * transaction of its own, every few seconds, or at once after a step that
- * found more: old data goes steadily without holding the ingest up. A
- * failure only delays it. */
-static void retain(struct pipeline *pl)
+/* With --retention, when due, deletes a few thousand rows past the horizon
+ * in a transaction of its own; due every few seconds, or at once after a
+ * step that found some: old data goes steadily without holding the ingest
+ * up. A failure only delays it. Returns how many rows went. */
+static long retain(struct pipeline *pl)
 {
         enum { LIMIT = 5000 };
         char errstr[512];
         long deleted;
 
-        if (!pl->conf->retention || cs_now_ms() < pl->retain_at)
-                return;
+        if (!pl->conf->retention || cs_now_ms() < pl->retain_at ||
+            pl->recovering)
+                return 0;
         if (pl->sink->ops->retain(pl->sink, pl->conf->retention, LIMIT,
                                   &deleted, errstr, sizeof(errstr)) < 0) {
                 cs_log(CS_LOG_WARN, "retention: %s", errstr);
@@ -210,6 +211,14 @@ static void retain(struct pipeline *pl)
                 cs_log(CS_LOG_DEBUG, "retention: %ld rows deleted", deleted);
         }
         pl->retain_at = cs_now_ms() + (deleted ? 0 : 5000);
+        return deleted;
+}
+
+/* Before exiting: the retention steps still due, until none is left. */
+static void retain_all(struct pipeline *pl)
+{
+        while (retain(pl) > 0)
+                ;
 }
 
 /* Writes the open batch in one transaction and starts a new one. Returns 0,
@@ -478,7 +487,9 @@ static int replay(struct pipeline *pl, struct cs_file_source *src,
                     (r = flush(pl)) < 0)
                         return r;
         }
-        return flush(pl);
+        if ((r = flush(pl)) == 0)
+                retain_all(pl);
+        return r;
 }
 
 /* The file path of cs_pipeline_run(): replays, and after an outage waits
@@ -592,6 +603,9 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 }
                 if (failed || pl.recovering)
                         continue;
+                /* A quiet stream still has old data to let go. */
+                if (!m && !b->nmessages)
+                        retain(&pl);
                 due = b->nmessages >= conf->batch_max_records ||
                       (b->nmessages &&
                        cs_now_ms() - b->opened_ms >= conf->batch_max_ms);
@@ -599,6 +613,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                         int f = flush(&pl);
 
                         if (f == 0 && !pl.recovering) {
+                                retain_all(&pl);
                                 r = 0;
                                 break;
                         }

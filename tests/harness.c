@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -602,4 +605,317 @@ void th_broker_assert_alive(struct th_broker *b)
                 fail_msg("the broker ended with status %d", th_status_code(ws));
         }
         assert_true(b->pid > 0);
+}
+
+/*
+ * PostgreSQL.
+ */
+
+#define PG_TOOL_TIMEOUT_MS (90 * 1000)
+#define PG_DEFAULT_BINDIR  "/usr/lib/postgresql/15/bin"
+
+/* For th_pg_stop_async(): the postmaster's pid file. */
+static char pg_pidfile[4096];
+
+/* The argument vector of a server tool: as postgres when we are root, run
+ * from the server's folder (which that user may enter). */
+static void pg_tool_args(const struct th_pg *pg, struct th_args *a,
+                         const char *tool)
+{
+        char *path = th_asprintf("%s/%s", pg->bindir, tool);
+
+        if (pg->runuser)
+                th_args_addv(a, pg->runuser, "-u", "postgres", "--", NULL);
+        th_args_add(a, path);
+        a->cwd = th_strdup(pg->dir);
+        free(path);
+}
+
+/* Runs a server tool, then frees a; shows its output and the server log
+ * unless it exits 0. Returns its status. */
+static int pg_run_tool(const struct th_pg *pg, struct th_args *a)
+{
+        char *cmd = th_args_str(a);
+        struct th_run r;
+        int status;
+
+        th_run_args(a, PG_TOOL_TIMEOUT_MS, &r);
+        fprintf(stderr, "# $ %s  -> %d (%.1f s)\n", cmd, r.status,
+                r.ms / 1000.0);
+        status = r.status;
+        if (status != 0) {
+                th_show_tail("stdout", r.out.p, r.out.len);
+                th_show_tail("stderr", r.err.p, r.err.len);
+                if (pg->log)
+                        th_show_file_tail("server log", pg->log);
+        }
+        th_run_free(&r);
+        th_args_free(a);
+        free(cmd);
+        return status;
+}
+
+static int pg_ctl_run(const struct th_pg *pg, const char *mode,
+                      const char *action)
+{
+        struct th_args a = {0};
+
+        pg_tool_args(pg, &a, "pg_ctl");
+        th_args_addv(&a, "-D", pg->data, "-l", pg->log, "-w", "-t", "80", NULL);
+        if (mode)
+                th_args_addv(&a, "-m", mode, NULL);
+        th_args_add(&a, action);
+        return pg_run_tool(pg, &a);
+}
+
+/* The postmaster's pid from its pid file, or -1. Async-signal-safe. */
+static pid_t pg_postmaster_pid(void)
+{
+        char buf[32];
+        ssize_t n;
+        pid_t pid = 0;
+        int fd, i;
+
+        if (!pg_pidfile[0] || (fd = open(pg_pidfile, O_RDONLY | O_CLOEXEC)) < 0)
+                return -1;
+        n = read(fd, buf, sizeof(buf));
+        close(fd);
+        for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+                pid = pid * 10 + (buf[i] - '0');
+        return pid > 1 ? pid : -1;
+}
+
+static int pg_free_port(void)
+{
+        struct sockaddr_in sa = {0};
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+            getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+                port = ntohs(sa.sin_port);
+        if (fd >= 0)
+                close(fd);
+        return port;
+}
+
+static int pg_append(const char *path, const char *text, int truncate)
+{
+        int fd = open(path,
+                      O_WRONLY | O_CREAT | O_CLOEXEC |
+                              (truncate ? O_TRUNC : O_APPEND),
+                      0600);
+        size_t n = strlen(text);
+        int r = fd >= 0 && write(fd, text, n) == (ssize_t)n ? 0 : -1;
+
+        if (r < 0)
+                fprintf(stderr, "# cannot write %s: %s\n", path,
+                        strerror(errno));
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+/* $PG_BINDIR, else pg_config --bindir, else Debian's PostgreSQL 15. */
+static int pg_find_bindir(struct th_pg *pg)
+{
+        const char *env = getenv("PG_BINDIR");
+        char *initdb;
+        int ok;
+
+        if (env && *env) {
+                pg->bindir = th_strdup(env);
+        } else {
+                struct th_args a = {0};
+                struct th_run r;
+
+                th_args_addv(&a, "pg_config", "--bindir", NULL);
+                th_run_args(&a, 15000, &r);
+                if (r.status == 0 && r.out.len)
+                        pg->bindir =
+                                th_strndup(r.out.p, strcspn(r.out.p, "\r\n"));
+                th_run_free(&r);
+                th_args_free(&a);
+        }
+        initdb = th_asprintf("%s/initdb", pg->bindir ? pg->bindir : "");
+        ok = pg->bindir && access(initdb, X_OK) == 0;
+        free(initdb);
+        if (!ok) {
+                free(pg->bindir);
+                pg->bindir = th_strdup(PG_DEFAULT_BINDIR);
+        }
+        initdb = th_asprintf("%s/initdb", pg->bindir);
+        ok = access(initdb, X_OK) == 0;
+        free(initdb);
+        if (!ok)
+                fprintf(stderr,
+                        "# no PostgreSQL server binaries (initdb) in %s: "
+                        "install the postgresql package (make deps)\n",
+                        pg->bindir);
+        return ok ? 0 : -1;
+}
+
+/* Makes the server's folder (postgres's when we are root), runs initdb
+ * there and writes its settings: the socket only, trusted. */
+static int pg_init(struct th_pg *pg, const char *parent)
+{
+        struct th_args a = {0};
+        char *path, *conf;
+        int rc;
+
+        pg->dir = th_asprintf("%s/pg", parent);
+        pg->data = th_asprintf("%s/data", pg->dir);
+        pg->log = th_asprintf("%s/server.log", pg->dir);
+        if (strlen(pg->dir) + sizeof("/.s.PGSQL.65535") > 100 ||
+            strlen(pg->data) + sizeof("/postmaster.pid") > sizeof(pg_pidfile)) {
+                fprintf(stderr,
+                        "# %s is too long for a Unix socket path: set "
+                        "TMPDIR to a shorter folder\n",
+                        pg->dir);
+                return -1;
+        }
+        if (mkdir(pg->dir, 0700) < 0) {
+                fprintf(stderr, "# mkdir %s: %s\n", pg->dir, strerror(errno));
+                return -1;
+        }
+        if (geteuid() == 0) {
+                struct passwd *pw = getpwnam("postgres");
+
+                if (!pw) {
+                        fprintf(stderr, "# running as root, but there is no "
+                                        "postgres user to run the server\n");
+                        return -1;
+                }
+                pg->runuser = access("/usr/sbin/runuser", X_OK) == 0
+                                      ? "/usr/sbin/runuser"
+                                      : "runuser";
+                if (chmod(parent, 0711) < 0 ||
+                    chown(pg->dir, pw->pw_uid, pw->pw_gid) < 0) {
+                        fprintf(stderr, "# giving %s to postgres: %s\n",
+                                pg->dir, strerror(errno));
+                        return -1;
+                }
+        }
+        pg_tool_args(pg, &a, "initdb");
+        th_args_addv(&a, "-D", pg->data, "-U", "postgres", "--auth=trust",
+                     "--encoding=UTF8", "--no-locale", "--no-sync", NULL);
+        if (pg_run_tool(pg, &a) != 0)
+                return -1;
+        path = th_asprintf("%s/pg_hba.conf", pg->data);
+        rc = pg_append(path, "local all all trust\n", 1);
+        free(path);
+        path = th_asprintf("%s/postgresql.conf", pg->data);
+        conf = th_asprintf("\n# test harness\n"
+                           "listen_addresses = ''\n"
+                           "unix_socket_directories = '%s'\n"
+                           "fsync = off\n"
+                           "synchronous_commit = off\n"
+                           "full_page_writes = off\n"
+                           "max_connections = 20\n"
+                           "shared_buffers = 16MB\n",
+                           pg->dir);
+        if (rc == 0)
+                rc = pg_append(path, conf, 0);
+        free(conf);
+        free(path);
+        return rc;
+}
+
+int th_pg_start(struct th_pg *pg, const char *parent)
+{
+        static const char *const pg_env[] = {"PGHOST",
+                                             "PGHOSTADDR",
+                                             "PGPORT",
+                                             "PGUSER",
+                                             "PGPASSWORD",
+                                             "PGDATABASE",
+                                             "PGSERVICE",
+                                             "PGSERVICEFILE",
+                                             "PGOPTIONS",
+                                             "PGSSLMODE",
+                                             "PGDATA",
+                                             "PGAPPNAME",
+                                             "PGCONNECT_TIMEOUT",
+                                             "PGTARGETSESSIONATTRS",
+                                             NULL};
+        const char *const *e;
+        char *conf, line[64];
+        int rc = -1;
+
+        memset(pg, 0, sizeof(*pg));
+        for (e = pg_env; *e; e++)
+                unsetenv(*e);
+        conf = th_asprintf("%s/no.pgpass", parent);
+        setenv("PGPASSFILE", conf, 1);
+        free(conf);
+        if (pg_find_bindir(pg) < 0 || pg_init(pg, parent) < 0)
+                return -1;
+        snprintf(pg_pidfile, sizeof(pg_pidfile), "%s/postmaster.pid", pg->data);
+        pg->port = pg_free_port();
+        snprintf(line, sizeof(line), "port = %d\n", pg->port);
+        conf = th_asprintf("%s/postgresql.conf", pg->data);
+        if (pg->port > 0 && pg_append(conf, line, 0) == 0) {
+                pg->started = 1;
+                rc = pg_ctl_run(pg, NULL, "start");
+        }
+        free(conf);
+        if (rc != 0)
+                return -1;
+        fprintf(stderr, "# PostgreSQL at socket %s port %d, log %s\n", pg->dir,
+                pg->port, pg->log);
+        return 0;
+}
+
+void th_pg_stop(struct th_pg *pg)
+{
+        pid_t pid;
+        int64_t deadline;
+
+        if (pg->started && pg_ctl_run(pg, "immediate", "stop") != 0 &&
+            (pid = pg_postmaster_pid()) > 0) {
+                fprintf(stderr, "# killing postmaster %d\n", (int)pid);
+                kill(pid, SIGKILL);
+                deadline = th_now_ms() + 10000;
+                while (kill(pid, 0) == 0 && th_now_ms() < deadline)
+                        th_sleep_ms(50);
+        }
+        pg_pidfile[0] = '\0';
+        free(pg->bindir);
+        free(pg->dir);
+        free(pg->data);
+        free(pg->log);
+        memset(pg, 0, sizeof(*pg));
+}
+
+void th_pg_stop_async(void)
+{
+        struct timespec tick = {0, 50 * 1000 * 1000};
+        pid_t pid = pg_postmaster_pid();
+        int i;
+
+        if (pid > 0 && kill(pid, SIGQUIT) == 0)
+                for (i = 0; i < 100 && kill(pid, 0) == 0; i++)
+                        nanosleep(&tick, NULL);
+}
+
+char *th_pg_conninfo(const struct th_pg *pg, const char *db)
+{
+        return th_asprintf("host=%s port=%d user=postgres dbname=%s", pg->dir,
+                           pg->port, db);
+}
+
+int th_pg_createdb(const struct th_pg *pg, const char *name)
+{
+        struct th_args a = {0};
+        char *path = th_asprintf("%s/createdb", pg->bindir);
+        char *port = th_asprintf("%d", pg->port);
+
+        /* A client: it runs as we are, over the trusted socket. */
+        th_args_addv(&a, path, "-h", pg->dir, "-p", port, "-U", "postgres",
+                     name, NULL);
+        free(path);
+        free(port);
+        return pg_run_tool(pg, &a);
 }

@@ -164,4 +164,49 @@ int th_broker_stop(struct th_broker *b);
  * every command wait for it until its safety timeout. */
 void th_broker_assert_alive(struct th_broker *b);
 
+/*
+ * A PostgreSQL server of the test's own, for tests that start one: initdb
+ * into a folder of the test, trusting only its Unix socket there (no TCP),
+ * started with pg_ctl on a free port. When the test runs as root the
+ * server's tools run through runuser as postgres (the server refuses
+ * root), which must reach the folder: th_pg_start() opens the parent to
+ * others (0711) and gives the server its own folder.
+ */
+
+struct th_pg {
+        char *bindir; /* initdb, pg_ctl, createdb */
+        char *dir;    /* parent/pg: the socket's folder, the server's own */
+        char *data;   /* dir/data */
+        char *log;    /* dir/server.log */
+        const char *runuser; /* root: server tools run through it */
+        int port; /* names the socket; free, to keep clear of others */
+        int started;
+};
+
+/* Finds the server binaries ($PG_BINDIR, else pg_config --bindir, else
+ * /usr/lib/postgresql/15/bin), runs initdb into parent/pg and starts the
+ * server. Also unsets the libpq environment (PGHOST, PGUSER...) and points
+ * PGPASSFILE at nothing, so only what a test names reaches libpq. pg is
+ * zero-initialised by the call. Returns 0, or -1 after saying why; either
+ * way th_pg_stop() cleans up. One server per test process (the signal-safe
+ * stop below remembers its pid file). */
+int th_pg_start(struct th_pg *pg, const char *parent);
+
+/* Stops the server (immediate mode, else SIGKILL to the postmaster) and
+ * frees pg's strings; the folder stays for th_tmpdir_remove(). Accepts a
+ * server never started. */
+void th_pg_stop(struct th_pg *pg);
+
+/* Stops the server from a signal handler (SIGQUIT, then waits up to 5 s).
+ * Async-signal-safe. */
+void th_pg_stop_async(void);
+
+/* "host=DIR port=N user=postgres dbname=DB": the superuser over the
+ * socket. The caller frees it. */
+char *th_pg_conninfo(const struct th_pg *pg, const char *db);
+
+/* Creates database name (createdb as postgres over the socket). Returns 0,
+ * or -1 after showing createdb's output. */
+int th_pg_createdb(const struct th_pg *pg, const char *name);
+
 #endif
