@@ -574,7 +574,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
 
         while (!failed) {
                 const struct cs_batch *b = pl.batch;
-                int timeout = 100, due;
+                int timeout = 100, due, idle;
                 rd_kafka_message_t *m;
 
                 if (*stop) {
@@ -592,6 +592,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                         timeout = left < 0 ? 0 : left < 100 ? (int)left : 100;
                 }
                 m = cs_kafka_source_poll(pl.src, timeout, &failed);
+                idle = !m && !b->nmessages;
                 if (m) {
                         /* While recovering, fetched messages are dropped:
                          * the rewind reads them again. */
@@ -604,7 +605,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 if (failed || pl.recovering)
                         continue;
                 /* A quiet stream still has old data to let go. */
-                if (!m && !b->nmessages)
+                if (idle)
                         retain(&pl);
                 due = b->nmessages >= conf->batch_max_records ||
                       (b->nmessages &&
