@@ -655,8 +655,7 @@ static int pg_run_tool(const struct th_pg *pg, struct th_args *a)
         return status;
 }
 
-static int pg_ctl_run(const struct th_pg *pg, const char *mode,
-                      const char *action)
+int th_pg_ctl(const struct th_pg *pg, const char *mode, const char *action)
 {
         struct th_args a = {0};
 
@@ -701,11 +700,11 @@ static int pg_free_port(void)
         return port;
 }
 
-static int pg_append(const char *path, const char *text, int truncate)
+int th_write_file(const char *path, const char *text, int append)
 {
         int fd = open(path,
                       O_WRONLY | O_CREAT | O_CLOEXEC |
-                              (truncate ? O_TRUNC : O_APPEND),
+                              (append ? O_APPEND : O_TRUNC),
                       0600);
         size_t n = strlen(text);
         int r = fd >= 0 && write(fd, text, n) == (ssize_t)n ? 0 : -1;
@@ -757,9 +756,46 @@ static int pg_find_bindir(struct th_pg *pg)
         return ok ? 0 : -1;
 }
 
+/* Whether every folder above dir lets others through: the server's user
+ * must reach its folder inside ours. */
+static int pg_reachable_by_others(const char *dir)
+{
+        char *p = th_strdup(dir), *slash;
+        struct stat sb;
+        int ok = 1;
+
+        while (ok && (slash = strrchr(p, '/')) != NULL) {
+                *slash = '\0';
+                if (stat(*p ? p : "/", &sb) == 0 && !(sb.st_mode & S_IXOTH)) {
+                        fprintf(stderr,
+                                "# %s is closed to other users, so postgres "
+                                "cannot reach %s: set TMPDIR to another "
+                                "folder\n",
+                                *p ? p : "/", dir);
+                        ok = 0;
+                }
+        }
+        free(p);
+        return ok;
+}
+
+static const char *pg_find_runuser(void)
+{
+        static const char *const runusers[] = {
+                "/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser",
+                "/bin/runuser"};
+        size_t i;
+
+        for (i = 0; i < sizeof(runusers) / sizeof(runusers[0]); i++)
+                if (access(runusers[i], X_OK) == 0)
+                        return runusers[i];
+        return "runuser";
+}
+
 /* Makes the server's folder (postgres's when we are root), runs initdb
- * there and writes its settings: the socket only, trusted. */
-static int pg_init(struct th_pg *pg, const char *parent)
+ * there and writes its settings: the socket, trusted, and with TH_PG_TCP
+ * 127.0.0.1, wanting a password. Nothing else gets in. */
+static int pg_init(struct th_pg *pg, const char *parent, int flags)
 {
         struct th_args a = {0};
         char *path, *conf;
@@ -788,9 +824,9 @@ static int pg_init(struct th_pg *pg, const char *parent)
                                         "postgres user to run the server\n");
                         return -1;
                 }
-                pg->runuser = access("/usr/sbin/runuser", X_OK) == 0
-                                      ? "/usr/sbin/runuser"
-                                      : "runuser";
+                if (!pg_reachable_by_others(parent))
+                        return -1;
+                pg->runuser = pg_find_runuser();
                 if (chmod(parent, 0711) < 0 ||
                     chown(pg->dir, pw->pw_uid, pw->pw_gid) < 0) {
                         fprintf(stderr, "# giving %s to postgres: %s\n",
@@ -804,26 +840,32 @@ static int pg_init(struct th_pg *pg, const char *parent)
         if (pg_run_tool(pg, &a) != 0)
                 return -1;
         path = th_asprintf("%s/pg_hba.conf", pg->data);
-        rc = pg_append(path, "local all all trust\n", 1);
+        rc = th_write_file(path,
+                           flags & TH_PG_TCP
+                                   ? "local all all trust\n"
+                                     "host all all 127.0.0.1/32 scram-sha-256\n"
+                                   : "local all all trust\n",
+                           0);
         free(path);
         path = th_asprintf("%s/postgresql.conf", pg->data);
         conf = th_asprintf("\n# test harness\n"
-                           "listen_addresses = ''\n"
+                           "listen_addresses = '%s'\n"
                            "unix_socket_directories = '%s'\n"
+                           "password_encryption = 'scram-sha-256'\n"
                            "fsync = off\n"
-                           "synchronous_commit = off\n"
                            "full_page_writes = off\n"
-                           "max_connections = 20\n"
-                           "shared_buffers = 16MB\n",
-                           pg->dir);
+                           "max_connections = 40\n"
+                           "shared_buffers = 32MB\n"
+                           "log_line_prefix = '%%m [%%p] %%a '\n",
+                           flags & TH_PG_TCP ? "127.0.0.1" : "", pg->dir);
         if (rc == 0)
-                rc = pg_append(path, conf, 0);
+                rc = th_write_file(path, conf, 1);
         free(conf);
         free(path);
         return rc;
 }
 
-int th_pg_start(struct th_pg *pg, const char *parent)
+int th_pg_start(struct th_pg *pg, const char *parent, int flags)
 {
         static const char *const pg_env[] = {"PGHOST",
                                              "PGHOSTADDR",
@@ -841,8 +883,8 @@ int th_pg_start(struct th_pg *pg, const char *parent)
                                              "PGTARGETSESSIONATTRS",
                                              NULL};
         const char *const *e;
-        char *conf, line[64];
-        int rc = -1;
+        char *conf;
+        int attempt, rc = -1;
 
         memset(pg, 0, sizeof(*pg));
         for (e = pg_env; *e; e++)
@@ -850,21 +892,32 @@ int th_pg_start(struct th_pg *pg, const char *parent)
         conf = th_asprintf("%s/no.pgpass", parent);
         setenv("PGPASSFILE", conf, 1);
         free(conf);
-        if (pg_find_bindir(pg) < 0 || pg_init(pg, parent) < 0)
+        if (pg_find_bindir(pg) < 0 || pg_init(pg, parent, flags) < 0)
                 return -1;
         snprintf(pg_pidfile, sizeof(pg_pidfile), "%s/postmaster.pid", pg->data);
-        pg->port = pg_free_port();
-        snprintf(line, sizeof(line), "port = %d\n", pg->port);
         conf = th_asprintf("%s/postgresql.conf", pg->data);
-        if (pg->port > 0 && pg_append(conf, line, 0) == 0) {
+        for (attempt = 0; attempt < 3 && rc != 0; attempt++) {
+                char line[64];
+
+                pg->port = pg_free_port();
+                if (pg->port <= 0)
+                        break;
+                /* The last setting in the file wins. */
+                snprintf(line, sizeof(line), "port = %d\n", pg->port);
+                if (th_write_file(conf, line, 1) < 0)
+                        break;
                 pg->started = 1;
-                rc = pg_ctl_run(pg, NULL, "start");
+                rc = th_pg_ctl(pg, NULL, "start");
+                /* A port taken meanwhile: stop what may be left, retry. */
+                if (rc != 0 && th_pg_ctl(pg, "immediate", "stop") == 0)
+                        pg->started = 0;
         }
         free(conf);
         if (rc != 0)
                 return -1;
-        fprintf(stderr, "# PostgreSQL at socket %s port %d, log %s\n", pg->dir,
-                pg->port, pg->log);
+        fprintf(stderr, "# PostgreSQL at socket %s port %d%s, log %s\n",
+                pg->dir, pg->port, flags & TH_PG_TCP ? " (and 127.0.0.1)" : "",
+                pg->log);
         return 0;
 }
 
@@ -873,7 +926,7 @@ void th_pg_stop(struct th_pg *pg)
         pid_t pid;
         int64_t deadline;
 
-        if (pg->started && pg_ctl_run(pg, "immediate", "stop") != 0 &&
+        if (pg->started && th_pg_ctl(pg, "immediate", "stop") != 0 &&
             (pid = pg_postmaster_pid()) > 0) {
                 fprintf(stderr, "# killing postmaster %d\n", (int)pid);
                 kill(pid, SIGKILL);
@@ -902,11 +955,17 @@ void th_pg_stop_async(void)
 
 char *th_pg_conninfo(const struct th_pg *pg, const char *db)
 {
-        return th_asprintf("host=%s port=%d user=postgres dbname=%s", pg->dir,
-                           pg->port, db);
+        return th_pg_conninfo_as(pg, "postgres", db);
 }
 
-int th_pg_createdb(const struct th_pg *pg, const char *name)
+char *th_pg_conninfo_as(const struct th_pg *pg, const char *user,
+                        const char *db)
+{
+        return th_asprintf("host=%s port=%d user=%s dbname=%s", pg->dir,
+                           pg->port, user, db);
+}
+
+int th_pg_createdb(const struct th_pg *pg, const char *name, const char *owner)
 {
         struct th_args a = {0};
         char *path = th_asprintf("%s/createdb", pg->bindir);
@@ -914,8 +973,126 @@ int th_pg_createdb(const struct th_pg *pg, const char *name)
 
         /* A client: it runs as we are, over the trusted socket. */
         th_args_addv(&a, path, "-h", pg->dir, "-p", port, "-U", "postgres",
-                     name, NULL);
+                     NULL);
+        if (owner)
+                th_args_addv(&a, "-O", owner, NULL);
+        th_args_add(&a, name);
         free(path);
         free(port);
         return pg_run_tool(pg, &a);
+}
+
+/*
+ * Rows as lines.
+ */
+
+void th_lines_add(struct th_lines *l, char *s)
+{
+        if (l->n == l->cap) {
+                l->cap = l->cap * 2 + 1024;
+                l->v = th_realloc(l->v, l->cap * sizeof(*l->v));
+        }
+        l->v[l->n++] = s;
+}
+
+void th_lines_addf(struct th_lines *l, const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                oom();
+        va_end(ap);
+        th_lines_add(l, s);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void th_lines_sort(struct th_lines *l)
+{
+        if (l->n)
+                qsort(l->v, l->n, sizeof(*l->v), str_cmp);
+}
+
+void th_lines_free(struct th_lines *l)
+{
+        size_t i;
+
+        if (!l)
+                return;
+        for (i = 0; i < l->n; i++)
+                free(l->v[i]);
+        free(l->v);
+        memset(l, 0, sizeof(*l));
+}
+
+static void show_line(const char *tag, const char *line)
+{
+        size_t n = strlen(line);
+
+        fprintf(stderr, "#   %s %.*s%s\n", tag, n > 400 ? 400 : (int)n, line,
+                n > 400 ? "..." : "");
+}
+
+size_t th_lines_compare(const char *what, const char *an,
+                        const struct th_lines *a, const char *bn,
+                        const struct th_lines *b, size_t max_shown)
+{
+        size_t i = 0, j = 0, only_a = 0, only_b = 0;
+
+        while (i < a->n || j < b->n) {
+                int c = i == a->n   ? 1
+                        : j == b->n ? -1
+                                    : strcmp(a->v[i], b->v[j]);
+
+                if (c == 0) {
+                        i++;
+                        j++;
+                } else if (c < 0) {
+                        if (only_a + only_b < max_shown)
+                                show_line(an, a->v[i]);
+                        only_a++;
+                        i++;
+                } else {
+                        if (only_a + only_b < max_shown)
+                                show_line(bn, b->v[j]);
+                        only_b++;
+                        j++;
+                }
+        }
+        if (only_a + only_b)
+                fprintf(stderr,
+                        "# %s: %zu rows differ: %zu only in %s (of %zu), "
+                        "%zu only in %s (of %zu)\n",
+                        what, only_a + only_b, only_a, an, a->n, only_b, bn,
+                        b->n);
+        return only_a + only_b;
+}
+
+void th_put_quoted(struct th_buf *b, const unsigned char *p, size_t n)
+{
+        size_t i;
+
+        th_buf_add(b, "'", 1);
+        for (i = 0; i < n; i++) {
+                if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '\'' || p[i] == '\\')
+                        th_buf_addf(b, "\\x%02x", p[i]);
+                else
+                        th_buf_add(b, &p[i], 1);
+        }
+        th_buf_add(b, "'", 1);
+}
+
+void th_put_hex(struct th_buf *b, const unsigned char *p, size_t n)
+{
+        size_t i;
+
+        th_buf_add(b, "x'", 2);
+        for (i = 0; i < n; i++)
+                th_buf_addf(b, "%02x", p[i]);
+        th_buf_add(b, "'", 1);
 }

@@ -1,6 +1,8 @@
 /* harness.h: what the end-to-end tests share: memory and text helpers, child
- * processes run to completion or in the background, the local broker and a
- * temporary directory. Test code only; it links no project module.
+ * processes run to completion or in the background, the local broker, a
+ * temporary directory, a PostgreSQL server of the test's own and rows as
+ * sorted text lines. Test code only; it links no project module nor any
+ * database library (pgutil.h has what needs libpq or SQLite).
  *
  * Helpers that cannot go on (out of memory, a pipe that cannot be made)
  * abort or fail the running cmocka test; the others return -1 and say why
@@ -49,6 +51,10 @@ void th_buf_free(struct th_buf *b);
 
 /* Appends the whole file at path to out. Returns 0, or -1 with errno. */
 int th_read_file(const char *path, struct th_buf *out);
+
+/* Writes text to the file at path (created 0600 when missing), appended
+ * or replacing what was there. Returns 0, or -1 after saying why. */
+int th_write_file(const char *path, const char *text, int append);
 
 /* Lines of text, counting a last line without a newline. */
 int th_count_lines(const char *text, size_t len);
@@ -166,12 +172,16 @@ void th_broker_assert_alive(struct th_broker *b);
 
 /*
  * A PostgreSQL server of the test's own, for tests that start one: initdb
- * into a folder of the test, trusting only its Unix socket there (no TCP),
- * started with pg_ctl on a free port. When the test runs as root the
+ * into a folder of the test, trusting its Unix socket there, started with
+ * pg_ctl on a free port; with TH_PG_TCP it also listens on 127.0.0.1 and
+ * asks for a scram-sha-256 password there. When the test runs as root the
  * server's tools run through runuser as postgres (the server refuses
  * root), which must reach the folder: th_pg_start() opens the parent to
  * others (0711) and gives the server its own folder.
  */
+
+/* th_pg_start() flags. */
+#define TH_PG_TCP 0x1 /* 127.0.0.1:port too, scram-sha-256 passwords */
 
 struct th_pg {
         char *bindir; /* initdb, pg_ctl, createdb */
@@ -179,23 +189,29 @@ struct th_pg {
         char *data;   /* dir/data */
         char *log;    /* dir/server.log */
         const char *runuser; /* root: server tools run through it */
-        int port; /* names the socket; free, to keep clear of others */
+        int port; /* names the socket (and TCP port); free when chosen */
         int started;
 };
 
 /* Finds the server binaries ($PG_BINDIR, else pg_config --bindir, else
  * /usr/lib/postgresql/15/bin), runs initdb into parent/pg and starts the
- * server. Also unsets the libpq environment (PGHOST, PGUSER...) and points
+ * server (flags: TH_PG_TCP or 0); a port taken meanwhile gets a retry.
+ * Also unsets the libpq environment (PGHOST, PGUSER...) and points
  * PGPASSFILE at nothing, so only what a test names reaches libpq. pg is
  * zero-initialised by the call. Returns 0, or -1 after saying why; either
  * way th_pg_stop() cleans up. One server per test process (the signal-safe
  * stop below remembers its pid file). */
-int th_pg_start(struct th_pg *pg, const char *parent);
+int th_pg_start(struct th_pg *pg, const char *parent, int flags);
 
 /* Stops the server (immediate mode, else SIGKILL to the postmaster) and
  * frees pg's strings; the folder stays for th_tmpdir_remove(). Accepts a
  * server never started. */
 void th_pg_stop(struct th_pg *pg);
+
+/* Runs "pg_ctl -m MODE ACTION" (mode may be NULL) on the server, e.g. to
+ * restart it under a client. Returns its status; shows its output and the
+ * server log when it is not 0. */
+int th_pg_ctl(const struct th_pg *pg, const char *mode, const char *action);
 
 /* Stops the server from a signal handler (SIGQUIT, then waits up to 5 s).
  * Async-signal-safe. */
@@ -205,8 +221,46 @@ void th_pg_stop_async(void);
  * socket. The caller frees it. */
 char *th_pg_conninfo(const struct th_pg *pg, const char *db);
 
-/* Creates database name (createdb as postgres over the socket). Returns 0,
- * or -1 after showing createdb's output. */
-int th_pg_createdb(const struct th_pg *pg, const char *name);
+/* The same as user (trusted on the socket, whatever its password). The
+ * caller frees it. */
+char *th_pg_conninfo_as(const struct th_pg *pg, const char *user,
+                        const char *db);
+
+/* Creates database name, owned by owner (NULL: postgres), with createdb
+ * as postgres over the socket. Returns 0, or -1 after showing createdb's
+ * output. */
+int th_pg_createdb(const struct th_pg *pg, const char *name, const char *owner);
+
+/*
+ * Rows as text lines, compared as sorted multisets.
+ */
+
+/* Zero-initialise; th_lines_free() frees the lines and the vector. */
+struct th_lines {
+        char **v;
+        size_t n;
+        size_t cap;
+};
+
+/* Appends s, which the lines take (it must come from malloc). */
+void th_lines_add(struct th_lines *l, char *s);
+/* Appends a formatted line. */
+void th_lines_addf(struct th_lines *l, const char *fmt, ...) TH_PRINTF(2, 3);
+void th_lines_sort(struct th_lines *l);
+/* Accepts NULL. */
+void th_lines_free(struct th_lines *l);
+
+/* Compares two sorted multisets of rows, printing up to max_shown rows
+ * that are only on one side (each cut at 400 bytes) and a summary line
+ * when they differ. Returns the number of rows only on one side. */
+size_t th_lines_compare(const char *what, const char *an,
+                        const struct th_lines *a, const char *bn,
+                        const struct th_lines *b, size_t max_shown);
+
+/* Typed cell text, as both databases' rows are rendered for comparison:
+ * text 'quoted' with control bytes, quote and backslash as \xNN (so a row
+ * is one line and 'NULL' differs from NULL); bytes as x'hex'. */
+void th_put_quoted(struct th_buf *b, const unsigned char *p, size_t n);
+void th_put_hex(struct th_buf *b, const unsigned char *p, size_t n);
 
 #endif

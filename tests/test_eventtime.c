@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,15 +35,13 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include "harness.h"
+#include "pgutil.h"
 
 /* Safety nets only: nothing here asserts on speed. */
-#define PG_CTL_TIMEOUT_MS (60 * 1000)
-#define KILL_WAIT_MS      (60 * 1000)
-#define WATCHDOG_S        600
+#define KILL_WAIT_MS (60 * 1000)
+#define WATCHDOG_S   600
 
 #define MAX_SHOWN 10 /* differences printed per table */
 #define MAX_PARTS 16
@@ -62,16 +59,6 @@
 #define GEN_LATENESS_S 1800
 #define GEN_BATCH      "500"
 #define KILL_BATCH     "50" /* many commits: kills land between and in them */
-
-#define DEFAULT_PG_BINDIR "/usr/lib/postgresql/15/bin"
-#define PG_PORT           "5432" /* Unix socket only: names the socket */
-
-/* PostgreSQL type OIDs (catalog/pg_type_d.h is a server header). */
-#define OID_BYTEA   17
-#define OID_INT8    20
-#define OID_INT2    21
-#define OID_INT4    23
-#define OID_NUMERIC 1700
 
 /* The window specs every ingest here is given, as ingest names them. */
 struct spec {
@@ -629,44 +616,9 @@ static long long model_late(const struct model *m)
 
 /*
  * Rows as typed text lines, compared as sorted sets: integers bare, text
- * 'quoted' (control bytes, quote and backslash escaped), NULL bare.
+ * 'quoted' (control bytes, quote and backslash escaped), NULL bare, as
+ * th_lite_lines() and th_pg_lines() render the databases' rows.
  */
-
-struct lines {
-        char **v;
-        size_t n;
-        size_t cap;
-};
-
-static void lines_add(struct lines *l, char *s)
-{
-        if (l->n == l->cap) {
-                l->cap = l->cap * 2 + 1024;
-                l->v = th_realloc(l->v, l->cap * sizeof(*l->v));
-        }
-        l->v[l->n++] = s;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void lines_sort(struct lines *l)
-{
-        if (l->n)
-                qsort(l->v, l->n, sizeof(*l->v), str_cmp);
-}
-
-static void lines_free(struct lines *l)
-{
-        size_t i;
-
-        for (i = 0; i < l->n; i++)
-                free(l->v[i]);
-        free(l->v);
-        memset(l, 0, sizeof(*l));
-}
 
 static void put_sep(struct th_buf *b)
 {
@@ -676,35 +628,11 @@ static void put_sep(struct th_buf *b)
                 th_buf_add(b, "", 0);
 }
 
-static void put_quoted(struct th_buf *b, const unsigned char *p, size_t n)
-{
-        size_t i;
-
-        th_buf_add(b, "'", 1);
-        for (i = 0; i < n; i++) {
-                if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '\'' || p[i] == '\\')
-                        th_buf_addf(b, "\\x%02x", p[i]);
-                else
-                        th_buf_add(b, &p[i], 1);
-        }
-        th_buf_add(b, "'", 1);
-}
-
-static void put_hex(struct th_buf *b, const unsigned char *p, size_t n)
-{
-        size_t i;
-
-        th_buf_add(b, "x'", 2);
-        for (i = 0; i < n; i++)
-                th_buf_addf(b, "%02x", p[i]);
-        th_buf_add(b, "'", 1);
-}
-
 static void col_text(struct th_buf *b, const char *s)
 {
         put_sep(b);
         if (s)
-                put_quoted(b, (const unsigned char *)s, strlen(s));
+                th_put_quoted(b, (const unsigned char *)s, strlen(s));
         else
                 th_buf_add(b, "NULL", 4);
 }
@@ -796,7 +724,7 @@ static const struct query {
 };
 
 struct tables {
-        struct lines t[NT];
+        struct th_lines t[NT];
 };
 
 static void tables_free(struct tables *x)
@@ -804,7 +732,7 @@ static void tables_free(struct tables *x)
         int i;
 
         for (i = 0; i < NT; i++)
-                lines_free(&x->t[i]);
+                th_lines_free(&x->t[i]);
 }
 
 /* One (window, call) pair of the expectation, before aggregation. */
@@ -888,7 +816,7 @@ static void expect_windows(struct went *w, size_t n, json_t *radio,
                 }
                 put_window(&b, &w[i]);
                 put_counts(&b, &w[i], calls, late, have_mark, min_mark);
-                lines_add(&x->t[T_CALL_COUNTS], b.p);
+                th_lines_add(&x->t[T_CALL_COUNTS], b.p);
                 for (k = i; k < j;) {
                         size_t e = k;
                         const char *desc = NULL;
@@ -907,7 +835,7 @@ static void expect_windows(struct went *w, size_t n, json_t *radio,
                         col_text(&b, w[k].disp);
                         col_text(&b, desc ? desc : "Unknown");
                         put_counts(&b, &w[k], calls, late, have_mark, min_mark);
-                        lines_add(&x->t[T_DISPOSITION_COUNTS], b.p);
+                        th_lines_add(&x->t[T_DISPOSITION_COUNTS], b.p);
                         k = e;
                 }
         }
@@ -937,7 +865,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                 col_int(&b, c->off);
                 col_time(&b, c->has_mark, c->mark);
                 col_text(&b, drop ? "drop" : "count");
-                lines_add(&x->t[T_CALLS], b.p);
+                th_lines_add(&x->t[T_CALLS], b.p);
 
                 for (s = 0; s < NSPECS; s++) {
                         const struct spec *sp = &specs[s];
@@ -973,7 +901,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                         col_text(&b, topic);
                         col_int(&b, c->part);
                         col_int(&b, c->off);
-                        lines_add(&x->t[T_LATE_RECORDS], b.p);
+                        th_lines_add(&x->t[T_LATE_RECORDS], b.p);
                 }
         }
 
@@ -986,7 +914,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                 col_text(&b, topic);
                 col_int(&b, m->rejects[i].part);
                 col_int(&b, m->rejects[i].off);
-                lines_add(&x->t[T_REJECTED], b.p);
+                th_lines_add(&x->t[T_REJECTED], b.p);
         }
         for (s = 0; s < m->nparts; s++) {
                 const struct xpart *xp = &m->parts[s];
@@ -1005,7 +933,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                 col_int(&b, xp->dups);
                 col_int(&b, xp->rejected);
                 col_int(&b, xp->late);
-                lines_add(&x->t[T_PROGRESS], b.p);
+                th_lines_add(&x->t[T_PROGRESS], b.p);
         }
         if (have_mark) {
                 struct th_buf b = {0};
@@ -1018,10 +946,10 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                 col_text(&b, topic);
                 col_time(&b, 1, max);
                 col_time(&b, 1, min_mark);
-                lines_add(&x->t[T_WATERMARKS], b.p);
+                th_lines_add(&x->t[T_WATERMARKS], b.p);
         }
         for (s = 0; s < NT; s++)
-                lines_sort(&x->t[s]);
+                th_lines_sort(&x->t[s]);
 }
 
 /*
@@ -1031,64 +959,6 @@ static void model_expect(const struct model *m, int drop, const char *topic,
 static int is_topic_col(const char *name)
 {
         return !strcmp(name, "topic") || !strcmp(name, "kafka_topic");
-}
-
-/* Appends the rows of sql on db, each prefixed with prefix (may be NULL),
- * without topic columns when skip_topic. Returns 0 or -1 (said). */
-static int sqlite_lines(sqlite3 *db, const char *sql, const char *prefix,
-                        int skip_topic, struct lines *out)
-{
-        sqlite3_stmt *stmt = NULL;
-        int rc, i, ncol;
-
-        if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-                fprintf(stderr, "# SQLite: %s\n#   in: %s\n",
-                        sqlite3_errmsg(db), sql);
-                return -1;
-        }
-        ncol = sqlite3_column_count(stmt);
-        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                struct th_buf b = {0};
-
-                if (prefix)
-                        col_text(&b, prefix);
-                for (i = 0; i < ncol; i++) {
-                        const unsigned char *p = sqlite3_column_blob(stmt, i);
-                        size_t n = (size_t)sqlite3_column_bytes(stmt, i);
-
-                        if (skip_topic &&
-                            is_topic_col(sqlite3_column_name(stmt, i)))
-                                continue;
-                        put_sep(&b);
-                        switch (sqlite3_column_type(stmt, i)) {
-                        case SQLITE_NULL:
-                                th_buf_add(&b, "NULL", 4);
-                                break;
-                        case SQLITE_INTEGER:
-                                th_buf_addf(&b, "%lld",
-                                            (long long)sqlite3_column_int64(
-                                                    stmt, i));
-                                break;
-                        case SQLITE_FLOAT:
-                                th_buf_addf(&b, "%.17g",
-                                            sqlite3_column_double(stmt, i));
-                                break;
-                        case SQLITE_BLOB:
-                                put_hex(&b, p, n);
-                                break;
-                        default:
-                                p = sqlite3_column_text(stmt, i);
-                                put_quoted(&b, p, n);
-                        }
-                }
-                th_buf_add(&b, "", 0);
-                lines_add(out, b.p);
-        }
-        if (rc != SQLITE_DONE)
-                fprintf(stderr, "# SQLite: %s\n#   in: %s\n",
-                        sqlite3_errmsg(db), sql);
-        sqlite3_finalize(stmt);
-        return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* The database at path, read-write so that what a kill -9 left behind is
@@ -1115,9 +985,10 @@ static void sqlite_tables(const char *path, int skip_topic, struct tables *x)
         int i, bad = 0;
 
         for (i = 0; i < NT; i++) {
-                bad += sqlite_lines(db, queries[i].sqlite_sql, NULL, skip_topic,
-                                    &x->t[i]) != 0;
-                lines_sort(&x->t[i]);
+                bad += th_lite_lines(db, queries[i].sqlite_sql, NULL,
+                                     skip_topic ? is_topic_col : NULL,
+                                     &x->t[i]) != 0;
+                th_lines_sort(&x->t[i]);
         }
         sqlite3_close(db);
         if (bad)
@@ -1163,10 +1034,10 @@ static int dump_skip(const char *table, const char *col, int skip_topic)
 
 /* Every row of every table and view of the database at path, each line
  * prefixed with its table's name, without dump_skip()'s columns. */
-static void sqlite_dump(const char *path, int skip_topic, struct lines *out)
+static void sqlite_dump(const char *path, int skip_topic, struct th_lines *out)
 {
         sqlite3 *db = db_open(path);
-        struct lines names = {0};
+        struct th_lines names = {0};
         sqlite3_stmt *st;
         size_t i;
         int bad = 0;
@@ -1178,8 +1049,9 @@ static void sqlite_dump(const char *path, int skip_topic, struct lines *out)
                                             -1, &st, NULL),
                          SQLITE_OK);
         while (sqlite3_step(st) == SQLITE_ROW)
-                lines_add(&names,
-                          th_strdup((const char *)sqlite3_column_text(st, 0)));
+                th_lines_add(
+                        &names,
+                        th_strdup((const char *)sqlite3_column_text(st, 0)));
         sqlite3_finalize(st);
         for (i = 0; i < names.n; i++) {
                 struct th_buf sql = {0};
@@ -1207,12 +1079,13 @@ static void sqlite_dump(const char *path, int skip_topic, struct lines *out)
                 th_buf_addf(&sql, "%s", q);
                 sqlite3_free(q);
                 if (ncol)
-                        bad += sqlite_lines(db, sql.p, names.v[i], 0, out) != 0;
+                        bad += th_lite_lines(db, sql.p, names.v[i], NULL,
+                                             out) != 0;
                 th_buf_free(&sql);
         }
         sqlite3_close(db);
-        lines_free(&names);
-        lines_sort(out);
+        th_lines_free(&names);
+        th_lines_sort(out);
         if (bad)
                 fail_msg("%s: %d tables could not be read", path, bad);
 }
@@ -1240,100 +1113,6 @@ static long long progress(const char *path)
         return v;
 }
 
-/* Appends the rows of sql on c, rendered like sqlite_lines(). Returns 0 or
- * -1 (said). */
-static int pg_lines(PGconn *c, const char *sql, struct lines *out)
-{
-        PGresult *res = PQexec(c, sql);
-        int row, i, ncol;
-
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                fprintf(stderr, "# PostgreSQL: %s#   in: %s\n",
-                        PQerrorMessage(c), sql);
-                PQclear(res);
-                return -1;
-        }
-        ncol = PQnfields(res);
-        for (row = 0; row < PQntuples(res); row++) {
-                struct th_buf b = {0};
-
-                for (i = 0; i < ncol; i++) {
-                        const char *v = PQgetvalue(res, row, i);
-                        Oid t = PQftype(res, i);
-
-                        put_sep(&b);
-                        if (PQgetisnull(res, row, i)) {
-                                th_buf_add(&b, "NULL", 4);
-                        } else if (t == OID_INT2 || t == OID_INT4 ||
-                                   t == OID_INT8 || t == OID_NUMERIC) {
-                                th_buf_addf(&b, "%s", v);
-                        } else if (t == OID_BYTEA) {
-                                size_t n = 0;
-                                unsigned char *p = PQunescapeBytea(
-                                        (const unsigned char *)v, &n);
-
-                                assert_non_null(p);
-                                put_hex(&b, p, n);
-                                PQfreemem(p);
-                        } else {
-                                put_quoted(&b, (const unsigned char *)v,
-                                           (size_t)PQgetlength(res, row, i));
-                        }
-                }
-                th_buf_add(&b, "", 0);
-                lines_add(out, b.p);
-        }
-        PQclear(res);
-        return 0;
-}
-
-static void show_line(const char *tag, const char *line)
-{
-        size_t n = strlen(line);
-
-        fprintf(stderr, "#   %s %.*s%s\n", tag, n > 400 ? 400 : (int)n, line,
-                n > 400 ? "..." : "");
-}
-
-/* Compares two sorted sets of rows; prints the first differences. Returns
- * the number of rows only on one side. */
-static size_t lines_compare(const char *what, const char *an,
-                            const struct lines *a, const char *bn,
-                            const struct lines *b)
-{
-        size_t i = 0, j = 0, only_a = 0, only_b = 0;
-
-        while (i < a->n || j < b->n) {
-                int c = i == a->n   ? 1
-                        : j == b->n ? -1
-                                    : strcmp(a->v[i], b->v[j]);
-
-                if (c == 0) {
-                        i++;
-                        j++;
-                } else if (c < 0) {
-                        if (only_a + only_b < MAX_SHOWN)
-                                show_line(an, a->v[i]);
-                        only_a++;
-                        i++;
-                } else {
-                        if (only_a + only_b < MAX_SHOWN)
-                                show_line(bn, b->v[j]);
-                        only_b++;
-                        j++;
-                }
-        }
-        if (only_a + only_b)
-                fprintf(stderr,
-                        "# %s: %zu rows differ: %zu only in %s (of %zu), "
-                        "%zu only in %s (of %zu)\n",
-                        what, only_a + only_b, only_a, an, a->n, only_b, bn,
-                        b->n);
-        else
-                fprintf(stderr, "# %s: %zu rows, identical\n", what, a->n);
-        return only_a + only_b;
-}
-
 /* Compares every table of a and b; returns how many differ. */
 static int tables_compare(const char *what, const char *an,
                           const struct tables *a, const char *bn,
@@ -1344,7 +1123,8 @@ static int tables_compare(const char *what, const char *an,
         for (i = 0; i < NT; i++) {
                 char *name = th_asprintf("%s: %s", what, queries[i].what);
 
-                bad += lines_compare(name, an, &a->t[i], bn, &b->t[i]) != 0;
+                bad += th_lines_compare(name, an, &a->t[i], bn, &b->t[i],
+                                        MAX_SHOWN) != 0;
                 free(name);
         }
         return bad;
@@ -1371,15 +1151,6 @@ static const struct base_def {
         {"gen_drop", 1, 1},
 };
 
-struct pgsrv {
-        char bindir[PATH_MAX];
-        char *dir;  /* socket folder, the server's own */
-        char *data; /* dir/data */
-        char *log;
-        const char *runuser; /* root: server tools run through it */
-        int state;           /* 0 not tried, 1 running, -1 failed */
-};
-
 struct et {
         char dir[PATH_MAX];
         char *bin;
@@ -1397,12 +1168,12 @@ struct et {
 
         char *base[NBASE];
         int base_state[NBASE];
-        struct pgsrv pg;
+        struct th_pg pg;
+        int pg_state; /* 0 not tried, 1 running, -1 failed */
 };
 
 /* For the fatal-signal handler: async-signal-safe copies. */
 static char dir_path[PATH_MAX];
-static char pidfile_path[PATH_MAX];
 static volatile pid_t broker_pids[2];
 
 static char *path_in(const struct et *st, const char *name)
@@ -1410,30 +1181,11 @@ static char *path_in(const struct et *st, const char *name)
         return th_asprintf("%s/%s", st->dir, name);
 }
 
-/* The postmaster's pid from its pid file, or -1. Async-signal-safe. */
-static pid_t postmaster_pid(const char *path)
-{
-        char buf[32];
-        ssize_t n;
-        pid_t pid = 0;
-        int fd = open(path, O_RDONLY | O_CLOEXEC), i;
-
-        if (fd < 0)
-                return -1;
-        n = read(fd, buf, sizeof(buf));
-        close(fd);
-        for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
-                pid = pid * 10 + (buf[i] - '0');
-        return pid > 1 ? pid : -1;
-}
-
 /* A fatal signal or the watchdog: stop the server (immediate shutdown),
  * the brokers and children, delete the folder, die of the signal. */
 static void on_fatal_signal(int sig)
 {
         static const char msg[] = "# test_eventtime: killed or timed out\n";
-        struct timespec tick = {0, 50 * 1000 * 1000};
-        pid_t pid = pidfile_path[0] ? postmaster_pid(pidfile_path) : -1;
         pid_t rm = -1;
         int i;
 
@@ -1441,9 +1193,7 @@ static void on_fatal_signal(int sig)
                 if (broker_pids[i] > 0)
                         kill(broker_pids[i], SIGKILL);
         th_children_kill_all();
-        if (pid > 0 && kill(pid, SIGQUIT) == 0)
-                for (i = 0; i < 100 && kill(pid, 0) == 0; i++)
-                        nanosleep(&tick, NULL);
+        th_pg_stop_async();
         if (dir_path[0] && !getenv("E2E_KEEP"))
                 rm = fork();
         if (rm == 0) {
@@ -1458,230 +1208,36 @@ static void on_fatal_signal(int sig)
         raise(sig);
 }
 
-/* The argument vector of a server tool: as the postgres user when the test
- * is root (the server refuses root), run from the server's folder. */
-static void pg_tool_args(const struct pgsrv *pg, struct th_args *a,
-                         const char *tool)
-{
-        char *path = th_asprintf("%s/%s", pg->bindir, tool);
-
-        if (pg->runuser)
-                th_args_addv(a, pg->runuser, "-u", "postgres", "--", NULL);
-        th_args_add(a, path);
-        a->cwd = th_strdup(pg->dir);
-        free(path);
-}
-
-/* Runs a server tool to completion; returns its status, showing its
- * output and the server log when it is not 0. */
-static int pg_tool_run(const struct pgsrv *pg, struct th_args *a)
-{
-        char *cmd = th_args_str(a);
-        struct th_run r;
-        int status;
-
-        th_run_args(a, PG_CTL_TIMEOUT_MS, &r);
-        fprintf(stderr, "# $ %s  -> %d (%.1f s)\n", cmd, r.status,
-                r.ms / 1000.0);
-        status = r.status;
-        if (status != 0) {
-                th_show_tail("stdout", r.out.p, r.out.len);
-                th_show_tail("stderr", r.err.p, r.err.len);
-                th_show_file_tail("server log", pg->log);
-        }
-        th_run_free(&r);
-        free(cmd);
-        return status;
-}
-
-static int pg_ctl(const struct pgsrv *pg, const char *action, const char *mode)
-{
-        struct th_args a = {0};
-        int rc;
-
-        pg_tool_args(pg, &a, "pg_ctl");
-        th_args_addv(&a, "-D", pg->data, "-l", pg->log, "-w", "-t", "50", NULL);
-        if (mode)
-                th_args_addv(&a, "-m", mode, NULL);
-        th_args_add(&a, action);
-        rc = pg_tool_run(pg, &a);
-        th_args_free(&a);
-        return rc;
-}
-
-static int append_file(const char *path, const char *text)
-{
-        int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-        size_t n = strlen(text);
-        int r = fd >= 0 && write(fd, text, n) == (ssize_t)n ? 0 : -1;
-
-        if (r < 0)
-                fprintf(stderr, "# cannot append to %s: %s\n", path,
-                        strerror(errno));
-        if (fd >= 0)
-                close(fd);
-        return r;
-}
-
-/* initdb into st->dir/pg, trusting only its Unix socket (no TCP), and
- * pg_ctl start. Returns 0 or -1 (said). */
-static int pg_server_start(struct et *st)
-{
-        struct pgsrv *pg = &st->pg;
-        const char *env = getenv("PG_BINDIR");
-        struct th_args a = {0};
-        char *p, *conf;
-        int rc;
-
-        snprintf(pg->bindir, sizeof(pg->bindir), "%s",
-                 env && *env ? env : DEFAULT_PG_BINDIR);
-        p = th_asprintf("%s/initdb", pg->bindir);
-        rc = access(p, X_OK);
-        free(p);
-        if (rc) {
-                fprintf(stderr,
-                        "# no PostgreSQL server binaries (initdb) in %s: "
-                        "install postgresql (make deps) or set PG_BINDIR\n",
-                        pg->bindir);
-                return -1;
-        }
-        pg->dir = path_in(st, "pg");
-        pg->data = th_asprintf("%s/data", pg->dir);
-        pg->log = th_asprintf("%s/server.log", pg->dir);
-        if (strlen(pg->dir) + sizeof("/.s.PGSQL." PG_PORT) > 100) {
-                fprintf(stderr,
-                        "# %s is too long for a socket path: set "
-                        "TMPDIR to a shorter folder\n",
-                        pg->dir);
-                return -1;
-        }
-        if (mkdir(pg->dir, 0700) < 0) {
-                fprintf(stderr, "# mkdir %s: %s\n", pg->dir, strerror(errno));
-                return -1;
-        }
-        if (geteuid() == 0) {
-                struct passwd *pw = getpwnam("postgres");
-
-                if (!pw) {
-                        fprintf(stderr, "# running as root, but there is no "
-                                        "postgres user to run the server\n");
-                        return -1;
-                }
-                pg->runuser = access("/usr/sbin/runuser", X_OK) == 0
-                                      ? "/usr/sbin/runuser"
-                                      : "runuser";
-                /* postgres must reach its folder through ours. */
-                if (chmod(st->dir, 0711) < 0 ||
-                    chown(pg->dir, pw->pw_uid, pw->pw_gid) < 0) {
-                        fprintf(stderr, "# giving %s to postgres: %s\n",
-                                pg->dir, strerror(errno));
-                        return -1;
-                }
-        }
-        pg_tool_args(pg, &a, "initdb");
-        th_args_addv(&a, "-D", pg->data, "-U", "postgres", "--auth=trust",
-                     "--encoding=UTF8", "--no-locale", "--no-sync", NULL);
-        rc = pg_tool_run(pg, &a);
-        th_args_free(&a);
-        if (rc != 0)
-                return -1;
-        conf = th_asprintf("%s/postgresql.conf", pg->data);
-        p = th_asprintf("\n# test_eventtime\n"
-                        "listen_addresses = ''\n"
-                        "unix_socket_directories = '%s'\n"
-                        "port = " PG_PORT "\n"
-                        "fsync = off\n"
-                        "synchronous_commit = off\n"
-                        "full_page_writes = off\n"
-                        "max_connections = 20\n"
-                        "shared_buffers = 32MB\n",
-                        pg->dir);
-        rc = append_file(conf, p);
-        free(p);
-        free(conf);
-        if (rc < 0)
-                return -1;
-        snprintf(pidfile_path, sizeof(pidfile_path), "%s/postmaster.pid",
-                 pg->data);
-        if (pg_ctl(pg, "start", NULL) != 0)
-                return -1;
-        fprintf(stderr, "# PostgreSQL on socket %s, log %s\n", pg->dir,
-                pg->log);
-        return 0;
-}
-
-static void pg_server_stop(struct pgsrv *pg)
-{
-        pid_t pid;
-
-        if (pg->state != 1 && !pidfile_path[0])
-                return;
-        if (pg_ctl(pg, "stop", "immediate") != 0 &&
-            (pid = postmaster_pid(pidfile_path)) > 0) {
-                fprintf(stderr, "# killing postmaster %d\n", (int)pid);
-                kill(pid, SIGKILL);
-        }
-        pidfile_path[0] = '\0';
-        pg->state = 0;
-}
-
 /* The server, started on first use; fails the test when it cannot be. */
 static void ensure_pg(struct et *st)
 {
-        if (st->pg.state == 1)
+        if (st->pg_state == 1)
                 return;
-        if (st->pg.state < 0)
+        if (st->pg_state < 0)
                 fail_msg("PostgreSQL failed to start earlier");
-        st->pg.state = -1;
-        if (pg_server_start(st) < 0)
+        st->pg_state = -1;
+        if (th_pg_start(&st->pg, st->dir, 0) < 0)
                 fail_msg("cannot start PostgreSQL (details above)");
-        st->pg.state = 1;
-}
-
-static char *pg_conninfo(const struct et *st, const char *db)
-{
-        return th_asprintf("host=%s port=" PG_PORT " user=postgres dbname=%s",
-                           st->pg.dir, db);
-}
-
-static void quiet_notices(void *arg, const char *msg)
-{
-        (void)arg;
-        (void)msg;
+        st->pg_state = 1;
 }
 
 static PGconn *pg_connect(const struct et *st, const char *db)
 {
-        char *ci = pg_conninfo(st, db);
-        PGconn *c = PQconnectdb(ci);
+        char *ci = th_pg_conninfo(&st->pg, db);
+        PGconn *c = th_pg_open(ci);
 
         free(ci);
-        if (PQstatus(c) != CONNECTION_OK) {
-                fprintf(stderr, "# %s", PQerrorMessage(c));
-                PQfinish(c);
+        if (!c)
                 fail_msg("cannot connect to PostgreSQL database %s", db);
-        }
-        PQsetNoticeProcessor(c, quiet_notices, NULL);
         return c;
 }
 
 /* A fresh database named db; returns its conninfo (the caller frees it). */
 static char *pg_create_db(const struct et *st, const char *db)
 {
-        PGconn *c = pg_connect(st, "postgres");
-        char *sql = th_asprintf("CREATE DATABASE %s", db);
-        PGresult *res = PQexec(c, sql);
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                fprintf(stderr, "# %s", PQerrorMessage(c));
-                PQclear(res);
-                PQfinish(c);
-                fail_msg("%s failed", sql);
-        }
-        PQclear(res);
-        PQfinish(c);
-        free(sql);
-        return pg_conninfo(st, db);
+        if (th_pg_createdb(&st->pg, db, NULL) != 0)
+                fail_msg("cannot create database %s", db);
+        return th_pg_conninfo(&st->pg, db);
 }
 
 /* The contract's PostgreSQL type of is_final: boolean (SQLite: 0/1, which
@@ -1724,8 +1280,8 @@ static void pg_tables(const struct et *st, const char *db, struct tables *x)
         int i, bad = 0;
 
         for (i = 0; i < NT; i++) {
-                bad += pg_lines(c, queries[i].pg_sql, &x->t[i]) != 0;
-                lines_sort(&x->t[i]);
+                bad += th_pg_lines(c, queries[i].pg_sql, &x->t[i]) != 0;
+                th_lines_sort(&x->t[i]);
         }
         PQfinish(c);
         if (bad)
@@ -1741,7 +1297,7 @@ static int group_teardown(void **state)
                 return 0;
         alarm(0);
         th_children_kill_all();
-        pg_server_stop(&st->pg);
+        th_pg_stop(&st->pg);
         if (th_broker_stop(&st->b1) < 0 || th_broker_stop(&st->b4) < 0)
                 failed = 1;
         broker_pids[0] = broker_pids[1] = 0;
@@ -1754,9 +1310,6 @@ static int group_teardown(void **state)
         json_decref(st->radio);
         free(st->sample_path);
         free(st->gen_path);
-        free(st->pg.dir);
-        free(st->pg.data);
-        free(st->pg.log);
         free(st->bin);
         free(st->data);
         free(st);
@@ -1796,14 +1349,9 @@ static int group_setup(void **state)
                 "halves",       "--topic", "edge",    NULL};
         static const char *const b4_args[] = {"--partitions", "4", "--topic",
                                               "gen", NULL};
-        static const char *const pg_env[] = {
-                "PGHOST",     "PGHOSTADDR", "PGPORT",    "PGUSER",
-                "PGDATABASE", "PGSERVICE",  "PGOPTIONS", "PGPASSWORD",
-                "PGSSLMODE",  "PGDATA",     "PGAPPNAME", NULL};
         struct et *st = calloc(1, sizeof(*st));
         const char *bin = getenv("CALLSTREAM_BIN");
         const char *data = getenv("CALLSTREAM_DATA");
-        const char *const *e;
         struct sigaction sa;
         char *p;
         int r;
@@ -1819,9 +1367,6 @@ static int group_setup(void **state)
         sigaction(SIGHUP, &sa, NULL);
         sigaction(SIGALRM, &sa, NULL);
         alarm(WATCHDOG_S);
-        /* Only the test's own server may be reached. */
-        for (e = pg_env; *e; e++)
-                unsetenv(*e);
 
         st->bin = realpath(bin ? bin : "build/callstream", NULL);
         st->data = realpath(data ? data : "../shared/data", NULL);
@@ -1939,7 +1484,7 @@ static void ensure_sample(struct et *st)
  * multisets): the topic got the whole stream, each line once. */
 static int same_lines(const struct msgs *m, const struct th_buf *file)
 {
-        struct lines a = {0}, b = {0};
+        struct th_lines a = {0}, b = {0};
         const char *p = file->p, *end = file->p + file->len, *nl;
         size_t i, differ;
 
@@ -1948,16 +1493,16 @@ static int same_lines(const struct msgs *m, const struct th_buf *file)
                 if (!nl)
                         nl = end;
                 if (nl > p)
-                        lines_add(&a, th_strndup(p, (size_t)(nl - p)));
+                        th_lines_add(&a, th_strndup(p, (size_t)(nl - p)));
         }
         for (i = 0; i < m->n; i++)
-                lines_add(&b, th_strndup(m->v[i].p, m->v[i].len));
-        lines_sort(&a);
-        lines_sort(&b);
-        differ = lines_compare("generated lines vs messages in the topic",
-                               "file ", &a, "topic", &b);
-        lines_free(&a);
-        lines_free(&b);
+                th_lines_add(&b, th_strndup(m->v[i].p, m->v[i].len));
+        th_lines_sort(&a);
+        th_lines_sort(&b);
+        differ = th_lines_compare("generated lines vs messages in the topic",
+                                  "file ", &a, "topic", &b, MAX_SHOWN);
+        th_lines_free(&a);
+        th_lines_free(&b);
         return differ == 0;
 }
 
@@ -2227,17 +1772,19 @@ static void test_restart_keeps_watermark(void **state)
         /* The single run of the whole file, row for row: every table and
          * view but the topic's name and when things happened. */
         for (drop = 0; drop < 2; drop++) {
-                struct lines a = {0}, b = {0};
+                struct th_lines a = {0}, b = {0};
                 const char *single =
                         baseline(st, drop ? B_SAMPLE_DROP : B_SAMPLE_COUNT);
 
                 sqlite_dump(single, 1, &a);
                 sqlite_dump(db[drop], 1, &b);
-                bad += lines_compare(drop ? "single run vs restarted (drop)"
-                                          : "single run vs restarted (count)",
-                                     "single   ", &a, "restarted", &b) != 0;
-                lines_free(&a);
-                lines_free(&b);
+                bad += th_lines_compare(
+                               drop ? "single run vs restarted (drop)"
+                                    : "single run vs restarted (count)",
+                               "single   ", &a, "restarted", &b,
+                               MAX_SHOWN) != 0;
+                th_lines_free(&a);
+                th_lines_free(&b);
         }
         model_free(m1);
         model_free(m);
@@ -2481,7 +2028,7 @@ static void partitions(struct et *st, int drop)
         char *db = path_in(st,
                            drop ? "gen_killed_drop.db" : "gen_killed_count.db");
         struct model *m = model_build(&st->gen, GEN_LATENESS_S);
-        struct lines a = {0}, b = {0};
+        struct th_lines a = {0}, b = {0};
         struct tables x = {0};
         int bad, mid, p;
 
@@ -2510,11 +2057,11 @@ static void partitions(struct et *st, int drop)
         ingest(st, &st->b4, "gen", db, drop, GEN_LATENESS, KILL_BATCH);
         sqlite_dump(base, 0, &a);
         sqlite_dump(db, 0, &b);
-        bad += lines_compare("uninterrupted vs killed", "uninterrupted", &a,
-                             "killed       ", &b) != 0;
+        bad += th_lines_compare("uninterrupted vs killed", "uninterrupted", &a,
+                                "killed       ", &b, MAX_SHOWN) != 0;
         bad += check_sqlite(st, db, m, drop, "gen");
-        lines_free(&a);
-        lines_free(&b);
+        th_lines_free(&a);
+        th_lines_free(&b);
         model_free(m);
         free(db);
         if (mid == 0)

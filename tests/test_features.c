@@ -43,10 +43,9 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include "harness.h"
+#include "pgutil.h"
 
 #define WATCHDOG_S 600
 #define MAX_SHOWN  12 /* differences printed per comparison */
@@ -70,13 +69,6 @@ static const char *const field_names[NFIELDS] = {
         "state",          "agency_id",
         "address_type",   "common_location"};
 
-/* Rows as text lines "a|b|c", compared as sorted multisets. */
-struct lines {
-        char **v;
-        size_t n;
-        size_t cap;
-};
-
 struct ft {
         char dir[PATH_MAX]; /* everything of this run */
         char *bin;          /* callstream */
@@ -91,8 +83,8 @@ struct ft {
         int pg_state; /* 1 running, -1 failed to start */
 
         /* What SQLite showed, for PostgreSQL to match (n == 0: not run). */
-        struct lines lite_update;
-        struct lines lite_rebuild;
+        struct th_lines lite_update;
+        struct th_lines lite_rebuild;
 };
 
 /* For the fatal-signal handler: async-signal-safe copies. */
@@ -228,63 +220,19 @@ static void format_ts(int64_t us, char out[48])
  * Rows as lines.
  */
 
-static void lines_add(struct lines *l, char *s)
-{
-        if (l->n == l->cap) {
-                l->cap = l->cap * 2 + 256;
-                l->v = th_realloc(l->v, l->cap * sizeof(*l->v));
-        }
-        l->v[l->n++] = s;
-}
-
-static void lines_addf(struct lines *l, const char *fmt, ...) TH_PRINTF(2, 3);
-
-static void lines_addf(struct lines *l, const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        lines_add(l, s);
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void lines_sort(struct lines *l)
-{
-        if (l->n)
-                qsort(l->v, l->n, sizeof(*l->v), str_cmp);
-}
-
-static void lines_free(struct lines *l)
-{
-        size_t i;
-
-        for (i = 0; i < l->n; i++)
-                free(l->v[i]);
-        free(l->v);
-        memset(l, 0, sizeof(*l));
-}
-
 /* Appends every line of src, prefixed with "tag|", to dst. */
-static void lines_tagged(struct lines *dst, const char *tag,
-                         const struct lines *src)
+static void lines_tagged(struct th_lines *dst, const char *tag,
+                         const struct th_lines *src)
 {
         size_t i;
 
         for (i = 0; i < src->n; i++)
-                lines_addf(dst, "%s|%s", tag, src->v[i]);
+                th_lines_addf(dst, "%s|%s", tag, src->v[i]);
 }
 
 /* The lines of a that b lacks (sorted multisets), copied into out. */
-static void lines_minus(const struct lines *a, const struct lines *b,
-                        struct lines *out)
+static void lines_minus(const struct th_lines *a, const struct th_lines *b,
+                        struct th_lines *out)
 {
         size_t i = 0, j = 0;
 
@@ -295,48 +243,11 @@ static void lines_minus(const struct lines *a, const struct lines *b,
                         i++;
                         j++;
                 } else if (c < 0) {
-                        lines_add(out, th_strdup(a->v[i++]));
+                        th_lines_add(out, th_strdup(a->v[i++]));
                 } else {
                         j++;
                 }
         }
-}
-
-/* Compares two sorted multisets of rows, printing the first differences.
- * Returns the number of rows only on one side. */
-static size_t lines_compare(const char *what, const char *an,
-                            const struct lines *a, const char *bn,
-                            const struct lines *b)
-{
-        size_t i = 0, j = 0, only_a = 0, only_b = 0;
-
-        while (i < a->n || j < b->n) {
-                int c = i == a->n   ? 1
-                        : j == b->n ? -1
-                                    : strcmp(a->v[i], b->v[j]);
-
-                if (c == 0) {
-                        i++;
-                        j++;
-                } else if (c < 0) {
-                        if (only_a + only_b < MAX_SHOWN)
-                                fprintf(stderr, "#   %s %s\n", an, a->v[i]);
-                        only_a++;
-                        i++;
-                } else {
-                        if (only_a + only_b < MAX_SHOWN)
-                                fprintf(stderr, "#   %s %s\n", bn, b->v[j]);
-                        only_b++;
-                        j++;
-                }
-        }
-        if (only_a + only_b)
-                fprintf(stderr,
-                        "# %s: %zu rows differ: %zu only in %s (of %zu), "
-                        "%zu only in %s (of %zu)\n",
-                        what, only_a + only_b, only_a, an, a->n, only_b, bn,
-                        b->n);
-        return only_a + only_b;
 }
 
 /*
@@ -352,22 +263,14 @@ struct db {
         PGconn *conn;
 };
 
-static void quiet_notices(void *arg, const char *msg)
-{
-        (void)arg;
-        (void)msg;
-}
-
 /* Opens our connection once the database exists (the ingest makes a
  * SQLite file). */
 static void db_connect(struct db *d)
 {
         if (d->pg && !d->conn) {
-                d->conn = PQconnectdb(d->target);
-                if (PQstatus(d->conn) != CONNECTION_OK)
-                        fail_msg("cannot connect to %s: %s", d->target,
-                                 PQerrorMessage(d->conn));
-                PQsetNoticeProcessor(d->conn, quiet_notices, NULL);
+                d->conn = th_pg_open(d->target);
+                if (!d->conn)
+                        fail_msg("cannot connect to %s", d->target);
                 if (d->schema) {
                         char *sql =
                                 th_asprintf("SET search_path TO %s", d->schema);
@@ -410,7 +313,7 @@ static void db_exec(struct db *d, const char *sql)
 }
 
 /* Appends the rows of sql as sorted "a|b|c" lines (NULL as "NULL"). */
-static void db_lines(struct db *d, const char *sql, struct lines *out)
+static void db_lines(struct db *d, const char *sql, struct th_lines *out)
 {
         db_connect(d);
         if (d->pg) {
@@ -430,7 +333,7 @@ static void db_lines(struct db *d, const char *sql, struct lines *out)
                                         PQgetisnull(res, row, col)
                                                 ? "NULL"
                                                 : PQgetvalue(res, row, col));
-                        lines_add(out, b.p);
+                        th_lines_add(out, b.p);
                 }
                 PQclear(res);
         } else {
@@ -452,20 +355,20 @@ static void db_lines(struct db *d, const char *sql, struct lines *out)
                                 th_buf_addf(&b, "%s%s", col ? "|" : "",
                                             v ? (const char *)v : "NULL");
                         }
-                        lines_add(out, b.p);
+                        th_lines_add(out, b.p);
                 }
                 if (rc != SQLITE_DONE)
                         fail_msg("%s: %s  in: %s", d->name,
                                  sqlite3_errmsg(d->lite), sql);
                 sqlite3_finalize(stmt);
         }
-        lines_sort(out);
+        th_lines_sort(out);
 }
 
 /* The single value of a query, copied; the caller frees it. */
 static char *db_value(struct db *d, const char *sql)
 {
-        struct lines l = {0};
+        struct th_lines l = {0};
         char *v;
 
         db_lines(d, sql, &l);
@@ -475,7 +378,7 @@ static char *db_value(struct db *d, const char *sql)
         v = l.v[0];
         l.v[0] = NULL;
         l.n = 0;
-        lines_free(&l);
+        th_lines_free(&l);
         return v;
 }
 
@@ -552,7 +455,7 @@ static char *dialect_sql(const struct db *d, const char *q)
 }
 
 /* Runs the query template q in d: its rows as sorted lines. */
-static void db_q(struct db *d, const char *q, struct lines *out)
+static void db_q(struct db *d, const char *q, struct th_lines *out)
 {
         char *sql = dialect_sql(d, q);
 
@@ -713,18 +616,18 @@ struct mconf {
 
 /* The expected rows, rendered like the Q_* queries. */
 struct want {
-        struct lines wc, cc, dc, calls, late, progress, rejected;
+        struct th_lines wc, cc, dc, calls, late, progress, rejected;
 };
 
 static void want_free(struct want *w)
 {
-        lines_free(&w->wc);
-        lines_free(&w->cc);
-        lines_free(&w->dc);
-        lines_free(&w->calls);
-        lines_free(&w->late);
-        lines_free(&w->progress);
-        lines_free(&w->rejected);
+        th_lines_free(&w->wc);
+        th_lines_free(&w->cc);
+        th_lines_free(&w->dc);
+        th_lines_free(&w->calls);
+        th_lines_free(&w->late);
+        th_lines_free(&w->progress);
+        th_lines_free(&w->rejected);
 }
 
 /* The copy of a call that stands, and the watermark it was counted
@@ -798,8 +701,8 @@ static void model(const struct ft *st, const struct input *in,
 
                 if (!m->valid) {
                         rejected++;
-                        lines_addf(&w->rejected, "%s|0|%lld", c->topic,
-                                   m->offset);
+                        th_lines_addf(&w->rejected, "%s|0|%lld", c->topic,
+                                      m->offset);
                         continue;
                 }
                 valid++;
@@ -837,7 +740,7 @@ static void model(const struct ft *st, const struct input *in,
                 th_buf_addf(&row, "|%s|%s|0|%lld|%s|%s", a, c->topic, m->offset,
                             sv[i].has_wm ? b : "NULL",
                             c->drop ? "drop" : "count");
-                lines_add(&w->calls, row.p);
+                th_lines_add(&w->calls, row.p);
                 memset(&row, 0, sizeof(row));
                 for (k = 0; k < c->nspecs; k++) {
                         int64_t size = c->specs[k].size * USEC;
@@ -865,9 +768,10 @@ static void model(const struct ft *st, const struct input *in,
                                 nh++;
                         }
                         if (dropped)
-                                lines_addf(&w->late, "%s|%s|%s|%s|%d|%s|0|%lld",
-                                           m->f[0], c->specs[k].name, a, b,
-                                           dropped, c->topic, m->offset);
+                                th_lines_addf(&w->late,
+                                              "%s|%s|%s|%s|%d|%s|0|%lld",
+                                              m->f[0], c->specs[k].name, a, b,
+                                              dropped, c->topic, m->offset);
                 }
         }
 
@@ -897,33 +801,35 @@ static void model(const struct ft *st, const struct input *in,
                                 dlate += hits[j].late;
                                 j++;
                         }
-                        lines_addf(&w->wc, "%s|%s|%s|%s|%s|%ld|%ld", sp->name,
-                                   a, e, hits[d0].crime, disp, dcalls, dlate);
-                        lines_addf(&w->dc, "%s|%s|%s|%s|%s|%s|%ld|%ld|%d",
-                                   sp->name, a, e, hits[d0].crime,
-                                   disp[0] ? disp : "NULL",
-                                   desc ? json_string_value(desc) : "Unknown",
-                                   dcalls, dlate, final);
+                        th_lines_addf(&w->wc, "%s|%s|%s|%s|%s|%ld|%ld",
+                                      sp->name, a, e, hits[d0].crime, disp,
+                                      dcalls, dlate);
+                        th_lines_addf(&w->dc, "%s|%s|%s|%s|%s|%s|%ld|%ld|%d",
+                                      sp->name, a, e, hits[d0].crime,
+                                      disp[0] ? disp : "NULL",
+                                      desc ? json_string_value(desc)
+                                           : "Unknown",
+                                      dcalls, dlate, final);
                         calls += dcalls;
                         late += dlate;
                 }
-                lines_addf(&w->cc, "%s|%s|%s|%s|%ld|%ld|%d", sp->name, a, e,
-                           hits[i].crime, calls, late, final);
+                th_lines_addf(&w->cc, "%s|%s|%s|%s|%ld|%ld|%d", sp->name, a, e,
+                              hits[i].crime, calls, late, final);
                 i = j;
         }
         if (have) {
                 format_ts(max_ts, a);
                 format_ts(max_ts - lateness, b);
         }
-        lines_addf(&w->progress, "%s|0|%lld|%s|%s|%zu|%lld|%lld", c->topic,
-                   in->next_offset, have ? a : "NULL", have ? b : "NULL", ns,
-                   valid - (long long)ns, rejected);
-        lines_sort(&w->wc);
-        lines_sort(&w->cc);
-        lines_sort(&w->dc);
-        lines_sort(&w->calls);
-        lines_sort(&w->late);
-        lines_sort(&w->rejected);
+        th_lines_addf(&w->progress, "%s|0|%lld|%s|%s|%zu|%lld|%lld", c->topic,
+                      in->next_offset, have ? a : "NULL", have ? b : "NULL", ns,
+                      valid - (long long)ns, rejected);
+        th_lines_sort(&w->wc);
+        th_lines_sort(&w->cc);
+        th_lines_sort(&w->dc);
+        th_lines_sort(&w->calls);
+        th_lines_sort(&w->late);
+        th_lines_sort(&w->rejected);
         free(hits);
         free(sv);
         json_decref(index);
@@ -937,15 +843,16 @@ static void model(const struct ft *st, const struct input *in,
  * transcript (tagged), for the other dialect to match. Returns the number
  * of differing rows. */
 static size_t check_rows(struct db *d, const char *step, const char *what,
-                         const char *q, const struct lines *want,
-                         struct lines *transcript)
+                         const char *q, const struct th_lines *want,
+                         struct th_lines *transcript)
 {
-        struct lines got = {0};
+        struct th_lines got = {0};
         char *label = th_asprintf("%s: %s (%s)", step, what, d->name);
         size_t bad;
 
         db_q(d, q, &got);
-        bad = lines_compare(label, "expected", want, "got     ", &got);
+        bad = th_lines_compare(label, "expected", want, "got     ", &got,
+                               MAX_SHOWN);
         if (!bad)
                 fprintf(stderr, "# %s: %zu rows as expected\n", label, got.n);
         if (transcript) {
@@ -954,7 +861,7 @@ static size_t check_rows(struct db *d, const char *step, const char *what,
                 lines_tagged(transcript, tag, &got);
                 free(tag);
         }
-        lines_free(&got);
+        th_lines_free(&got);
         free(label);
         return bad;
 }
@@ -962,7 +869,7 @@ static size_t check_rows(struct db *d, const char *step, const char *what,
 /* Every table and view the model covers. Returns the number of tables
  * that differ. */
 static int check_want(struct db *d, const char *step, const struct want *w,
-                      struct lines *transcript)
+                      struct th_lines *transcript)
 {
         int bad = 0;
 
@@ -984,16 +891,17 @@ static int check_want(struct db *d, const char *step, const struct want *w,
 }
 
 /* Compares a PostgreSQL transcript with SQLite's. */
-static void assert_same_as_sqlite(const char *what, struct lines *lite,
-                                  struct lines *pg)
+static void assert_same_as_sqlite(const char *what, struct th_lines *lite,
+                                  struct th_lines *pg)
 {
-        lines_sort(lite);
-        lines_sort(pg);
+        th_lines_sort(lite);
+        th_lines_sort(pg);
         if (lite->n == 0)
                 fail_msg("%s: no SQLite transcript to compare with (its test "
                          "failed or did not run)",
                          what);
-        if (lines_compare(what, "sqlite    ", lite, "postgresql", pg))
+        if (th_lines_compare(what, "sqlite    ", lite, "postgresql", pg,
+                             MAX_SHOWN))
                 fail_msg("%s: PostgreSQL differs from SQLite", what);
         fprintf(stderr, "# %s: %zu rows, identical in both dialects\n", what,
                 pg->n);
@@ -1107,7 +1015,7 @@ static void new_db(struct ft *st, struct db *d, int pg, const char *name,
                 if (st->pg_state <= 0)
                         fail_msg("PostgreSQL did not start (see the group "
                                  "setup)");
-                if (th_pg_createdb(&st->pg, name) != 0)
+                if (th_pg_createdb(&st->pg, name, NULL) != 0)
                         fail_msg("cannot create database %s", name);
                 d->target = th_pg_conninfo(&st->pg, name);
         } else {
@@ -1277,23 +1185,24 @@ static const char *const hand_1h_ignore[] = {
         NULL};
 
 static int hand_check(const char *what, const char *const *hand,
-                      const char *topic, const struct lines *model_rows,
+                      const char *topic, const struct th_lines *model_rows,
                       const char *prefix)
 {
-        struct lines a = {0}, b = {0};
+        struct th_lines a = {0}, b = {0};
         size_t i;
         int bad;
 
         for (; *hand; hand++)
-                lines_add(&a, th_asprintf(*hand, topic));
+                th_lines_add(&a, th_asprintf(*hand, topic));
         for (i = 0; i < model_rows->n; i++)
                 if (!strncmp(model_rows->v[i], prefix, strlen(prefix)))
-                        lines_add(&b, th_strdup(model_rows->v[i]));
-        lines_sort(&a);
-        lines_sort(&b);
-        bad = lines_compare(what, "by hand", &a, "model  ", &b) != 0;
-        lines_free(&a);
-        lines_free(&b);
+                        th_lines_add(&b, th_strdup(model_rows->v[i]));
+        th_lines_sort(&a);
+        th_lines_sort(&b);
+        bad = th_lines_compare(what, "by hand", &a, "model  ", &b, MAX_SHOWN) !=
+              0;
+        th_lines_free(&a);
+        th_lines_free(&b);
         return bad;
 }
 
@@ -1324,7 +1233,7 @@ static void check_model_by_hand(const struct ft *st, const struct input *in)
                          "bug in the test");
 }
 
-static void scenario_update(struct ft *st, int pg, struct lines *transcript)
+static void scenario_update(struct ft *st, int pg, struct th_lines *transcript)
 {
         struct input in_file, in_kafka;
         size_t i;
@@ -1383,27 +1292,27 @@ static const struct spec spec_both[] = {
 /* What a rebuild must keep exactly: window rows, late records but their
  * recorded_at, and the calls with the watermark and policy they were
  * counted with. */
-static void dump_counts(struct db *d, struct lines *out)
+static void dump_counts(struct db *d, struct th_lines *out)
 {
-        struct lines l = {0};
+        struct th_lines l = {0};
 
         db_q(d, Q_WC, &l);
         lines_tagged(out, "window_counts", &l);
-        lines_free(&l);
+        th_lines_free(&l);
         db_q(d, Q_LATE, &l);
         lines_tagged(out, "late_records", &l);
-        lines_free(&l);
+        th_lines_free(&l);
         db_q(d, Q_CALLS, &l);
         lines_tagged(out, "calls", &l);
-        lines_free(&l);
-        lines_sort(out);
+        th_lines_free(&l);
+        th_lines_sort(out);
 }
 
 static size_t compare_dumps(const char *what, const char *an,
-                            const struct lines *a, const char *bn,
-                            const struct lines *b)
+                            const struct th_lines *a, const char *bn,
+                            const struct th_lines *b)
 {
-        size_t bad = lines_compare(what, an, a, bn, b);
+        size_t bad = th_lines_compare(what, an, a, bn, b, MAX_SHOWN);
 
         if (!bad)
                 fprintf(stderr, "# %s: %zu rows, identical\n", what, a->n);
@@ -1428,29 +1337,29 @@ static size_t compare_dumps(const char *what, const char *an,
         "call_ts < '2018-12-31 22:00:00'"
 
 static void partial_rebuild(struct ft *st, struct db *d, const char *step,
-                            const struct lines *before, int *bad,
-                            struct lines *transcript)
+                            const struct th_lines *before, int *bad,
+                            struct th_lines *transcript)
 {
         struct opts range = {0};
-        struct lines gone = {0}, l = {0}, want = {0}, got = {0};
+        struct th_lines gone = {0}, l = {0}, want = {0}, got = {0};
         char *what;
         char n_in[32];
 
         /* The rows deleted outside the range, as the dump renders them. */
         db_q(d, Q_WC " WHERE " OUTSIDE_WC, &l);
         lines_tagged(&gone, "window_counts", &l);
-        lines_free(&l);
+        th_lines_free(&l);
         db_q(d, Q_LATE " WHERE " OUTSIDE_LATE, &l);
         lines_tagged(&gone, "late_records", &l);
-        lines_free(&l);
-        lines_sort(&gone);
+        th_lines_free(&l);
+        th_lines_sort(&gone);
         db_lines(d,
                  "SELECT (SELECT count(*) FROM window_counts WHERE " INSIDE_WC
                  ") || '/' || (SELECT count(*) FROM late_records "
                  "WHERE " INSIDE_LATE ")",
                  &l);
         snprintf(n_in, sizeof(n_in), "%s", l.v[0]);
-        lines_free(&l);
+        th_lines_free(&l);
         fprintf(stderr,
                 "# %s: deleting %s rows in range (window_counts/late_records) "
                 "and %zu outside it\n",
@@ -1475,9 +1384,9 @@ static void partial_rebuild(struct ft *st, struct db *d, const char *step,
         what = th_asprintf("%s: partial rebuild", step);
         lines_tagged(transcript, what, &got);
         free(what);
-        lines_free(&want);
-        lines_free(&got);
-        lines_free(&gone);
+        th_lines_free(&want);
+        th_lines_free(&got);
+        th_lines_free(&gone);
 
         /* A full rebuild brings back the rest. */
         rebuild_ok(st, d, NULL);
@@ -1486,10 +1395,10 @@ static void partial_rebuild(struct ft *st, struct db *d, const char *step,
                            d->name);
         *bad += compare_dumps(what, "expected", before, "got     ", &got) != 0;
         free(what);
-        lines_free(&got);
+        th_lines_free(&got);
 }
 
-static void scenario_rebuild(struct ft *st, int pg, struct lines *transcript)
+static void scenario_rebuild(struct ft *st, int pg, struct th_lines *transcript)
 {
         static const char *const add_spec[] = {"--window", "1h/15m", NULL};
         struct input in;
@@ -1500,7 +1409,7 @@ static void scenario_rebuild(struct ft *st, int pg, struct lines *transcript)
                 const char *pol = policy ? "drop" : "count";
                 struct opts one = {0}, two = {0};
                 struct mconf c = {spec_1h, 1, 0, policy, 0, st->sample};
-                struct lines fresh = {0}, got = {0}, before = {0};
+                struct th_lines fresh = {0}, got = {0}, before = {0};
                 struct db r, f;
                 struct want w;
                 char name[32], step[64];
@@ -1553,13 +1462,13 @@ static void scenario_rebuild(struct ft *st, int pg, struct lines *transcript)
                 bad += compare_dumps(what, "before", &before, "after ", &got) !=
                        0;
                 free(what);
-                lines_free(&got);
+                th_lines_free(&got);
 
                 snprintf(step, sizeof(step), "%s", pol);
                 partial_rebuild(st, &r, step, &before, &bad, transcript);
 
-                lines_free(&fresh);
-                lines_free(&before);
+                th_lines_free(&fresh);
+                th_lines_free(&before);
                 db_close(&r);
                 db_close(&f);
         }
@@ -1596,7 +1505,7 @@ static int compare_retained(struct db *full, struct db *kept, const char *what,
                             const char *q_all, const char *kept_if,
                             const char *horizon, int must_expire)
 {
-        struct lines a = {0}, b = {0}, all = {0};
+        struct th_lines a = {0}, b = {0}, all = {0};
         char *cond = th_asprintf("%s '%s'", kept_if, horizon);
         char *sql = th_asprintf("%s WHERE %s", q_all, cond);
         char *label = th_asprintf("retention: %s", what);
@@ -1612,9 +1521,9 @@ static int compare_retained(struct db *full, struct db *kept, const char *what,
                 fprintf(stderr, "# %s: no row was past the horizon\n", label);
                 bad = 1;
         }
-        lines_free(&a);
-        lines_free(&b);
-        lines_free(&all);
+        th_lines_free(&a);
+        th_lines_free(&b);
+        th_lines_free(&all);
         free(cond);
         free(sql);
         free(label);
@@ -1679,7 +1588,7 @@ static void test_retention(void **state)
 
         for (drop = 0; drop < 2; drop++) {
                 struct opts o = {0};
-                struct lines a = {0}, b = {0};
+                struct th_lines a = {0}, b = {0};
                 struct db full, kept;
                 char name[32];
                 long long n;
@@ -1715,8 +1624,8 @@ static void test_retention(void **state)
                 db_q(&kept, Q_PROGRESS, &b);
                 bad += compare_dumps("retention: pipeline_progress", "full", &a,
                                      "kept", &b) != 0;
-                lines_free(&a);
-                lines_free(&b);
+                th_lines_free(&a);
+                th_lines_free(&b);
                 v = db_value(&kept, "SELECT MIN(watermark) FROM watermarks");
                 if (strcmp(v, "2018-12-31 23:57:00")) {
                         fprintf(stderr,
@@ -1826,20 +1735,20 @@ static const char *const full_dump[] = {
         "watermarks",
         NULL};
 
-static void dump_all(struct db *d, struct lines *out)
+static void dump_all(struct db *d, struct th_lines *out)
 {
         const char *const *q;
 
         for (q = full_dump; *q; q++) {
-                struct lines l = {0};
+                struct th_lines l = {0};
                 char tag[16];
 
                 snprintf(tag, sizeof(tag), "q%d", (int)(q - full_dump));
                 db_lines(d, *q, &l);
                 lines_tagged(out, tag, &l);
-                lines_free(&l);
+                th_lines_free(&l);
         }
-        lines_sort(out);
+        th_lines_sort(out);
 }
 
 static void test_rebuild_usage(void **state)
@@ -1860,7 +1769,7 @@ static void test_rebuild_usage(void **state)
                 {{"--to", "2018-12-31T20:00:00Z"}, "--to"},
         };
         struct ft *st = *state;
-        struct lines before = {0};
+        struct th_lines before = {0};
         struct opts one = {0};
         struct db d;
         size_t i;
@@ -1873,7 +1782,7 @@ static void test_rebuild_usage(void **state)
         dump_all(&d, &before);
         for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 struct th_args a = {0};
-                struct lines after = {0};
+                struct th_lines after = {0};
                 struct th_run r;
                 char *cmd;
 
@@ -1895,12 +1804,12 @@ static void test_rebuild_usage(void **state)
                 if (compare_dumps("database after a usage error", "before",
                                   &before, "after ", &after))
                         bad++;
-                lines_free(&after);
+                th_lines_free(&after);
                 th_run_free(&r);
                 th_args_free(&a);
                 free(cmd);
         }
-        lines_free(&before);
+        th_lines_free(&before);
         db_close(&d);
         if (bad)
                 fail_msg("%d case(s) failed (details above)", bad);
@@ -1937,7 +1846,7 @@ static int compare_paths(struct db *kafka, struct db *file, const char *name)
         int bad = 0;
 
         for (i = 0; i < sizeof(same_views) / sizeof(same_views[0]); i++) {
-                struct lines a = {0}, b = {0};
+                struct th_lines a = {0}, b = {0};
                 char *what = th_asprintf("%s vs kafka: %s", name,
                                          same_views[i].what);
 
@@ -1948,8 +1857,8 @@ static int compare_paths(struct db *kafka, struct db *file, const char *name)
                         fprintf(stderr, "# %s: empty\n", what);
                         bad++;
                 }
-                lines_free(&a);
-                lines_free(&b);
+                th_lines_free(&a);
+                th_lines_free(&b);
                 free(what);
         }
         return bad;
@@ -1957,18 +1866,18 @@ static int compare_paths(struct db *kafka, struct db *file, const char *name)
 
 static int check_offsets(struct db *d, const char *topic, long long next)
 {
-        struct lines want = {0}, got = {0};
+        struct th_lines want = {0}, got = {0};
         int bad;
 
-        lines_addf(&want, "%s|0|%lld", topic, next);
+        th_lines_addf(&want, "%s|0|%lld", topic, next);
         db_lines(d,
                  "SELECT topic, kafka_partition, next_offset FROM "
                  "kafka_offsets",
                  &got);
         bad = compare_dumps("kafka_offsets", "expected", &want, "got     ",
                             &got) != 0;
-        lines_free(&want);
-        lines_free(&got);
+        th_lines_free(&want);
+        th_lines_free(&got);
         return bad;
 }
 
@@ -2058,7 +1967,7 @@ static void test_file_replay(void **state)
         /* A second replay changes nothing. */
         for (round = 0; round < 2; round++) {
                 struct db *d = round ? &n : &a;
-                struct lines before = {0}, after = {0};
+                struct th_lines before = {0}, after = {0};
                 char *what = th_asprintf("%s replayed twice",
                                          round ? "ndjson" : "array");
 
@@ -2067,8 +1976,8 @@ static void test_file_replay(void **state)
                 dump_all(d, &after);
                 bad += compare_dumps(what, "once ", &before, "twice", &after) !=
                        0;
-                lines_free(&before);
-                lines_free(&after);
+                th_lines_free(&before);
+                th_lines_free(&after);
                 free(what);
         }
         input_free(&in_k);
@@ -2172,8 +2081,8 @@ static int group_teardown(void **state)
         broker_pid = 0;
         th_tmpdir_remove(st->dir);
         dir_path[0] = '\0';
-        lines_free(&st->lite_update);
-        lines_free(&st->lite_rebuild);
+        th_lines_free(&st->lite_update);
+        th_lines_free(&st->lite_rebuild);
         json_decref(st->codes);
         free(st->bin);
         free(st->sample);
@@ -2271,7 +2180,7 @@ static int group_setup(void **state)
         broker_pid = st->broker.pid;
 
         /* Without PostgreSQL the SQLite tests still run; the others fail. */
-        st->pg_state = th_pg_start(&st->pg, st->dir) == 0 ? 1 : -1;
+        st->pg_state = th_pg_start(&st->pg, st->dir, 0) == 0 ? 1 : -1;
         return 0;
 fail:
         group_teardown(state);
@@ -2294,11 +2203,11 @@ static int test_teardown(void **state)
 static void test_update(void **state)
 {
         struct ft *st = *state;
-        struct lines l = {0};
+        struct th_lines l = {0};
 
         scenario_update(st, 0, &l);
         /* Only a passing run is what PostgreSQL must match. */
-        lines_free(&st->lite_update);
+        th_lines_free(&st->lite_update);
         st->lite_update = l;
 }
 
@@ -2306,21 +2215,21 @@ static void test_update(void **state)
 static void test_pg_update(void **state)
 {
         struct ft *st = *state;
-        struct lines l = {0};
+        struct th_lines l = {0};
 
         scenario_update(st, 1, &l);
         assert_same_as_sqlite("update", &st->lite_update, &l);
-        lines_free(&l);
+        th_lines_free(&l);
 }
 
 /* 3. rebuild in SQLite. */
 static void test_rebuild(void **state)
 {
         struct ft *st = *state;
-        struct lines l = {0};
+        struct th_lines l = {0};
 
         scenario_rebuild(st, 0, &l);
-        lines_free(&st->lite_rebuild);
+        th_lines_free(&st->lite_rebuild);
         st->lite_rebuild = l;
 }
 
@@ -2328,11 +2237,11 @@ static void test_rebuild(void **state)
 static void test_pg_rebuild(void **state)
 {
         struct ft *st = *state;
-        struct lines l = {0};
+        struct th_lines l = {0};
 
         scenario_rebuild(st, 1, &l);
         assert_same_as_sqlite("rebuild", &st->lite_rebuild, &l);
-        lines_free(&l);
+        th_lines_free(&l);
 }
 
 int main(void)

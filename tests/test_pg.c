@@ -22,8 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -40,20 +37,17 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include "harness.h"
+#include "pgutil.h"
 
 /* Safety nets only: nothing here asserts on speed. */
 #define CLI_TIMEOUT_MS    (15 * 1000)
-#define PG_CTL_TIMEOUT_MS (90 * 1000)
 #define SETTLE_TIMEOUT_MS (120 * 1000)
 #define WATCHDOG_S        600
 
-#define MAX_SHOWN      10 /* differences printed per comparison */
-#define MAX_PARTS      64
-#define DEFAULT_BINDIR "/usr/lib/postgresql/15/bin"
+#define MAX_SHOWN 10 /* differences printed per comparison */
+#define MAX_PARTS 64
 
 /* The role the ingests log in as over TCP, with its known password, and a
  * wrong one that must never be echoed. */
@@ -70,25 +64,12 @@
 #define RESTART_SEED  "13"
 #define TOPIC_PARTS   "8"
 
-/* PostgreSQL type OIDs (catalog/pg_type_d.h is a server header). */
-#define OID_BYTEA   17
-#define OID_INT8    20
-#define OID_INT2    21
-#define OID_INT4    23
-#define OID_NUMERIC 1700
-
 struct pgt {
-        char dir[PATH_MAX];    /* everything of this run */
-        char *pgdir;           /* dir/pg: socket folder, the server's own */
-        char *data;            /* dir/pg/data */
-        char *log;             /* dir/pg/server.log */
-        char bindir[PATH_MAX]; /* initdb, pg_ctl, postgres */
-        char *bin;             /* callstream */
-        char *data_dir;        /* ../shared/data: the real sample */
-        const char *runuser;   /* root: server tools run through it */
-        int port;
-        int server_started;
+        char dir[PATH_MAX]; /* everything of this run */
+        char *bin;          /* callstream */
+        char *data_dir;     /* ../shared/data: the real sample */
         struct th_broker broker;
+        struct th_pg pg; /* TCP too: the role's password there */
 
         /* Test 1's stream in SQLite: the baseline of tests 1 and 2. */
         int baseline_state; /* 0 not tried, 1 ready, -1 failed */
@@ -97,7 +78,6 @@ struct pgt {
 };
 
 /* For the fatal-signal handlers: async-signal-safe copies. */
-static char pidfile_path[PATH_MAX];
 static char dir_path[PATH_MAX];
 static volatile pid_t broker_pid;
 static int keep_dir; /* E2E_KEEP */
@@ -111,174 +91,24 @@ static char *path_in(const struct pgt *st, const char *name)
  * Rows as typed text lines, compared as sorted sets.
  */
 
-struct lines {
-        char **v;
-        size_t n;
-        size_t cap;
-};
-
-static void lines_add(struct lines *l, char *s)
-{
-        if (l->n == l->cap) {
-                l->cap = l->cap * 2 + 1024;
-                l->v = th_realloc(l->v, l->cap * sizeof(*l->v));
-        }
-        l->v[l->n++] = s;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void lines_sort(struct lines *l)
-{
-        if (l->n)
-                qsort(l->v, l->n, sizeof(*l->v), str_cmp);
-}
-
-static void lines_free(struct lines *l)
-{
-        size_t i;
-
-        for (i = 0; i < l->n; i++)
-                free(l->v[i]);
-        free(l->v);
-        memset(l, 0, sizeof(*l));
-}
-
-/* Text as 'quoted' bytes, control bytes, quote and backslash escaped, so a
- * row is one line and 'NULL' differs from NULL. */
-static void put_quoted(struct th_buf *b, const unsigned char *p, size_t n)
-{
-        size_t i;
-
-        th_buf_add(b, "'", 1);
-        for (i = 0; i < n; i++) {
-                if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '\'' || p[i] == '\\')
-                        th_buf_addf(b, "\\x%02x", p[i]);
-                else
-                        th_buf_add(b, &p[i], 1);
-        }
-        th_buf_add(b, "'", 1);
-}
-
-/* Bytes as x'hex', whether a SQLite BLOB or a PostgreSQL bytea. */
-static void put_hex(struct th_buf *b, const unsigned char *p, size_t n)
-{
-        size_t i;
-
-        th_buf_add(b, "x'", 2);
-        for (i = 0; i < n; i++)
-                th_buf_addf(b, "%02x", p[i]);
-        th_buf_add(b, "'", 1);
-}
-
-/* Appends the rows of sql on the SQLite database at path. Returns 0 or -1
- * (said). */
-static int sqlite_lines(const char *path, const char *sql, struct lines *out)
+/* Appends the rows of sql on the SQLite database at path, as typed lines
+ * (th_lite_lines()). Returns 0 or -1 (said). */
+static int sqlite_lines(const char *path, const char *sql, struct th_lines *out)
 {
         sqlite3 *db = NULL;
-        sqlite3_stmt *stmt = NULL;
-        int rc, i, ncol;
+        int rc;
 
         if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
-                    SQLITE_OK ||
-            sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-                fprintf(stderr, "# %s: %s\n#   in: %s\n", path,
-                        db ? sqlite3_errmsg(db) : "out of memory", sql);
+            SQLITE_OK) {
+                fprintf(stderr, "# %s: %s\n", path,
+                        db ? sqlite3_errmsg(db) : "out of memory");
                 sqlite3_close(db);
                 return -1;
         }
         sqlite3_busy_timeout(db, 10000);
-        ncol = sqlite3_column_count(stmt);
-        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                struct th_buf b = {0};
-
-                th_buf_add(&b, "", 0);
-                for (i = 0; i < ncol; i++) {
-                        const unsigned char *p = sqlite3_column_blob(stmt, i);
-                        size_t n = (size_t)sqlite3_column_bytes(stmt, i);
-
-                        if (i)
-                                th_buf_add(&b, "|", 1);
-                        switch (sqlite3_column_type(stmt, i)) {
-                        case SQLITE_NULL:
-                                th_buf_add(&b, "NULL", 4);
-                                break;
-                        case SQLITE_INTEGER:
-                                th_buf_addf(&b, "%lld",
-                                            (long long)sqlite3_column_int64(
-                                                    stmt, i));
-                                break;
-                        case SQLITE_FLOAT:
-                                th_buf_addf(&b, "%.17g",
-                                            sqlite3_column_double(stmt, i));
-                                break;
-                        case SQLITE_BLOB:
-                                put_hex(&b, p, n);
-                                break;
-                        default:
-                                p = sqlite3_column_text(stmt, i);
-                                put_quoted(&b, p, n);
-                        }
-                }
-                lines_add(out, b.p);
-        }
-        if (rc != SQLITE_DONE)
-                fprintf(stderr, "# %s: %s\n#   in: %s\n", path,
-                        sqlite3_errmsg(db), sql);
-        sqlite3_finalize(stmt);
+        rc = th_lite_lines(db, sql, NULL, NULL, out);
         sqlite3_close(db);
-        return rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* Appends the rows of sql on c, rendered like sqlite_lines(): integers
- * bare, bytea as x'hex', everything else quoted. Returns 0 or -1 (said). */
-static int pg_lines(PGconn *c, const char *sql, struct lines *out)
-{
-        PGresult *res = PQexec(c, sql);
-        int row, i, ncol;
-
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                fprintf(stderr, "# PostgreSQL: %s#   in: %s\n",
-                        PQerrorMessage(c), sql);
-                PQclear(res);
-                return -1;
-        }
-        ncol = PQnfields(res);
-        for (row = 0; row < PQntuples(res); row++) {
-                struct th_buf b = {0};
-
-                th_buf_add(&b, "", 0);
-                for (i = 0; i < ncol; i++) {
-                        const char *v = PQgetvalue(res, row, i);
-                        Oid t = PQftype(res, i);
-
-                        if (i)
-                                th_buf_add(&b, "|", 1);
-                        if (PQgetisnull(res, row, i)) {
-                                th_buf_add(&b, "NULL", 4);
-                        } else if (t == OID_INT2 || t == OID_INT4 ||
-                                   t == OID_INT8 || t == OID_NUMERIC) {
-                                th_buf_addf(&b, "%s", v);
-                        } else if (t == OID_BYTEA) {
-                                size_t n = 0;
-                                unsigned char *p = PQunescapeBytea(
-                                        (const unsigned char *)v, &n);
-
-                                assert_non_null(p);
-                                put_hex(&b, p, n);
-                                PQfreemem(p);
-                        } else {
-                                put_quoted(&b, (const unsigned char *)v,
-                                           (size_t)PQgetlength(res, row, i));
-                        }
-                }
-                lines_add(out, b.p);
-        }
-        PQclear(res);
-        return 0;
+        return rc;
 }
 
 static void show_line(const char *tag, const char *line)
@@ -287,45 +117,6 @@ static void show_line(const char *tag, const char *line)
 
         fprintf(stderr, "#   %s %.*s%s\n", tag, n > 400 ? 400 : (int)n, line,
                 n > 400 ? "..." : "");
-}
-
-/* Compares two sorted sets of rows; prints the first differences. Returns
- * the number of rows only on one side. */
-static size_t lines_compare(const char *what, const char *an,
-                            const struct lines *a, const char *bn,
-                            const struct lines *b)
-{
-        size_t i = 0, j = 0, only_a = 0, only_b = 0;
-
-        while (i < a->n || j < b->n) {
-                int c = i == a->n   ? 1
-                        : j == b->n ? -1
-                                    : strcmp(a->v[i], b->v[j]);
-
-                if (c == 0) {
-                        i++;
-                        j++;
-                } else if (c < 0) {
-                        if (only_a + only_b < MAX_SHOWN)
-                                show_line(an, a->v[i]);
-                        only_a++;
-                        i++;
-                } else {
-                        if (only_a + only_b < MAX_SHOWN)
-                                show_line(bn, b->v[j]);
-                        only_b++;
-                        j++;
-                }
-        }
-        if (only_a + only_b)
-                fprintf(stderr,
-                        "# %s: %zu rows differ: %zu only in %s (of %zu), "
-                        "%zu only in %s (of %zu)\n",
-                        what, only_a + only_b, only_a, an, a->n, only_b, bn,
-                        b->n);
-        else
-                fprintf(stderr, "# %s: %zu rows, identical\n", what, a->n);
-        return only_a + only_b;
 }
 
 /* One table or view in both dialects, rendered alike. PostgreSQL
@@ -386,16 +177,16 @@ static int compare_with_sqlite(const char *path, PGconn *c)
         int bad = 0;
 
         for (i = 0; i < sizeof(cmps) / sizeof(cmps[0]); i++) {
-                struct lines a = {0}, b = {0};
+                struct th_lines a = {0}, b = {0};
 
                 if (sqlite_lines(path, cmps[i].sqlite_sql, &a) ||
-                    pg_lines(c, cmps[i].pg_sql, &b)) {
+                    th_pg_lines(c, cmps[i].pg_sql, &b)) {
                         bad++;
                 } else {
-                        lines_sort(&a);
-                        lines_sort(&b);
-                        if (lines_compare(cmps[i].what, "sqlite    ", &a,
-                                          "postgresql", &b))
+                        th_lines_sort(&a);
+                        th_lines_sort(&b);
+                        if (th_lines_compare(cmps[i].what, "sqlite    ", &a,
+                                             "postgresql", &b, MAX_SHOWN))
                                 bad++;
                         if (a.n == 0) {
                                 fprintf(stderr,
@@ -405,8 +196,8 @@ static int compare_with_sqlite(const char *path, PGconn *c)
                                 bad++;
                         }
                 }
-                lines_free(&a);
-                lines_free(&b);
+                th_lines_free(&a);
+                th_lines_free(&b);
         }
         return bad;
 }
@@ -415,64 +206,23 @@ static int compare_with_sqlite(const char *path, PGconn *c)
  * PostgreSQL from the test's side: the superuser over the Unix socket.
  */
 
-static char *sock_conninfo(const struct pgt *st, const char *user,
-                           const char *db)
-{
-        return th_asprintf("host=%s port=%d user=%s dbname=%s", st->pgdir,
-                           st->port, user, db);
-}
-
 static char *tcp_uri(const struct pgt *st, const char *pw, const char *db)
 {
         return th_asprintf("postgresql://" ROLE ":%s@127.0.0.1:%d/%s", pw,
-                           st->port, db);
-}
-
-static void quiet_notices(void *arg, const char *msg)
-{
-        (void)arg;
-        (void)msg;
-}
-
-/* A connection as conninfo says, or NULL after saying why. */
-static PGconn *pg_open(const char *conninfo)
-{
-        PGconn *c = PQconnectdb(conninfo);
-
-        if (PQstatus(c) != CONNECTION_OK) {
-                fprintf(stderr, "# cannot connect (%s): %s", conninfo,
-                        PQerrorMessage(c));
-                PQfinish(c);
-                return NULL;
-        }
-        PQsetNoticeProcessor(c, quiet_notices, NULL);
-        return c;
+                           st->pg.port, db);
 }
 
 /* The superuser on database db, over the socket; fails the test when the
  * server does not answer. */
 static PGconn *pg_admin(const struct pgt *st, const char *db)
 {
-        char *ci = sock_conninfo(st, "postgres", db);
-        PGconn *c = pg_open(ci);
+        char *ci = th_pg_conninfo_as(&st->pg, "postgres", db);
+        PGconn *c = th_pg_open(ci);
 
         free(ci);
         if (!c)
                 fail_msg("cannot connect to database %s as postgres", db);
         return c;
-}
-
-/* Runs sql, which returns no rows, or fails the test. */
-static void pg_ok(PGconn *c, const char *sql)
-{
-        PGresult *res = PQexec(c, sql);
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                /* The message belongs to c, not to res. */
-                PQclear(res);
-                fail_msg("PostgreSQL: %s  in: %s", PQerrorMessage(c), sql);
-        }
-        PQclear(res);
 }
 
 /* The integer in the first column of the first row of sql with $1 = arg
@@ -506,100 +256,13 @@ static long long pg_progress(PGconn *c, const char *topic)
 /* A fresh database owned by the test role. */
 static void create_database(const struct pgt *st, const char *name)
 {
-        PGconn *c = pg_admin(st, "postgres");
-        char *sql = th_asprintf("CREATE DATABASE %s OWNER " ROLE, name);
-
-        pg_ok(c, sql);
-        free(sql);
-        PQfinish(c);
+        if (th_pg_createdb(&st->pg, name, ROLE) != 0)
+                fail_msg("cannot create database %s", name);
 }
 
 /*
- * Running the server's tools.
+ * Fixture.
  */
-
-/* The argument vector of a server tool: as the postgres user when the test
- * is root, run from the server's folder (which that user may enter). */
-static void tool_args(const struct pgt *st, struct th_args *a, const char *tool)
-{
-        char *path = th_asprintf("%s/%s", st->bindir, tool);
-
-        if (st->runuser)
-                th_args_addv(a, st->runuser, "-u", "postgres", "--", NULL);
-        th_args_add(a, path);
-        a->cwd = th_strdup(st->pgdir);
-        free(path);
-}
-
-/* Runs "pg_ctl -D data -l log -w -t 80 ARGS..." (NULL-terminated). Returns
- * its status; shows its output and the server log when it is not 0. */
-static int pg_ctl(const struct pgt *st, ...)
-{
-        struct th_args a = {0};
-        struct th_run r;
-        const char *s;
-        va_list ap;
-        char *cmd;
-        int status;
-
-        tool_args(st, &a, "pg_ctl");
-        th_args_addv(&a, "-D", st->data, "-l", st->log, "-w", "-t", "80", NULL);
-        va_start(ap, st);
-        while ((s = va_arg(ap, const char *)) != NULL)
-                th_args_add(&a, s);
-        va_end(ap);
-        cmd = th_args_str(&a);
-        th_run_args(&a, PG_CTL_TIMEOUT_MS, &r);
-        fprintf(stderr, "# $ %s  -> %d (%.1f s)\n", cmd, r.status,
-                r.ms / 1000.0);
-        status = r.status;
-        if (status != 0) {
-                th_show_tail("pg_ctl stdout", r.out.p, r.out.len);
-                th_show_tail("pg_ctl stderr", r.err.p, r.err.len);
-                th_show_file_tail("server log", st->log);
-        }
-        th_run_free(&r);
-        th_args_free(&a);
-        free(cmd);
-        return status;
-}
-
-/* The postmaster's pid from its pid file, or -1. Async-signal-safe. */
-static pid_t postmaster_pid(const char *path)
-{
-        char buf[32];
-        ssize_t n;
-        pid_t pid = 0;
-        int fd = open(path, O_RDONLY | O_CLOEXEC), i;
-
-        if (fd < 0)
-                return -1;
-        n = read(fd, buf, sizeof(buf));
-        close(fd);
-        for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
-                pid = pid * 10 + (buf[i] - '0');
-        return pid > 1 ? pid : -1;
-}
-
-/* Stops the server: pg_ctl stop -m immediate, else SIGKILL to the
- * postmaster named in its pid file. */
-static void server_stop(struct pgt *st)
-{
-        pid_t pid;
-        int64_t deadline;
-
-        if (!st->server_started)
-                return;
-        if (pg_ctl(st, "-m", "immediate", "stop", NULL) != 0 &&
-            (pid = postmaster_pid(pidfile_path)) > 0) {
-                fprintf(stderr, "# killing postmaster %d\n", (int)pid);
-                kill(pid, SIGKILL);
-                deadline = th_now_ms() + 10000;
-                while (kill(pid, 0) == 0 && th_now_ms() < deadline)
-                        th_sleep_ms(50);
-        }
-        st->server_started = 0;
-}
 
 /* A fatal signal or the watchdog: stop the server (immediate shutdown)
  * and the children, delete the folder, and die of the signal. Only
@@ -608,16 +271,12 @@ static void on_fatal_signal(int sig)
 {
         static const char msg[] = "# test_pg: killed or timed out; stopped "
                                   "the server and removed ";
-        struct timespec tick = {0, 50 * 1000 * 1000};
-        pid_t pid = postmaster_pid(pidfile_path), rm = -1;
-        int i;
+        pid_t rm = -1;
 
         if (broker_pid > 0)
                 kill(broker_pid, SIGKILL);
         th_children_kill_all();
-        if (pid > 0 && kill(pid, SIGQUIT) == 0)
-                for (i = 0; i < 100 && kill(pid, 0) == 0; i++)
-                        nanosleep(&tick, NULL);
+        th_pg_stop_async();
         if (dir_path[0] && !keep_dir)
                 rm = fork();
         if (rm == 0) {
@@ -633,244 +292,12 @@ static void on_fatal_signal(int sig)
         raise(sig);
 }
 
-static int free_port(void)
-{
-        struct sockaddr_in sa = {0};
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-            getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-                port = ntohs(sa.sin_port);
-        if (fd >= 0)
-                close(fd);
-        return port;
-}
-
-/* Appends text to the file at path (created when missing). */
-static int write_file(const char *path, const char *text, int append)
-{
-        int fd = open(path,
-                      O_WRONLY | O_CREAT | O_CLOEXEC |
-                              (append ? O_APPEND : O_TRUNC),
-                      0600);
-        size_t n = strlen(text);
-        int r = fd >= 0 && write(fd, text, n) == (ssize_t)n ? 0 : -1;
-
-        if (r < 0)
-                fprintf(stderr, "# cannot write %s: %s\n", path,
-                        strerror(errno));
-        if (fd >= 0)
-                close(fd);
-        return r;
-}
-
-/* The folder of initdb, pg_ctl and postgres: $PG_BINDIR, else what
- * pg_config --bindir says, else the Debian path of PostgreSQL 15. */
-static int find_bindir(struct pgt *st)
-{
-        const char *env = getenv("PG_BINDIR");
-        char *initdb;
-        int ok;
-
-        st->bindir[0] = '\0';
-        if (env && *env) {
-                snprintf(st->bindir, sizeof(st->bindir), "%s", env);
-        } else {
-                struct th_args a = {0};
-                struct th_run r;
-
-                th_args_addv(&a, "pg_config", "--bindir", NULL);
-                th_run_args(&a, CLI_TIMEOUT_MS, &r);
-                if (r.status == 0 && r.out.len)
-                        snprintf(st->bindir, sizeof(st->bindir), "%.*s",
-                                 (int)strcspn(r.out.p, "\r\n"), r.out.p);
-                th_run_free(&r);
-                th_args_free(&a);
-        }
-        initdb = th_asprintf("%s/initdb", st->bindir);
-        ok = st->bindir[0] && access(initdb, X_OK) == 0;
-        free(initdb);
-        if (!ok)
-                snprintf(st->bindir, sizeof(st->bindir), "%s", DEFAULT_BINDIR);
-        initdb = th_asprintf("%s/initdb", st->bindir);
-        ok = access(initdb, X_OK) == 0;
-        free(initdb);
-        if (!ok) {
-                fprintf(stderr,
-                        "# no PostgreSQL server binaries (initdb) in %s: "
-                        "install the postgresql package (make deps)\n",
-                        st->bindir);
-                return -1;
-        }
-        fprintf(stderr, "# PostgreSQL binaries in %s\n", st->bindir);
-        return 0;
-}
-
-/* Whether every folder above dir lets others through: the server's user
- * must reach its folder inside ours. */
-static int reachable_by_others(const char *dir)
-{
-        char *p = th_strdup(dir), *slash;
-        struct stat sb;
-        int ok = 1;
-
-        while (ok && (slash = strrchr(p, '/')) != NULL) {
-                *slash = '\0';
-                if (stat(*p ? p : "/", &sb) == 0 && !(sb.st_mode & S_IXOTH)) {
-                        fprintf(stderr,
-                                "# %s is closed to other users, so postgres "
-                                "cannot reach %s: set TMPDIR to another "
-                                "folder\n",
-                                *p ? p : "/", dir);
-                        ok = 0;
-                }
-        }
-        free(p);
-        return ok;
-}
-
-/* Makes dir/pg (owned by the server's user), runs initdb there, writes the
- * settings and pg_hba.conf. */
-static int server_init(struct pgt *st)
-{
-        struct th_args a = {0};
-        struct th_run r;
-        char *conf_path, *hba, *sock_probe;
-        int rc;
-
-        st->pgdir = th_asprintf("%s/pg", st->dir);
-        st->data = th_asprintf("%s/data", st->pgdir);
-        st->log = th_asprintf("%s/server.log", st->pgdir);
-        /* The socket path must fit in sockaddr_un (108 bytes), and the
-         * pid file's path in what the signal handlers may read. */
-        sock_probe = th_asprintf("%s/.s.PGSQL.65535", st->pgdir);
-        rc = strlen(sock_probe) < 100;
-        free(sock_probe);
-        if (!rc) {
-                fprintf(stderr,
-                        "# %s is too long for a Unix socket path: set "
-                        "TMPDIR to a shorter folder\n",
-                        st->pgdir);
-                return -1;
-        }
-        memcpy(pidfile_path, st->data, strlen(st->data));
-        memcpy(pidfile_path + strlen(st->data), "/postmaster.pid",
-               sizeof("/postmaster.pid"));
-        if (mkdir(st->pgdir, 0700) < 0) {
-                fprintf(stderr, "# mkdir %s: %s\n", st->pgdir, strerror(errno));
-                return -1;
-        }
-        if (geteuid() == 0) {
-                /* The server refuses to run as root: it runs as postgres,
-                 * which must reach its folder through ours. */
-                struct passwd *pw = getpwnam("postgres");
-                static const char *const runusers[] = {
-                        "/usr/sbin/runuser", "/sbin/runuser",
-                        "/usr/bin/runuser", "/bin/runuser"};
-                size_t i;
-
-                if (!pw) {
-                        fprintf(stderr, "# running as root, but there is no "
-                                        "postgres user to run the server\n");
-                        return -1;
-                }
-                if (!reachable_by_others(st->dir))
-                        return -1;
-                for (i = 0; i < sizeof(runusers) / sizeof(runusers[0]); i++)
-                        if (access(runusers[i], X_OK) == 0)
-                                break;
-                st->runuser = i < sizeof(runusers) / sizeof(runusers[0])
-                                      ? runusers[i]
-                                      : "runuser";
-                if (chmod(st->dir, 0711) < 0 ||
-                    chown(st->pgdir, pw->pw_uid, pw->pw_gid) < 0) {
-                        fprintf(stderr, "# giving %s to postgres: %s\n",
-                                st->pgdir, strerror(errno));
-                        return -1;
-                }
-        }
-        tool_args(st, &a, "initdb");
-        th_args_addv(&a, "-D", st->data, "-U", "postgres", "--auth=trust",
-                     "--encoding=UTF8", "--no-locale", "--no-sync", NULL);
-        th_run_args(&a, PG_CTL_TIMEOUT_MS, &r);
-        rc = r.status;
-        if (rc != 0) {
-                fprintf(stderr, "# initdb exited with %d\n", rc);
-                th_show_tail("initdb stdout", r.out.p, r.out.len);
-                th_show_tail("initdb stderr", r.err.p, r.err.len);
-        }
-        th_run_free(&r);
-        th_args_free(&a);
-        if (rc != 0)
-                return -1;
-
-        /* The socket trusts everyone (the test's superuser sessions);
-         * TCP wants the role's password. Nothing else gets in. */
-        hba = th_asprintf("%s/pg_hba.conf", st->data);
-        rc = write_file(hba,
-                        "local all all trust\n"
-                        "host all all 127.0.0.1/32 scram-sha-256\n",
-                        0);
-        free(hba);
-        conf_path = th_asprintf("%s/postgresql.conf", st->data);
-        if (rc == 0) {
-                char *conf =
-                        th_asprintf("\n# test_pg\n"
-                                    "listen_addresses = '127.0.0.1'\n"
-                                    "unix_socket_directories = '%s'\n"
-                                    "password_encryption = 'scram-sha-256'\n"
-                                    "fsync = off\n"
-                                    "full_page_writes = off\n"
-                                    "max_connections = 40\n"
-                                    "shared_buffers = 32MB\n"
-                                    "log_line_prefix = '%%m [%%p] %%a '\n",
-                                    st->pgdir);
-
-                rc = write_file(conf_path, conf, 1);
-                free(conf);
-        }
-        free(conf_path);
-        return rc;
-}
-
-/* Starts the server on a free port; a port taken meanwhile gets a retry. */
-static int server_start(struct pgt *st)
-{
-        char *conf = th_asprintf("%s/postgresql.conf", st->data);
-        int attempt, rc = -1;
-
-        for (attempt = 0; attempt < 3 && rc != 0; attempt++) {
-                char line[64];
-
-                st->port = free_port();
-                if (st->port <= 0)
-                        break;
-                /* The last setting in the file wins. */
-                snprintf(line, sizeof(line), "port = %d\n", st->port);
-                if (write_file(conf, line, 1) < 0)
-                        break;
-                st->server_started = 1;
-                rc = pg_ctl(st, "start", NULL);
-                if (rc != 0)
-                        server_stop(st);
-        }
-        free(conf);
-        if (rc == 0)
-                fprintf(stderr,
-                        "# PostgreSQL on 127.0.0.1:%d and socket %s, log %s\n",
-                        st->port, st->pgdir, st->log);
-        return rc == 0 ? 0 : -1;
-}
-
 /* Creates the role and proves pg_hba does what the tests rely on: its
  * password works over TCP, a wrong one does not. */
 static int server_roles(struct pgt *st)
 {
-        char *ci = sock_conninfo(st, "postgres", "postgres");
-        PGconn *c = pg_open(ci);
+        char *ci = th_pg_conninfo_as(&st->pg, "postgres", "postgres");
+        PGconn *c = th_pg_open(ci);
         PGresult *res;
         int ok;
 
@@ -888,15 +315,15 @@ static int server_roles(struct pgt *st)
 
         ci = th_asprintf("host=127.0.0.1 port=%d user=" ROLE
                          " password=" ROLE_PW " dbname=postgres",
-                         st->port);
-        c = pg_open(ci);
+                         st->pg.port);
+        c = th_pg_open(ci);
         free(ci);
         if (!c)
                 return -1;
         PQfinish(c);
         ci = th_asprintf("host=127.0.0.1 port=%d user=" ROLE
                          " password=" WRONG_PW " dbname=postgres",
-                         st->port);
+                         st->pg.port);
         c = PQconnectdb(ci);
         free(ci);
         ok = PQstatus(c) != CONNECTION_OK;
@@ -907,10 +334,6 @@ static int server_roles(struct pgt *st)
         return ok ? 0 : -1;
 }
 
-/*
- * Fixture.
- */
-
 static int group_teardown(void **state)
 {
         struct pgt *st = *state;
@@ -920,19 +343,15 @@ static int group_teardown(void **state)
                 return 0;
         alarm(0);
         th_children_kill_all();
-        server_stop(st);
+        th_pg_stop(&st->pg);
         if (th_broker_stop(&st->broker) < 0)
                 failed = 1;
         broker_pid = 0;
         th_tmpdir_remove(st->dir);
         dir_path[0] = '\0';
-        pidfile_path[0] = '\0';
         free(st->baseline);
         free(st->bin);
         free(st->data_dir);
-        free(st->pgdir);
-        free(st->data);
-        free(st->log);
         free(st);
         *state = NULL;
         return failed ? -1 : 0;
@@ -940,15 +359,6 @@ static int group_teardown(void **state)
 
 static int group_setup(void **state)
 {
-        static const char *const pg_env[] = {
-                "PGHOST",     "PGHOSTADDR",
-                "PGPORT",     "PGUSER",
-                "PGPASSWORD", "PGDATABASE",
-                "PGSERVICE",  "PGSERVICEFILE",
-                "PGOPTIONS",  "PGSSLMODE",
-                "PGDATA",     "PGCONNECT_TIMEOUT",
-                "PGAPPNAME",  "PGTARGETSESSIONATTRS",
-                NULL};
         static const char *const broker_args[] = {
                 "--partitions", TOPIC_PARTS, "--topic", "equiv",   "--topic",
                 "scale",        "--topic",   "restart", "--topic", "edge",
@@ -956,7 +366,6 @@ static int group_setup(void **state)
         struct pgt *st = calloc(1, sizeof(*st));
         const char *bin = getenv("CALLSTREAM_BIN");
         const char *data = getenv("CALLSTREAM_DATA");
-        const char *const *e;
         struct sigaction sa;
         char *p;
         int r;
@@ -973,11 +382,6 @@ static int group_setup(void **state)
         sigaction(SIGALRM, &sa, NULL);
         alarm(WATCHDOG_S);
 
-        /* Only what the tests say may reach libpq: no stray server, user
-         * or password from the environment or a ~/.pgpass. */
-        for (e = pg_env; *e; e++)
-                unsetenv(*e);
-
         st->bin = realpath(bin ? bin : "build/callstream", NULL);
         if (!st->bin || access(st->bin, X_OK)) {
                 fprintf(stderr, "# no callstream binary at %s\n",
@@ -990,16 +394,15 @@ static int group_setup(void **state)
                         data ? data : "../shared/data");
                 goto fail;
         }
-        if (find_bindir(st) < 0 ||
-            th_tmpdir_make("callstream-pg", st->dir, sizeof(st->dir)))
+        if (th_tmpdir_make("callstream-pg", st->dir, sizeof(st->dir)))
                 goto fail;
         snprintf(dir_path, sizeof(dir_path), "%s", st->dir);
         keep_dir = getenv("E2E_KEEP") != NULL;
         fprintf(stderr, "# folder %s (E2E_KEEP=1 keeps it)\n", st->dir);
-        p = path_in(st, "no.pgpass");
-        setenv("PGPASSFILE", p, 1);
-        free(p);
-        if (server_init(st) < 0 || server_start(st) < 0 || server_roles(st) < 0)
+        /* Only what the tests say may reach libpq (th_pg_start() clears the
+         * environment and ~/.pgpass): no stray server, user or password. */
+        if (th_pg_start(&st->pg, st->dir, TH_PG_TCP) < 0 ||
+            server_roles(st) < 0)
                 goto fail;
 
         p = path_in(st, "broker.err");
@@ -1268,7 +671,7 @@ static void test_equivalence(void **state)
         /* The calls table is the dedup memory: with the stored offsets
          * gone, reading the whole topic again must change nothing (one
          * batch, so every conflict path is taken at once). */
-        pg_ok(c, "DELETE FROM kafka_offsets");
+        th_pg_exec_ok(c, "DELETE FROM kafka_offsets");
         uri = tcp_uri(st, ROLE_PW, "cs_equiv");
         ingest_to_end(st, "equiv", uri, NULL, "10000");
         free(uri);
@@ -1292,7 +695,7 @@ static void test_schema(void **state)
                 {"call_counts", 'v'},   {"disposition_counts", 'v'},
         };
         struct pgt *st = *state;
-        struct lines pub = {0};
+        struct th_lines pub = {0};
         char *ci;
         PGconn *c;
         size_t i;
@@ -1300,7 +703,7 @@ static void test_schema(void **state)
 
         ensure_baseline(st);
         create_database(st, "cs_schema");
-        ci = sock_conninfo(st, ROLE, "cs_schema");
+        ci = th_pg_conninfo_as(&st->pg, ROLE, "cs_schema");
         migrate(st, ci, "analytics");
         ingest_to_end(st, "equiv", ci, "analytics", "700");
         free(ci);
@@ -1324,11 +727,11 @@ static void test_schema(void **state)
                         bad++;
                 }
         }
-        if (pg_lines(c,
-                     "SELECT c.relname, c.relkind FROM pg_class c JOIN "
-                     "pg_namespace n ON n.oid = c.relnamespace WHERE "
-                     "n.nspname = 'public'",
-                     &pub))
+        if (th_pg_lines(c,
+                        "SELECT c.relname, c.relkind FROM pg_class c JOIN "
+                        "pg_namespace n ON n.oid = c.relnamespace WHERE "
+                        "n.nspname = 'public'",
+                        &pub))
                 bad++;
         for (i = 0; i < pub.n; i++)
                 show_line("in public:", pub.v[i]);
@@ -1339,8 +742,8 @@ static void test_schema(void **state)
                         pub.n);
                 bad++;
         }
-        lines_free(&pub);
-        pg_ok(c, "SET search_path TO analytics");
+        th_lines_free(&pub);
+        th_pg_exec_ok(c, "SET search_path TO analytics");
         bad += compare_with_sqlite(st->baseline, c);
         bad += check_column_types(c, "analytics");
         PQfinish(c);
@@ -1459,7 +862,7 @@ static void test_edge_cases(void **state)
         produce(st, "edge", sample);
         ingest_to_end(st, "edge", sqlite_db, NULL, "700");
         create_database(st, "cs_edge");
-        ci = sock_conninfo(st, ROLE, "cs_edge");
+        ci = th_pg_conninfo_as(&st->pg, ROLE, "cs_edge");
         ingest_to_end(st, "edge", ci, NULL, "700");
         c = pg_admin(st, "cs_edge");
         bad = compare_with_sqlite(sqlite_db, c);
@@ -1505,8 +908,8 @@ static void test_calendar_limits(void **state)
         struct pgt *st = *state;
         char *file = path_in(st, "calendar.ndjson");
         char *sqlite_db = path_in(st, "calendar.db");
-        struct lines want = {0}, lite = {0}, pg = {0}, lite_calls = {0},
-                     pg_calls = {0};
+        struct th_lines want = {0}, lite = {0}, pg = {0}, lite_calls = {0},
+                        pg_calls = {0};
         struct th_args a = {0};
         struct th_run r;
         char *ci, *cmd;
@@ -1516,25 +919,26 @@ static void test_calendar_limits(void **state)
 
         th_broker_assert_alive(&st->broker);
         assert_int_equal(
-                write_file(file,
-                           "{\"crime_id\":\"Y0\",\"original_crime_type_name\":"
-                           "\"Year one\",\"call_date_time\":\"0001-01-01T00:"
-                           "10:00\",\"disposition\":\"HAN\"}\n"
-                           "{\"crime_id\":\"Y1\",\"original_crime_type_name\":"
-                           "\"Year one\",\"call_date_time\":\"0001-01-01T01:"
-                           "10:00\",\"disposition\":\"HAN\"}\n"
-                           "{\"crime_id\":\"Y9\",\"original_crime_type_name\":"
-                           "\"Year 9999\",\"call_date_time\":\"9999-12-31T23:"
-                           "59:59.999999\",\"disposition\":\"HAN\"}\n"
-                           "{\"crime_id\":\"Y8\",\"original_crime_type_name\":"
-                           "\"Year 9999\",\"call_date_time\":\"9999-12-30T12:"
-                           "00:00\",\"disposition\":\"HAN\"}\n",
-                           0),
+                th_write_file(
+                        file,
+                        "{\"crime_id\":\"Y0\",\"original_crime_type_name\":"
+                        "\"Year one\",\"call_date_time\":\"0001-01-01T00:"
+                        "10:00\",\"disposition\":\"HAN\"}\n"
+                        "{\"crime_id\":\"Y1\",\"original_crime_type_name\":"
+                        "\"Year one\",\"call_date_time\":\"0001-01-01T01:"
+                        "10:00\",\"disposition\":\"HAN\"}\n"
+                        "{\"crime_id\":\"Y9\",\"original_crime_type_name\":"
+                        "\"Year 9999\",\"call_date_time\":\"9999-12-31T23:"
+                        "59:59.999999\",\"disposition\":\"HAN\"}\n"
+                        "{\"crime_id\":\"Y8\",\"original_crime_type_name\":"
+                        "\"Year 9999\",\"call_date_time\":\"9999-12-30T12:"
+                        "00:00\",\"disposition\":\"HAN\"}\n",
+                        0),
                 0);
         produce(st, "calendar", file);
         ingest_to_end(st, "calendar", sqlite_db, NULL, "700");
         create_database(st, "cs_calendar");
-        ci = sock_conninfo(st, ROLE, "cs_calendar");
+        ci = th_pg_conninfo_as(&st->pg, ROLE, "cs_calendar");
         ingest_args(st, &a, "calendar", ci, NULL, "700");
         th_args_add(&a, "--exit-at-end");
         cmd = th_args_str(&a);
@@ -1551,60 +955,60 @@ static void test_calendar_limits(void **state)
 
         for (i = 0; i < sizeof(calendar_windows) / sizeof(calendar_windows[0]);
              i++)
-                lines_add(&want, th_strdup(calendar_windows[i]));
-        lines_sort(&want);
+                th_lines_add(&want, th_strdup(calendar_windows[i]));
+        th_lines_sort(&want);
         c = pg_admin(st, "cs_calendar");
         if (sqlite_lines(sqlite_db,
                          "SELECT window_spec, window_start, window_end, "
                          "crime_type, calls FROM call_counts WHERE "
                          "window_start >= '0001-01-01 00:00:00'",
                          &lite) ||
-            pg_lines(c, cmps[0].pg_sql, &pg))
+            th_pg_lines(c, cmps[0].pg_sql, &pg))
                 bad++;
-        lines_sort(&lite);
-        lines_sort(&pg);
-        if (lines_compare("call_counts (SQLite)", "expected  ", &want,
-                          "sqlite    ", &lite))
+        th_lines_sort(&lite);
+        th_lines_sort(&pg);
+        if (th_lines_compare("call_counts (SQLite)", "expected  ", &want,
+                             "sqlite    ", &lite, MAX_SHOWN))
                 bad++;
-        if (lines_compare("call_counts (PostgreSQL)", "expected  ", &want,
-                          "postgresql", &pg))
+        if (th_lines_compare("call_counts (PostgreSQL)", "expected  ", &want,
+                             "postgresql", &pg, MAX_SHOWN))
                 bad++;
         if (sqlite_lines(sqlite_db, cmps[2].sqlite_sql, &lite_calls) ||
-            pg_lines(c, cmps[2].pg_sql, &pg_calls))
+            th_pg_lines(c, cmps[2].pg_sql, &pg_calls))
                 bad++;
-        lines_sort(&lite_calls);
-        lines_sort(&pg_calls);
-        if (lines_compare("calls", "sqlite    ", &lite_calls, "postgresql",
-                          &pg_calls))
+        th_lines_sort(&lite_calls);
+        th_lines_sort(&pg_calls);
+        if (th_lines_compare("calls", "sqlite    ", &lite_calls, "postgresql",
+                             &pg_calls, MAX_SHOWN))
                 bad++;
-        lines_free(&want);
-        lines_free(&lite);
-        lines_free(&pg);
+        th_lines_free(&want);
+        th_lines_free(&lite);
+        th_lines_free(&pg);
         memset(&want, 0, sizeof(want));
         memset(&lite, 0, sizeof(lite));
         memset(&pg, 0, sizeof(pg));
         for (i = 0; i < sizeof(calendar_rejects) / sizeof(calendar_rejects[0]);
              i++)
-                lines_add(&want, th_strdup(calendar_rejects[i]));
-        lines_sort(&want);
+                th_lines_add(&want, th_strdup(calendar_rejects[i]));
+        th_lines_sort(&want);
         if (sqlite_lines(sqlite_db, "SELECT reason FROM rejected_records",
                          &lite) ||
-            pg_lines(c, "SELECT reason FROM rejected_records", &pg))
+            th_pg_lines(c, "SELECT reason FROM rejected_records", &pg))
                 bad++;
-        lines_sort(&lite);
-        lines_sort(&pg);
-        if (lines_compare("rejected_records (SQLite)", "expected  ", &want,
-                          "sqlite    ", &lite))
+        th_lines_sort(&lite);
+        th_lines_sort(&pg);
+        if (th_lines_compare("rejected_records (SQLite)", "expected  ", &want,
+                             "sqlite    ", &lite, MAX_SHOWN))
                 bad++;
-        if (lines_compare("rejected_records (PostgreSQL)", "expected  ", &want,
-                          "postgresql", &pg))
+        if (th_lines_compare("rejected_records (PostgreSQL)", "expected  ",
+                             &want, "postgresql", &pg, MAX_SHOWN))
                 bad++;
         PQfinish(c);
-        lines_free(&want);
-        lines_free(&lite);
-        lines_free(&pg);
-        lines_free(&lite_calls);
-        lines_free(&pg_calls);
+        th_lines_free(&want);
+        th_lines_free(&lite);
+        th_lines_free(&pg);
+        th_lines_free(&lite_calls);
+        th_lines_free(&pg_calls);
         free(file);
         free(sqlite_db);
         if (bad)
@@ -1820,7 +1224,7 @@ static void test_scale_out(void **state)
         total = count_messages(gen);
         split_file(st, gen, 3, parts);
         create_database(st, "cs_scale");
-        ci = sock_conninfo(st, ROLE, "cs_scale");
+        ci = th_pg_conninfo_as(&st->pg, ROLE, "cs_scale");
         migrate(st, ci, NULL);
         w.c = pg_admin(st, "cs_scale");
 
@@ -1961,8 +1365,8 @@ static PGconn *hold_offsets(const struct pgt *st, const char *topic,
         int64_t deadline = th_now_ms() + 10000;
         long long waiting = 0;
 
-        pg_ok(lock, "BEGIN");
-        pg_ok(lock, "LOCK TABLE kafka_offsets IN EXCLUSIVE MODE");
+        th_pg_exec_ok(lock, "BEGIN");
+        th_pg_exec_ok(lock, "LOCK TABLE kafka_offsets IN EXCLUSIVE MODE");
         *progress = pg_progress(lock, topic);
         /* Until the ingest waits on the lock: the restart then kills a
          * transaction that holds new calls and window counts. */
@@ -1993,7 +1397,8 @@ static long long wait_progress(const struct pgt *st, pid_t pid, const char *log,
 
         while (th_now_ms() < deadline) {
                 if (!c) {
-                        char *ci = sock_conninfo(st, "postgres", "cs_restart");
+                        char *ci = th_pg_conninfo_as(&st->pg, "postgres",
+                                                     "cs_restart");
 
                         c = PQconnectdb(ci);
                         free(ci);
@@ -2099,7 +1504,7 @@ static void test_restarts(void **state)
                                  i + 1, at[i], total);
                 }
                 assert_running(pid, log, "before the restart");
-                rc = pg_ctl(st, "-m", modes[i], "restart", NULL);
+                rc = th_pg_ctl(&st->pg, modes[i], "restart");
                 PQfinish(lock);
                 if (rc != 0)
                         fail_msg("pg_ctl restart -m %s exited with %d",
@@ -2223,7 +1628,7 @@ static void test_bad_connections(void **state)
         const char *unreachable = "postgresql://u:pw@127.0.0.1:1/x";
         const char *const *o;
         struct th_args a = {0};
-        struct lines cols = {0};
+        struct th_lines cols = {0};
         PGconn *c;
         char *ci;
         long long n;
@@ -2248,13 +1653,13 @@ static void test_bad_connections(void **state)
 
         /* A table in the way: migration 001 fails, and rolls back whole. */
         create_database(st, "cs_conflict");
-        ci = sock_conninfo(st, ROLE, "cs_conflict");
-        c = pg_open(ci);
+        ci = th_pg_conninfo_as(&st->pg, ROLE, "cs_conflict");
+        c = th_pg_open(ci);
         assert_non_null(c);
-        pg_ok(c, "CREATE TABLE window_counts (x integer, note text)");
+        th_pg_exec_ok(c, "CREATE TABLE window_counts (x integer, note text)");
         PQfinish(c);
         th_args_addv(&a, st->bin, "migrate", "--db", ci, NULL);
-        bad += expect_conn_failure(&a, st->pgdir, ROLE_PW);
+        bad += expect_conn_failure(&a, st->pg.dir, ROLE_PW);
         th_args_free(&a);
         free(ci);
 
@@ -2281,17 +1686,17 @@ static void test_bad_connections(void **state)
                         n);
                 bad++;
         }
-        if (pg_lines(c,
-                     "SELECT column_name FROM information_schema.columns "
-                     "WHERE table_name = 'window_counts' ORDER BY "
-                     "ordinal_position",
-                     &cols) ||
+        if (th_pg_lines(c,
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = 'window_counts' ORDER BY "
+                        "ordinal_position",
+                        &cols) ||
             cols.n != 2 || strcmp(cols.v[0], "'x'") ||
             strcmp(cols.v[1], "'note'")) {
                 fprintf(stderr, "# the test's window_counts was changed\n");
                 bad++;
         }
-        lines_free(&cols);
+        th_lines_free(&cols);
         PQfinish(c);
         if (bad)
                 fail_msg("%d check(s) failed (details above)", bad);
@@ -2303,10 +1708,10 @@ static void test_env_password(void **state)
 {
         struct pgt *st = *state;
         char *uri = th_asprintf("postgresql://" ROLE "@127.0.0.1:%d/cs_envpw",
-                                st->port);
+                                st->pg.port);
         char *kv = th_asprintf("host=127.0.0.1 port=%d user=" ROLE
                                " dbname=cs_envpw",
-                               st->port);
+                               st->pg.port);
         struct th_args a = {0};
         struct th_run r;
         PGconn *c;

@@ -25,8 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -44,31 +41,21 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <libpq-fe.h>
-#include <sqlite3.h>
 
 #include "harness.h"
+#include "pgutil.h"
 
 /* Safety nets only: nothing here asserts on speed. */
-#define PG_CTL_TIMEOUT_MS (90 * 1000)
-#define WATCHDOG_S        600
+#define WATCHDOG_S 600
 
-#define MAX_SHOWN      10 /* differences printed per comparison */
-#define DEFAULT_BINDIR "/usr/lib/postgresql/15/bin"
-#define SAMPLE_FILE    "police-department-calls-for-service.sample.json"
-#define SAMPLE_TOPIC   "sample"
-#define USEC           INT64_C(1000000)
-#define HOUR_US        (3600 * USEC)
+#define MAX_SHOWN    10 /* differences printed per comparison */
+#define SAMPLE_FILE  "police-department-calls-for-service.sample.json"
+#define SAMPLE_TOPIC "sample"
+#define USEC         INT64_C(1000000)
+#define HOUR_US      (3600 * USEC)
 
 /* The ingest's default allowed lateness, which the sample runs with. */
 #define LATENESS_US HOUR_US
-
-/* Rows as text lines "a|b|c", compared as sorted sets. */
-struct lines {
-        char **v;
-        size_t n;
-        size_t cap;
-};
 
 struct vt {
         char dir[PATH_MAX]; /* everything of this run */
@@ -79,21 +66,14 @@ struct vt {
 
         /* PostgreSQL: 1 running, -1 failed to start. */
         int pg_state;
-        char bindir[PATH_MAX];
-        char *pgdir; /* dir/pg: its socket folder */
-        char *data;  /* dir/pg/data */
-        char *log;   /* dir/pg/server.log */
-        const char *runuser;
-        int port;
-        int server_started;
+        struct th_pg pg;
 
         /* What SQLite showed, for PostgreSQL to match (n == 0: not run). */
-        struct lines lite_direct;
-        struct lines lite_sample;
+        struct th_lines lite_direct;
+        struct th_lines lite_sample;
 };
 
 /* For the fatal-signal handlers: async-signal-safe copies. */
-static char pidfile_path[PATH_MAX];
 static char dir_path[PATH_MAX];
 static volatile pid_t broker_pid;
 static int keep_dir; /* E2E_KEEP */
@@ -213,79 +193,6 @@ static void format_ts(int64_t us, char out[48])
 }
 
 /*
- * Rows as lines.
- */
-
-static void lines_add(struct lines *l, char *s)
-{
-        if (l->n == l->cap) {
-                l->cap = l->cap * 2 + 256;
-                l->v = th_realloc(l->v, l->cap * sizeof(*l->v));
-        }
-        l->v[l->n++] = s;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void lines_sort(struct lines *l)
-{
-        if (l->n)
-                qsort(l->v, l->n, sizeof(*l->v), str_cmp);
-}
-
-static void lines_free(struct lines *l)
-{
-        size_t i;
-
-        if (!l)
-                return;
-        for (i = 0; i < l->n; i++)
-                free(l->v[i]);
-        free(l->v);
-        memset(l, 0, sizeof(*l));
-}
-
-/* Compares two sorted sets of rows, printing the first differences.
- * Returns the number of rows only on one side. */
-static size_t lines_compare(const char *what, const char *an,
-                            const struct lines *a, const char *bn,
-                            const struct lines *b)
-{
-        size_t i = 0, j = 0, only_a = 0, only_b = 0;
-
-        while (i < a->n || j < b->n) {
-                int c = i == a->n   ? 1
-                        : j == b->n ? -1
-                                    : strcmp(a->v[i], b->v[j]);
-
-                if (c == 0) {
-                        i++;
-                        j++;
-                } else if (c < 0) {
-                        if (only_a + only_b < MAX_SHOWN)
-                                fprintf(stderr, "#   %s %s\n", an, a->v[i]);
-                        only_a++;
-                        i++;
-                } else {
-                        if (only_a + only_b < MAX_SHOWN)
-                                fprintf(stderr, "#   %s %s\n", bn, b->v[j]);
-                        only_b++;
-                        j++;
-                }
-        }
-        if (only_a + only_b)
-                fprintf(stderr,
-                        "# %s: %zu rows differ: %zu only in %s (of %zu), "
-                        "%zu only in %s (of %zu)\n",
-                        what, only_a + only_b, only_a, an, a->n, only_b, bn,
-                        b->n);
-        return only_a + only_b;
-}
-
-/*
  * One database, either dialect, queried as rows of text.
  */
 
@@ -317,12 +224,6 @@ static void table_free(struct table *t)
 static const char *cell(const struct table *t, size_t row, size_t col)
 {
         return t->cell[row * t->ncol + col];
-}
-
-static void quiet_notices(void *arg, const char *msg)
-{
-        (void)arg;
-        (void)msg;
 }
 
 /* Runs sql (any number of statements, no rows wanted). Returns 0, or -1
@@ -423,7 +324,7 @@ static void db_query(struct db *d, const char *sql, struct table *t)
 }
 
 /* The query's rows as sorted "a|b|c" lines. */
-static void db_lines(struct db *d, const char *sql, struct lines *out)
+static void db_lines(struct db *d, const char *sql, struct th_lines *out)
 {
         struct table t;
         size_t row, col;
@@ -436,10 +337,10 @@ static void db_lines(struct db *d, const char *sql, struct lines *out)
                 for (col = 0; col < t.ncol; col++)
                         th_buf_addf(&b, "%s%s", col ? "|" : "",
                                     cell(&t, row, col));
-                lines_add(out, b.p);
+                th_lines_add(out, b.p);
         }
         table_free(&t);
-        lines_sort(out);
+        th_lines_sort(out);
 }
 
 /* The single value of a query, copied; the caller frees it. */
@@ -558,19 +459,19 @@ static char *count_line(const struct cc *x)
 }
 
 /* call_counts as lines. */
-static void expect_counts(const struct ccs *c, struct lines *out)
+static void expect_counts(const struct ccs *c, struct th_lines *out)
 {
         size_t i;
 
         for (i = 0; i < c->n; i++)
-                lines_add(out, count_line(&c->v[i]));
-        lines_sort(out);
+                th_lines_add(out, count_line(&c->v[i]));
+        th_lines_sort(out);
 }
 
 /* recent_call_counts: the windows with end > wm - hours and start < wm;
  * none without a watermark (wm NULL) or without the setting (hours < 0). */
 static void expect_recent(const struct ccs *c, const char *wm, long long hours,
-                          struct lines *out)
+                          struct th_lines *out)
 {
         int64_t wm_us = 0;
         size_t i;
@@ -581,9 +482,9 @@ static void expect_recent(const struct ccs *c, const char *wm, long long hours,
                 const struct cc *x = &c->v[i];
 
                 if (x->end_us > wm_us - hours * HOUR_US && x->start_us < wm_us)
-                        lines_add(out, count_line(x));
+                        th_lines_add(out, count_line(x));
         }
-        lines_sort(out);
+        th_lines_sort(out);
 }
 
 static int window_cmp(const void *pa, const void *pb)
@@ -598,7 +499,8 @@ static int window_cmp(const void *pa, const void *pb)
 /* top_crime_types: per window spec and start, rank = 1 + the number of
  * crime types with more calls; ranks up to top_n. Returns the number of
  * windows where ties at the last rank give more than top_n rows. */
-static int expect_top(const struct ccs *c, long long top_n, struct lines *out)
+static int expect_top(const struct ccs *c, long long top_n,
+                      struct th_lines *out)
 {
         const struct cc **w = th_malloc(c->n * sizeof(*w));
         size_t i, j, k, end;
@@ -622,36 +524,38 @@ static int expect_top(const struct ccs *c, long long top_n, struct lines *out)
                         if (rank > top_n)
                                 continue;
                         kept++;
-                        lines_add(out, th_asprintf("%s|%s|%s|%lld|%s|%lld|%d",
-                                                   w[j]->spec, w[j]->start,
-                                                   w[j]->end, rank, w[j]->crime,
-                                                   w[j]->calls, w[j]->final));
+                        th_lines_add(out,
+                                     th_asprintf("%s|%s|%s|%lld|%s|%lld|%d",
+                                                 w[j]->spec, w[j]->start,
+                                                 w[j]->end, rank, w[j]->crime,
+                                                 w[j]->calls, w[j]->final));
                 }
                 over += kept > top_n;
         }
         free(w);
-        lines_sort(out);
+        th_lines_sort(out);
         return over;
 }
 
 /* Checks one view's rows against expected (sorted) and appends them to
  * the transcript under step. Returns the number of differing rows. */
 static size_t check_view(struct db *d, const char *step, const char *view,
-                         const char *sql, const struct lines *expected,
-                         struct lines *transcript)
+                         const char *sql, const struct th_lines *expected,
+                         struct th_lines *transcript)
 {
-        struct lines got = {0};
+        struct th_lines got = {0};
         char *what = th_asprintf("%s: %s, %s", d->name, step, view);
         size_t i, bad;
 
         db_lines(d, sql, &got);
-        bad = lines_compare(what, "expected", expected, "got     ", &got);
+        bad = th_lines_compare(what, "expected", expected, "got     ", &got,
+                               MAX_SHOWN);
         if (!bad)
                 fprintf(stderr, "# %s: %zu rows as expected\n", what, got.n);
         for (i = 0; i < got.n; i++)
-                lines_add(transcript,
-                          th_asprintf("%s|%s|%s", step, view, got.v[i]));
-        lines_free(&got);
+                th_lines_add(transcript,
+                             th_asprintf("%s|%s|%s", step, view, got.v[i]));
+        th_lines_free(&got);
         free(what);
         return bad;
 }
@@ -748,7 +652,7 @@ static int check_columns(struct db *d)
         }
         if (!d->pg) {
                 /* SQLite has no column types in views: check the values'. */
-                struct lines l = {0};
+                struct th_lines l = {0};
 
                 db_lines(d,
                          "SELECT DISTINCT typeof(window_start), "
@@ -768,7 +672,7 @@ static int check_columns(struct db *d)
                                 l.n ? l.v[0] : "(no rows)", l.n);
                         bad++;
                 }
-                lines_free(&l);
+                th_lines_free(&l);
         }
         return bad;
 }
@@ -974,10 +878,10 @@ static int check_final(const struct db *d, const struct ccs *c, const char *wm)
 /* One step: the change, then both views against the expectation. Returns
  * the number of problems (said). */
 static int direct_step(struct db *d, const struct step *s,
-                       struct lines *transcript)
+                       struct th_lines *transcript)
 {
         struct ccs counts = {0};
-        struct lines want_recent = {0}, want_top = {0};
+        struct th_lines want_recent = {0}, want_top = {0};
         int bad = 0;
 
         if (s->sql)
@@ -1005,8 +909,8 @@ static int direct_step(struct db *d, const struct step *s,
                           &want_recent, transcript) != 0;
         bad += check_view(d, s->what, "top_crime_types", q_top[d->pg],
                           &want_top, transcript) != 0;
-        lines_free(&want_recent);
-        lines_free(&want_top);
+        th_lines_free(&want_recent);
+        th_lines_free(&want_top);
         ccs_free(&counts);
         return bad;
 }
@@ -1018,7 +922,7 @@ static int direct_settings(const struct vt *st, struct db *d)
         static const char *const refused[] = {
                 "abc", "-1", "",    "1234567", "1.5",     " 2",
                 "2 ",  "+3", "1e3", "0x1",     "\xd9\xa3"};
-        struct lines got = {0};
+        struct th_lines got = {0};
         char sql[160], err[1024];
         size_t i;
         int bad = 0;
@@ -1053,12 +957,12 @@ static int direct_settings(const struct vt *st, struct db *d)
                         fprintf(stderr, "#   %s\n", got.v[i]);
                 bad++;
         }
-        lines_free(&got);
+        th_lines_free(&got);
         return bad;
 }
 
 static void run_direct(const struct vt *st, struct db *d,
-                       struct lines *transcript)
+                       struct th_lines *transcript)
 {
         static const struct step again = {"after a second migrate",
                                           NULL,
@@ -1089,7 +993,7 @@ static void run_direct(const struct vt *st, struct db *d,
          * views.sql's CASCADE, then views_rolling.sql). */
         bad += direct_step(d, &again, transcript);
         bad += check_columns(d);
-        lines_sort(transcript);
+        th_lines_sort(transcript);
         if (bad)
                 fail_msg("%s: %d check(s) failed (details above)", d->name,
                          bad);
@@ -1227,11 +1131,11 @@ static const struct sample_step {
         {"sample, recent_hours 1, top_n 1", 1, 1},
 };
 
-static void run_sample(struct vt *st, struct db *d, struct lines *transcript)
+static void run_sample(struct vt *st, struct db *d, struct th_lines *transcript)
 {
         char *file = th_asprintf("%s/" SAMPLE_FILE, st->data_dir);
         struct ccs model = {0};
-        struct lines want = {0};
+        struct th_lines want = {0};
         char wm[48], *got_wm;
         size_t i;
         int bad = 0, over = 0;
@@ -1244,7 +1148,7 @@ static void run_sample(struct vt *st, struct db *d, struct lines *transcript)
         expect_counts(&model, &want);
         bad += check_view(d, "sample", "call_counts", q_counts[d->pg], &want,
                           transcript) != 0;
-        lines_free(&want);
+        th_lines_free(&want);
         got_wm = db_value(
                 d, d->pg ? "SELECT " PG_TS("MIN(watermark)") " FROM watermarks"
                          : "SELECT MIN(watermark) FROM watermarks");
@@ -1271,11 +1175,11 @@ static void run_sample(struct vt *st, struct db *d, struct lines *transcript)
                 }
                 bad += check_view(d, s->what, "recent_call_counts",
                                   q_recent[d->pg], &want, transcript) != 0;
-                lines_free(&want);
+                th_lines_free(&want);
                 over += expect_top(&model, s->top_n, &want);
                 bad += check_view(d, s->what, "top_crime_types", q_top[d->pg],
                                   &want, transcript) != 0;
-                lines_free(&want);
+                th_lines_free(&want);
         }
         /* The real data must show ties at the last rank kept. */
         fprintf(stderr, "# %d windows where ties gave more than top_n rows\n",
@@ -1284,68 +1188,35 @@ static void run_sample(struct vt *st, struct db *d, struct lines *transcript)
                 bad++;
         bad += check_columns(d);
         ccs_free(&model);
-        lines_sort(transcript);
+        th_lines_sort(transcript);
         if (bad)
                 fail_msg("%s: %d check(s) failed (details above)", d->name,
                          bad);
 }
 
 /*
- * PostgreSQL: a server of our own, trusting its Unix socket only.
+ * The databases: PostgreSQL (a server of our own, th_pg_start()) and
+ * SQLite, each made by `callstream migrate`.
  */
-
-static char *sock_conninfo(const struct vt *st, const char *db)
-{
-        return th_asprintf("host=%s port=%d user=postgres dbname=%s", st->pgdir,
-                           st->port, db);
-}
-
-static PGconn *pg_open(const char *conninfo)
-{
-        PGconn *c = PQconnectdb(conninfo);
-
-        if (PQstatus(c) != CONNECTION_OK) {
-                fprintf(stderr, "# cannot connect (%s): %s", conninfo,
-                        PQerrorMessage(c));
-                PQfinish(c);
-                return NULL;
-        }
-        PQsetNoticeProcessor(c, quiet_notices, NULL);
-        return c;
-}
 
 /* A fresh database name: a database made by `callstream migrate`, and our
  * connection to it (search_path schema, when not NULL). */
 static void pg_db(struct vt *st, struct db *d, const char *name,
                   const char *schema)
 {
-        char *ci = sock_conninfo(st, "postgres");
-        PGconn *c;
-        PGresult *res;
         char *sql;
 
         if (st->pg_state <= 0)
                 fail_msg("PostgreSQL did not start (see the group setup)");
-        c = pg_open(ci);
-        free(ci);
-        if (!c)
-                fail_msg("cannot reach PostgreSQL");
-        sql = th_asprintf("CREATE DATABASE %s", name);
-        res = PQexec(c, sql);
-        free(sql);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                PQclear(res);
-                fail_msg("CREATE DATABASE %s: %s", name, PQerrorMessage(c));
-        }
-        PQclear(res);
-        PQfinish(c);
+        if (th_pg_createdb(&st->pg, name, NULL) != 0)
+                fail_msg("cannot create database %s", name);
 
         memset(d, 0, sizeof(*d));
         d->name = "postgresql";
         d->pg = 1;
-        d->target = sock_conninfo(st, name);
+        d->target = th_pg_conninfo(&st->pg, name);
         migrate(st, d->target, schema);
-        d->conn = pg_open(d->target);
+        d->conn = th_pg_open(d->target);
         if (!d->conn)
                 fail_msg("cannot connect to %s", name);
         if (schema) {
@@ -1367,107 +1238,18 @@ static void lite_db(struct vt *st, struct db *d, const char *file)
         sqlite3_busy_timeout(d->lite, 10000);
 }
 
-/* The server's tools run as postgres when the test is root, from its
- * folder. */
-static void tool_args(const struct vt *st, struct th_args *a, const char *tool)
-{
-        char *path = th_asprintf("%s/%s", st->bindir, tool);
-
-        if (st->runuser)
-                th_args_addv(a, st->runuser, "-u", "postgres", "--", NULL);
-        th_args_add(a, path);
-        a->cwd = th_strdup(st->pgdir);
-        free(path);
-}
-
-/* Runs a server tool; shows its output and the server log unless it
- * exits 0. Returns its status. */
-static int run_tool(const struct vt *st, struct th_args *a)
-{
-        char *cmd = th_args_str(a);
-        struct th_run r;
-        int status;
-
-        th_run_args(a, PG_CTL_TIMEOUT_MS, &r);
-        fprintf(stderr, "# $ %s  -> %d (%.1f s)\n", cmd, r.status,
-                r.ms / 1000.0);
-        status = r.status;
-        if (status != 0) {
-                th_show_tail("stdout", r.out.p, r.out.len);
-                th_show_tail("stderr", r.err.p, r.err.len);
-                if (st->log)
-                        th_show_file_tail("server log", st->log);
-        }
-        th_run_free(&r);
-        th_args_free(a);
-        free(cmd);
-        return status;
-}
-
-static int pg_ctl(const struct vt *st, const char *mode, const char *action)
-{
-        struct th_args a = {0};
-
-        tool_args(st, &a, "pg_ctl");
-        th_args_addv(&a, "-D", st->data, "-l", st->log, "-w", "-t", "80", NULL);
-        if (mode)
-                th_args_addv(&a, "-m", mode, NULL);
-        th_args_add(&a, action);
-        return run_tool(st, &a);
-}
-
-/* The postmaster's pid from its pid file, or -1. Async-signal-safe. */
-static pid_t postmaster_pid(const char *path)
-{
-        char buf[32];
-        ssize_t n;
-        pid_t pid = 0;
-        int fd = open(path, O_RDONLY | O_CLOEXEC), i;
-
-        if (fd < 0)
-                return -1;
-        n = read(fd, buf, sizeof(buf));
-        close(fd);
-        for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
-                pid = pid * 10 + (buf[i] - '0');
-        return pid > 1 ? pid : -1;
-}
-
-/* pg_ctl stop -m immediate, else SIGKILL to the postmaster. */
-static void server_stop(struct vt *st)
-{
-        pid_t pid;
-        int64_t deadline;
-
-        if (!st->server_started)
-                return;
-        if (pg_ctl(st, "immediate", "stop") != 0 &&
-            (pid = postmaster_pid(pidfile_path)) > 0) {
-                fprintf(stderr, "# killing postmaster %d\n", (int)pid);
-                kill(pid, SIGKILL);
-                deadline = th_now_ms() + 10000;
-                while (kill(pid, 0) == 0 && th_now_ms() < deadline)
-                        th_sleep_ms(50);
-        }
-        st->server_started = 0;
-}
-
 /* A fatal signal or the watchdog: stop the server and the children,
  * delete the folder, die of the signal. Async-signal-safe calls only. */
 static void on_fatal_signal(int sig)
 {
         static const char msg[] = "# test_views: killed or timed out; "
                                   "stopped the server and removed ";
-        struct timespec tick = {0, 50 * 1000 * 1000};
-        pid_t pid = postmaster_pid(pidfile_path), rm = -1;
-        int i;
+        pid_t rm = -1;
 
         if (broker_pid > 0)
                 kill(broker_pid, SIGKILL);
         th_children_kill_all();
-        if (pid > 0 && kill(pid, SIGQUIT) == 0)
-                for (i = 0; i < 100 && kill(pid, 0) == 0; i++)
-                        nanosleep(&tick, NULL);
+        th_pg_stop_async();
         if (dir_path[0] && !keep_dir)
                 rm = fork();
         if (rm == 0) {
@@ -1483,167 +1265,6 @@ static void on_fatal_signal(int sig)
         raise(sig);
 }
 
-static int free_port(void)
-{
-        struct sockaddr_in sa = {0};
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-            getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-                port = ntohs(sa.sin_port);
-        if (fd >= 0)
-                close(fd);
-        return port;
-}
-
-static int write_file(const char *path, const char *text, int append)
-{
-        int fd = open(path,
-                      O_WRONLY | O_CREAT | O_CLOEXEC |
-                              (append ? O_APPEND : O_TRUNC),
-                      0600);
-        size_t n = strlen(text);
-        int r = fd >= 0 && write(fd, text, n) == (ssize_t)n ? 0 : -1;
-
-        if (r < 0)
-                fprintf(stderr, "# cannot write %s: %s\n", path,
-                        strerror(errno));
-        if (fd >= 0)
-                close(fd);
-        return r;
-}
-
-/* initdb, pg_ctl: $PG_BINDIR, else pg_config --bindir, else Debian's. */
-static int find_bindir(struct vt *st)
-{
-        const char *env = getenv("PG_BINDIR");
-        char *initdb;
-        int ok;
-
-        st->bindir[0] = '\0';
-        if (env && *env) {
-                snprintf(st->bindir, sizeof(st->bindir), "%s", env);
-        } else {
-                struct th_args a = {0};
-                struct th_run r;
-
-                th_args_addv(&a, "pg_config", "--bindir", NULL);
-                th_run_args(&a, 15000, &r);
-                if (r.status == 0 && r.out.len)
-                        snprintf(st->bindir, sizeof(st->bindir), "%.*s",
-                                 (int)strcspn(r.out.p, "\r\n"), r.out.p);
-                th_run_free(&r);
-                th_args_free(&a);
-        }
-        initdb = th_asprintf("%s/initdb", st->bindir);
-        ok = st->bindir[0] && access(initdb, X_OK) == 0;
-        free(initdb);
-        if (!ok)
-                snprintf(st->bindir, sizeof(st->bindir), "%s", DEFAULT_BINDIR);
-        initdb = th_asprintf("%s/initdb", st->bindir);
-        ok = access(initdb, X_OK) == 0;
-        free(initdb);
-        if (!ok)
-                fprintf(stderr,
-                        "# no PostgreSQL server binaries (initdb) in %s: "
-                        "install the postgresql package (make deps)\n",
-                        st->bindir);
-        return ok ? 0 : -1;
-}
-
-/* Makes dir/pg (the server's user's when we are root), runs initdb there
- * and writes its settings: the socket only, trusted. */
-static int server_init(struct vt *st)
-{
-        struct th_args a = {0};
-        char *conf_path, *conf, *hba;
-        int rc;
-
-        st->pgdir = th_asprintf("%s/pg", st->dir);
-        st->data = th_asprintf("%s/data", st->pgdir);
-        st->log = th_asprintf("%s/server.log", st->pgdir);
-        if (strlen(st->pgdir) + sizeof("/.s.PGSQL.65535") > 100 ||
-            strlen(st->data) + sizeof("/postmaster.pid") >
-                    sizeof(pidfile_path)) {
-                fprintf(stderr,
-                        "# %s is too long for a Unix socket path: set "
-                        "TMPDIR to a shorter folder\n",
-                        st->pgdir);
-                return -1;
-        }
-        snprintf(pidfile_path, sizeof(pidfile_path), "%s/postmaster.pid",
-                 st->data);
-        if (mkdir(st->pgdir, 0700) < 0) {
-                fprintf(stderr, "# mkdir %s: %s\n", st->pgdir, strerror(errno));
-                return -1;
-        }
-        if (geteuid() == 0) {
-                /* The server refuses root: it runs as postgres, which must
-                 * reach its folder through ours. */
-                struct passwd *pw = getpwnam("postgres");
-
-                if (!pw) {
-                        fprintf(stderr, "# running as root, but there is no "
-                                        "postgres user to run the server\n");
-                        return -1;
-                }
-                st->runuser = access("/usr/sbin/runuser", X_OK) == 0
-                                      ? "/usr/sbin/runuser"
-                                      : "runuser";
-                if (chmod(st->dir, 0711) < 0 ||
-                    chown(st->pgdir, pw->pw_uid, pw->pw_gid) < 0) {
-                        fprintf(stderr, "# giving %s to postgres: %s\n",
-                                st->pgdir, strerror(errno));
-                        return -1;
-                }
-        }
-        tool_args(st, &a, "initdb");
-        th_args_addv(&a, "-D", st->data, "-U", "postgres", "--auth=trust",
-                     "--encoding=UTF8", "--no-locale", "--no-sync", NULL);
-        if (run_tool(st, &a) != 0)
-                return -1;
-        hba = th_asprintf("%s/pg_hba.conf", st->data);
-        rc = write_file(hba, "local all all trust\n", 0);
-        free(hba);
-        conf_path = th_asprintf("%s/postgresql.conf", st->data);
-        conf = th_asprintf("\n# test_views\n"
-                           "listen_addresses = ''\n"
-                           "unix_socket_directories = '%s'\n"
-                           "fsync = off\n"
-                           "full_page_writes = off\n"
-                           "max_connections = 20\n"
-                           "shared_buffers = 16MB\n",
-                           st->pgdir);
-        if (rc == 0)
-                rc = write_file(conf_path, conf, 1);
-        free(conf);
-        free(conf_path);
-        return rc;
-}
-
-/* Starts the server; the port only names the socket, but a free one keeps
- * clear of any other server's shared memory key. */
-static int server_start(struct vt *st)
-{
-        char *conf = th_asprintf("%s/postgresql.conf", st->data);
-        char line[64];
-        int rc = -1;
-
-        st->port = free_port();
-        snprintf(line, sizeof(line), "port = %d\n", st->port);
-        if (st->port > 0 && write_file(conf, line, 1) == 0) {
-                st->server_started = 1;
-                rc = pg_ctl(st, NULL, "start");
-                if (rc != 0)
-                        server_stop(st);
-        }
-        free(conf);
-        return rc == 0 ? 0 : -1;
-}
-
 /*
  * Fixture.
  */
@@ -1657,20 +1278,16 @@ static int group_teardown(void **state)
                 return 0;
         alarm(0);
         th_children_kill_all();
-        server_stop(st);
+        th_pg_stop(&st->pg);
         if (th_broker_stop(&st->broker) < 0)
                 failed = 1;
         broker_pid = 0;
         th_tmpdir_remove(st->dir);
         dir_path[0] = '\0';
-        pidfile_path[0] = '\0';
-        lines_free(&st->lite_direct);
-        lines_free(&st->lite_sample);
+        th_lines_free(&st->lite_direct);
+        th_lines_free(&st->lite_sample);
         free(st->bin);
         free(st->data_dir);
-        free(st->pgdir);
-        free(st->data);
-        free(st->log);
         free(st);
         *state = NULL;
         return failed ? -1 : 0;
@@ -1678,17 +1295,11 @@ static int group_teardown(void **state)
 
 static int group_setup(void **state)
 {
-        static const char *const pg_env[] = {
-                "PGHOST",     "PGHOSTADDR", "PGPORT",    "PGUSER",
-                "PGPASSWORD", "PGDATABASE", "PGSERVICE", "PGSERVICEFILE",
-                "PGOPTIONS",  "PGSSLMODE",  "PGDATA",    "PGAPPNAME",
-                NULL};
         static const char *const broker_args[] = {
                 "--partitions", "1", "--topic", SAMPLE_TOPIC, NULL};
         struct vt *st = calloc(1, sizeof(*st));
         const char *bin = getenv("CALLSTREAM_BIN");
         const char *data = getenv("CALLSTREAM_DATA");
-        const char *const *e;
         struct sigaction sa;
         char *p;
         int r;
@@ -1704,9 +1315,6 @@ static int group_setup(void **state)
         sigaction(SIGHUP, &sa, NULL);
         sigaction(SIGALRM, &sa, NULL);
         alarm(WATCHDOG_S);
-        /* Only what the test says may reach libpq. */
-        for (e = pg_env; *e; e++)
-                unsetenv(*e);
 
         st->bin = realpath(bin ? bin : "build/callstream", NULL);
         if (!st->bin || access(st->bin, X_OK)) {
@@ -1725,9 +1333,6 @@ static int group_setup(void **state)
         snprintf(dir_path, sizeof(dir_path), "%s", st->dir);
         keep_dir = getenv("E2E_KEEP") != NULL;
         fprintf(stderr, "# folder %s (E2E_KEEP=1 keeps it)\n", st->dir);
-        p = path_in(st, "no.pgpass");
-        setenv("PGPASSFILE", p, 1);
-        free(p);
 
         p = path_in(st, "broker.err");
         r = th_broker_start(&st->broker, st->bin, broker_args, p);
@@ -1737,13 +1342,7 @@ static int group_setup(void **state)
         broker_pid = st->broker.pid;
 
         /* Without PostgreSQL the SQLite tests still run; the others fail. */
-        st->pg_state = find_bindir(st) == 0 && server_init(st) == 0 &&
-                                       server_start(st) == 0
-                               ? 1
-                               : -1;
-        if (st->pg_state > 0)
-                fprintf(stderr, "# PostgreSQL at socket %s port %d, log %s\n",
-                        st->pgdir, st->port, st->log);
+        st->pg_state = th_pg_start(&st->pg, st->dir, 0) == 0 ? 1 : -1;
         return 0;
 fail:
         group_teardown(state);
@@ -1763,14 +1362,15 @@ static int test_teardown(void **state)
  */
 
 /* Compares a PostgreSQL transcript with SQLite's. */
-static void assert_same_as_sqlite(const char *what, const struct lines *lite,
-                                  const struct lines *pg)
+static void assert_same_as_sqlite(const char *what, const struct th_lines *lite,
+                                  const struct th_lines *pg)
 {
         if (lite->n == 0)
                 fail_msg("%s: no SQLite transcript to compare with (its test "
                          "failed or did not run)",
                          what);
-        if (lines_compare(what, "sqlite    ", lite, "postgresql", pg))
+        if (th_lines_compare(what, "sqlite    ", lite, "postgresql", pg,
+                             MAX_SHOWN))
                 fail_msg("%s: PostgreSQL differs from SQLite", what);
         fprintf(stderr, "# %s: %zu view rows, identical in both dialects\n",
                 what, pg->n);
@@ -1780,14 +1380,14 @@ static void assert_same_as_sqlite(const char *what, const struct lines *lite,
 static void test_sqlite_direct(void **state)
 {
         struct vt *st = *state;
-        struct lines l = {0};
+        struct th_lines l = {0};
         struct db d;
 
         lite_db(st, &d, "direct.db");
         run_direct(st, &d, &l);
         db_close(&d);
         /* Only a passing run is what PostgreSQL must match. */
-        lines_free(&st->lite_direct);
+        th_lines_free(&st->lite_direct);
         st->lite_direct = l;
 }
 
@@ -1795,14 +1395,14 @@ static void test_sqlite_direct(void **state)
 static void test_sqlite_sample(void **state)
 {
         struct vt *st = *state;
-        struct lines l = {0};
+        struct th_lines l = {0};
         struct db d;
 
         lite_db(st, &d, "sample.db");
         run_sample(st, &d, &l);
         db_close(&d);
         /* Only a passing run is what PostgreSQL must match. */
-        lines_free(&st->lite_sample);
+        th_lines_free(&st->lite_sample);
         st->lite_sample = l;
 }
 
@@ -1810,14 +1410,14 @@ static void test_sqlite_sample(void **state)
 static void test_pg_direct(void **state)
 {
         struct vt *st = *state;
-        struct lines pg = {0};
+        struct th_lines pg = {0};
         struct db d;
 
         pg_db(st, &d, "cs_direct", NULL);
         run_direct(st, &d, &pg);
         db_close(&d);
         assert_same_as_sqlite("direct", &st->lite_direct, &pg);
-        lines_free(&pg);
+        th_lines_free(&pg);
 }
 
 /* 4. The real sample ingested into PostgreSQL: as expected, and as in
@@ -1825,14 +1425,14 @@ static void test_pg_direct(void **state)
 static void test_pg_sample(void **state)
 {
         struct vt *st = *state;
-        struct lines pg = {0};
+        struct th_lines pg = {0};
         struct db d;
 
         pg_db(st, &d, "cs_sample", NULL);
         run_sample(st, &d, &pg);
         db_close(&d);
         assert_same_as_sqlite("sample", &st->lite_sample, &pg);
-        lines_free(&pg);
+        th_lines_free(&pg);
 }
 
 /* 5. --schema: the settings table and both views land in that schema and
@@ -1840,7 +1440,7 @@ static void test_pg_sample(void **state)
 static void test_pg_schema(void **state)
 {
         struct vt *st = *state;
-        struct lines l = {0};
+        struct th_lines l = {0};
         char *recent, *top;
         struct db d;
         int bad = 0;
@@ -1860,7 +1460,7 @@ static void test_pg_schema(void **state)
                         l.n);
                 bad++;
         }
-        lines_free(&l);
+        th_lines_free(&l);
         db_ok(&d, direct_rows);
         db_ok(&d, OFFSETS "('t', 0, 1, '2019-01-02 00:00:00', "
                           "'2019-01-01 10:00:00', '2019-01-01 09:00:00')");
