@@ -75,15 +75,15 @@ $(B)/tests/test_generate: $(B)/tests/test_generate.o $(B)/tools/generate.o \
 	$(B)/tools/cli.o $(B)/ingest/parse.o $(B)/ingest/log.o \
 	$(B)/ingest/window.o $(B)/ingest/arena.o
 $(B)/tests/test_jsonsplit: $(B)/tests/test_jsonsplit.o $(B)/ingest/jsonsplit.o
-$(B)/tests/test_e2e:    $(B)/tests/test_e2e.o $(B)/tests/harness.o
+$(B)/tests/test_e2e:    $(B)/tests/test_e2e.o $(B)/tests/harness.o $(B)/tests/model.o
 $(B)/tests/test_e2e: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 2>/dev/null)
 $(B)/tests/test_pg:     $(B)/tests/test_pg.o $(B)/tests/harness.o $(B)/tests/pgutil.o
 $(B)/tests/test_pg: TEST_LIBS += $(shell pkg-config --libs sqlite3 libpq 2>/dev/null)
-$(B)/tests/test_eventtime: $(B)/tests/test_eventtime.o $(B)/tests/harness.o $(B)/tests/pgutil.o
+$(B)/tests/test_eventtime: $(B)/tests/test_eventtime.o $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o
 $(B)/tests/test_eventtime: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
-$(B)/tests/test_views: $(B)/tests/test_views.o $(B)/tests/harness.o $(B)/tests/pgutil.o
+$(B)/tests/test_views: $(B)/tests/test_views.o $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o
 $(B)/tests/test_views: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
-$(B)/tests/test_features: $(B)/tests/test_features.o $(B)/tests/harness.o $(B)/tests/pgutil.o
+$(B)/tests/test_features: $(B)/tests/test_features.o $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o
 $(B)/tests/test_features: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
 
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))

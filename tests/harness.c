@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
@@ -1095,4 +1096,100 @@ void th_put_hex(struct th_buf *b, const unsigned char *p, size_t n)
         for (i = 0; i < n; i++)
                 th_buf_addf(b, "%02x", p[i]);
         th_buf_add(b, "'", 1);
+}
+
+/*
+ * Set-up shared by the end-to-end tests.
+ */
+
+int th_find_bin_data(char **bin, char **data)
+{
+        const char *b = getenv("CALLSTREAM_BIN");
+        const char *d = getenv("CALLSTREAM_DATA");
+
+        *bin = realpath(b ? b : "build/callstream", NULL);
+        *data = realpath(d ? d : "../shared/data", NULL);
+        if (!*bin || access(*bin, X_OK)) {
+                fprintf(stderr, "# no callstream binary at %s\n",
+                        b ? b : "build/callstream");
+                return -1;
+        }
+        if (!*data) {
+                fprintf(stderr, "# no data directory at %s\n",
+                        d ? d : "../shared/data");
+                return -1;
+        }
+        return 0;
+}
+
+/* For the fatal-signal handler: async-signal-safe copies. */
+static const char *fatal_name = "test";
+static char fatal_dir[PATH_MAX];
+static int fatal_keep; /* E2E_KEEP */
+static volatile pid_t fatal_brokers[TH_FATAL_BROKERS];
+
+static void fatal_say(const char *s)
+{
+        if (write(2, s, strlen(s)) < 0)
+                _exit(1);
+}
+
+/* A fatal signal or the watchdog: stop the brokers, the children and the
+ * server, delete the folder, die of the signal. Async-signal-safe calls
+ * only. */
+static void on_fatal_signal(int sig)
+{
+        pid_t rm = -1;
+        int i;
+
+        for (i = 0; i < TH_FATAL_BROKERS; i++)
+                if (fatal_brokers[i] > 0)
+                        kill(fatal_brokers[i], SIGKILL);
+        th_children_kill_all();
+        th_pg_stop_async();
+        if (fatal_dir[0] && !fatal_keep)
+                rm = fork();
+        if (rm == 0) {
+                execl("/bin/rm", "rm", "-rf", fatal_dir, (char *)NULL);
+                _exit(127);
+        }
+        if (rm > 0)
+                waitpid(rm, NULL, 0);
+        fatal_say("# ");
+        fatal_say(fatal_name);
+        fatal_say(": killed or timed out; stopped the server");
+        if (rm > 0) {
+                fatal_say(" and removed ");
+                fatal_say(fatal_dir);
+        }
+        fatal_say("\n");
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+void th_fatal_handlers(const char *name, unsigned watchdog_s)
+{
+        struct sigaction sa;
+
+        fatal_name = name;
+        signal(SIGPIPE, SIG_IGN);
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_fatal_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        sigaction(SIGALRM, &sa, NULL);
+        alarm(watchdog_s);
+}
+
+void th_fatal_dir(const char *dir)
+{
+        fatal_keep = getenv("E2E_KEEP") != NULL;
+        snprintf(fatal_dir, sizeof(fatal_dir), "%s", dir ? dir : "");
+}
+
+void th_fatal_broker(int slot, pid_t pid)
+{
+        if (slot >= 0 && slot < TH_FATAL_BROKERS)
+                fatal_brokers[slot] = pid;
 }

@@ -147,6 +147,32 @@ int th_tmpdir_make(const char *prefix, char *out, size_t size);
 void th_tmpdir_remove(const char *dir);
 
 /*
+ * Set-up shared by the end-to-end tests.
+ */
+
+/* Finds the callstream binary ($CALLSTREAM_BIN, else build/callstream,
+ * which must be executable) and the data folder ($CALLSTREAM_DATA, else
+ * ../shared/data) as absolute paths in *bin and *data, which the caller
+ * frees (either may be set on failure). Returns 0, or -1 after saying
+ * which one is missing. */
+int th_find_bin_data(char **bin, char **data);
+
+/* Ignores SIGPIPE and makes SIGINT, SIGTERM, SIGHUP and the watchdog's
+ * SIGALRM (raised after watchdog_s seconds) kill the registered brokers
+ * and every tracked child, stop the test's PostgreSQL server, delete the
+ * registered folder (unless E2E_KEEP is set), say so as "# name: killed or
+ * timed out..." and die of the signal. name is borrowed: a literal. */
+void th_fatal_handlers(const char *name, unsigned watchdog_s);
+
+/* Registers the folder the handler deletes (copied; NULL: none). */
+void th_fatal_dir(const char *dir);
+
+/* Registers in slot (0 to TH_FATAL_BROKERS - 1) a broker the handler
+ * kills; pid 0 forgets it. */
+#define TH_FATAL_BROKERS 4
+void th_fatal_broker(int slot, pid_t pid);
+
+/*
  * The local broker: `callstream broker`, started once per test group.
  */
 

@@ -29,6 +29,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "model.h"
 
 /* Safety nets only: nothing here asserts on speed. */
 #define CLI_TIMEOUT_MS (15 * 1000)
@@ -42,133 +43,6 @@
 #define GEN_SEED   "7"
 #define GEN2_COUNT "30000"
 #define GEN2_SEED  "30011"
-
-/*
- * Timestamps and windows, computed here from the calendar rules: days from
- * the civil date (proleptic Gregorian, 1970-01-01 = day 0) and back.
- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-        int64_t q = a / b;
-
-        if ((a % b != 0) && ((a < 0) != (b < 0)))
-                q--;
-        return q;
-}
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-        int64_t era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = floor_div(y, 400);
-        yoe = y - era * 400;
-        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-        int64_t era, doe, yoe, doy, mp;
-
-        z += 719468;
-        era = floor_div(z, 146097);
-        doe = z - era * 146097;
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-        *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-        *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int is_leap(int y)
-{
-        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int y, int m)
-{
-        static const int dim[12] = {31, 28, 31, 30, 31, 30,
-                                    31, 31, 30, 31, 30, 31};
-
-        return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-/* Reads n ASCII digits at s; returns -1 when one is not a digit. */
-static int digits(const char *s, int n)
-{
-        int v = 0, i;
-
-        for (i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -1;
-                v = v * 10 + (s[i] - '0');
-        }
-        return v;
-}
-
-/* Checks "YYYY-MM-DD[T ]HH:MM[:SS[.f{1,6}]]" naming a real date and time in
- * years 0001-9999 (no leap second). Returns 0 with *ts (seconds since
- * 1970-01-01, naive UTC) and *usec, or -1. */
-static int check_timestamp(const char *s, size_t len, int64_t *ts,
-                           int32_t *usec)
-{
-        int y, mo, d, h, mi, sec = 0, us = 0, nd = 0;
-        size_t i = 16;
-
-        if (len < 16)
-                return -1;
-        y = digits(s, 4);
-        mo = digits(s + 5, 2);
-        d = digits(s + 8, 2);
-        h = digits(s + 11, 2);
-        mi = digits(s + 14, 2);
-        if (y < 0 || s[4] != '-' || mo < 0 || s[7] != '-' || d < 0 ||
-            (s[10] != 'T' && s[10] != ' ') || h < 0 || s[13] != ':' || mi < 0)
-                return -1;
-        if (i < len) {
-                if (len < i + 3 || s[i] != ':' ||
-                    (sec = digits(s + i + 1, 2)) < 0)
-                        return -1;
-                i += 3;
-        }
-        if (i < len) {
-                if (s[i] != '.' || len < 20)
-                        return -1;
-                for (i++; i < len && nd < 6; i++, nd++) {
-                        if (s[i] < '0' || s[i] > '9')
-                                return -1;
-                        us = us * 10 + (s[i] - '0');
-                }
-                if (nd == 0 || i != len)
-                        return -1;
-                for (; nd < 6; nd++)
-                        us *= 10;
-        }
-        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-            h > 23 || mi > 59 || sec > 59)
-                return -1;
-        *ts = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-        *usec = us;
-        return 0;
-}
-
-/* Formats t as "YYYY-MM-DD HH:MM:SS" plus ".ffffff" when usec != 0. */
-static void format_ts(int64_t t, int32_t usec, char out[48])
-{
-        int64_t days = floor_div(t, 86400), secs = t - days * 86400, y;
-        int m, d, n;
-
-        civil_from_days(days, &y, &m, &d);
-        n = snprintf(out, 48, "%04lld-%02d-%02d %02d:%02d:%02d", (long long)y,
-                     m, d, (int)(secs / 3600), (int)(secs / 60 % 60),
-                     (int)(secs % 60));
-        if (usec)
-                snprintf(out + n, (size_t)(48 - n), ".%06d", (int)usec);
-}
 
 /* A window spec as passed to --window and as ingest must name it. */
 struct spec {
@@ -385,6 +259,7 @@ static int validate_object(json_t *obj, const char *raw, size_t raw_len,
                            struct xcall *c)
 {
         json_t *v;
+        int64_t us;
         int i;
 
         memset(c, 0, sizeof(*c));
@@ -422,9 +297,10 @@ static int validate_object(json_t *obj, const char *raw, size_t raw_len,
                 goto fail;
         v = json_object_get(obj, "call_date_time");
         if (!json_is_string(v) ||
-            check_timestamp(json_string_value(v), json_string_length(v), &c->ts,
-                            &c->usec))
+            tm_parse_ts(json_string_value(v), json_string_length(v), &us))
                 goto fail;
+        c->ts = tm_floor_div(us, TM_USEC);
+        c->usec = (int32_t)(us - c->ts * TM_USEC);
         return 0;
 fail:
         xcall_free(c);
@@ -757,15 +633,15 @@ static void expected_views(const struct model *m, const struct spec *specs,
 
                         /* Every multiple of slide with start <= t <
                          * start + size, walking down from the last one. */
-                        for (start = floor_div(c->ts, sp->slide) * sp->slide;
+                        for (start = tm_window_last(c->ts, sp->slide);
                              start + sp->size > c->ts; start -= sp->slide) {
                                 if (n == cap) {
                                         cap = cap * 2 + 1024;
                                         w = th_realloc(w, cap * sizeof(*w));
                                 }
                                 w[n].spec = sp->name;
-                                format_ts(start, 0, w[n].start);
-                                format_ts(start + sp->size, 0, w[n].end);
+                                tm_format_sec(start, w[n].start);
+                                tm_format_sec(start + sp->size, w[n].end);
                                 w[n].type = c->f[F_TYPE];
                                 w[n].disp = c->f[F_DISPOSITION] &&
                                                             *c->f[F_DISPOSITION]
@@ -933,7 +809,7 @@ static int check_calls(sqlite3 *db, const struct model *m, const char *topic)
                         r->col[j] = m->calls[i].f[j]
                                             ? th_strdup(m->calls[i].f[j])
                                             : NULL;
-                format_ts(m->calls[i].ts, m->calls[i].usec, ts);
+                tm_format_ts(m->calls[i].ts * TM_USEC + m->calls[i].usec, ts);
                 r->col[NF] = th_strdup(ts);
                 r->col[NF + 1] = th_strdup(topic);
         }
@@ -1356,8 +1232,6 @@ static int group_teardown(void **state)
 static int group_setup(void **state)
 {
         struct e2e *st = calloc(1, sizeof(*st));
-        const char *bin = getenv("CALLSTREAM_BIN");
-        const char *data = getenv("CALLSTREAM_DATA");
         const char *seed = getenv("E2E_SEED");
         static const char *const broker_args[] = {
                 "--partitions", "4",      "--topic", "calls",
@@ -1370,18 +1244,8 @@ static int group_setup(void **state)
                 return -1;
         *state = st;
         signal(SIGPIPE, SIG_IGN);
-        st->bin = realpath(bin ? bin : "build/callstream", NULL);
-        st->data = realpath(data ? data : "../shared/data", NULL);
-        if (!st->bin || access(st->bin, X_OK)) {
-                fprintf(stderr, "# no callstream binary at %s\n",
-                        bin ? bin : "build/callstream");
+        if (th_find_bin_data(&st->bin, &st->data))
                 goto fail;
-        }
-        if (!st->data) {
-                fprintf(stderr, "# no data directory at %s\n",
-                        data ? data : "../shared/data");
-                goto fail;
-        }
         radio_path = th_asprintf("%s/radio_code.json", st->data);
         st->radio = load_radio_codes(radio_path);
         free(radio_path);

@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "model.h"
 #include "pgutil.h"
 
 /* Safety nets only: nothing here asserts on speed. */
@@ -45,7 +46,7 @@
 
 #define MAX_SHOWN 10 /* differences printed per table */
 #define MAX_PARTS 16
-#define USEC      1000000LL
+#define USEC      TM_USEC
 
 #define SAMPLE_FILE "police-department-calls-for-service.sample.json"
 /* The real sample: one partition, lateness 0, small batches. */
@@ -72,131 +73,6 @@ static const struct spec specs[] = {
         {"1h/15m", 3600, 900},
 };
 #define NSPECS ((int)(sizeof(specs) / sizeof(specs[0])))
-
-/*
- * Calendar arithmetic (proleptic Gregorian, 1970-01-01 = day 0), as in
- * test_e2e: event times are naive, taken as UTC.
- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-        int64_t q = a / b;
-
-        if ((a % b != 0) && ((a < 0) != (b < 0)))
-                q--;
-        return q;
-}
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-        int64_t era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = floor_div(y, 400);
-        yoe = y - era * 400;
-        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-        int64_t era, doe, yoe, doy, mp;
-
-        z += 719468;
-        era = floor_div(z, 146097);
-        doe = z - era * 146097;
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-        *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-        *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int days_in_month(int y, int m)
-{
-        static const int dim[12] = {31, 28, 31, 30, 31, 30,
-                                    31, 31, 30, 31, 30, 31};
-        int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-        return m == 2 && leap ? 29 : dim[m - 1];
-}
-
-/* Reads n ASCII digits at s; returns -1 when one is not a digit. */
-static int digits(const char *s, int n)
-{
-        int v = 0, i;
-
-        for (i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -1;
-                v = v * 10 + (s[i] - '0');
-        }
-        return v;
-}
-
-/* Checks "YYYY-MM-DD[T ]HH:MM[:SS[.f{1,6}]]" naming a real date and time in
- * years 0001-9999. Returns 0 with *us (microseconds since 1970), or -1. */
-static int parse_ts(const char *s, size_t len, int64_t *us)
-{
-        int y, mo, d, h, mi, sec = 0, frac = 0, nd = 0;
-        size_t i = 16;
-
-        if (len < 16)
-                return -1;
-        y = digits(s, 4);
-        mo = digits(s + 5, 2);
-        d = digits(s + 8, 2);
-        h = digits(s + 11, 2);
-        mi = digits(s + 14, 2);
-        if (y < 0 || s[4] != '-' || mo < 0 || s[7] != '-' || d < 0 ||
-            (s[10] != 'T' && s[10] != ' ') || h < 0 || s[13] != ':' || mi < 0)
-                return -1;
-        if (i < len) {
-                if (len < i + 3 || s[i] != ':' ||
-                    (sec = digits(s + i + 1, 2)) < 0)
-                        return -1;
-                i += 3;
-        }
-        if (i < len) {
-                if (s[i] != '.')
-                        return -1;
-                for (i++; i < len && nd < 6; i++, nd++) {
-                        if (s[i] < '0' || s[i] > '9')
-                                return -1;
-                        frac = frac * 10 + (s[i] - '0');
-                }
-                if (nd == 0 || i != len)
-                        return -1;
-                for (; nd < 6; nd++)
-                        frac *= 10;
-        }
-        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-            h > 23 || mi > 59 || sec > 59)
-                return -1;
-        *us = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) *
-                      USEC +
-              frac;
-        return 0;
-}
-
-/* Formats us as "YYYY-MM-DD HH:MM:SS", plus ".ffffff" when it has a
- * fraction: how both databases' text forms of times read. */
-static void format_us(int64_t us, char out[48])
-{
-        int64_t t = floor_div(us, USEC), days = floor_div(t, 86400);
-        int64_t secs = t - days * 86400, y;
-        int m, d, n;
-
-        civil_from_days(days, &y, &m, &d);
-        n = snprintf(out, 48, "%04lld-%02d-%02d %02d:%02d:%02d", (long long)y,
-                     m, d, (int)(secs / 3600), (int)(secs / 60 % 60),
-                     (int)(secs % 60));
-        if (us != t * USEC)
-                snprintf(out + n, (size_t)(48 - n), ".%06lld",
-                         (long long)(us - t * USEC));
-}
 
 /*
  * Messages: what a topic holds, by partition and offset.
@@ -416,32 +292,19 @@ static void model_grow_index(struct model *m)
         free(old);
 }
 
-/* The first window of spec sp that holds a call at t (microseconds): the
- * smallest multiple of slide above t - size. With whole-second bounds,
- * start <= t < start + size is start <= sec < start + size. The others
- * follow every slide up to sec. */
-static int64_t first_start(const struct spec *sp, int64_t t)
-{
-        int64_t sec = floor_div(t, USEC);
-
-        return floor_div(sec - sp->size, sp->slide) * sp->slide + sp->slide;
-}
-
 /* Whether every window of a call at t has bounds in years 0001-9999, which
  * both databases can hold: README, "Windows": a call whose windows would
  * reach outside is rejected (call_date_time out of range). */
 static int windows_fit(int64_t t)
 {
-        const int64_t min = days_from_civil(1, 1, 1) * 86400;
-        const int64_t end = days_from_civil(10000, 1, 1) * 86400;
-        int64_t sec = floor_div(t, USEC);
+        const int64_t min = tm_days_from_civil(1, 1, 1) * 86400;
+        const int64_t end = tm_days_from_civil(10000, 1, 1) * 86400;
+        int64_t sec = tm_floor_div(t, USEC);
         int s;
 
         for (s = 0; s < NSPECS; s++)
-                if (first_start(&specs[s], t) < min ||
-                    floor_div(sec, specs[s].slide) * specs[s].slide +
-                                    specs[s].size >=
-                            end)
+                if (tm_window_first(sec, specs[s].size, specs[s].slide) < min ||
+                    tm_window_last(sec, specs[s].slide) + specs[s].size >= end)
                         return 0;
         return 1;
 }
@@ -478,7 +341,7 @@ static int parse_call(const char *p, size_t len, struct xcall *c)
         c->type = th_strdup(json_string_value(v));
         v = json_object_get(o, "call_date_time");
         if (!json_is_string(v) ||
-            parse_ts(json_string_value(v), json_string_length(v), &c->t) ||
+            tm_parse_ts(json_string_value(v), json_string_length(v), &c->t) ||
             !windows_fit(c->t))
                 goto done;
         v = json_object_get(o, "disposition");
@@ -507,11 +370,12 @@ static int window_final(const struct xcall *c, int64_t start, int64_t size)
 static int call_late(const struct xcall *c)
 {
         int s;
-        int64_t start, sec = floor_div(c->t, USEC);
+        int64_t start, sec = tm_floor_div(c->t, USEC);
 
         for (s = 0; s < NSPECS; s++)
-                for (start = first_start(&specs[s], c->t); start <= sec;
-                     start += specs[s].slide)
+                for (start = tm_window_first(sec, specs[s].size,
+                                             specs[s].slide);
+                     start <= sec; start += specs[s].slide)
                         if (window_final(c, start, specs[s].size))
                                 return 1;
         return 0;
@@ -648,7 +512,7 @@ static void col_time(struct th_buf *b, int have, int64_t us)
 {
         char ts[48];
 
-        format_us(us, ts);
+        tm_format_ts(us, ts);
         col_text(b, have ? ts : NULL);
 }
 
@@ -775,9 +639,9 @@ static void put_window(struct th_buf *b, const struct went *w)
         char ts[48];
 
         col_text(b, specs[w->spec].name);
-        format_us(w->start * USEC, ts);
+        tm_format_ts(w->start * USEC, ts);
         col_text(b, ts);
-        format_us((w->start + specs[w->spec].size) * USEC, ts);
+        tm_format_ts((w->start + specs[w->spec].size) * USEC, ts);
         col_text(b, ts);
         col_text(b, w->type);
 }
@@ -855,7 +719,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
         have_mark = model_min_mark(m, &min_mark);
         for (i = 0; i < m->ncalls; i++) {
                 const struct xcall *c = &m->calls[i];
-                int64_t sec = floor_div(c->t, USEC);
+                int64_t sec = tm_floor_div(c->t, USEC);
                 struct th_buf b = {0};
 
                 col_text(&b, c->id);
@@ -871,8 +735,8 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                         const struct spec *sp = &specs[s];
                         int dropped = 0;
 
-                        for (start = first_start(sp, c->t); start <= sec;
-                             start += sp->slide) {
+                        for (start = tm_window_first(sec, sp->size, sp->slide);
+                             start <= sec; start += sp->slide) {
                                 int fin = window_final(c, start, sp->size);
 
                                 if (fin && drop) {
@@ -1172,40 +1036,9 @@ struct et {
         int pg_state; /* 0 not tried, 1 running, -1 failed */
 };
 
-/* For the fatal-signal handler: async-signal-safe copies. */
-static char dir_path[PATH_MAX];
-static volatile pid_t broker_pids[2];
-
 static char *path_in(const struct et *st, const char *name)
 {
         return th_asprintf("%s/%s", st->dir, name);
-}
-
-/* A fatal signal or the watchdog: stop the server (immediate shutdown),
- * the brokers and children, delete the folder, die of the signal. */
-static void on_fatal_signal(int sig)
-{
-        static const char msg[] = "# test_eventtime: killed or timed out\n";
-        pid_t rm = -1;
-        int i;
-
-        for (i = 0; i < 2; i++)
-                if (broker_pids[i] > 0)
-                        kill(broker_pids[i], SIGKILL);
-        th_children_kill_all();
-        th_pg_stop_async();
-        if (dir_path[0] && !getenv("E2E_KEEP"))
-                rm = fork();
-        if (rm == 0) {
-                execl("/bin/rm", "rm", "-rf", dir_path, (char *)NULL);
-                _exit(127);
-        }
-        if (rm > 0)
-                waitpid(rm, NULL, 0);
-        if (write(2, msg, sizeof(msg) - 1) < 0)
-                _exit(1);
-        signal(sig, SIG_DFL);
-        raise(sig);
 }
 
 /* The server, started on first use; fails the test when it cannot be. */
@@ -1300,9 +1133,10 @@ static int group_teardown(void **state)
         th_pg_stop(&st->pg);
         if (th_broker_stop(&st->b1) < 0 || th_broker_stop(&st->b4) < 0)
                 failed = 1;
-        broker_pids[0] = broker_pids[1] = 0;
+        th_fatal_broker(0, 0);
+        th_fatal_broker(1, 0);
         th_tmpdir_remove(st->dir);
-        dir_path[0] = '\0';
+        th_fatal_dir(NULL);
         for (i = 0; i < NBASE; i++)
                 free(st->base[i]);
         msgs_free(&st->sample);
@@ -1350,36 +1184,15 @@ static int group_setup(void **state)
         static const char *const b4_args[] = {"--partitions", "4", "--topic",
                                               "gen", NULL};
         struct et *st = calloc(1, sizeof(*st));
-        const char *bin = getenv("CALLSTREAM_BIN");
-        const char *data = getenv("CALLSTREAM_DATA");
-        struct sigaction sa;
         char *p;
         int r;
 
         if (!st)
                 return -1;
         *state = st;
-        signal(SIGPIPE, SIG_IGN);
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_fatal_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-        sigaction(SIGALRM, &sa, NULL);
-        alarm(WATCHDOG_S);
-
-        st->bin = realpath(bin ? bin : "build/callstream", NULL);
-        st->data = realpath(data ? data : "../shared/data", NULL);
-        if (!st->bin || access(st->bin, X_OK)) {
-                fprintf(stderr, "# no callstream binary at %s\n",
-                        bin ? bin : "build/callstream");
+        th_fatal_handlers("test_eventtime", WATCHDOG_S);
+        if (th_find_bin_data(&st->bin, &st->data))
                 goto fail;
-        }
-        if (!st->data) {
-                fprintf(stderr, "# no data directory at %s\n",
-                        data ? data : "../shared/data");
-                goto fail;
-        }
         p = th_asprintf("%s/radio_code.json", st->data);
         st->radio = load_radio_codes(p);
         free(p);
@@ -1388,7 +1201,7 @@ static int group_setup(void **state)
         st->sample_path = th_asprintf("%s/" SAMPLE_FILE, st->data);
         if (th_tmpdir_make("callstream-et", st->dir, sizeof(st->dir)))
                 goto fail;
-        snprintf(dir_path, sizeof(dir_path), "%s", st->dir);
+        th_fatal_dir(st->dir);
         fprintf(stderr, "# folder %s (E2E_KEEP=1 keeps it)\n", st->dir);
 
         p = path_in(st, "broker1.err");
@@ -1396,13 +1209,13 @@ static int group_setup(void **state)
         free(p);
         if (r < 0)
                 goto fail;
-        broker_pids[0] = st->b1.pid;
+        th_fatal_broker(0, st->b1.pid);
         p = path_in(st, "broker4.err");
         r = th_broker_start(&st->b4, st->bin, b4_args, p);
         free(p);
         if (r < 0)
                 goto fail;
-        broker_pids[1] = st->b4.pid;
+        th_fatal_broker(1, st->b4.pid);
         return 0;
 fail:
         group_teardown(state);

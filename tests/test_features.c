@@ -45,6 +45,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "model.h"
 #include "pgutil.h"
 
 #define WATCHDOG_S 600
@@ -87,133 +88,9 @@ struct ft {
         struct th_lines lite_rebuild;
 };
 
-/* For the fatal-signal handler: async-signal-safe copies. */
-static char dir_path[PATH_MAX];
-static volatile pid_t broker_pid;
-static int keep_dir; /* E2E_KEEP */
-
 static char *path_in(const struct ft *st, const char *name)
 {
         return th_asprintf("%s/%s", st->dir, name);
-}
-
-/*
- * Event times: microseconds since 1970-01-01 00:00:00 (naive, as UTC),
- * worked out from the calendar here.
- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-        int64_t q = a / b;
-
-        if ((a % b != 0) && ((a < 0) != (b < 0)))
-                q--;
-        return q;
-}
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-        int64_t era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = floor_div(y, 400);
-        yoe = y - era * 400;
-        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-        int64_t era, doe, yoe, doy, mp;
-
-        z += 719468;
-        era = floor_div(z, 146097);
-        doe = z - era * 146097;
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-        *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-        *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int digits(const char *s, int n)
-{
-        int v = 0, i;
-
-        for (i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -1;
-                v = v * 10 + (s[i] - '0');
-        }
-        return v;
-}
-
-static int leap(int y)
-{
-        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Parses "YYYY-MM-DD[T ]HH:MM[:SS[.f{1,6}]]" naming a real date and time
- * (years 0001-9999, no leap seconds). Returns 0 with *us, or -1. */
-static int parse_ts(const char *s, int64_t *us)
-{
-        static const int mdays[] = {31, 28, 31, 30, 31, 30,
-                                    31, 31, 30, 31, 30, 31};
-        size_t len = strlen(s), i = 16;
-        int y, mo, d, h, mi, sec = 0, nd = 0;
-        int64_t frac = 0;
-
-        if (len < 16 || s[4] != '-' || s[7] != '-' ||
-            (s[10] != 'T' && s[10] != ' ') || s[13] != ':')
-                return -1;
-        y = digits(s, 4);
-        mo = digits(s + 5, 2);
-        d = digits(s + 8, 2);
-        h = digits(s + 11, 2);
-        mi = digits(s + 14, 2);
-        if (y < 1 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 ||
-            mi > 59 || d > mdays[mo - 1] + (mo == 2 && leap(y)))
-                return -1;
-        if (i < len) {
-                if (len < i + 3 || s[i] != ':' ||
-                    (sec = digits(s + i + 1, 2)) < 0 || sec > 59)
-                        return -1;
-                i += 3;
-        }
-        if (i < len) {
-                if (s[i++] != '.')
-                        return -1;
-                for (; i < len; i++, nd++) {
-                        if (nd == 6 || s[i] < '0' || s[i] > '9')
-                                return -1;
-                        frac = frac * 10 + (s[i] - '0');
-                }
-                if (nd == 0)
-                        return -1;
-                for (; nd < 6; nd++)
-                        frac *= 10;
-        }
-        *us = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) *
-               USEC) +
-              frac;
-        return 0;
-}
-
-/* "YYYY-MM-DD HH:MM:SS", and ".ffffff" when there is a fraction. */
-static void format_ts(int64_t us, char out[48])
-{
-        int64_t t = floor_div(us, USEC), f = us - t * USEC;
-        int64_t days = floor_div(t, 86400), secs = t - days * 86400, y;
-        int m, d, n;
-
-        civil_from_days(days, &y, &m, &d);
-        n = snprintf(out, 48, "%04lld-%02d-%02d %02d:%02d:%02d", (long long)y,
-                     m, d, (int)(secs / 3600), (int)(secs / 60 % 60),
-                     (int)(secs % 60));
-        if (f)
-                snprintf(out + n, (size_t)(48 - n), ".%06lld", (long long)f);
 }
 
 /*
@@ -523,7 +400,7 @@ static void msg_from_json(const json_t *o, struct msg *m)
         }
         s = m->f[6];
         m->valid = m->f[0] && m->f[1] && m->f[1][0] && s &&
-                   parse_ts(s, &m->t) == 0;
+                   tm_parse_ts(s, strlen(s), &m->t) == 0;
 }
 
 static struct msg *input_add(struct input *in, long long offset)
@@ -731,9 +608,9 @@ static void model(const struct ft *st, const struct input *in,
                 const struct msg *m = sv[i].m;
                 struct th_buf row = {0};
 
-                format_ts(m->t, a);
+                tm_format_ts(m->t, a);
                 if (sv[i].has_wm)
-                        format_ts(sv[i].wm, b);
+                        tm_format_ts(sv[i].wm, b);
                 th_buf_add(&row, m->f[0], strlen(m->f[0]));
                 for (k = 1; k < NFIELDS; k++)
                         th_buf_addf(&row, "|%s", nul(m->f[k]));
@@ -745,7 +622,7 @@ static void model(const struct ft *st, const struct input *in,
                 for (k = 0; k < c->nspecs; k++) {
                         int64_t size = c->specs[k].size * USEC;
                         int64_t slide = c->specs[k].slide * USEC;
-                        int64_t s = floor_div(m->t, slide) * slide;
+                        int64_t s = tm_window_last(m->t, slide);
                         int dropped = 0;
 
                         for (; s > m->t - size; s -= slide) {
@@ -785,8 +662,8 @@ static void model(const struct ft *st, const struct input *in,
                 int final = have && end <= max_ts - lateness;
                 size_t j = i;
 
-                format_ts(hits[i].start, a);
-                format_ts(end, e);
+                tm_format_ts(hits[i].start, a);
+                tm_format_ts(end, e);
                 /* One crime type of one window: its dispositions. */
                 while (j < nh && hits[j].spec == hits[i].spec &&
                        hits[j].start == hits[i].start &&
@@ -818,8 +695,8 @@ static void model(const struct ft *st, const struct input *in,
                 i = j;
         }
         if (have) {
-                format_ts(max_ts, a);
-                format_ts(max_ts - lateness, b);
+                tm_format_ts(max_ts, a);
+                tm_format_ts(max_ts - lateness, b);
         }
         th_lines_addf(&w->progress, "%s|0|%lld|%s|%s|%zu|%lld|%lld", c->topic,
                       in->next_offset, have ? a : "NULL", have ? b : "NULL", ns,
@@ -1578,7 +1455,7 @@ static void test_retention(void **state)
         int bad = 0, drop;
 
         input_array(st->sample, 0, &in);
-        format_ts(input_max(&in) - HOUR_S * USEC, h);
+        tm_format_ts(input_max(&in) - HOUR_S * USEC, h);
         input_split(&in, input_max(&in) - HOUR_S * USEC, &n_kept, &n_old);
         input_free(&in);
         fprintf(stderr,
@@ -1663,8 +1540,8 @@ static void test_retention_steps(void **state)
         run_cmd_ok(&a);
         input_ndjson(gen, 0, &in);
         max = input_max(&in);
-        format_ts(max - HOUR_S * USEC, wm);
-        format_ts(max - 2 * HOUR_S * USEC, h);
+        tm_format_ts(max - HOUR_S * USEC, wm);
+        tm_format_ts(max - 2 * HOUR_S * USEC, h);
         input_split(&in, max - 2 * HOUR_S * USEC, &n_kept, &n_old);
         input_free(&in);
         fprintf(stderr,
@@ -2039,33 +1916,6 @@ static void test_file_usage(void **state)
  * Fixture.
  */
 
-/* A fatal signal or the watchdog: stop the server and the children,
- * delete the folder, die of the signal. Async-signal-safe calls only. */
-static void on_fatal_signal(int sig)
-{
-        static const char msg[] = "# test_features: killed or timed out; "
-                                  "stopped the server and removed ";
-        pid_t rm = -1;
-
-        if (broker_pid > 0)
-                kill(broker_pid, SIGKILL);
-        th_children_kill_all();
-        th_pg_stop_async();
-        if (dir_path[0] && !keep_dir)
-                rm = fork();
-        if (rm == 0) {
-                execl("/bin/rm", "rm", "-rf", dir_path, (char *)NULL);
-                _exit(127);
-        }
-        if (rm > 0)
-                waitpid(rm, NULL, 0);
-        if (write(2, msg, sizeof(msg) - 1) < 0 ||
-            write(2, dir_path, strlen(dir_path)) < 0 || write(2, "\n", 1) < 0)
-                _exit(1);
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
 static int group_teardown(void **state)
 {
         struct ft *st = *state;
@@ -2078,9 +1928,9 @@ static int group_teardown(void **state)
         th_pg_stop(&st->pg);
         if (th_broker_stop(&st->broker) < 0)
                 failed = 1;
-        broker_pid = 0;
+        th_fatal_broker(0, 0);
         th_tmpdir_remove(st->dir);
-        dir_path[0] = '\0';
+        th_fatal_dir(NULL);
         th_lines_free(&st->lite_update);
         th_lines_free(&st->lite_rebuild);
         json_decref(st->codes);
@@ -2124,34 +1974,15 @@ static int group_setup(void **state)
                 "--partitions", "1",          "--topic", UPD_TOPIC,
                 "--topic",      SAMPLE_TOPIC, NULL};
         struct ft *st = calloc(1, sizeof(*st));
-        const char *bin = getenv("CALLSTREAM_BIN");
-        const char *data = getenv("CALLSTREAM_DATA");
         char *data_dir = NULL, *p;
-        struct sigaction sa;
         int r;
 
         if (!st)
                 return -1;
         *state = st;
-        signal(SIGPIPE, SIG_IGN);
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_fatal_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-        sigaction(SIGALRM, &sa, NULL);
-        alarm(WATCHDOG_S);
-
-        st->bin = realpath(bin ? bin : "build/callstream", NULL);
-        if (!st->bin || access(st->bin, X_OK)) {
-                fprintf(stderr, "# no callstream binary at %s\n",
-                        bin ? bin : "build/callstream");
-                goto fail;
-        }
-        data_dir = realpath(data ? data : "../shared/data", NULL);
-        if (!data_dir) {
-                fprintf(stderr, "# no data directory at %s\n",
-                        data ? data : "../shared/data");
+        th_fatal_handlers("test_features", WATCHDOG_S);
+        if (th_find_bin_data(&st->bin, &data_dir)) {
+                free(data_dir);
                 goto fail;
         }
         st->sample = th_asprintf("%s/" SAMPLE_FILE, data_dir);
@@ -2166,8 +1997,7 @@ static int group_setup(void **state)
         }
         if (th_tmpdir_make("callstream-features", st->dir, sizeof(st->dir)))
                 goto fail;
-        snprintf(dir_path, sizeof(dir_path), "%s", st->dir);
-        keep_dir = getenv("E2E_KEEP") != NULL;
+        th_fatal_dir(st->dir);
         fprintf(stderr, "# folder %s (E2E_KEEP=1 keeps it)\n", st->dir);
         st->updates = path_in(st, "updates.ndjson");
         write_text(st->updates, update_stream, sizeof(update_stream) - 1);
@@ -2177,7 +2007,7 @@ static int group_setup(void **state)
         free(p);
         if (r < 0)
                 goto fail;
-        broker_pid = st->broker.pid;
+        th_fatal_broker(0, st->broker.pid);
 
         /* Without PostgreSQL the SQLite tests still run; the others fail. */
         st->pg_state = th_pg_start(&st->pg, st->dir, 0) == 0 ? 1 : -1;

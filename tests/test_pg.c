@@ -77,11 +77,6 @@ struct pgt {
         long long equiv_total;
 };
 
-/* For the fatal-signal handlers: async-signal-safe copies. */
-static char dir_path[PATH_MAX];
-static volatile pid_t broker_pid;
-static int keep_dir; /* E2E_KEEP */
-
 static char *path_in(const struct pgt *st, const char *name)
 {
         return th_asprintf("%s/%s", st->dir, name);
@@ -264,34 +259,6 @@ static void create_database(const struct pgt *st, const char *name)
  * Fixture.
  */
 
-/* A fatal signal or the watchdog: stop the server (immediate shutdown)
- * and the children, delete the folder, and die of the signal. Only
- * async-signal-safe calls. */
-static void on_fatal_signal(int sig)
-{
-        static const char msg[] = "# test_pg: killed or timed out; stopped "
-                                  "the server and removed ";
-        pid_t rm = -1;
-
-        if (broker_pid > 0)
-                kill(broker_pid, SIGKILL);
-        th_children_kill_all();
-        th_pg_stop_async();
-        if (dir_path[0] && !keep_dir)
-                rm = fork();
-        if (rm == 0) {
-                execl("/bin/rm", "rm", "-rf", dir_path, (char *)NULL);
-                _exit(127);
-        }
-        if (rm > 0)
-                waitpid(rm, NULL, 0);
-        if (write(2, msg, sizeof(msg) - 1) < 0 ||
-            write(2, dir_path, strlen(dir_path)) < 0 || write(2, "\n", 1) < 0)
-                _exit(1);
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
 /* Creates the role and proves pg_hba does what the tests rely on: its
  * password works over TCP, a wrong one does not. */
 static int server_roles(struct pgt *st)
@@ -346,9 +313,9 @@ static int group_teardown(void **state)
         th_pg_stop(&st->pg);
         if (th_broker_stop(&st->broker) < 0)
                 failed = 1;
-        broker_pid = 0;
+        th_fatal_broker(0, 0);
         th_tmpdir_remove(st->dir);
-        dir_path[0] = '\0';
+        th_fatal_dir(NULL);
         free(st->baseline);
         free(st->bin);
         free(st->data_dir);
@@ -364,40 +331,18 @@ static int group_setup(void **state)
                 "scale",        "--topic",   "restart", "--topic", "edge",
                 "--topic",      "calendar",  NULL};
         struct pgt *st = calloc(1, sizeof(*st));
-        const char *bin = getenv("CALLSTREAM_BIN");
-        const char *data = getenv("CALLSTREAM_DATA");
-        struct sigaction sa;
         char *p;
         int r;
 
         if (!st)
                 return -1;
         *state = st;
-        signal(SIGPIPE, SIG_IGN);
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_fatal_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-        sigaction(SIGALRM, &sa, NULL);
-        alarm(WATCHDOG_S);
-
-        st->bin = realpath(bin ? bin : "build/callstream", NULL);
-        if (!st->bin || access(st->bin, X_OK)) {
-                fprintf(stderr, "# no callstream binary at %s\n",
-                        bin ? bin : "build/callstream");
+        th_fatal_handlers("test_pg", WATCHDOG_S);
+        if (th_find_bin_data(&st->bin, &st->data_dir))
                 goto fail;
-        }
-        st->data_dir = realpath(data ? data : "../shared/data", NULL);
-        if (!st->data_dir) {
-                fprintf(stderr, "# no data directory at %s\n",
-                        data ? data : "../shared/data");
-                goto fail;
-        }
         if (th_tmpdir_make("callstream-pg", st->dir, sizeof(st->dir)))
                 goto fail;
-        snprintf(dir_path, sizeof(dir_path), "%s", st->dir);
-        keep_dir = getenv("E2E_KEEP") != NULL;
+        th_fatal_dir(st->dir);
         fprintf(stderr, "# folder %s (E2E_KEEP=1 keeps it)\n", st->dir);
         /* Only what the tests say may reach libpq (th_pg_start() clears the
          * environment and ~/.pgpass): no stray server, user or password. */
@@ -410,7 +355,7 @@ static int group_setup(void **state)
         free(p);
         if (r < 0)
                 goto fail;
-        broker_pid = st->broker.pid;
+        th_fatal_broker(0, st->broker.pid);
         return 0;
 fail:
         group_teardown(state);

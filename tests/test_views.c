@@ -43,6 +43,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "model.h"
 #include "pgutil.h"
 
 /* Safety nets only: nothing here asserts on speed. */
@@ -73,123 +74,9 @@ struct vt {
         struct th_lines lite_sample;
 };
 
-/* For the fatal-signal handlers: async-signal-safe copies. */
-static char dir_path[PATH_MAX];
-static volatile pid_t broker_pid;
-static int keep_dir; /* E2E_KEEP */
-
 static char *path_in(const struct vt *st, const char *name)
 {
         return th_asprintf("%s/%s", st->dir, name);
-}
-
-/*
- * Event times: microseconds since 1970-01-01 00:00:00 (naive, as UTC),
- * worked out from the calendar here.
- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-        int64_t q = a / b;
-
-        if ((a % b != 0) && ((a < 0) != (b < 0)))
-                q--;
-        return q;
-}
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-        int64_t era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = floor_div(y, 400);
-        yoe = y - era * 400;
-        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-        int64_t era, doe, yoe, doy, mp;
-
-        z += 719468;
-        era = floor_div(z, 146097);
-        doe = z - era * 146097;
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-        *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-        *y = yoe + era * 400 + (*m <= 2);
-}
-
-/* Reads n ASCII digits at s; -1 when one is not a digit. */
-static int digits(const char *s, int n)
-{
-        int v = 0, i;
-
-        for (i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -1;
-                v = v * 10 + (s[i] - '0');
-        }
-        return v;
-}
-
-/* Parses "YYYY-MM-DD[T ]HH:MM[:SS[.f{1,6}]]" (what the sample and the
- * databases hold; no calendar check, the data is known good). Returns 0
- * with *us, or -1. */
-static int parse_ts(const char *s, int64_t *us)
-{
-        size_t len = strlen(s), i = 16;
-        int y, mo, d, h, mi, sec = 0, nd = 0;
-        int64_t frac = 0;
-
-        if (len < 16)
-                return -1;
-        y = digits(s, 4);
-        mo = digits(s + 5, 2);
-        d = digits(s + 8, 2);
-        h = digits(s + 11, 2);
-        mi = digits(s + 14, 2);
-        if (y < 0 || mo < 1 || d < 1 || h < 0 || mi < 0 || s[4] != '-' ||
-            s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':')
-                return -1;
-        if (i < len) {
-                if (s[i] != ':' || (sec = digits(s + i + 1, 2)) < 0)
-                        return -1;
-                i += 3;
-        }
-        if (i < len) {
-                if (s[i++] != '.')
-                        return -1;
-                for (; i < len; i++, nd++) {
-                        if (nd == 6 || s[i] < '0' || s[i] > '9')
-                                return -1;
-                        frac = frac * 10 + (s[i] - '0');
-                }
-                if (nd == 0)
-                        return -1;
-                for (; nd < 6; nd++)
-                        frac *= 10;
-        }
-        *us = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) *
-               USEC) +
-              frac;
-        return 0;
-}
-
-/* Formats a whole second as "YYYY-MM-DD HH:MM:SS". */
-static void format_ts(int64_t us, char out[48])
-{
-        int64_t t = floor_div(us, USEC);
-        int64_t days = floor_div(t, 86400), secs = t - days * 86400, y;
-        int m, d;
-
-        civil_from_days(days, &y, &m, &d);
-        snprintf(out, 48, "%04lld-%02d-%02d %02d:%02d:%02d", (long long)y, m, d,
-                 (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
 }
 
 /*
@@ -444,8 +331,8 @@ static void read_counts(struct db *d, struct ccs *c)
                 x->calls = strtoll(cell(&t, row, 4), NULL, 10);
                 x->late = strtoll(cell(&t, row, 5), NULL, 10);
                 x->final = atoi(cell(&t, row, 6));
-                if (parse_ts(x->start, &x->start_us) ||
-                    parse_ts(x->end, &x->end_us))
+                if (tm_parse_ts(x->start, strlen(x->start), &x->start_us) ||
+                    tm_parse_ts(x->end, strlen(x->end), &x->end_us))
                         fail_msg("%s: call_counts has window %s - %s", d->name,
                                  x->start, x->end);
         }
@@ -476,7 +363,7 @@ static void expect_recent(const struct ccs *c, const char *wm, long long hours,
         int64_t wm_us = 0;
         size_t i;
 
-        if (wm && parse_ts(wm, &wm_us))
+        if (wm && tm_parse_ts(wm, strlen(wm), &wm_us))
                 fail_msg("bad watermark %s in the test", wm);
         for (i = 0; wm && hours >= 0 && i < c->n; i++) {
                 const struct cc *x = &c->v[i];
@@ -860,7 +747,7 @@ static int check_final(const struct db *d, const struct ccs *c, const char *wm)
         size_t i;
         int bad = 0;
 
-        if (wm && parse_ts(wm, &wm_us))
+        if (wm && tm_parse_ts(wm, strlen(wm), &wm_us))
                 fail_msg("bad watermark %s in the test", wm);
         for (i = 0; i < c->n; i++) {
                 int want = wm && c->v[i].end_us <= wm_us;
@@ -1061,7 +948,8 @@ static void model_sample(const char *path, struct ccs *out, char wm[48])
                 int have_wm = max_ts != INT64_MIN;
                 int64_t t, wm_before = have_wm ? max_ts - LATENESS_US : 0;
 
-                if (!id || !crime || !*crime || !when || parse_ts(when, &t))
+                if (!id || !crime || !*crime || !when ||
+                    tm_parse_ts(when, strlen(when), &t))
                         fail_msg("%s: record %zu is not a plain valid call",
                                  path, i);
                 json_object_set_new(seen, id, json_true());
@@ -1069,7 +957,7 @@ static void model_sample(const char *path, struct ccs *out, char wm[48])
                      k++) {
                         int64_t size = sample_specs[k].size * USEC;
                         int64_t slide = sample_specs[k].slide * USEC;
-                        int64_t s = floor_div(t, slide) * slide;
+                        int64_t s = tm_window_last(t, slide);
 
                         for (; s > t - size; s -= slide) {
                                 if (n == cap) {
@@ -1107,14 +995,14 @@ static void model_sample(const char *path, struct ccs *out, char wm[48])
                 snprintf(x->spec, sizeof(x->spec), "%s", sp->name);
                 x->start_us = hits[i].start;
                 x->end_us = hits[i].start + sp->size * USEC;
-                format_ts(x->start_us, x->start);
-                format_ts(x->end_us, x->end);
+                tm_format_sec(tm_floor_div(x->start_us, USEC), x->start);
+                tm_format_sec(tm_floor_div(x->end_us, USEC), x->end);
                 x->crime = th_strdup(hits[i].crime);
                 x->calls = 1;
                 x->late = hits[i].late;
                 x->final = x->end_us <= max_ts - LATENESS_US;
         }
-        format_ts(max_ts - LATENESS_US, wm);
+        tm_format_sec(tm_floor_div(max_ts - LATENESS_US, USEC), wm);
         free(hits);
         json_decref(arr);
 }
@@ -1238,33 +1126,6 @@ static void lite_db(struct vt *st, struct db *d, const char *file)
         sqlite3_busy_timeout(d->lite, 10000);
 }
 
-/* A fatal signal or the watchdog: stop the server and the children,
- * delete the folder, die of the signal. Async-signal-safe calls only. */
-static void on_fatal_signal(int sig)
-{
-        static const char msg[] = "# test_views: killed or timed out; "
-                                  "stopped the server and removed ";
-        pid_t rm = -1;
-
-        if (broker_pid > 0)
-                kill(broker_pid, SIGKILL);
-        th_children_kill_all();
-        th_pg_stop_async();
-        if (dir_path[0] && !keep_dir)
-                rm = fork();
-        if (rm == 0) {
-                execl("/bin/rm", "rm", "-rf", dir_path, (char *)NULL);
-                _exit(127);
-        }
-        if (rm > 0)
-                waitpid(rm, NULL, 0);
-        if (write(2, msg, sizeof(msg) - 1) < 0 ||
-            write(2, dir_path, strlen(dir_path)) < 0 || write(2, "\n", 1) < 0)
-                _exit(1);
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
 /*
  * Fixture.
  */
@@ -1281,9 +1142,9 @@ static int group_teardown(void **state)
         th_pg_stop(&st->pg);
         if (th_broker_stop(&st->broker) < 0)
                 failed = 1;
-        broker_pid = 0;
+        th_fatal_broker(0, 0);
         th_tmpdir_remove(st->dir);
-        dir_path[0] = '\0';
+        th_fatal_dir(NULL);
         th_lines_free(&st->lite_direct);
         th_lines_free(&st->lite_sample);
         free(st->bin);
@@ -1298,40 +1159,18 @@ static int group_setup(void **state)
         static const char *const broker_args[] = {
                 "--partitions", "1", "--topic", SAMPLE_TOPIC, NULL};
         struct vt *st = calloc(1, sizeof(*st));
-        const char *bin = getenv("CALLSTREAM_BIN");
-        const char *data = getenv("CALLSTREAM_DATA");
-        struct sigaction sa;
         char *p;
         int r;
 
         if (!st)
                 return -1;
         *state = st;
-        signal(SIGPIPE, SIG_IGN);
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_fatal_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-        sigaction(SIGALRM, &sa, NULL);
-        alarm(WATCHDOG_S);
-
-        st->bin = realpath(bin ? bin : "build/callstream", NULL);
-        if (!st->bin || access(st->bin, X_OK)) {
-                fprintf(stderr, "# no callstream binary at %s\n",
-                        bin ? bin : "build/callstream");
+        th_fatal_handlers("test_views", WATCHDOG_S);
+        if (th_find_bin_data(&st->bin, &st->data_dir))
                 goto fail;
-        }
-        st->data_dir = realpath(data ? data : "../shared/data", NULL);
-        if (!st->data_dir) {
-                fprintf(stderr, "# no data directory at %s\n",
-                        data ? data : "../shared/data");
-                goto fail;
-        }
         if (th_tmpdir_make("callstream-views", st->dir, sizeof(st->dir)))
                 goto fail;
-        snprintf(dir_path, sizeof(dir_path), "%s", st->dir);
-        keep_dir = getenv("E2E_KEEP") != NULL;
+        th_fatal_dir(st->dir);
         fprintf(stderr, "# folder %s (E2E_KEEP=1 keeps it)\n", st->dir);
 
         p = path_in(st, "broker.err");
@@ -1339,7 +1178,7 @@ static int group_setup(void **state)
         free(p);
         if (r < 0)
                 goto fail;
-        broker_pid = st->broker.pid;
+        th_fatal_broker(0, st->broker.pid);
 
         /* Without PostgreSQL the SQLite tests still run; the others fail. */
         st->pg_state = th_pg_start(&st->pg, st->dir, 0) == 0 ? 1 : -1;
