@@ -23,4 +23,13 @@ char *cs_arena_alloc(struct cs_arena *a, size_t len);
 int cs_arena_copy(struct cs_arena *a, struct cs_str s,
                   struct cs_str *out) CS_MUSTCHECK;
 
+/* Makes room for one more element in the growable array arr, which holds
+ * n of cap allocated, doubling it when full. Evaluates to 0, or -1 when out
+ * of memory (arr untouched). */
+#define CS_RESERVE(arr, n, cap)                                                \
+        ((n) < (cap) ? 0 : cs_reserve(&(arr), &(cap), sizeof(*(arr))))
+
+/* CS_RESERVE's worker: arrp points to the array pointer. */
+int cs_reserve(void *arrp, size_t *cap, size_t elem_size) CS_MUSTCHECK;
+
 #endif

@@ -78,6 +78,10 @@ int cs_parse_timestamp(const char *s, size_t len, int64_t *ts,
 #define CS_TS_MIN (-62135596800LL)
 #define CS_TS_END 253402300800LL
 
+/* Formats t (whole seconds) like cs_format_timestamp(), clamped to the
+ * representable years: for the bounds of a range in SQL. */
+size_t cs_format_bound(int64_t t, char *out);
+
 /* Formats ts as "YYYY-MM-DD HH:MM:SS", adding ".ffffff" when usec is not
  * zero, into out (at least CS_TS_BUFSZ bytes). Returns the length. */
 #define CS_TS_BUFSZ 32

@@ -18,6 +18,21 @@ struct cs_arena {
         struct block *all;  /* every block, head among them */
 };
 
+int cs_reserve(void *arrp, size_t *cap, size_t elem_size)
+{
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *arr, *grown;
+
+        /* Through memcpy: arrp is the address of any object pointer. */
+        memcpy(&arr, arrp, sizeof(arr));
+        grown = realloc(arr, ncap * elem_size);
+        if (!grown)
+                return -1;
+        memcpy(arrp, &grown, sizeof(grown));
+        *cap = ncap;
+        return 0;
+}
+
 struct cs_arena *cs_arena_new(void)
 {
         return calloc(1, sizeof(struct cs_arena));

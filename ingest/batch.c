@@ -49,18 +49,6 @@ void cs_batch_reset(struct cs_batch *b)
         cs_dedup_reset(b->dedup);
 }
 
-/* Returns arr grown to more than *cap elements of sz bytes, updating *cap,
- * or NULL (arr untouched) when out of memory. */
-static void *grow(void *arr, size_t *cap, size_t sz)
-{
-        size_t ncap = *cap ? *cap * 2 : 16;
-        void *grown = realloc(arr, ncap * sz);
-
-        if (grown)
-                *cap = ncap;
-        return grown;
-}
-
 static void opened(struct cs_batch *b)
 {
         if (b->nmessages++ == 0)
@@ -103,13 +91,8 @@ int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
         int i, r;
 
         opened(b);
-        if (b->ncalls == b->calls_cap) {
-                void *p = grow(b->calls, &b->calls_cap, sizeof(*b->calls));
-
-                if (!p)
-                        return -1;
-                b->calls = p;
-        }
+        if (CS_RESERVE(b->calls, b->ncalls, b->calls_cap) < 0)
+                return -1;
         c = &b->calls[b->ncalls];
         if (cs_arena_copy(b->arena, call->field[CS_F_CRIME_ID],
                           &c->field[CS_F_CRIME_ID]) < 0)
@@ -156,13 +139,8 @@ int cs_batch_add_reject(struct cs_batch *b, int32_t partition, int64_t offset,
         struct cs_str s;
 
         opened(b);
-        if (b->nrejects == b->rejects_cap) {
-                void *p = grow(b->rejects, &b->rejects_cap, sizeof(*r));
-
-                if (!p)
-                        return -1;
-                b->rejects = p;
-        }
+        if (CS_RESERVE(b->rejects, b->nrejects, b->rejects_cap) < 0)
+                return -1;
         r = &b->rejects[b->nrejects];
         r->partition = partition;
         r->offset = offset;
@@ -199,14 +177,8 @@ struct cs_partition_offset *cs_batch_partition(struct cs_batch *b,
         for (i = 0; i < b->noffsets; i++)
                 if (b->offsets[i].partition == partition)
                         return &b->offsets[i];
-        if (b->noffsets == b->offsets_cap) {
-                void *p =
-                        grow(b->offsets, &b->offsets_cap, sizeof(*b->offsets));
-
-                if (!p)
-                        return NULL;
-                b->offsets = p;
-        }
+        if (CS_RESERVE(b->offsets, b->noffsets, b->offsets_cap) < 0)
+                return NULL;
         o = &b->offsets[b->noffsets++];
         memset(o, 0, sizeof(*o));
         o->partition = partition;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_arena.h"
 #include "cs_file.h"
 #include "cs_jsonsplit.h"
 
@@ -43,15 +44,8 @@ static int on_msg(void *opaque, const char *msg, size_t len, uint64_t offset)
         (void)offset;
         if (number < src->from)
                 return 0;
-        if (src->nq == src->q_cap) {
-                size_t cap = src->q_cap ? src->q_cap * 2 : 256;
-                void *p = realloc(src->q, cap * sizeof(*src->q));
-
-                if (!p)
-                        return -1;
-                src->q = p;
-                src->q_cap = cap;
-        }
+        if (CS_RESERVE(src->q, src->nq, src->q_cap) < 0)
+                return -1;
         e = &src->q[src->nq++];
         e->len = len;
         e->number = number;

@@ -656,6 +656,15 @@ int cs_parse_timestamp(const char *s, size_t len, int64_t *ts, int32_t *usec)
         return 0;
 }
 
+size_t cs_format_bound(int64_t t, char *out)
+{
+        if (t < CS_TS_MIN)
+                t = CS_TS_MIN;
+        if (t >= CS_TS_END)
+                t = CS_TS_END - 1;
+        return cs_format_timestamp(t, 0, out);
+}
+
 /* Writes v as exactly n decimal digits. */
 static void put_digits(char *out, int v, int n)
 {

@@ -54,15 +54,8 @@ struct pipeline {
 /* Notes that call i was dropped from n final windows of spec s. */
 static int add_late(struct pipeline *pl, size_t i, int s, int n)
 {
-        if (pl->nlate == pl->late_cap) {
-                size_t cap = pl->late_cap ? pl->late_cap * 2 : 256;
-                void *p = realloc(pl->late, cap * sizeof(*pl->late));
-
-                if (!p)
-                        return -1;
-                pl->late = p;
-                pl->late_cap = cap;
-        }
+        if (CS_RESERVE(pl->late, pl->nlate, pl->late_cap) < 0)
+                return -1;
         pl->late[pl->nlate].call = i;
         pl->late[pl->nlate].spec = s;
         pl->late[pl->nlate].windows_dropped = n;

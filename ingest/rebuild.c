@@ -66,15 +66,8 @@ static int on_call(void *opaque, const struct cs_stored_call *c)
             c->ts.sec < rb->conf->to) {
                 struct cs_stored_late *l;
 
-                if (rb->nlate == rb->late_cap) {
-                        size_t cap = rb->late_cap ? rb->late_cap * 2 : 256;
-                        void *p = realloc(rb->late, cap * sizeof(*rb->late));
-
-                        if (!p)
-                                return -1;
-                        rb->late = p;
-                        rb->late_cap = cap;
-                }
+                if (CS_RESERVE(rb->late, rb->nlate, rb->late_cap) < 0)
+                        return -1;
                 l = &rb->late[rb->nlate];
                 if (keep(rb->arena, c->crime_id, &l->crime_id) < 0 ||
                     keep(rb->arena, c->topic, &l->topic) < 0)

@@ -869,16 +869,6 @@ static int run_named(struct pg_sink *s, const char *name,
         return 0;
 }
 
-/* Formats a time bound, clamped to the years the database can hold. */
-static void bound(int64_t t, char *out)
-{
-        if (t < CS_TS_MIN)
-                t = CS_TS_MIN;
-        if (t >= CS_TS_END)
-                t = CS_TS_END - 1;
-        cs_format_timestamp(t, 0, out);
-}
-
 static int pg_rebuild_begin(struct cs_sink *base, char *errstr,
                             size_t errstr_size)
 {
@@ -897,8 +887,8 @@ static int pg_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
         PGresult *res;
         int row, r;
 
-        bound(lo, from);
-        bound(hi, to);
+        cs_format_bound(lo, from);
+        cs_format_bound(hi, to);
         if ((r = run_named(s, "scan_calls", params, 2, &res, errstr,
                            errstr_size)) < 0)
                 return r;
@@ -946,8 +936,8 @@ static int pg_clear_windows(struct cs_sink *base, const char *spec,
         const char *params[3] = {spec, lo, hi};
         int r;
 
-        bound(from, lo);
-        bound(to, hi);
+        cs_format_bound(from, lo);
+        cs_format_bound(to, hi);
         if ((r = run_named(s, "clear_windows", params, 3, NULL, errstr,
                            errstr_size)) < 0)
                 return r;

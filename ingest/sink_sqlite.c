@@ -633,16 +633,6 @@ static int run_named(struct sqlite_sink *s, const char *name,
         return r;
 }
 
-/* Formats a time bound, clamped to the years the database can hold. */
-static void bound(int64_t t, char *out)
-{
-        if (t < CS_TS_MIN)
-                t = CS_TS_MIN;
-        if (t >= CS_TS_END)
-                t = CS_TS_END - 1;
-        cs_format_timestamp(t, 0, out);
-}
-
 static int sqlite_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
                              cs_sink_call_cb *cb, void *opaque, char *errstr,
                              size_t errstr_size)
@@ -654,8 +644,8 @@ static int sqlite_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
 
         if ((r = prepare_named(s, "scan_calls", &st, errstr, errstr_size)) < 0)
                 return r;
-        bound(lo, from);
-        bound(hi, to);
+        cs_format_bound(lo, from);
+        cs_format_bound(hi, to);
         sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -698,8 +688,8 @@ static int sqlite_clear_windows(struct cs_sink *base, const char *spec,
         const char *params[3] = {spec, lo, hi};
         int r;
 
-        bound(from, lo);
-        bound(to, hi);
+        cs_format_bound(from, lo);
+        cs_format_bound(to, hi);
         if ((r = run_named(s, "clear_windows", params, 3, errstr,
                            errstr_size)) < 0)
                 return r;

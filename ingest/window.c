@@ -244,16 +244,8 @@ int cs_window_agg_add(struct cs_window_agg *agg, int spec, int64_t start,
                         return 0;
                 }
         }
-        if (agg->nrows == agg->rows_cap) {
-                size_t cap = agg->rows_cap ? agg->rows_cap * 2 : 256;
-                struct cs_window_count *rows =
-                        realloc(agg->rows, cap * sizeof(*rows));
-
-                if (!rows)
-                        return -1;
-                agg->rows = rows;
-                agg->rows_cap = cap;
-        }
+        if (CS_RESERVE(agg->rows, agg->nrows, agg->rows_cap) < 0)
+                return -1;
         r = &agg->rows[agg->nrows++];
         r->spec = spec;
         r->start = start;
