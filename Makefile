@@ -42,7 +42,7 @@ GEN_SQL  := $(B)/gen/sql_embed.c
 OBJ      := $(MODULES:%.c=$(B)/%.o) $(TOOLS:%.c=$(B)/%.o) $(GEN_SQL:.c=.o)
 BIN      := $(B)/callstream
 
-.PHONY: all test demo bench check format install clean deps
+.PHONY: all test demo bench check fuzz format install clean deps
 all: $(BIN)
 
 $(BIN): $(OBJ)
@@ -103,11 +103,23 @@ bench: deps $(BIN)
 deps:
 	@sh scripts/install-deps.sh
 
+# The parser under libFuzzer, differential against jansson (clang needed):
+#   make fuzz FUZZ_SECONDS=300
+FUZZ_SECONDS ?= 60
+fuzz: deps $(GEN_SQL)
+	@mkdir -p build/fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+		-Iinclude $(PKG_CFLAGS) tests/fuzz/fuzz_parse.c ingest/parse.c \
+		ingest/log.c -o build/fuzz/fuzz_parse \
+		$(shell pkg-config --libs yajl jansson 2>/dev/null)
+	build/fuzz/fuzz_parse build/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
+		-max_len=4096
+
 format:
-	clang-format -i include/*.h ingest/*.c tools/*.c tests/*.c
+	clang-format -i include/*.h ingest/*.c tools/*.c tests/*.c tests/*.h tests/fuzz/*.c
 
 check: deps
-	@clang-format --dry-run --Werror include/*.h ingest/*.c tools/*.c tests/*.c
+	@clang-format --dry-run --Werror include/*.h ingest/*.c tools/*.c tests/*.c tests/*.h tests/fuzz/*.c
 	$(MAKE) clean-objs
 	$(MAKE) CFLAGS="-O1 -g -Werror" all
 	SAN=address,undefined $(MAKE) CFLAGS="-O1 -g" test

@@ -63,6 +63,8 @@ struct cs_parser {
         size_t nested_start;
         unsigned char kind[CS_F_COUNT];
         int not_object;
+        size_t end;    /* where the top-level value ended */
+        int finishing; /* in yajl_complete_parse(): all input is read */
 };
 
 /* The arena allocator handed to yajl. */
@@ -185,14 +187,23 @@ static void set_field(struct cs_parser *p, enum kind kind, const char *s,
         f->len = len;
 }
 
+/* Where the token just parsed ends. A number at the very end is only
+ * finished by yajl_complete_parse(), whose byte count starts afresh. */
+static size_t end_of_token(const struct cs_parser *p)
+{
+        return p->finishing ? p->len : yajl_get_bytes_consumed(p->h);
+}
+
 /* A scalar value: at depth 0 the message is not an object; at depth 1 it
  * belongs to the current key; deeper it is inside a skipped value. */
 static int on_scalar(struct cs_parser *p, enum kind kind, const char *s,
                      size_t len)
 {
         if (p->depth == 0) {
+                /* Parse on: invalid JSON is told apart from a non-object. */
                 p->not_object = 1;
-                return 0;
+                p->end = end_of_token(p);
+                return 1;
         }
         if (p->depth == 1 && p->key >= 0) {
                 if (kind == K_NULL) {
@@ -237,10 +248,8 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
 
 static int on_open(struct cs_parser *p, int is_map)
 {
-        if (p->depth == 0 && !is_map) {
+        if (p->depth == 0 && !is_map)
                 p->not_object = 1;
-                return 0;
-        }
         if (p->depth == 1 && p->key >= 0) {
                 /* Keep a known field's object or array as its JSON text. */
                 p->nested_field = p->key;
@@ -252,7 +261,8 @@ static int on_open(struct cs_parser *p, int is_map)
 
 static int on_close(struct cs_parser *p)
 {
-        p->depth--;
+        if (--p->depth == 0)
+                p->end = end_of_token(p);
         if (p->depth == 1 && p->nested_field >= 0) {
                 size_t end = yajl_get_bytes_consumed(p->h);
 
@@ -537,6 +547,8 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
         p->key = -1;
         p->nested_field = -1;
         p->not_object = 0;
+        p->end = len;
+        p->finishing = 0;
 
         p->h = yajl_alloc(&callbacks, &p->afuncs, p);
         if (!p->h) {
@@ -549,14 +561,24 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
         at = yajl_get_bytes_consumed(p->h);
         if (st == yajl_status_ok) {
                 /* What is left to judge is at the end of the input. */
+                p->finishing = 1;
                 st = yajl_complete_parse(p->h);
                 at = len;
         }
 
-        if (p->not_object)
-                snprintf(reason, reason_size, "not a JSON object");
+        /* yajl lets an unfinished token after the value pass (a lone '"'
+         * at the end): only white space may follow. */
+        for (i = p->end; st == yajl_status_ok && i < len; i++)
+                if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' &&
+                    buf[i] != '\r')
+                        break;
+        if (st == yajl_status_ok && i < len)
+                snprintf(reason, reason_size,
+                         "invalid JSON at byte %zu: trailing garbage", i);
         else if (st != yajl_status_ok)
                 json_error(p, at, reason, reason_size);
+        else if (p->not_object)
+                snprintf(reason, reason_size, "not a JSON object");
         else
                 r = validate(p, call, reason, reason_size);
         yajl_free(p->h);

@@ -638,6 +638,13 @@ static void test_reject_trailing(void **state)
                 T("\x0b"), /* vertical tab is not JSON white space */
                 T("\x0c"),
                 T("\xc2\xa0"), /* nor is U+00A0 */
+                /* Unfinished tokens, which yajl alone lets pass (found by
+                 * tests/fuzz/fuzz_parse.c). */
+                T("\""),
+                T("\"garbage"),
+                T(" \"x"),
+                T(" tr"),
+                T(" -"),
 #undef T
         };
         char msg[512];
