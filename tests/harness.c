@@ -1193,3 +1193,19 @@ void th_fatal_broker(int slot, pid_t pid)
         if (slot >= 0 && slot < TH_FATAL_BROKERS)
                 fatal_brokers[slot] = pid;
 }
+
+void th_run_ok_free(struct th_args *a)
+{
+        struct th_run r;
+
+        th_run_ok(a, &r);
+        th_run_free(&r);
+        th_args_free(a);
+}
+
+int th_test_teardown(void **state)
+{
+        (void)state;
+        th_children_kill_all();
+        return 0;
+}

@@ -132,6 +132,12 @@ void th_run_args(const struct th_args *a, int timeout_ms, struct th_run *r);
  * stderr. */
 void th_run_ok(const struct th_args *a, struct th_run *r);
 
+/* th_run_ok(), then frees the result and the arguments (a is taken). */
+void th_run_ok_free(struct th_args *a);
+
+/* A cmocka per-test teardown: nothing a failed test started outlives it. */
+int th_test_teardown(void **state);
+
 void th_run_free(struct th_run *r);
 
 /*

@@ -137,3 +137,27 @@ int64_t tm_window_last(int64_t sec, int64_t slide)
 {
         return tm_floor_div(sec, slide) * slide;
 }
+
+json_t *tm_load_radio_codes(const char *path)
+{
+        json_error_t jerr;
+        json_t *arr = json_load_file(path, 0, &jerr), *v, *map;
+        size_t i;
+
+        if (!json_is_array(arr)) {
+                fprintf(stderr, "# %s: %s\n", path, jerr.text);
+                json_decref(arr);
+                return NULL;
+        }
+        map = json_object();
+        json_array_foreach(arr, i, v)
+        {
+                json_t *code = json_object_get(v, "disposition_code");
+                json_t *desc = json_object_get(v, "description");
+
+                if (json_is_string(code) && json_is_string(desc))
+                        json_object_set(map, json_string_value(code), desc);
+        }
+        json_decref(arr);
+        return map;
+}

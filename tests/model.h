@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define TM_USEC 1000000LL /* microseconds a second */
 
 /* Room for the text of any time tm_format_ts() writes, NUL included. */
@@ -42,5 +44,10 @@ void tm_format_sec(int64_t sec, char out[TM_TS_SIZE]);
  * tm_window_first() to tm_window_last() every slide. */
 int64_t tm_window_first(int64_t sec, int64_t size, int64_t slide);
 int64_t tm_window_last(int64_t sec, int64_t slide);
+
+/* Reads the radio-code list (a JSON array of {disposition_code,
+ * description}) into an object mapping code to description; NULL (after a
+ * "# path: why" line on stderr) when it cannot. The caller owns it. */
+json_t *tm_load_radio_codes(const char *path);
 
 #endif

@@ -1183,31 +1183,6 @@ static unsigned rand_next(struct e2e *st)
         return st->rng;
 }
 
-static json_t *load_radio_codes(const char *path)
-{
-        json_error_t jerr;
-        json_t *arr = json_load_file(path, 0, &jerr), *v;
-        json_t *map = json_object();
-        size_t i;
-
-        if (!json_is_array(arr)) {
-                fprintf(stderr, "# %s: %s\n", path, jerr.text);
-                json_decref(arr);
-                json_decref(map);
-                return NULL;
-        }
-        json_array_foreach(arr, i, v)
-        {
-                json_t *code = json_object_get(v, "disposition_code");
-                json_t *desc = json_object_get(v, "description");
-
-                if (json_is_string(code) && json_is_string(desc))
-                        json_object_set(map, json_string_value(code), desc);
-        }
-        json_decref(arr);
-        return map;
-}
-
 static int group_teardown(void **state)
 {
         struct e2e *st = *state;
@@ -1247,7 +1222,7 @@ static int group_setup(void **state)
         if (th_find_bin_data(&st->bin, &st->data))
                 goto fail;
         radio_path = th_asprintf("%s/radio_code.json", st->data);
-        st->radio = load_radio_codes(radio_path);
+        st->radio = tm_load_radio_codes(radio_path);
         free(radio_path);
         if (!st->radio)
                 goto fail;
@@ -1275,14 +1250,6 @@ fail:
 static void assert_broker_alive(struct e2e *st)
 {
         th_broker_assert_alive(&st->broker);
-}
-
-/* Per-test teardown: nothing a failed test started may outlive it. */
-static int test_teardown(void **state)
-{
-        (void)state;
-        th_children_kill_all();
-        return 0;
 }
 
 /*
@@ -1687,12 +1654,14 @@ static void test_cli_contract(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(test_generated_stream, test_teardown),
-                cmocka_unit_test_teardown(test_sample_file, test_teardown),
-                cmocka_unit_test_teardown(test_rerun_idempotent, test_teardown),
-                cmocka_unit_test_teardown(test_kill9, test_teardown),
-                cmocka_unit_test_teardown(test_cli_contract, test_teardown),
-                cmocka_unit_test_teardown(test_window_names, test_teardown),
+                cmocka_unit_test_teardown(test_generated_stream,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_sample_file, th_test_teardown),
+                cmocka_unit_test_teardown(test_rerun_idempotent,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_kill9, th_test_teardown),
+                cmocka_unit_test_teardown(test_cli_contract, th_test_teardown),
+                cmocka_unit_test_teardown(test_window_names, th_test_teardown),
         };
 
         return cmocka_run_group_tests_name("e2e", tests, group_setup,

@@ -1151,31 +1151,6 @@ static int group_teardown(void **state)
         return failed ? -1 : 0;
 }
 
-static json_t *load_radio_codes(const char *path)
-{
-        json_error_t jerr;
-        json_t *arr = json_load_file(path, 0, &jerr), *v;
-        json_t *map = json_object();
-        size_t i;
-
-        if (!json_is_array(arr)) {
-                fprintf(stderr, "# %s: %s\n", path, jerr.text);
-                json_decref(arr);
-                json_decref(map);
-                return NULL;
-        }
-        json_array_foreach(arr, i, v)
-        {
-                json_t *code = json_object_get(v, "disposition_code");
-                json_t *desc = json_object_get(v, "description");
-
-                if (json_is_string(code) && json_is_string(desc))
-                        json_object_set(map, json_string_value(code), desc);
-        }
-        json_decref(arr);
-        return map;
-}
-
 static int group_setup(void **state)
 {
         static const char *const b1_args[] = {
@@ -1194,7 +1169,7 @@ static int group_setup(void **state)
         if (th_find_bin_data(&st->bin, &st->data))
                 goto fail;
         p = th_asprintf("%s/radio_code.json", st->data);
-        st->radio = load_radio_codes(p);
+        st->radio = tm_load_radio_codes(p);
         free(p);
         if (!st->radio)
                 goto fail;
@@ -1222,26 +1197,9 @@ fail:
         return -1;
 }
 
-/* Per-test teardown: nothing a failed test started may outlive it. */
-static int test_teardown(void **state)
-{
-        (void)state;
-        th_children_kill_all();
-        return 0;
-}
-
 /*
  * Commands.
  */
-
-static void run_ok(struct th_args *a)
-{
-        struct th_run r;
-
-        th_run_ok(a, &r);
-        th_run_free(&r);
-        th_args_free(a);
-}
 
 static void produce(const struct et *st, const struct th_broker *b,
                     const char *topic, const char *file)
@@ -1250,7 +1208,7 @@ static void produce(const struct et *st, const struct th_broker *b,
 
         th_args_addv(&a, st->bin, "produce", "--brokers", b->brokers, "--topic",
                      topic, file, NULL);
-        run_ok(&a);
+        th_run_ok_free(&a);
 }
 
 /* The ingest command line of every test: windows 1h and 1h/15m from the
@@ -1275,7 +1233,7 @@ static void ingest(const struct et *st, const struct th_broker *b,
         struct th_args a = {0};
 
         ingest_args(st, &a, b, topic, db, drop, lateness, batch);
-        run_ok(&a);
+        th_run_ok_free(&a);
 }
 
 /* The sample file in topic sample (one partition), produced once. */
@@ -1339,7 +1297,7 @@ static void ensure_gen(struct et *st)
                      GEN_SEED, "--out-of-order", "0.2", "--max-delay", "3h",
                      "--duplicates", "0.03", "--malformed", "0.01", "--output",
                      st->gen_path, NULL);
-        run_ok(&a);
+        th_run_ok_free(&a);
         produce(st, &st->b4, "gen", st->gen_path);
 
         th_args_addv(&a, "kcat", "-C", "-b", st->b4.brokers, "-t", "gen", "-o",
@@ -1948,16 +1906,18 @@ static void test_pg_partitions(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(test_sample_count, test_teardown),
-                cmocka_unit_test_teardown(test_sample_drop, test_teardown),
+                cmocka_unit_test_teardown(test_sample_count, th_test_teardown),
+                cmocka_unit_test_teardown(test_sample_drop, th_test_teardown),
                 cmocka_unit_test_teardown(test_restart_keeps_watermark,
-                                          test_teardown),
-                cmocka_unit_test_teardown(test_lateness_1h, test_teardown),
-                cmocka_unit_test_teardown(test_edge_stream, test_teardown),
-                cmocka_unit_test_teardown(test_partitions_count, test_teardown),
-                cmocka_unit_test_teardown(test_partitions_drop, test_teardown),
-                cmocka_unit_test_teardown(test_pg_sample, test_teardown),
-                cmocka_unit_test_teardown(test_pg_partitions, test_teardown),
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_lateness_1h, th_test_teardown),
+                cmocka_unit_test_teardown(test_edge_stream, th_test_teardown),
+                cmocka_unit_test_teardown(test_partitions_count,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_partitions_drop,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_pg_sample, th_test_teardown),
+                cmocka_unit_test_teardown(test_pg_partitions, th_test_teardown),
         };
         const char *only = getenv("ET_TEST_FILTER");
 

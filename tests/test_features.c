@@ -788,15 +788,6 @@ static void assert_same_as_sqlite(const char *what, struct th_lines *lite,
  * Commands.
  */
 
-static void run_cmd_ok(struct th_args *a)
-{
-        struct th_run r;
-
-        th_run_ok(a, &r);
-        th_run_free(&r);
-        th_args_free(a);
-}
-
 static void add_db(struct th_args *a, const struct db *d)
 {
         th_args_addv(a, "--db", d->target, NULL);
@@ -840,7 +831,7 @@ static void ingest_file(const struct ft *st, const struct db *d,
         th_args_addv(&a, st->bin, "ingest", "--file", file, "-q", NULL);
         add_db(&a, d);
         add_opts(&a, opts);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 /* ingest of a Kafka topic from its beginning to its end. */
@@ -855,7 +846,7 @@ static void ingest_kafka(struct ft *st, const struct db *d, const char *topic,
                      "-q", NULL);
         add_db(&a, d);
         add_opts(&a, opts);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 static void produce(struct ft *st, const char *topic, const char *file)
@@ -865,7 +856,7 @@ static void produce(struct ft *st, const char *topic, const char *file)
         th_broker_assert_alive(&st->broker);
         th_args_addv(&a, st->bin, "produce", "--brokers", st->broker.brokers,
                      "--topic", topic, file, NULL);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 static void rebuild_ok(const struct ft *st, const struct db *d,
@@ -876,7 +867,7 @@ static void rebuild_ok(const struct ft *st, const struct db *d,
         th_args_addv(&a, st->bin, "rebuild", NULL);
         add_db(&a, d);
         add_opts(&a, opts);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 /* A fresh database: a SQLite file in the folder, or a PostgreSQL database
@@ -1537,7 +1528,7 @@ static void test_retention_steps(void **state)
 
         th_args_addv(&a, st->bin, "generate", "--count", "30000", "--seed",
                      "31", "--per-hour", "2000", "--output", gen, NULL);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
         input_ndjson(gen, 0, &in);
         max = input_max(&in);
         tm_format_ts(max - HOUR_S * USEC, wm);
@@ -1942,32 +1933,6 @@ static int group_teardown(void **state)
         return failed ? -1 : 0;
 }
 
-/* radio_code.json as code -> description. */
-static json_t *load_codes(const char *path)
-{
-        json_error_t jerr;
-        json_t *arr = json_load_file(path, 0, &jerr), *v, *map;
-        size_t i;
-
-        if (!json_is_array(arr)) {
-                fprintf(stderr, "# %s: %s\n", path, jerr.text);
-                json_decref(arr);
-                return NULL;
-        }
-        map = json_object();
-        json_array_foreach(arr, i, v)
-        {
-                const char *code = json_string_value(
-                        json_object_get(v, "disposition_code"));
-                json_t *desc = json_object_get(v, "description");
-
-                if (code && json_is_string(desc))
-                        json_object_set(map, code, desc);
-        }
-        json_decref(arr);
-        return map;
-}
-
 static int group_setup(void **state)
 {
         static const char *const broker_args[] = {
@@ -1987,7 +1952,7 @@ static int group_setup(void **state)
         }
         st->sample = th_asprintf("%s/" SAMPLE_FILE, data_dir);
         p = th_asprintf("%s/" RADIO_FILE, data_dir);
-        st->codes = load_codes(p);
+        st->codes = tm_load_radio_codes(p);
         free(p);
         free(data_dir);
         if (!st->codes || access(st->sample, R_OK)) {
@@ -2015,14 +1980,6 @@ static int group_setup(void **state)
 fail:
         group_teardown(state);
         return -1;
-}
-
-/* Per-test teardown: nothing a failed test started may outlive it. */
-static int test_teardown(void **state)
-{
-        (void)state;
-        th_children_kill_all();
-        return 0;
 }
 
 /*
@@ -2077,15 +2034,16 @@ static void test_pg_rebuild(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(test_update, test_teardown),
-                cmocka_unit_test_teardown(test_retention, test_teardown),
-                cmocka_unit_test_teardown(test_retention_steps, test_teardown),
-                cmocka_unit_test_teardown(test_rebuild, test_teardown),
-                cmocka_unit_test_teardown(test_rebuild_usage, test_teardown),
-                cmocka_unit_test_teardown(test_file_replay, test_teardown),
-                cmocka_unit_test_teardown(test_file_usage, test_teardown),
-                cmocka_unit_test_teardown(test_pg_update, test_teardown),
-                cmocka_unit_test_teardown(test_pg_rebuild, test_teardown),
+                cmocka_unit_test_teardown(test_update, th_test_teardown),
+                cmocka_unit_test_teardown(test_retention, th_test_teardown),
+                cmocka_unit_test_teardown(test_retention_steps,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_rebuild, th_test_teardown),
+                cmocka_unit_test_teardown(test_rebuild_usage, th_test_teardown),
+                cmocka_unit_test_teardown(test_file_replay, th_test_teardown),
+                cmocka_unit_test_teardown(test_file_usage, th_test_teardown),
+                cmocka_unit_test_teardown(test_pg_update, th_test_teardown),
+                cmocka_unit_test_teardown(test_pg_rebuild, th_test_teardown),
         };
         const char *only = getenv("FEATURES_TEST_FILTER");
 

@@ -362,26 +362,9 @@ fail:
         return -1;
 }
 
-/* Per-test teardown: nothing a failed test started may outlive it. */
-static int test_teardown(void **state)
-{
-        (void)state;
-        th_children_kill_all();
-        return 0;
-}
-
 /*
  * Commands.
  */
-
-static void run_cmd_ok(struct th_args *a)
-{
-        struct th_run r;
-
-        th_run_ok(a, &r);
-        th_run_free(&r);
-        th_args_free(a);
-}
 
 static void generate(const struct pgt *st, const char *count, const char *seed,
                      const char *out_path)
@@ -392,7 +375,7 @@ static void generate(const struct pgt *st, const char *count, const char *seed,
                      "--duplicates", "0.05", "--changed-duplicates", "0.03",
                      "--out-of-order", "0.1", "--malformed", "0.03",
                      "--int-ids", "0.05", "--output", out_path, NULL);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 static void produce_args(const struct pgt *st, struct th_args *a,
@@ -410,7 +393,7 @@ static void produce(const struct pgt *st, const char *topic, const char *file)
         struct th_args a = {0};
 
         produce_args(st, &a, topic, file, NULL);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 /* The ingest command line every test uses: three window specs, from the
@@ -434,7 +417,7 @@ static void ingest_to_end(const struct pgt *st, const char *topic,
 
         ingest_args(st, &a, topic, db, schema, batch);
         th_args_add(&a, "--exit-at-end");
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 static void migrate(const struct pgt *st, const char *db, const char *schema)
@@ -444,7 +427,7 @@ static void migrate(const struct pgt *st, const char *db, const char *schema)
         th_args_addv(&a, st->bin, "migrate", "--db", db, NULL);
         if (schema)
                 th_args_addv(&a, "--schema", schema, NULL);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 /* Messages the producer sends for an NDJSON file: its non-blank lines. */
@@ -1679,7 +1662,7 @@ static void test_env_password(void **state)
         /* The key=value form reads it too (and migrate is idempotent). */
         th_args_addv(&a, st->bin, "migrate", "--db", kv, NULL);
         th_args_setenv(&a, "PGPASSWORD=" ROLE_PW);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 
         c = pg_admin(st, "cs_envpw");
         if (pg_int(c, "SELECT count(*) FROM schema_migrations", NULL, 0) <= 0 ||
@@ -1698,14 +1681,16 @@ static void test_env_password(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(test_equivalence, test_teardown),
-                cmocka_unit_test_teardown(test_schema, test_teardown),
-                cmocka_unit_test_teardown(test_edge_cases, test_teardown),
-                cmocka_unit_test_teardown(test_calendar_limits, test_teardown),
-                cmocka_unit_test_teardown(test_scale_out, test_teardown),
-                cmocka_unit_test_teardown(test_restarts, test_teardown),
-                cmocka_unit_test_teardown(test_bad_connections, test_teardown),
-                cmocka_unit_test_teardown(test_env_password, test_teardown),
+                cmocka_unit_test_teardown(test_equivalence, th_test_teardown),
+                cmocka_unit_test_teardown(test_schema, th_test_teardown),
+                cmocka_unit_test_teardown(test_edge_cases, th_test_teardown),
+                cmocka_unit_test_teardown(test_calendar_limits,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_scale_out, th_test_teardown),
+                cmocka_unit_test_teardown(test_restarts, th_test_teardown),
+                cmocka_unit_test_teardown(test_bad_connections,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_env_password, th_test_teardown),
         };
 
         const char *only = getenv("PG_TEST_FILTER");

@@ -568,15 +568,6 @@ static int check_columns(struct db *d)
  * Commands.
  */
 
-static void run_cmd_ok(struct th_args *a)
-{
-        struct th_run r;
-
-        th_run_ok(a, &r);
-        th_run_free(&r);
-        th_args_free(a);
-}
-
 static void migrate(const struct vt *st, const char *db, const char *schema)
 {
         struct th_args a = {0};
@@ -584,7 +575,7 @@ static void migrate(const struct vt *st, const char *db, const char *schema)
         th_args_addv(&a, st->bin, "migrate", "--db", db, NULL);
         if (schema)
                 th_args_addv(&a, "--schema", schema, NULL);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 /* Produces the sample once, into a topic of one partition: consumption
@@ -600,7 +591,7 @@ static void produce_sample(struct vt *st)
         file = th_asprintf("%s/" SAMPLE_FILE, st->data_dir);
         th_args_addv(&a, st->bin, "produce", "--brokers", st->broker.brokers,
                      "--topic", SAMPLE_TOPIC, file, NULL);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
         free(file);
         st->produced = 1;
 }
@@ -614,7 +605,7 @@ static void ingest_sample(struct vt *st, const char *db)
                      "--topic", SAMPLE_TOPIC, "--db", db, "--window", "1h",
                      "--window", "1h/15m", "--window", "1d", "--from-beginning",
                      "--exit-at-end", NULL);
-        run_cmd_ok(&a);
+        th_run_ok_free(&a);
 }
 
 /*
@@ -1188,14 +1179,6 @@ fail:
         return -1;
 }
 
-/* Per-test teardown: nothing a failed test started may outlive it. */
-static int test_teardown(void **state)
-{
-        (void)state;
-        th_children_kill_all();
-        return 0;
-}
-
 /*
  * Tests.
  */
@@ -1325,11 +1308,11 @@ static void test_pg_schema(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(test_sqlite_direct, test_teardown),
-                cmocka_unit_test_teardown(test_sqlite_sample, test_teardown),
-                cmocka_unit_test_teardown(test_pg_direct, test_teardown),
-                cmocka_unit_test_teardown(test_pg_sample, test_teardown),
-                cmocka_unit_test_teardown(test_pg_schema, test_teardown),
+                cmocka_unit_test_teardown(test_sqlite_direct, th_test_teardown),
+                cmocka_unit_test_teardown(test_sqlite_sample, th_test_teardown),
+                cmocka_unit_test_teardown(test_pg_direct, th_test_teardown),
+                cmocka_unit_test_teardown(test_pg_sample, th_test_teardown),
+                cmocka_unit_test_teardown(test_pg_schema, th_test_teardown),
         };
         const char *only = getenv("VIEWS_TEST_FILTER");
 
