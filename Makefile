@@ -1,6 +1,8 @@
 # callstream: one non-recursive Makefile. `make` builds build/callstream.
+# (demo, test, bench, check and fuzz install their packages, then run make
+# again, only so that pkg-config sees them.)
 #   make test    unit and end-to-end tests, closing with "N passed, N failed"
-#   make demo    local broker -> generated calls -> callstream.db, top rows
+#   make demo    local broker -> generated calls -> build/callstream.db
 #   make check   format check, -Werror build, sanitized test run
 #   SAN=address,undefined make ...  builds a sanitized tree under build/san
 
@@ -21,17 +23,11 @@ else
 B        := build
 endif
 
-# Dependencies are checked when building, not when cleaning.
-ifneq ($(filter-out clean deps,$(MAKECMDGOALS)),)
-NEED_DEPS := 1
-endif
-ifeq ($(MAKECMDGOALS),)
-NEED_DEPS := 1
-endif
-ifdef NEED_DEPS
+# pkg-config runs when the Makefile is read, so the targets that install
+# packages first (demo, test, bench, check, fuzz) re-run make for the build
+# once the packages exist.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-endif
 CS_CFLAGS += $(PKG_CFLAGS)
 
 MODULES  := $(wildcard ingest/*.c)
@@ -42,7 +38,8 @@ GEN_SQL  := $(B)/gen/sql_embed.c
 OBJ      := $(MODULES:%.c=$(B)/%.o) $(TOOLS:%.c=$(B)/%.o) $(GEN_SQL:.c=.o)
 BIN      := $(B)/callstream
 
-.PHONY: all test demo bench check fuzz format install clean deps
+.PHONY: all test run-tests demo bench check fuzz fuzz-run format install \
+	clean clean-objs deps
 all: $(BIN)
 
 $(BIN): $(OBJ)
@@ -59,54 +56,46 @@ $(GEN_SQL): scripts/embed-sql.sh $(SQL)
 $(GEN_SQL:.c=.o): $(GEN_SQL)
 	$(CC) $(CS_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-# Unit tests link only the modules they test.
-TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
-$(B)/tests/test_parse:  $(B)/tests/test_parse.o $(B)/ingest/parse.o $(B)/ingest/log.o
-$(B)/tests/test_window: $(B)/tests/test_window.o $(B)/ingest/window.o \
-	$(B)/ingest/arena.o
-$(B)/tests/test_dedup:  $(B)/tests/test_dedup.o $(B)/ingest/dedup.o \
-	$(B)/ingest/window.o $(B)/ingest/arena.o
-$(B)/tests/test_migrate: $(B)/tests/test_migrate.o $(B)/ingest/migrate.o \
-	$(B)/ingest/sink.o $(B)/ingest/sink_sqlite.o $(B)/ingest/sink_pg.o \
-	$(B)/ingest/log.o \
-	$(B)/ingest/parse.o $(B)/ingest/window.o $(B)/ingest/batch.o \
-	$(B)/ingest/dedup.o $(B)/ingest/arena.o $(GEN_SQL:.c=.o)
-$(B)/tests/test_generate: $(B)/tests/test_generate.o $(B)/tools/generate.o \
-	$(B)/tools/cli.o $(B)/ingest/parse.o $(B)/ingest/log.o \
-	$(B)/ingest/window.o $(B)/ingest/arena.o
-$(B)/tests/test_jsonsplit: $(B)/tests/test_jsonsplit.o $(B)/ingest/jsonsplit.o
-$(B)/tests/test_e2e:    $(B)/tests/test_e2e.o $(B)/tests/harness.o $(B)/tests/model.o
-$(B)/tests/test_e2e: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 2>/dev/null)
-$(B)/tests/test_pg:     $(B)/tests/test_pg.o $(B)/tests/harness.o $(B)/tests/pgutil.o
-$(B)/tests/test_pg: TEST_LIBS += $(shell pkg-config --libs sqlite3 libpq 2>/dev/null)
-$(B)/tests/test_eventtime: $(B)/tests/test_eventtime.o $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o
-$(B)/tests/test_eventtime: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
-$(B)/tests/test_views: $(B)/tests/test_views.o $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o
-$(B)/tests/test_views: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
-$(B)/tests/test_features: $(B)/tests/test_features.o $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o
-$(B)/tests/test_features: TEST_LIBS += $(shell pkg-config --libs jansson sqlite3 libpq 2>/dev/null)
+# Every test links one library of the modules, plus the test helpers.
+LIB      := $(B)/libcallstream.a
+LIB_OBJ  := $(filter-out $(B)/tools/main.o,$(OBJ))
+$(LIB): $(LIB_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
 
+TEST_HELPERS := $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o
+TEST_LIBS := $(shell pkg-config --libs cmocka jansson 2>/dev/null)
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
-$(B)/tests/test_parse: TEST_LIBS += $(shell pkg-config --libs jansson 2>/dev/null)
-$(UNIT_TESTS):
+$(UNIT_TESTS): $(B)/tests/%: $(B)/tests/%.o $(TEST_HELPERS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) $(LDLIBS)
 
-test: deps $(BIN) $(UNIT_TESTS)
+test:
+	@sh scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: $(BIN) $(UNIT_TESTS)
 	@sh tests/run.sh $(B) $(UNIT_TESTS)
 
-demo: deps $(BIN)
+demo:
+	@sh scripts/install-deps.sh demo
+	@$(MAKE) --no-print-directory $(BIN)
 	@sh scripts/demo.sh $(BIN)
 
-bench: deps $(BIN)
+bench:
+	@sh scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory $(BIN)
 	@sh scripts/bench.sh $(BIN)
 
 deps:
-	@sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh all
 
 # The parser under libFuzzer, differential against jansson (clang needed):
 #   make fuzz FUZZ_SECONDS=300
 FUZZ_SECONDS ?= 60
-fuzz: deps $(GEN_SQL)
+fuzz:
+	@sh scripts/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run:
 	@mkdir -p build/fuzz/corpus
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 		-Iinclude $(PKG_CFLAGS) tests/fuzz/fuzz_parse.c ingest/parse.c \
@@ -118,7 +107,8 @@ fuzz: deps $(GEN_SQL)
 format:
 	clang-format -i include/*.h ingest/*.c tools/*.c tests/*.c tests/*.h tests/fuzz/*.c
 
-check: deps
+check:
+	@sh scripts/install-deps.sh check
 	@clang-format --dry-run --Werror include/*.h ingest/*.c tools/*.c tests/*.c tests/*.h tests/fuzz/*.c
 	$(MAKE) clean-objs
 	$(MAKE) CFLAGS="-O1 -g -Werror" all

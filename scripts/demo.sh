@@ -4,7 +4,9 @@
 # and the top rows of the views.
 set -e
 BIN=$1
-DB=callstream.db
+# The database lives under build/, which is the demo's own: it never
+# touches a callstream.db of the user's.
+DB=build/callstream.db
 tmp=$(mktemp -d)
 broker=""
 cleanup() {

@@ -1108,7 +1108,7 @@ int th_find_bin_data(char **bin, char **data)
         const char *d = getenv("CALLSTREAM_DATA");
 
         *bin = realpath(b ? b : "build/callstream", NULL);
-        *data = realpath(d ? d : "../shared/data", NULL);
+        *data = realpath(d ? d : "tests/data", NULL);
         if (!*bin || access(*bin, X_OK)) {
                 fprintf(stderr, "# no callstream binary at %s\n",
                         b ? b : "build/callstream");
@@ -1116,7 +1116,7 @@ int th_find_bin_data(char **bin, char **data)
         }
         if (!*data) {
                 fprintf(stderr, "# no data directory at %s\n",
-                        d ? d : "../shared/data");
+                        d ? d : "tests/data");
                 return -1;
         }
         return 0;

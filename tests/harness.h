@@ -158,7 +158,7 @@ void th_tmpdir_remove(const char *dir);
 
 /* Finds the callstream binary ($CALLSTREAM_BIN, else build/callstream,
  * which must be executable) and the data folder ($CALLSTREAM_DATA, else
- * ../shared/data) as absolute paths in *bin and *data, which the caller
+ * tests/data) as absolute paths in *bin and *data, which the caller
  * frees (either may be set on failure). Returns 0, or -1 after saying
  * which one is missing. */
 int th_find_bin_data(char **bin, char **data);

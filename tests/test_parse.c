@@ -1789,7 +1789,7 @@ static void test_sample_file(void **state)
         int n;
 
         if (dir == NULL || *dir == '\0')
-                dir = "../shared/data";
+                dir = "tests/data";
         snprintf(path, sizeof(path),
                  "%s/police-department-calls-for-service.sample.json", dir);
         buf = read_file(path, &len);

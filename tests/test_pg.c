@@ -67,7 +67,7 @@
 struct pgt {
         char dir[PATH_MAX]; /* everything of this run */
         char *bin;          /* callstream */
-        char *data_dir;     /* ../shared/data: the real sample */
+        char *data_dir;     /* tests/data: the real sample */
         struct th_broker broker;
         struct th_pg pg; /* TCP too: the role's password there */
 
