@@ -7,6 +7,8 @@
 
 #include "cs_window.h"
 
+struct cs_sink;
+
 struct cs_pipeline_conf {
         const char *db;     /* every pointer is borrowed for the run */
         const char *schema; /* PostgreSQL schema, or NULL */
@@ -22,11 +24,22 @@ struct cs_pipeline_conf {
         int late_drop;            /* --late-policy drop */
         int update;               /* --on-duplicate update */
         int64_t retention;        /* seconds; 0 keeps everything */
+        /* How long to wait for the database (and the broker) at start,
+         * in ms; 0 waits until stopped. */
+        int64_t startup_timeout_ms;
         size_t batch_max_records;
         int batch_max_ms;
         const char *const *props; /* -X name=value */
         size_t nprops;
 };
+
+/* Waits for the database to come up (cs_sink_open() or migrate returning
+ * CS_SINK_RETRY), with backoff and a warning per attempt, up to
+ * conf->startup_timeout_ms; *stop ends the wait at once. Returns 0 with the
+ * migrated sink in *out (the caller closes it), 1 when stopped, or -1 after
+ * logging why. */
+int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
+                          volatile sig_atomic_t *stop, struct cs_sink **out);
 
 /* Runs until *stop is set (by a signal handler), or with exit_at_end until
  * every assigned partition is consumed to its end and committed. With a

@@ -518,6 +518,67 @@ static int run_file(struct pipeline *pl, volatile sig_atomic_t *stop)
         return r;
 }
 
+/* Sleeps ms in short steps, returning early (1) once *stop is set. */
+static int nap(int64_t ms, volatile sig_atomic_t *stop)
+{
+        int64_t until = cs_now_ms() + ms;
+
+        while (!*stop && cs_now_ms() < until) {
+                struct timespec ts = {0, 50 * 1000 * 1000};
+
+                nanosleep(&ts, NULL);
+        }
+        return *stop != 0;
+}
+
+int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
+                          volatile sig_atomic_t *stop, struct cs_sink **out)
+{
+        int64_t started = cs_now_ms(), wait;
+        char errstr[512];
+        int attempts = 0, r;
+
+        for (;;) {
+                r = cs_sink_open(conf->db, conf->schema, out, errstr,
+                                 sizeof(errstr));
+                if (r == 0 && (r = (*out)->ops->migrate(*out, errstr,
+                                                        sizeof(errstr))) < 0) {
+                        cs_sink_close(*out);
+                        *out = NULL;
+                }
+                if (r != CS_SINK_RETRY)
+                        break;
+                /* A service may start before its database: wait for it as
+                 * for an outage mid-stream, with the same backoff. */
+                attempts++;
+                wait = (int64_t)BACKOFF_MIN_MS << (attempts < 9 ? attempts : 9);
+                if (wait > BACKOFF_MAX_MS)
+                        wait = BACKOFF_MAX_MS;
+                if (conf->startup_timeout_ms &&
+                    cs_now_ms() + wait - started > conf->startup_timeout_ms) {
+                        cs_log(CS_LOG_ERROR,
+                               "%s; gave up after %.1f s (--startup-timeout)",
+                               errstr,
+                               (double)(cs_now_ms() - started) / 1000.0);
+                        return -1;
+                }
+                cs_log(CS_LOG_WARN,
+                       "database not available at start (attempt %d): %s; "
+                       "next attempt in %.1f s",
+                       attempts, errstr, (double)wait / 1000.0);
+                if (nap(wait, stop))
+                        return 1;
+        }
+        if (r < 0) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                return -1;
+        }
+        if (attempts)
+                cs_log(CS_LOG_INFO, "database available after %d attempts",
+                       attempts + 1);
+        return 0;
+}
+
 int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                     volatile sig_atomic_t *stop)
 {
@@ -538,12 +599,12 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
         int64_t started = cs_now_ms();
         int failed = 0, r = -1;
 
-        if (cs_sink_open(conf->db, conf->schema, &pl.sink, errstr,
-                         sizeof(errstr)) < 0 ||
-            pl.sink->ops->migrate(pl.sink, errstr, sizeof(errstr)) < 0) {
-                cs_log(CS_LOG_ERROR, "%s", errstr);
-                goto done;
+        if ((r = cs_pipeline_open_sink(conf, stop, &pl.sink)) != 0) {
+                /* Stopped while waiting for the database: nothing to do. */
+                r = r > 0 ? 0 : -1;
+                goto freed;
         }
+        r = -1;
         pl.parser = cs_parser_new();
         pl.batch = cs_batch_new(conf->topic, conf->batch_max_records);
         pl.agg = cs_window_agg_new();

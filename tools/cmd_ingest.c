@@ -80,6 +80,10 @@ static const char ingest_help[] =
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
+        "      --startup-timeout D   give up when the database is still out\n"
+        "                            of reach D after start (default: wait\n"
+        "                            until stopped; 30s with --exit-at-end\n"
+        "                            or --file; 0: no limit)\n"
         "  -X name=value             librdkafka property, repeatable\n"
         "  -v, --verbose             log each batch\n"
         "  -q, --quiet               log errors only\n"
@@ -103,6 +107,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"on-duplicate", required_argument, NULL, 'U'},
                 {"retention", required_argument, NULL, 'T'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
+                {"startup-timeout", required_argument, NULL, 'O'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
@@ -119,7 +124,8 @@ int cs_cmd_ingest(int argc, char **argv)
         };
         char errstr[256];
         long long v;
-        int c;
+        int64_t d;
+        int c, startup_timeout_set = 0;
 
         while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:vqh",
                                   longopts)) != -1) {
@@ -175,6 +181,18 @@ int cs_cmd_ingest(int argc, char **argv)
                                                    optarg, errstr);
                                 return CS_EXIT_USAGE;
                         }
+                        break;
+                case 'O':
+                        if (cs_duration_parse(optarg, 0, 366LL * 86400, &d,
+                                              errstr, sizeof(errstr)) < 0) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --startup-timeout "
+                                                   "'%s': %s",
+                                                   optarg, errstr);
+                                return CS_EXIT_USAGE;
+                        }
+                        conf.startup_timeout_ms = d * 1000;
+                        startup_timeout_set = 1;
                         break;
                 case 'P':
                         if (strcmp(optarg, "count") && strcmp(optarg, "drop")) {
@@ -255,6 +273,10 @@ int cs_cmd_ingest(int argc, char **argv)
                                                  : "--brokers (or --file)");
                 return CS_EXIT_USAGE;
         }
+        /* A service waits for its database; a run that is to end does not
+         * wait for ever. */
+        if (!startup_timeout_set && (conf.exit_at_end || conf.file))
+                conf.startup_timeout_ms = 30 * 1000;
         if (conf.nspecs == 0) {
                 if (cs_window_spec_parse("1h", &specs[0], errstr,
                                          sizeof(errstr)) < 0)
