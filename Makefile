@@ -38,7 +38,7 @@ GEN_SQL  := $(B)/gen/sql_embed.c
 OBJ      := $(MODULES:%.c=$(B)/%.o) $(TOOLS:%.c=$(B)/%.o) $(GEN_SQL:.c=.o)
 BIN      := $(B)/callstream
 
-.PHONY: all test run-tests demo bench check fuzz fuzz-run format install \
+.PHONY: all test run-tests reliability run-reliability demo bench check fuzz fuzz-run format install \
 	clean clean-objs deps
 all: $(BIN)
 
@@ -67,6 +67,19 @@ TEST_LIBS := $(shell pkg-config --libs cmocka jansson 2>/dev/null)
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 $(UNIT_TESTS): $(B)/tests/%: $(B)/tests/%.o $(TEST_HELPERS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) $(LDLIBS)
+
+# Faults injected from outside, compared with an uninterrupted run; minutes,
+# not part of `make test` (tests/reliability.c says what it runs).
+$(B)/tests/reliability: $(B)/tests/reliability.o $(TEST_HELPERS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) $(LDLIBS)
+
+reliability:
+	@sh scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory run-reliability
+
+run-reliability: $(BIN) $(B)/tests/reliability
+	@CALLSTREAM_BIN=$(CURDIR)/$(BIN) CALLSTREAM_DATA=$(CURDIR)/tests/data \
+		$(B)/tests/reliability
 
 test:
 	@sh scripts/install-deps.sh test
