@@ -83,7 +83,11 @@ static const char ingest_help[] =
         "  -X name=value             librdkafka property, repeatable\n"
         "  -v, --verbose             log each batch\n"
         "  -q, --quiet               log errors only\n"
-        "  -h, --help                show this help\n";
+        "  -h, --help                show this help\n"
+        "      --version             show the versions of callstream and its\n"
+        "                            libraries\n"
+        "\n"
+        "Durations are N followed by s, m, h or d (90s, 15m, 1h, 30d), or 0.\n";
 
 int cs_cmd_ingest(int argc, char **argv)
 {
@@ -103,8 +107,6 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"on-duplicate", required_argument, NULL, 'U'},
                 {"retention", required_argument, NULL, 'T'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
-                {"verbose", no_argument, NULL, 'v'},
-                {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -121,7 +123,7 @@ int cs_cmd_ingest(int argc, char **argv)
         long long v;
         int c;
 
-        while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:vqh",
+        while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:h",
                                   longopts)) != -1) {
                 switch (c) {
                 case 'b':
@@ -166,15 +168,10 @@ int cs_cmd_ingest(int argc, char **argv)
                         conf.batch_max_ms = (int)v;
                         break;
                 case 'L':
-                        if (cs_duration_parse(optarg, 0, 100LL * 366 * 86400,
-                                              &conf.allowed_lateness, errstr,
-                                              sizeof(errstr)) < 0) {
-                                cs_cli_usage_error("ingest",
-                                                   "invalid --allowed-lateness "
-                                                   "'%s': %s",
-                                                   optarg, errstr);
+                        if (cs_cli_duration("ingest", "--allowed-lateness",
+                                            optarg, 0, CS_CLI_DURATION_MAX,
+                                            &conf.allowed_lateness) < 0)
                                 return CS_EXIT_USAGE;
-                        }
                         break;
                 case 'P':
                         if (strcmp(optarg, "count") && strcmp(optarg, "drop")) {
@@ -187,15 +184,10 @@ int cs_cmd_ingest(int argc, char **argv)
                         conf.late_drop = !strcmp(optarg, "drop");
                         break;
                 case 'T':
-                        if (cs_duration_parse(optarg, 1, 100LL * 366 * 86400,
-                                              &conf.retention, errstr,
-                                              sizeof(errstr)) < 0) {
-                                cs_cli_usage_error("ingest",
-                                                   "invalid --retention '%s':"
-                                                   " %s",
-                                                   optarg, errstr);
+                        if (cs_cli_duration("ingest", "--retention", optarg, 1,
+                                            CS_CLI_DURATION_MAX,
+                                            &conf.retention) < 0)
                                 return CS_EXIT_USAGE;
-                        }
                         break;
                 case 'U':
                         if (strcmp(optarg, "ignore") &&
@@ -223,14 +215,10 @@ int cs_cmd_ingest(int argc, char **argv)
                         }
                         props[conf.nprops++] = optarg;
                         break;
-                case 'v':
-                        cs_log_threshold = CS_LOG_DEBUG;
-                        break;
-                case 'q':
-                        cs_log_threshold = CS_LOG_ERROR;
-                        break;
                 case 'h':
                         fputs(ingest_help, stdout);
+                        return CS_EXIT_OK;
+                case CS_CLI_DONE:
                         return CS_EXIT_OK;
                 default:
                         return CS_EXIT_USAGE;
@@ -281,7 +269,11 @@ static const char migrate_help[] =
         "                      PostgreSQL URI (postgresql://...) or key=value\n"
         "                      conninfo\n"
         "      --schema NAME   PostgreSQL: keep everything in schema NAME\n"
-        "  -h, --help          show this help\n";
+        "  -v, --verbose       log more\n"
+        "  -q, --quiet         log errors only\n"
+        "  -h, --help          show this help\n"
+        "      --version       show the versions of callstream and its\n"
+        "                      libraries\n";
 
 int cs_cmd_migrate(int argc, char **argv)
 {
@@ -307,6 +299,8 @@ int cs_cmd_migrate(int argc, char **argv)
                         break;
                 case 'h':
                         fputs(migrate_help, stdout);
+                        return CS_EXIT_OK;
+                case CS_CLI_DONE:
                         return CS_EXIT_OK;
                 default:
                         return CS_EXIT_USAGE;
