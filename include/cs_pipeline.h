@@ -7,6 +7,10 @@
 
 #include "cs_window.h"
 
+/* Event times are naive local times: the most any time zone is ahead of
+ * UTC (UTC+14, Line Islands), so a call "now" is never rejected. */
+#define CS_MAX_LOCAL_OFFSET (14 * 3600)
+
 struct cs_pipeline_conf {
         const char *db;     /* every pointer is borrowed for the run */
         const char *schema; /* PostgreSQL schema, or NULL */
@@ -22,6 +26,10 @@ struct cs_pipeline_conf {
         int late_drop;            /* --late-policy drop */
         int update;               /* --on-duplicate update */
         int64_t retention;        /* seconds; 0 keeps everything */
+        /* --max-future: a call whose event time is more than this many
+         * seconds past the wall clock plus CS_MAX_LOCAL_OFFSET is rejected
+         * (it would hold the watermark far ahead for good); < 0: no check. */
+        int64_t max_future;
         size_t batch_max_records;
         int batch_max_ms;
         const char *const *props; /* -X name=value */

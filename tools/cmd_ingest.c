@@ -77,6 +77,11 @@ static const char ingest_help[] =
         "                            rows at a time (default: keep all); "
         "dedup\n"
         "                            only holds within D\n"
+        "      --max-future D        reject a call more than D past the wall\n"
+        "                            clock plus 14h (the largest time zone\n"
+        "                            offset), so that one bad date cannot\n"
+        "                            hold the watermark ahead for good\n"
+        "                            (default: no check)\n"
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
@@ -107,6 +112,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"on-duplicate", required_argument, NULL, 'U'},
                 {"retention", required_argument, NULL, 'T'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
+                {"max-future", required_argument, NULL, 'F'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -117,6 +123,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 .batch_max_records = 10000,
                 .allowed_lateness = 3600,
                 .batch_max_ms = 1000,
+                .max_future = -1,
                 .props = props,
         };
         char errstr[256];
@@ -171,6 +178,12 @@ int cs_cmd_ingest(int argc, char **argv)
                         if (cs_cli_duration("ingest", "--allowed-lateness",
                                             optarg, 0, CS_CLI_DURATION_MAX,
                                             &conf.allowed_lateness) < 0)
+                                return CS_EXIT_USAGE;
+                        break;
+                case 'F':
+                        if (cs_cli_duration("ingest", "--max-future", optarg, 0,
+                                            CS_CLI_DURATION_MAX,
+                                            &conf.max_future) < 0)
                                 return CS_EXIT_USAGE;
                         break;
                 case 'P':
