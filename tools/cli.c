@@ -93,6 +93,7 @@ int cs_cli_duration(const char *cmd, const char *flag, const char *val,
 {
         char errstr[256];
         size_t n = strspn(val, "0123456789");
+        int64_t v;
 
         /* A bare number gets its own hint: the one mistake worth naming. */
         if (n > 0 && val[n] == '\0' && !(min == 0 && !strcmp(val, "0"))) {
@@ -102,11 +103,21 @@ int cs_cli_duration(const char *cmd, const char *flag, const char *val,
                                    flag, val, val);
                 return -1;
         }
-        if (cs_duration_parse(val, min, max, out, errstr, sizeof(errstr)) < 0) {
+        /* cs_duration_parse() holds min against the number before its
+         * unit; seconds are held against min here. */
+        if (cs_duration_parse(val, min > 0, max, &v, errstr, sizeof(errstr)) <
+            0) {
                 cs_cli_usage_error(cmd, "invalid %s '%s': %s", flag, val,
                                    errstr);
                 return -1;
         }
+        if (v < min) {
+                cs_cli_usage_error(cmd,
+                                   "invalid %s '%s': must be at least %llds",
+                                   flag, val, (long long)min);
+                return -1;
+        }
+        *out = v;
         return 0;
 }
 
