@@ -3,7 +3,9 @@
  * alike by all; one duration syntax for every duration option (the parser
  * itself unit-tested); ingest --max-future against a call dated 9000; the
  * number of calls rebuild says it counted; an edited migration stopping
- * migrate and ingest with exit 1, as the README says. */
+ * migrate and ingest with exit 1, as the README says; the watermarks
+ * view's allowed_lateness as a duration, in SQLite and in a PostgreSQL of
+ * the test's own (PG_BINDIR). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,7 @@
 #include "cs_cli.h"
 #include "cs_version.h"
 #include "harness.h"
+#include "pgutil.h"
 
 #define WATCHDOG_S  600
 #define SAMPLE_FILE "police-department-calls-for-service.sample.json"
@@ -34,6 +37,7 @@ struct st {
         char *bin;
         char *sample;
         char dir[512];
+        struct th_pg pg; /* stopped by the group teardown too */
 };
 
 static struct st *S(void **state)
@@ -535,6 +539,118 @@ static void test_edited_migration(void **state)
 }
 
 /*
+ * 7. watermarks.allowed_lateness reads as a duration, in both dialects.
+ */
+
+static const struct {
+        const char *opt;  /* --allowed-lateness */
+        const char *view; /* watermarks.allowed_lateness */
+        long long seconds;
+} lateness[] = {
+        {"0", "0", 0},         {"90s", "90s", 90},     {"90m", "90m", 5400},
+        {"120m", "2h", 7200},  {"36h", "36h", 129600}, {"2d", "2d", 172800},
+        {"3600s", "1h", 3600},
+};
+
+/* The text the one-row, one-column query gives on the SQLite file; the
+ * caller frees it. */
+static char *lite_text(const char *db_path, const char *sql)
+{
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = NULL;
+        char *v;
+
+        if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ||
+            sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) ||
+            sqlite3_step(stmt) != SQLITE_ROW)
+                fail_msg("%s on %s: %s", sql, db_path, sqlite3_errmsg(db));
+        v = th_strdup((const char *)sqlite3_column_text(stmt, 0));
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+        return v;
+}
+
+static void write_two_calls(const char *file)
+{
+        assert_int_equal(
+                th_write_file(
+                        file,
+                        "{\"crime_id\":\"1\",\"original_crime_type_name\":"
+                        "\"A\",\"call_date_time\":\"2018-01-01T10:00\"}\n"
+                        "{\"crime_id\":\"2\",\"original_crime_type_name\":"
+                        "\"A\",\"call_date_time\":\"2018-01-01T10:05\"}\n",
+                        0),
+                0);
+}
+
+static void test_watermarks_lateness(void **state)
+{
+        struct st *st = S(state);
+        char *file = path(st, "lateness.ndjson");
+        struct th_pg *pg = &st->pg;
+        char *ci = NULL;
+        PGconn *c = NULL;
+        size_t i;
+
+        write_two_calls(file);
+        if (th_pg_start(pg, st->dir, 0) < 0 ||
+            th_pg_createdb(pg, "cs_cli", NULL) < 0) {
+                fail_msg("cannot start PostgreSQL (PG_BINDIR?)");
+        }
+        ci = th_pg_conninfo(pg, "cs_cli");
+        for (i = 0; i < CS_ARRAY_SIZE(lateness); i++) {
+                char *db = th_asprintf("%s/late%zu.db", st->dir, i);
+                char *topic = th_asprintf("t%zu", i);
+                char *got;
+                struct th_run r;
+
+                run(st, &r, "ingest", "-q", "--file", file, "--topic", topic,
+                    "--db", db, "--allowed-lateness", lateness[i].opt, NULL);
+                expect_status("ingest (SQLite)", &r, 0);
+                th_run_free(&r);
+                got = lite_text(db, "SELECT allowed_lateness FROM watermarks");
+                if (strcmp(got, lateness[i].view))
+                        fail_msg("SQLite, --allowed-lateness %s: watermarks "
+                                 "shows '%s', expected '%s'",
+                                 lateness[i].opt, got, lateness[i].view);
+                free(got);
+                assert_int_equal(lite_int(db, "SELECT allowed_lateness FROM "
+                                              "kafka_offsets"),
+                                 lateness[i].seconds);
+                run(st, &r, "ingest", "-q", "--file", file, "--topic", topic,
+                    "--db", ci, "--allowed-lateness", lateness[i].opt, NULL);
+                expect_status("ingest (PostgreSQL)", &r, 0);
+                th_run_free(&r);
+                free(topic);
+                free(db);
+        }
+        c = th_pg_open(ci);
+        assert_non_null(c);
+        for (i = 0; i < CS_ARRAY_SIZE(lateness); i++) {
+                char *sql = th_asprintf("SELECT allowed_lateness FROM "
+                                        "watermarks WHERE topic = 't%zu'",
+                                        i);
+                PGresult *res = PQexec(c, sql);
+
+                if (PQresultStatus(res) != PGRES_TUPLES_OK ||
+                    PQntuples(res) != 1 ||
+                    strcmp(PQgetvalue(res, 0, 0), lateness[i].view))
+                        fail_msg("PostgreSQL, --allowed-lateness %s: "
+                                 "watermarks shows '%s', expected '%s' %s",
+                                 lateness[i].opt,
+                                 PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)
+                                                     : "no row",
+                                 lateness[i].view, PQerrorMessage(c));
+                PQclear(res);
+                free(sql);
+        }
+        PQfinish(c);
+        th_pg_stop(pg);
+        free(ci);
+        free(file);
+}
+
+/*
  * Fixture.
  */
 
@@ -566,6 +682,7 @@ static int group_teardown(void **state)
                 return 0;
         alarm(0);
         th_children_kill_all();
+        th_pg_stop(&st->pg);
         if (st->dir[0])
                 th_tmpdir_remove(st->dir);
         th_fatal_dir(NULL);
@@ -590,6 +707,8 @@ int main(void)
                 cmocka_unit_test_teardown(test_rebuild_counts,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_edited_migration,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_watermarks_lateness,
                                           th_test_teardown),
         };
 
