@@ -205,8 +205,29 @@ static void run_in_dir(const struct st *st, int timeout_s, struct th_run *r,
         free(secs);
 }
 
-/* Kills the brokers the recipes started (their pid files, as the script
- * collected them), by pid. */
+/* Whether pid is still a `callstream broker` (and not a process that took
+ * its number since). */
+static int is_broker(long pid)
+{
+        char *proc = th_asprintf("/proc/%ld/cmdline", pid);
+        struct th_buf b = {0};
+        int yes = 0;
+
+        if (th_read_file(proc, &b) == 0 && b.p) {
+                /* argv[0] NUL argv[1] NUL ...: is argv[1] "broker"? */
+                size_t n = strlen(b.p);
+
+                yes = strstr(b.p, "callstream") && n + 1 < b.len &&
+                      !strcmp(b.p + n + 1, "broker");
+        }
+        th_buf_free(&b);
+        free(proc);
+        return yes;
+}
+
+/* Kills the brokers the recipes started and left running (the script's
+ * own trap did not run: it was killed), by the pids their pid files
+ * gave. */
 static void kill_recipe_brokers(const struct st *st)
 {
         char *pids = in_dir(st, ".readme-pids");
@@ -221,7 +242,7 @@ static void kill_recipe_brokers(const struct st *st)
                                 end = p + 1;
                                 continue;
                         }
-                        if (pid > 1)
+                        if (pid > 1 && is_broker(pid))
                                 kill((pid_t)pid, SIGTERM);
                 }
         }
