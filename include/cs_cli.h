@@ -7,6 +7,8 @@
 #define CS_CLI_H
 
 #include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "cs_common.h"
 #include "cs_window.h"
@@ -24,11 +26,36 @@ int cs_cli_rate(const char *cmd, const char *flag, const char *val,
 int cs_cli_window(const char *cmd, const char *val,
                   struct cs_window_spec *specs, int *n, int max) CS_MUSTCHECK;
 
+/* Parses a duration given to flag: "N" followed by s, m, h or d, or "0"
+ * alone (when min is 0), into seconds in [min, max]. Every duration option
+ * of every subcommand goes through here, so they all take one syntax; a
+ * bare number other than 0 is refused everywhere (is "90" seconds or
+ * minutes?). */
+int cs_cli_duration(const char *cmd, const char *flag, const char *val,
+                    int64_t min, int64_t max, int64_t *out) CS_MUSTCHECK;
+
+/* The longest duration any option takes: 100 years. */
+#define CS_CLI_DURATION_MAX (100LL * 366 * 86400)
+
+/* Returned by cs_cli_getopt once it has printed the version: the caller
+ * exits with CS_EXIT_OK, as after --help. Outside any option character. */
+#define CS_CLI_DONE 0x10000
+
 /* Runs getopt_long with our error messages: returns the option character,
  * -1 at the end of options, or '?' after printing "unknown option" or
- * "missing value" for the offending flag. opterr is disabled. */
+ * "missing value" for the offending flag. opterr is disabled.
+ *
+ * Every subcommand takes the same common options, handled here unless the
+ * command lists them itself: -v/--verbose and -q/--quiet set the log
+ * threshold (and are not returned), --version prints the versions and
+ * returns CS_CLI_DONE, -h/--help is returned as 'h' for the command to print
+ * its help. */
 int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                   const struct option *longopts);
+
+/* Prints "callstream X.Y.Z" and the versions of librdkafka, SQLite and
+ * libpq in use (the run-time libraries, not the headers) to out. */
+void cs_cli_print_version(FILE *out);
 
 /* Prints "callstream CMD: MESSAGE (see 'callstream CMD --help')". */
 void cs_cli_usage_error(const char *cmd, const char *fmt, ...) CS_PRINTF(2, 3);

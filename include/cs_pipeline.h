@@ -9,6 +9,10 @@
 
 struct cs_sink;
 
+/* Event times are naive local times: the most any time zone is ahead of
+ * UTC (UTC+14, Line Islands), so a call "now" is never rejected. */
+#define CS_MAX_LOCAL_OFFSET (14 * 3600)
+
 struct cs_pipeline_conf {
         const char *db;     /* every pointer is borrowed for the run */
         const char *schema; /* PostgreSQL schema, or NULL */
@@ -27,6 +31,10 @@ struct cs_pipeline_conf {
         /* How long to wait for the database (and the broker) at start,
          * in ms; 0 waits until stopped. */
         int64_t startup_timeout_ms;
+        /* --max-future: a call whose event time is more than this many
+         * seconds past the wall clock plus CS_MAX_LOCAL_OFFSET is rejected
+         * (it would hold the watermark far ahead for good); < 0: no check. */
+        int64_t max_future;
         size_t batch_max_records;
         int batch_max_ms;
         const char *const *props; /* -X name=value */

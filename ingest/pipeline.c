@@ -344,6 +344,20 @@ static int windows_fit(struct pipeline *pl, int64_t ts, char *reason,
         return 1;
 }
 
+/* Returns 1 unless --max-future is set and the event time is further past
+ * the wall clock than it allows. The wall clock, not the watermark: a
+ * partition's first call may be the bad one, and real time never jumps. */
+static int not_too_far(const struct pipeline *pl, int64_t ts, char *reason,
+                       size_t reason_size)
+{
+        if (pl->conf->max_future < 0 || ts <= (int64_t)time(NULL) +
+                                                        CS_MAX_LOCAL_OFFSET +
+                                                        pl->conf->max_future)
+                return 1;
+        snprintf(reason, reason_size, "event time too far in the future");
+        return 0;
+}
+
 /* A file message too long to keep: rejected, with its size. */
 static int reject_too_long(struct pipeline *pl, const struct cs_file_msg *m)
 {
@@ -373,7 +387,8 @@ static int consume(struct pipeline *pl, const void *payload, size_t len,
                 goto fail;
         if (cs_parse_call(pl->parser, payload, len, &call, reason,
                           sizeof(reason)) == 0 &&
-            windows_fit(pl, call.ts, reason, sizeof(reason))) {
+            windows_fit(pl, call.ts, reason, sizeof(reason)) &&
+            not_too_far(pl, call.ts, reason, sizeof(reason))) {
                 struct cs_time t = {call.ts, call.ts_usec};
 
                 r = cs_batch_add_call(pl->batch, &call, partition, offset, w);

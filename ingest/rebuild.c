@@ -17,7 +17,7 @@ struct rebuild {
         struct cs_stored_late *late;
         size_t nlate, late_cap;
         int64_t starts[CS_WINDOW_MAX_PER_EVENT];
-        size_t calls;
+        size_t calls; /* counted into at least one window in range */
 };
 
 /* Copies s into the arena, NUL-terminated. */
@@ -42,7 +42,7 @@ static int on_call(void *opaque, const struct cs_stored_call *c)
         const struct cs_window_spec *spec = rb->spec;
         struct cs_str disp = c->disposition;
         int j, n = cs_window_assign(spec, c->ts.sec, rb->starts);
-        int dropped = 0;
+        int dropped = 0, counted = 0;
 
         if (!disp.len)
                 disp.ptr = NULL;
@@ -59,8 +59,12 @@ static int on_call(void *opaque, const struct cs_stored_call *c)
                 if (cs_window_agg_add(rb->agg, 0, start, c->crime_type, disp, 1,
                                       final) < 0)
                         return -1;
+                counted = 1;
         }
-        rb->calls++;
+        /* The scan reaches a window size past --to: not every call it
+         * returns falls in a window in range. */
+        if (counted)
+                rb->calls++;
         /* Late records belong to calls in range, as clear_windows has it. */
         if (dropped && c->ts.sec >= rb->conf->from &&
             c->ts.sec < rb->conf->to) {
@@ -112,8 +116,10 @@ static int rebuild_spec(struct rebuild *rb, struct cs_sink *sink,
             (r = ops->write_stored_late(sink, spec->name, rb->late, rb->nlate,
                                         errstr, errstr_size)) < 0)
                 return r;
-        cs_log(CS_LOG_INFO, "rebuilt %s: %zu window counts from %zu calls",
-               spec->name, n, rb->calls);
+        cs_log(CS_LOG_INFO,
+               "rebuilt %s: %zu window counts from %zu calls, %zu late "
+               "records",
+               spec->name, n, rb->calls, rb->nlate);
         return 0;
 }
 

@@ -51,7 +51,10 @@ static void usage(void)
                "                  without it are created with %d "
                "partitions\n"
                "  --brokers N     number of brokers, 1-16 (default 1)\n"
-               "  -h, --help      show this help\n",
+               "  -v, --verbose   log more; -q, --quiet: errors only\n"
+               "  -h, --help      show this help\n"
+               "      --version   show the versions of callstream and its "
+               "libraries\n",
                AUTO_CREATE_PARTITIONS);
 }
 
@@ -147,6 +150,9 @@ int cs_cmd_broker(int argc, char **argv)
                         break;
                 case 'h':
                         usage();
+                        free(topics);
+                        return CS_EXIT_OK;
+                case CS_CLI_DONE:
                         free(topics);
                         return CS_EXIT_OK;
                 default:

@@ -5,7 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <sqlite3.h>
+
 #include "cs_cli.h"
+#include "cs_version.h"
 
 void cs_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -83,17 +88,112 @@ int cs_cli_window(const char *cmd, const char *val,
         return 0;
 }
 
+int cs_cli_duration(const char *cmd, const char *flag, const char *val,
+                    int64_t min, int64_t max, int64_t *out)
+{
+        char errstr[256];
+        size_t n = strspn(val, "0123456789");
+        int64_t v;
+
+        /* A bare number gets its own hint: the one mistake worth naming. */
+        if (n > 0 && val[n] == '\0' && !(min == 0 && !strcmp(val, "0"))) {
+                cs_cli_usage_error(cmd,
+                                   "invalid %s '%s': a duration needs a unit "
+                                   "(s, m, h or d, e.g. '%ss')",
+                                   flag, val, val);
+                return -1;
+        }
+        /* cs_duration_parse() holds min against the number before its
+         * unit; seconds are held against min here. */
+        if (cs_duration_parse(val, min > 0, max, &v, errstr, sizeof(errstr)) <
+            0) {
+                cs_cli_usage_error(cmd, "invalid %s '%s': %s", flag, val,
+                                   errstr);
+                return -1;
+        }
+        if (v < min) {
+                cs_cli_usage_error(cmd,
+                                   "invalid %s '%s': must be at least %llds",
+                                   flag, val, (long long)min);
+                return -1;
+        }
+        *out = v;
+        return 0;
+}
+
+void cs_cli_print_version(FILE *out)
+{
+        int pq = PQlibVersion();
+
+        fprintf(out, "callstream %s\n", CS_VERSION);
+        fprintf(out, "librdkafka %s\n", rd_kafka_version_str());
+        fprintf(out, "SQLite %s\n", sqlite3_libversion());
+        /* From PostgreSQL 10 on, 150004 means 15.4. */
+        if (pq >= 100000)
+                fprintf(out, "libpq %d.%d\n", pq / 10000, pq % 10000);
+        else
+                fprintf(out, "libpq %d.%d.%d\n", pq / 10000, pq / 100 % 100,
+                        pq % 100);
+}
+
+/* The options every subcommand takes; val is what getopt_long returns. */
+enum { OPT_VERSION = CS_CLI_DONE + 1 };
+static const struct option common_opts[] = {
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+};
+
+/* Returns whether longopts already has an option called name. */
+static int has_long(const struct option *longopts, const char *name)
+{
+        for (; longopts->name; longopts++)
+                if (!strcmp(longopts->name, name))
+                        return 1;
+        return 0;
+}
+
 int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                   const struct option *longopts)
 {
-        char opts[64];
+        static struct option merged[128];
+        const char *own = shortopts + (shortopts[0] == ':');
+        char opts[128];
+        size_t n = 0, i;
         int c;
 
-        /* A leading ':' makes getopt tell a missing value from a bad flag. */
-        snprintf(opts, sizeof(opts), "%s%s", shortopts[0] == ':' ? "" : ":",
-                 shortopts);
+        /* The command's options first, then the common ones it lacks. A
+         * leading ':' makes getopt tell a missing value from a bad flag. */
+        snprintf(opts, sizeof(opts), ":%s", own);
+        for (i = 0; i < 2; i++)
+                if (!strchr(own, "vq"[i]))
+                        strncat(opts, i ? "q" : "v",
+                                sizeof(opts) - strlen(opts) - 1);
+        if (!strchr(own, 'h'))
+                strncat(opts, "h", sizeof(opts) - strlen(opts) - 1);
+        for (; longopts[n].name && n < CS_ARRAY_SIZE(merged) - 5; n++)
+                merged[n] = longopts[n];
+        for (i = 0; i < CS_ARRAY_SIZE(common_opts); i++)
+                if (!has_long(longopts, common_opts[i].name))
+                        merged[n++] = common_opts[i];
+        memset(&merged[n], 0, sizeof(merged[n]));
+
         opterr = 0;
-        c = getopt_long(argc, argv, opts, longopts, NULL);
+again:
+        c = getopt_long(argc, argv, opts, merged, NULL);
+        if (c == 'v' && !strchr(own, 'v')) {
+                cs_log_threshold = CS_LOG_DEBUG;
+                goto again;
+        }
+        if (c == 'q' && !strchr(own, 'q')) {
+                cs_log_threshold = CS_LOG_ERROR;
+                goto again;
+        }
+        if (c == OPT_VERSION) {
+                cs_cli_print_version(stdout);
+                return CS_CLI_DONE;
+        }
         if (c == ':' || c == '?') {
                 const char *arg = argv[optind - 1];
                 char flag[64];

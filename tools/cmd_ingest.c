@@ -77,6 +77,11 @@ static const char ingest_help[] =
         "                            rows at a time (default: keep all); "
         "dedup\n"
         "                            only holds within D\n"
+        "      --max-future D        reject a call more than D past the wall\n"
+        "                            clock plus 14h (the largest time zone\n"
+        "                            offset), so that one bad date cannot\n"
+        "                            hold the watermark ahead for good\n"
+        "                            (default: no check)\n"
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
@@ -87,7 +92,11 @@ static const char ingest_help[] =
         "  -X name=value             librdkafka property, repeatable\n"
         "  -v, --verbose             log each batch\n"
         "  -q, --quiet               log errors only\n"
-        "  -h, --help                show this help\n";
+        "  -h, --help                show this help\n"
+        "      --version             show the versions of callstream and its\n"
+        "                            libraries\n"
+        "\n"
+        "Durations are N followed by s, m, h or d (90s, 15m, 1h, 30d), or 0.\n";
 
 int cs_cmd_ingest(int argc, char **argv)
 {
@@ -108,8 +117,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"retention", required_argument, NULL, 'T'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
                 {"startup-timeout", required_argument, NULL, 'O'},
-                {"verbose", no_argument, NULL, 'v'},
-                {"quiet", no_argument, NULL, 'q'},
+                {"max-future", required_argument, NULL, 'F'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -120,6 +128,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 .batch_max_records = 10000,
                 .allowed_lateness = 3600,
                 .batch_max_ms = 1000,
+                .max_future = -1,
                 .props = props,
         };
         char errstr[256];
@@ -127,7 +136,7 @@ int cs_cmd_ingest(int argc, char **argv)
         int64_t d;
         int c, startup_timeout_set = 0;
 
-        while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:vqh",
+        while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:h",
                                   longopts)) != -1) {
                 switch (c) {
                 case 'b':
@@ -172,25 +181,22 @@ int cs_cmd_ingest(int argc, char **argv)
                         conf.batch_max_ms = (int)v;
                         break;
                 case 'L':
-                        if (cs_duration_parse(optarg, 0, 100LL * 366 * 86400,
-                                              &conf.allowed_lateness, errstr,
-                                              sizeof(errstr)) < 0) {
-                                cs_cli_usage_error("ingest",
-                                                   "invalid --allowed-lateness "
-                                                   "'%s': %s",
-                                                   optarg, errstr);
+                        if (cs_cli_duration("ingest", "--allowed-lateness",
+                                            optarg, 0, CS_CLI_DURATION_MAX,
+                                            &conf.allowed_lateness) < 0)
                                 return CS_EXIT_USAGE;
-                        }
+                        break;
+                case 'F':
+                        if (cs_cli_duration("ingest", "--max-future", optarg, 0,
+                                            CS_CLI_DURATION_MAX,
+                                            &conf.max_future) < 0)
+                                return CS_EXIT_USAGE;
                         break;
                 case 'O':
-                        if (cs_duration_parse(optarg, 0, 366LL * 86400, &d,
-                                              errstr, sizeof(errstr)) < 0) {
-                                cs_cli_usage_error("ingest",
-                                                   "invalid --startup-timeout "
-                                                   "'%s': %s",
-                                                   optarg, errstr);
+                        if (cs_cli_duration("ingest", "--startup-timeout",
+                                            optarg, 0, CS_CLI_DURATION_MAX,
+                                            &d) < 0)
                                 return CS_EXIT_USAGE;
-                        }
                         conf.startup_timeout_ms = d * 1000;
                         startup_timeout_set = 1;
                         break;
@@ -205,15 +211,10 @@ int cs_cmd_ingest(int argc, char **argv)
                         conf.late_drop = !strcmp(optarg, "drop");
                         break;
                 case 'T':
-                        if (cs_duration_parse(optarg, 1, 100LL * 366 * 86400,
-                                              &conf.retention, errstr,
-                                              sizeof(errstr)) < 0) {
-                                cs_cli_usage_error("ingest",
-                                                   "invalid --retention '%s':"
-                                                   " %s",
-                                                   optarg, errstr);
+                        if (cs_cli_duration("ingest", "--retention", optarg, 1,
+                                            CS_CLI_DURATION_MAX,
+                                            &conf.retention) < 0)
                                 return CS_EXIT_USAGE;
-                        }
                         break;
                 case 'U':
                         if (strcmp(optarg, "ignore") &&
@@ -241,14 +242,10 @@ int cs_cmd_ingest(int argc, char **argv)
                         }
                         props[conf.nprops++] = optarg;
                         break;
-                case 'v':
-                        cs_log_threshold = CS_LOG_DEBUG;
-                        break;
-                case 'q':
-                        cs_log_threshold = CS_LOG_ERROR;
-                        break;
                 case 'h':
                         fputs(ingest_help, stdout);
+                        return CS_EXIT_OK;
+                case CS_CLI_DONE:
                         return CS_EXIT_OK;
                 default:
                         return CS_EXIT_USAGE;
@@ -296,14 +293,20 @@ static const char migrate_help[] =
         "\n"
         "Creates or upgrades the schema (numbered migrations, each applied\n"
         "once in its own transaction and recorded with a checksum in\n"
-        "schema_migrations) and recreates the views. Idempotent.\n"
+        "schema_migrations) and recreates the views. Idempotent. A\n"
+        "migration changed since it was applied is never re-run: migrate,\n"
+        "ingest and rebuild stop with exit status 1 naming it.\n"
         "\n"
         "Options:\n"
         "  -d, --db DB         SQLite file path (or sqlite:PATH), or a\n"
         "                      PostgreSQL URI (postgresql://...) or key=value\n"
         "                      conninfo\n"
         "      --schema NAME   PostgreSQL: keep everything in schema NAME\n"
-        "  -h, --help          show this help\n";
+        "  -v, --verbose       log more\n"
+        "  -q, --quiet         log errors only\n"
+        "  -h, --help          show this help\n"
+        "      --version       show the versions of callstream and its\n"
+        "                      libraries\n";
 
 int cs_cmd_migrate(int argc, char **argv)
 {
@@ -329,6 +332,8 @@ int cs_cmd_migrate(int argc, char **argv)
                         break;
                 case 'h':
                         fputs(migrate_help, stdout);
+                        return CS_EXIT_OK;
+                case CS_CLI_DONE:
                         return CS_EXIT_OK;
                 default:
                         return CS_EXIT_USAGE;

@@ -29,7 +29,11 @@ static const char rebuild_help[] =
         "  -w, --window SPEC    the spec to rebuild, repeatable (default: "
         "every\n"
         "                       spec that has counts)\n"
-        "  -h, --help           show this help\n";
+        "  -v, --verbose        log more\n"
+        "  -q, --quiet          log errors only\n"
+        "  -h, --help           show this help\n"
+        "      --version        show the versions of callstream and its\n"
+        "                       libraries\n";
 
 /* Reads --from/--to: a date, or a date and time. */
 static int parse_bound(const char *flag, const char *val, int64_t *out)
@@ -92,6 +96,8 @@ int cs_cmd_rebuild(int argc, char **argv)
                         break;
                 case 'h':
                         fputs(rebuild_help, stdout);
+                        return CS_EXIT_OK;
+                case CS_CLI_DONE:
                         return CS_EXIT_OK;
                 default:
                         return CS_EXIT_USAGE;

@@ -1560,11 +1560,10 @@ static void usage(void)
               "                          --max-delay before the stream's "
               "current time\n"
               "                          (default 0)\n"
-              "  --max-delay DURATION    N with unit s, m, h or d, seconds "
-              "without one,\n"
-              "                          1m to 366d; calls move back by whole "
-              "minutes\n"
-              "                          (default 6h)\n"
+              "  --max-delay D           a duration (N with unit s, m, h or "
+              "d), 1m to\n"
+              "                          366d; calls move back by whole "
+              "minutes (default 6h)\n"
               "  --malformed R           fraction of lines that are not valid "
               "calls: cut or\n"
               "                          broken JSON, no object, missing, "
@@ -1580,7 +1579,11 @@ static void usage(void)
               "                          integer (default 0)\n"
               "  --output FILE           write to FILE instead of standard "
               "output\n"
+              "  -v, --verbose           log more\n"
+              "  -q, --quiet             log errors only\n"
               "  -h, --help              show this help\n"
+              "      --version           show the versions of callstream and "
+              "its libraries\n"
               "\n"
               "The four line fractions are exclusive and add up to 1 at most; "
               "the other\n"
@@ -1632,41 +1635,6 @@ static int parse_start(const char *s, int64_t *out)
                 return -1;
         *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
                h * 3600 + mi * 60 + sec;
-        return 0;
-}
-
-/* Parses a duration "N[s|m|h|d]" into seconds, 1m to 366d. */
-static int parse_duration(const char *s, int64_t *out)
-{
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        long long unit = 1;
-
-        if (*s < '0' || *s > '9' || v > 366LL * 86400)
-                return -1;
-        if (*end) {
-                if (end[1])
-                        return -1;
-                switch (*end) {
-                case 's':
-                        break;
-                case 'm':
-                        unit = 60;
-                        break;
-                case 'h':
-                        unit = 3600;
-                        break;
-                case 'd':
-                        unit = 86400;
-                        break;
-                default:
-                        return -1;
-                }
-        }
-        v *= unit;
-        if (v < 60 || v > 366LL * 86400)
-                return -1;
-        *out = v;
         return 0;
 }
 
@@ -1748,6 +1716,8 @@ int cs_cmd_generate(int argc, char **argv)
                 case 'h':
                         usage();
                         return CS_EXIT_OK;
+                case CS_CLI_DONE:
+                        return CS_EXIT_OK;
                 case O_COUNT:
                         if (cs_cli_int(CMD, "--count", optarg, 0, LLONG_MAX,
                                        &count) == -1)
@@ -1781,15 +1751,9 @@ int cs_cmd_generate(int argc, char **argv)
                         break;
                 }
                 case O_MAX_DELAY:
-                        if (parse_duration(optarg, &max_delay) == -1) {
-                                cs_cli_usage_error(
-                                        CMD,
-                                        "invalid --max-delay '%s': expected a "
-                                        "duration from 1m to 366d such as "
-                                        "30m or 6h",
-                                        optarg);
+                        if (cs_cli_duration(CMD, "--max-delay", optarg, 60,
+                                            366LL * 86400, &max_delay) == -1)
                                 return CS_EXIT_USAGE;
-                        }
                         break;
                 case O_INT_IDS:
                         if (cs_cli_rate(CMD, "--int-ids", optarg, &int_ids) ==

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cs_cli.h"
 #include "cs_cmd.h"
 #include "cs_common.h"
 
@@ -33,7 +34,12 @@ static void usage(FILE *out)
         for (i = 0; i < CS_ARRAY_SIZE(subcommands); i++)
                 fprintf(out, "  %-10s %s\n", subcommands[i].name,
                         subcommands[i].summary);
-        fprintf(out, "\nRun 'callstream COMMAND --help' for its options.\n");
+        fprintf(out, "\nEvery command takes -h/--help, --version, -v/--verbose "
+                     "and -q/--quiet.\n"
+                     "Run 'callstream COMMAND --help' for its options; "
+                     "'callstream --version'\n"
+                     "prints the versions of callstream and its "
+                     "libraries.\n");
 }
 
 int main(int argc, char **argv)
@@ -47,6 +53,10 @@ int main(int argc, char **argv)
         if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
             !strcmp(argv[1], "help")) {
                 usage(stdout);
+                return CS_EXIT_OK;
+        }
+        if (!strcmp(argv[1], "--version")) {
+                cs_cli_print_version(stdout);
                 return CS_EXIT_OK;
         }
         for (i = 0; i < CS_ARRAY_SIZE(subcommands); i++)

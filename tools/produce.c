@@ -85,7 +85,10 @@ static void usage(void)
                "                   defaults enable.idempotence=true, "
                "compression.type=lz4\n"
                "                   and linger.ms=5 can be overridden\n"
+               "  -v, --verbose    log more; -q, --quiet: errors only\n"
                "  -h, --help       show this help\n"
+               "      --version    show the versions of callstream and its "
+               "libraries\n"
                "\n"
                "Prints a summary line to standard error. Exits 1 when any "
                "message was not\n"
@@ -456,6 +459,9 @@ int cs_cmd_produce(int argc, char **argv)
                         break;
                 case 'h':
                         usage();
+                        status = CS_EXIT_OK;
+                        goto fail;
+                case CS_CLI_DONE:
                         status = CS_EXIT_OK;
                         goto fail;
                 default:

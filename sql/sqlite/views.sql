@@ -7,12 +7,22 @@ DROP VIEW IF EXISTS pipeline_progress;
 -- Per topic: the highest event time seen, and the watermark: the smallest
 -- of its partitions' (each partition's highest event time less the allowed
 -- lateness), so a window is final only when every partition has passed it.
+-- allowed_lateness is shown as a duration, as --allowed-lateness takes it
+-- ('1h', '90m', '0'); kafka_offsets keeps it in seconds.
 CREATE VIEW watermarks AS
-SELECT topic, MAX(max_event_ts) AS max_event_ts, MIN(watermark) AS watermark,
-       MAX(allowed_lateness) AS allowed_lateness, MAX(updated_at) AS updated_at
-FROM kafka_offsets
-WHERE watermark IS NOT NULL
-GROUP BY topic;
+SELECT topic, max_event_ts, watermark,
+       CASE WHEN lateness = 0 THEN '0'
+            WHEN lateness % 86400 = 0 THEN (lateness / 86400) || 'd'
+            WHEN lateness % 3600 = 0 THEN (lateness / 3600) || 'h'
+            WHEN lateness % 60 = 0 THEN (lateness / 60) || 'm'
+            ELSE lateness || 's' END AS allowed_lateness,
+       updated_at
+FROM (SELECT topic, MAX(max_event_ts) AS max_event_ts,
+             MIN(watermark) AS watermark, MAX(allowed_lateness) AS lateness,
+             MAX(updated_at) AS updated_at
+      FROM kafka_offsets
+      WHERE watermark IS NOT NULL
+      GROUP BY topic) AS w;
 
 -- Calls per window spec, window and crime type. A window is final once the
 -- watermark (the smallest of all topics') has passed its end; late_calls
