@@ -40,15 +40,17 @@ static int parse_duration_range(const char *s, size_t len, int64_t min,
         for (u = 0; u < CS_ARRAY_SIZE(units); u++) {
                 if (units[u].c != s[i])
                         continue;
-                if (v < min) {
-                        snprintf(errstr, errstr_size,
-                                 "duration '%.*s' must be positive", (int)len,
-                                 s);
-                        return -1;
-                }
                 if (v > max / units[u].seconds) {
                         snprintf(errstr, errstr_size,
                                  "duration '%.*s' is too long", (int)len, s);
+                        return -1;
+                }
+                /* min is in seconds, like max: 30m passes a minimum of 1m. */
+                if (v * units[u].seconds < min) {
+                        snprintf(errstr, errstr_size,
+                                 min == 1 ? "duration '%.*s' must be positive"
+                                          : "duration '%.*s' is too short",
+                                 (int)len, s);
                         return -1;
                 }
                 *out = v * units[u].seconds;

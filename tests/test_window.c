@@ -429,6 +429,38 @@ static void test_spec_random(void **state)
 
 /* ---- cs_window_assign -------------------------------------------------- */
 
+/* Bounds are in seconds, whatever unit the duration is written in: 30m
+ * passes a minimum of one minute, 30s does not. */
+static void test_duration_bounds(void **state)
+{
+        char errstr[128];
+        int64_t v;
+
+        (void)state;
+        assert_int_equal(
+                cs_duration_parse("30m", 60, 86400, &v, errstr, sizeof(errstr)),
+                0);
+        assert_int_equal(v, 1800);
+        assert_int_equal(
+                cs_duration_parse("1m", 60, 86400, &v, errstr, sizeof(errstr)),
+                0);
+        assert_int_equal(
+                cs_duration_parse("59s", 60, 86400, &v, errstr, sizeof(errstr)),
+                -1);
+        assert_non_null(strstr(errstr, "too short"));
+        assert_int_equal(
+                cs_duration_parse("0s", 1, 86400, &v, errstr, sizeof(errstr)),
+                -1);
+        assert_non_null(strstr(errstr, "positive"));
+        assert_int_equal(
+                cs_duration_parse("1d", 0, 86400, &v, errstr, sizeof(errstr)),
+                0);
+        assert_int_equal(
+                cs_duration_parse("25h", 0, 86400, &v, errstr, sizeof(errstr)),
+                -1);
+        assert_non_null(strstr(errstr, "too long"));
+}
+
 static void test_assign_tumbling(void **state)
 {
         (void)state;
@@ -695,6 +727,7 @@ int main(void)
                 cmocka_unit_test(test_spec_invalid),
                 cmocka_unit_test(test_spec_errstr_truncated),
                 cmocka_unit_test(test_spec_random),
+                cmocka_unit_test(test_duration_bounds),
                 cmocka_unit_test(test_assign_tumbling),
                 cmocka_unit_test(test_assign_tumbling_negative),
                 cmocka_unit_test(test_assign_hopping),

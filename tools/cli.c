@@ -103,8 +103,8 @@ int cs_cli_duration(const char *cmd, const char *flag, const char *val,
                                    flag, val, val);
                 return -1;
         }
-        /* cs_duration_parse() holds min against the number before its
-         * unit; seconds are held against min here. */
+        /* Parsed against a minimum of 1 s, so that a short duration gets
+         * the message below, which names the minimum. */
         if (cs_duration_parse(val, min > 0, max, &v, errstr, sizeof(errstr)) <
             0) {
                 cs_cli_usage_error(cmd, "invalid %s '%s': %s", flag, val,
