@@ -12,24 +12,22 @@ CREATE TABLE replay_sources (
         fingerprint       text NOT NULL,     -- 16 hex digits
         fingerprint_bytes bigint NOT NULL,   -- bytes hashed
         at_end            boolean NOT NULL DEFAULT false,
-        first_seen        timestamp NOT NULL,  -- UTC
         updated_at        timestamp NOT NULL   -- UTC
 );
 
 -- One row per window spec an ingest has counted: maintained while the
--- latest ingest counts it. A spec the ingest stopped counting keeps its
+-- latest ingest counts it. Rows change only when that does, so a rerun
+-- changes nothing. A spec the ingest stopped counting keeps its
 -- rows, but its windows past final_until (the watermark then) are never
 -- final.
 CREATE TABLE window_specs (
-        window_spec    text PRIMARY KEY,
-        first_seen     timestamp NOT NULL,  -- UTC, first ingest with it
-        last_ingest_at timestamp NOT NULL,  -- UTC, last ingest start with it
-        maintained     boolean NOT NULL DEFAULT true,
-        final_until    timestamp            -- NULL while maintained
+        window_spec      text PRIMARY KEY,
+        maintained       boolean NOT NULL DEFAULT true,
+        final_until      timestamp,           -- NULL while maintained
+        updated_at       timestamp NOT NULL   -- UTC, when maintained changed
 );
 
 -- The specs that have counts now were counted by the ingests so far.
-INSERT INTO window_specs (window_spec, first_seen, last_ingest_at)
-SELECT DISTINCT window_spec, now() AT TIME ZONE 'UTC',
-       now() AT TIME ZONE 'UTC'
+INSERT INTO window_specs (window_spec, updated_at)
+SELECT DISTINCT window_spec, now() AT TIME ZONE 'UTC'
 FROM window_counts;

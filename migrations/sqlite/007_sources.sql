@@ -12,24 +12,22 @@ CREATE TABLE replay_sources (
         fingerprint       TEXT NOT NULL,     -- 16 hex digits
         fingerprint_bytes INTEGER NOT NULL,  -- bytes hashed
         at_end            INTEGER NOT NULL DEFAULT 0,
-        first_seen        TEXT NOT NULL,     -- UTC
         updated_at        TEXT NOT NULL      -- UTC
 ) WITHOUT ROWID;
 
 -- One row per window spec an ingest has counted: maintained = 1 while the
--- latest ingest counts it. A spec the ingest stopped counting keeps its
+-- latest ingest counts it. Rows change only when that does, so a rerun
+-- changes nothing. A spec the ingest stopped counting keeps its
 -- rows, but its windows past final_until (the watermark then) are never
 -- final.
 CREATE TABLE window_specs (
-        window_spec    TEXT PRIMARY KEY,
-        first_seen     TEXT NOT NULL,   -- UTC, first ingest that counted it
-        last_ingest_at TEXT NOT NULL,   -- UTC, last ingest start with it
-        maintained     INTEGER NOT NULL DEFAULT 1,
-        final_until    TEXT             -- NULL while maintained
+        window_spec      TEXT PRIMARY KEY,
+        maintained       INTEGER NOT NULL DEFAULT 1,
+        final_until      TEXT,           -- NULL while maintained
+        updated_at       TEXT NOT NULL   -- UTC, when maintained last changed
 ) WITHOUT ROWID;
 
 -- The specs that have counts now were counted by the ingests so far.
-INSERT INTO window_specs (window_spec, first_seen, last_ingest_at)
-SELECT DISTINCT window_spec, strftime('%Y-%m-%d %H:%M:%S', 'now'),
-       strftime('%Y-%m-%d %H:%M:%S', 'now')
+INSERT INTO window_specs (window_spec, updated_at)
+SELECT DISTINCT window_spec, strftime('%Y-%m-%d %H:%M:%S', 'now')
 FROM window_counts;

@@ -263,15 +263,19 @@ WHERE topic = $1
 SELECT COUNT(*) FROM kafka_offsets WHERE topic = $1
 
 -- name: store_replay_source
--- The fingerprint grows with the file up to 64 KiB; first_seen stays.
+-- The fingerprint grows with the file up to 64 KiB; a replay that changed
+-- nothing leaves the row alone.
 INSERT INTO replay_sources (topic, path, fingerprint, fingerprint_bytes,
-                            at_end, first_seen, updated_at)
-VALUES ($1, $2, $3, $4::bigint, $5::integer <> 0, now() AT TIME ZONE 'UTC',
-        now() AT TIME ZONE 'UTC')
+                            at_end, updated_at)
+VALUES ($1, $2, $3, $4::bigint, $5::integer <> 0, now() AT TIME ZONE 'UTC')
 ON CONFLICT (topic) DO UPDATE
 SET path = excluded.path, fingerprint = excluded.fingerprint,
     fingerprint_bytes = excluded.fingerprint_bytes, at_end = excluded.at_end,
     updated_at = excluded.updated_at
+WHERE (replay_sources.path, replay_sources.fingerprint,
+       replay_sources.fingerprint_bytes, replay_sources.at_end) IS DISTINCT
+      FROM (excluded.path, excluded.fingerprint, excluded.fingerprint_bytes,
+            excluded.at_end)
 
 -- name: window_spec_rows
 SELECT window_spec, maintained::int FROM window_specs ORDER BY 1
@@ -283,23 +287,28 @@ SELECT EXISTS (SELECT 1 FROM calls)::int
 SELECT EXISTS (SELECT 1 FROM window_counts WHERE window_spec = $1)::int
 
 -- name: spec_maintain
-INSERT INTO window_specs (window_spec, first_seen, last_ingest_at,
-                          maintained, final_until)
-VALUES ($1, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', true, NULL)
+-- A rerun with the same specs changes nothing.
+INSERT INTO window_specs (window_spec, maintained, final_until, updated_at)
+VALUES ($1, true, NULL, now() AT TIME ZONE 'UTC')
 ON CONFLICT (window_spec) DO UPDATE
-SET last_ingest_at = excluded.last_ingest_at, maintained = true,
+SET updated_at = excluded.updated_at, maintained = true,
     final_until = NULL
+WHERE NOT window_specs.maintained
 
 -- name: spec_retire
 -- Its windows stay final up to the watermark of now, never past it.
 UPDATE window_specs
 SET maintained = false,
-    final_until = (SELECT watermark FROM final_watermark)
+    final_until = (SELECT watermark FROM final_watermark),
+    updated_at = now() AT TIME ZONE 'UTC'
 WHERE window_spec = $1 AND maintained
 
 -- name: offsets_list
+-- GREATEST() skips NULLs: no known end is no lag (NULL), as in SQLite.
 SELECT o.topic, o.kafka_partition, o.next_offset, o.watermark,
-       GREATEST(o.high_watermark - o.next_offset, 0), r.path, r.fingerprint,
+       CASE WHEN o.high_watermark IS NOT NULL
+            THEN GREATEST(o.high_watermark - o.next_offset, 0) END,
+       r.path, r.fingerprint,
        r.fingerprint_bytes, r.at_end::int, date_trunc('second', o.updated_at)
 FROM kafka_offsets AS o
 LEFT JOIN replay_sources AS r ON r.topic = o.topic

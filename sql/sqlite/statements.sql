@@ -185,16 +185,20 @@ WHERE topic = ?1
 SELECT COUNT(*) FROM kafka_offsets WHERE topic = ?1
 
 -- name: store_replay_source
--- The fingerprint grows with the file up to 64 KiB; first_seen stays.
+-- The fingerprint grows with the file up to 64 KiB; a replay that changed
+-- nothing leaves the row alone.
 INSERT INTO replay_sources (topic, path, fingerprint, fingerprint_bytes,
-                            at_end, first_seen, updated_at)
+                            at_end, updated_at)
 VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER), CAST(?5 AS INTEGER),
-        strftime('%Y-%m-%d %H:%M:%S', 'now'),
         strftime('%Y-%m-%d %H:%M:%S', 'now'))
 ON CONFLICT (topic) DO UPDATE
 SET path = excluded.path, fingerprint = excluded.fingerprint,
     fingerprint_bytes = excluded.fingerprint_bytes, at_end = excluded.at_end,
     updated_at = excluded.updated_at
+WHERE (replay_sources.path, replay_sources.fingerprint,
+       replay_sources.fingerprint_bytes, replay_sources.at_end) IS NOT
+      (excluded.path, excluded.fingerprint, excluded.fingerprint_bytes,
+       excluded.at_end)
 
 -- name: window_spec_rows
 SELECT window_spec, maintained FROM window_specs ORDER BY 1
@@ -206,18 +210,19 @@ SELECT EXISTS (SELECT 1 FROM calls)
 SELECT EXISTS (SELECT 1 FROM window_counts WHERE window_spec = ?1)
 
 -- name: spec_maintain
-INSERT INTO window_specs (window_spec, first_seen, last_ingest_at,
-                          maintained, final_until)
-VALUES (?1, strftime('%Y-%m-%d %H:%M:%S', 'now'),
-        strftime('%Y-%m-%d %H:%M:%S', 'now'), 1, NULL)
+-- A rerun with the same specs changes nothing.
+INSERT INTO window_specs (window_spec, maintained, final_until, updated_at)
+VALUES (?1, 1, NULL, strftime('%Y-%m-%d %H:%M:%S', 'now'))
 ON CONFLICT (window_spec) DO UPDATE
-SET last_ingest_at = excluded.last_ingest_at, maintained = 1,
+SET updated_at = excluded.updated_at, maintained = 1,
     final_until = NULL
+WHERE NOT window_specs.maintained
 
 -- name: spec_retire
 -- Its windows stay final up to the watermark of now, never past it.
 UPDATE window_specs
-SET maintained = 0, final_until = (SELECT watermark FROM final_watermark)
+SET maintained = 0, final_until = (SELECT watermark FROM final_watermark),
+    updated_at = strftime('%Y-%m-%d %H:%M:%S', 'now')
 WHERE window_spec = ?1 AND maintained = 1
 
 -- name: offsets_list
