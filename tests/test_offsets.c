@@ -16,7 +16,8 @@
  *      (FNV-1a of its bytes, computed here), size and end;
  *   5. `offsets reset` --to-timestamp, --to-offset, --to-earliest, and a
  *      re-read that counts nothing twice; wrong uses exit 2 with one line;
- *   6. `offsets forget` of the replay; Kafka refused on a replay's topic.
+ *   6. `offsets forget` of the replay; Kafka refused on a replay's topic
+ *      and a replay on a Kafka topic's.
  *
  * The calls are written here at known times, so the expected watermarks,
  * offsets and is_final values come from the test's own arithmetic. */
@@ -494,7 +495,9 @@ static void scenario(struct ot *st, int pg)
         CHECK_INT(bad, &d, "SELECT COUNT(*) FROM calls",
                   LIVE_N + OLD_N + STALE_N);
 
-        /* A replay's topic is no Kafka topic. */
+        /* A replay's topic is no Kafka topic, nor the other way round. */
+        CS_USAGE(st, &d, "no replay fingerprint", "ingest", "--file", old,
+                 "--topic", "live", "-q");
         CS_OK(st, &d, "ingest", "--file", old, "--topic", "replayed", "-q");
         CS_USAGE(st, &d, "holds a file replay", "ingest", "--brokers",
                  st->broker.brokers, "--topic", "replayed", "--exit-at-end",
