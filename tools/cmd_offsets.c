@@ -1,8 +1,10 @@
 /* cmd_offsets.c: `callstream offsets list|reset|forget`, the stored
  * positions of the ingest's topics, seen and moved by hand. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cs_cli.h"
 #include "cs_cmd.h"
@@ -225,6 +227,12 @@ int cs_cmd_offsets(int argc, char **argv)
                 return CS_EXIT_USAGE;
         }
 
+        /* A mistyped path must not leave an empty database behind. */
+        if (!cs_sink_is_postgresql(db) &&
+            access(strncmp(db, "sqlite:", 7) ? db : db + 7, F_OK) != 0) {
+                cs_log(CS_LOG_ERROR, "%s: %s", db, strerror(errno));
+                return CS_EXIT_FAILURE;
+        }
         /* Migrated first: a database from before the replay fingerprints
          * gets their table. */
         if (cs_sink_open(db, schema, &sink, errstr, sizeof(errstr)) < 0 ||
