@@ -9,6 +9,9 @@
 
 #include "cs_common.h"
 
+/* The most bytes of the head of a file that cs_file_source_head() gives. */
+#define CS_FILE_HEAD_MAX (64 * 1024)
+
 /* Longest message kept; a longer one comes back with payload NULL. */
 #define CS_FILE_MSG_MAX (4 * 1024 * 1024)
 
@@ -20,8 +23,9 @@ struct cs_file_msg {
 
 struct cs_file_source;
 
-/* Opens path ("-" is stdin, which cannot be restarted). Returns NULL with
- * the reason in errstr. path is copied. */
+/* Opens path ("-" is stdin, which cannot be restarted) and reads its head
+ * (see cs_file_source_head()). Returns NULL with the reason in errstr. path
+ * is copied. */
 struct cs_file_source *cs_file_source_open(const char *path, char *errstr,
                                            size_t errstr_size);
 
@@ -35,6 +39,13 @@ int cs_file_source_next(struct cs_file_source *src, int64_t from,
 /* Starts reading the file again from its first byte. Returns 0, or -1. */
 int cs_file_source_restart(struct cs_file_source *src, char *errstr,
                            size_t errstr_size) CS_MUSTCHECK;
+
+/* The file's first bytes as read when it was opened: all of it, or the
+ * first CS_FILE_HEAD_MAX bytes of a longer one (stdin's too: they are read
+ * ahead and still handed out as messages). *head is valid until
+ * cs_file_source_close(); a replay is identified by them. */
+void cs_file_source_head(const struct cs_file_source *src, const char **head,
+                         size_t *len);
 
 /* Closes the file and frees the source; NULL is accepted. */
 void cs_file_source_close(struct cs_file_source *src);

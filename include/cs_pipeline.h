@@ -17,7 +17,8 @@ struct cs_pipeline_conf {
         const char *db;     /* every pointer is borrowed for the run */
         const char *schema; /* PostgreSQL schema, or NULL */
         const char *brokers;
-        const char *topic; /* with file: the name its calls are stored under */
+        const char *topic; /* with file: the name its calls are stored under,
+                              and its position with its input's identity */
         const char *file;  /* replay this file instead of consuming Kafka */
         const char *group;
         const struct cs_window_spec *specs;
@@ -52,8 +53,9 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
 /* Runs until *stop is set (by a signal handler), or with exit_at_end until
  * every assigned partition is consumed to its end and committed. With a
  * file, replays it (from where an earlier replay of it stopped) and returns
- * at its end. Returns 0, or -1 after logging why. Whatever was consumed is
- * committed before return, or rolled back whole. */
+ * at its end. Returns 0, CS_REFUSED (cs_topics.h: the stored position does
+ * not fit the input, a usage error) or -1, after logging why. Whatever was
+ * consumed is committed before return, or rolled back whole. */
 int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                     volatile sig_atomic_t *stop);
 

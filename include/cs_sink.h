@@ -65,6 +65,11 @@ struct cs_stored_late {
 
 typedef int cs_sink_call_cb(void *opaque, const struct cs_stored_call *c);
 
+/* A row of query(): n column values as text (NULL for SQL NULL; booleans
+ * as 0 or 1 when the statement casts them), valid during the call. A
+ * non-zero return stops the query with -1. */
+typedef int cs_sink_row_cb(void *opaque, int n, const char *const *values);
+
 struct cs_sink_ops {
         const char *dialect; /* folder under migrations/ and sql/ */
 
@@ -149,6 +154,17 @@ struct cs_sink_ops {
 
         /* Closes the connection and frees the sink. */
         void (*close)(struct cs_sink *s);
+
+        /* Runs the statement called name in the dialect's statements.sql
+         * with n text parameters (NULL binds SQL NULL; borrowed), in the
+         * open transaction if there is one. cb (may be NULL) gets each row;
+         * *changed (may be NULL) the number of rows it inserted, updated or
+         * deleted. For the bookkeeping that is not on the batch path:
+         * replay sources, window specs, `callstream offsets`. */
+        int (*query)(struct cs_sink *s, const char *name,
+                     const char *const *params, int n, cs_sink_row_cb *cb,
+                     void *opaque, long *changed, char *errstr,
+                     size_t errstr_size);
 };
 
 /* Implementations embed this as their first member. */

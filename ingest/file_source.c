@@ -27,6 +27,12 @@ struct cs_file_source {
         int eof;
         char chunk[CHUNK];
 
+        /* The first bytes, read at open; stdin cannot seek back, so there
+         * they are fed to the splitter before anything else is read. */
+        char head[CS_FILE_HEAD_MAX];
+        size_t nhead;
+        int head_pending;
+
         /* Messages of the last chunk fed, not handed out yet. */
         char *bytes;
         size_t nbytes, bytes_cap;
@@ -105,6 +111,14 @@ struct cs_file_source *cs_file_source_open(const char *path, char *errstr,
                 cs_file_source_close(src);
                 return NULL;
         }
+        /* fread() waits for a full head unless the input ends first. */
+        src->nhead = fread(src->head, 1, sizeof(src->head), src->fp);
+        if (src->nhead < sizeof(src->head) && ferror(src->fp)) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                cs_file_source_close(src);
+                return NULL;
+        }
+        src->head_pending = src->fp == stdin;
         if (cs_file_source_restart(src, errstr, errstr_size) < 0) {
                 cs_file_source_close(src);
                 return NULL;
@@ -120,7 +134,13 @@ static int refill(struct cs_file_source *src, char *errstr, size_t errstr_size)
         int rc;
 
         src->nq = src->next = src->nbytes = 0;
-        n = fread(src->chunk, 1, sizeof(src->chunk), src->fp);
+        if (src->head_pending) {
+                src->head_pending = 0;
+                n = src->nhead;
+                memcpy(src->chunk, src->head, n);
+        } else {
+                n = fread(src->chunk, 1, sizeof(src->chunk), src->fp);
+        }
         if (n == 0 && ferror(src->fp)) {
                 snprintf(errstr, errstr_size, "%s: %s", src->path,
                          strerror(errno));
@@ -160,6 +180,13 @@ int cs_file_source_next(struct cs_file_source *src, int64_t from,
         msg->len = e->len;
         msg->number = e->number;
         return 1;
+}
+
+void cs_file_source_head(const struct cs_file_source *src, const char **head,
+                         size_t *len)
+{
+        *head = src->head;
+        *len = src->nhead;
 }
 
 void cs_file_source_close(struct cs_file_source *src)

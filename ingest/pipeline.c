@@ -8,6 +8,7 @@
 #include "cs_kafka.h"
 #include "cs_pipeline.h"
 #include "cs_sink.h"
+#include "cs_topics.h"
 
 struct totals {
         uint64_t messages;
@@ -34,6 +35,12 @@ struct pipeline {
         size_t batch_updated; /* calls that replaced a changed copy */
 
         int64_t retain_at; /* when the next retention step is due */
+
+        /* A file replay: its real path ("-": stdin) and first bytes, stored
+         * with each batch so that it resumes only over the same input. */
+        const char *replay_path;
+        const char *head;
+        size_t nhead;
 
         /* Each assigned partition's watermark, by partition number. */
         struct cs_watermark *marks;
@@ -244,6 +251,10 @@ static int flush(struct pipeline *pl)
                                          sizeof(errstr))) < 0 ||
             (r = ops->write_rejects(pl->sink, b, errstr, sizeof(errstr))) < 0 ||
             (r = ops->store_offsets(pl->sink, b, errstr, sizeof(errstr))) < 0 ||
+            (pl->replay_path &&
+             (r = cs_topics_store_replay(pl->sink, pl->conf->topic,
+                                         pl->replay_path, pl->head, pl->nhead,
+                                         0, errstr, sizeof(errstr))) < 0) ||
             (r = ops->commit(pl->sink, errstr, sizeof(errstr))) < 0)
                 goto fail;
 
@@ -457,6 +468,30 @@ static int on_revoke(void *opaque)
         return flush(opaque) == -1 ? -1 : 0;
 }
 
+/* Notes in its own transaction that the replay has read its input to the
+ * end: it adds nothing more, so it stops holding finality back (see the
+ * view final_watermark). */
+static int replay_done(struct pipeline *pl)
+{
+        const struct cs_sink_ops *ops = pl->sink->ops;
+        char errstr[512];
+        int r;
+
+        if ((r = ops->begin(pl->sink, errstr, sizeof(errstr))) < 0 ||
+            (r = cs_topics_store_replay(pl->sink, pl->conf->topic,
+                                        pl->replay_path, pl->head, pl->nhead, 1,
+                                        errstr, sizeof(errstr))) < 0 ||
+            (r = ops->commit(pl->sink, errstr, sizeof(errstr))) < 0) {
+                ops->rollback(pl->sink);
+                if (r == CS_SINK_RETRY) {
+                        start_recovery(pl, errstr);
+                        return r;
+                }
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+        }
+        return r;
+}
+
 /* Replays the file once, from the stored offset of its partition 0.
  * Returns 0 at its end, CS_SINK_RETRY after an outage, or -1. */
 static int replay(struct pipeline *pl, struct cs_file_source *src,
@@ -495,7 +530,9 @@ static int replay(struct pipeline *pl, struct cs_file_source *src,
                     (r = flush(pl)) < 0)
                         return r;
         }
-        if ((r = flush(pl)) == 0)
+        if ((r = flush(pl)) == 0 && !*stop)
+                r = replay_done(pl);
+        if (r == 0)
                 retain_all(pl);
         return r;
 }
@@ -505,13 +542,27 @@ static int replay(struct pipeline *pl, struct cs_file_source *src,
 static int run_file(struct pipeline *pl, volatile sig_atomic_t *stop)
 {
         struct cs_file_source *src;
-        char errstr[512];
+        char errstr[512], *real = NULL;
         int r;
 
         src = cs_file_source_open(pl->conf->file, errstr, sizeof(errstr));
         if (!src) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 return -1;
+        }
+        /* Resume only over the input the stored position was read from. */
+        cs_file_source_head(src, &pl->head, &pl->nhead);
+        if (strcmp(pl->conf->file, "-"))
+                real = realpath(pl->conf->file, NULL);
+        pl->replay_path = real ? real : pl->conf->file;
+        if ((r = cs_topics_check_replay(pl->sink, pl->conf->topic, pl->head,
+                                        pl->nhead, errstr, sizeof(errstr))) <
+                    0 ||
+            (r = cs_topics_track_specs(pl->sink, pl->conf->specs,
+                                       pl->conf->nspecs, errstr,
+                                       sizeof(errstr))) < 0) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                goto done;
         }
         while ((r = replay(pl, src, stop)) == CS_SINK_RETRY) {
                 if (!strcmp(pl->conf->file, "-")) {
@@ -529,6 +580,9 @@ static int run_file(struct pipeline *pl, volatile sig_atomic_t *stop)
                 if (*stop || pl->recovering)
                         break;
         }
+done:
+        pl->replay_path = NULL;
+        free(real);
         cs_file_source_close(src);
         return r;
 }
@@ -632,9 +686,22 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
         pl.batch->late_policy = conf->late_drop ? "drop" : "count";
         pl.batch->update = conf->update;
         if (conf->file) {
-                r = run_file(&pl, stop) == 0 ? 0 : -1;
+                r = run_file(&pl, stop);
+                if (r == CS_REFUSED)
+                        goto done; /* the one line said it all */
+                r = r == 0 ? 0 : -1;
                 goto report;
         }
+        if ((r = cs_topics_check_kafka(pl.sink, conf->topic, errstr,
+                                       sizeof(errstr))) < 0 ||
+            (r = cs_topics_track_specs(pl.sink, conf->specs, conf->nspecs,
+                                       errstr, sizeof(errstr))) < 0) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                if (r != CS_REFUSED)
+                        r = -1;
+                goto done;
+        }
+        r = -1;
         pl.src = cs_kafka_source_new(&kconf, errstr, sizeof(errstr));
         if (!pl.src) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);

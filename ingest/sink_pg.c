@@ -1065,6 +1065,40 @@ static void pg_close(struct cs_sink *base)
         free(s);
 }
 
+static int pg_query(struct cs_sink *base, const char *name,
+                    const char *const *params, int n, cs_sink_row_cb *cb,
+                    void *opaque, long *changed, char *errstr,
+                    size_t errstr_size)
+{
+        enum { COLS_MAX = 16 };
+        struct pg_sink *s = (struct pg_sink *)base;
+        const char *vals[COLS_MAX];
+        PGresult *res;
+        int row, i, ncols, r;
+
+        /* run_named() sends no parameters as a simple query. */
+        if ((r = run_named(s, name, params, n, &res, errstr, errstr_size)) < 0)
+                return r;
+        ncols = PQnfields(res);
+        if (ncols > COLS_MAX)
+                ncols = COLS_MAX;
+        for (row = 0; row < PQntuples(res) && !r; row++) {
+                for (i = 0; i < ncols; i++)
+                        vals[i] = PQgetisnull(res, row, i)
+                                          ? NULL
+                                          : PQgetvalue(res, row, i);
+                if (cb && cb(opaque, ncols, vals)) {
+                        snprintf(errstr, errstr_size, "%s: %s: out of memory",
+                                 s->base.name, name);
+                        r = -1;
+                }
+        }
+        if (changed)
+                *changed = r == 0 ? atol(PQcmdTuples(res)) : 0;
+        PQclear(res);
+        return r;
+}
+
 static const struct cs_sink_ops pg_ops = {
         .dialect = DIALECT,
         .migrate = pg_migrate,
@@ -1085,6 +1119,7 @@ static const struct cs_sink_ops pg_ops = {
         .rollback = pg_rollback,
         .reconnect = pg_reconnect,
         .close = pg_close,
+        .query = pg_query,
 };
 
 int cs_sink_pg_open(const char *conninfo, const char *schema,

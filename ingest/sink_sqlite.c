@@ -823,6 +823,42 @@ static void sqlite_close(struct cs_sink *base)
         free(s);
 }
 
+#define QUERY_COLS_MAX 16
+
+static int sqlite_query(struct cs_sink *base, const char *name,
+                        const char *const *params, int n, cs_sink_row_cb *cb,
+                        void *opaque, long *changed, char *errstr,
+                        size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        const char *vals[QUERY_COLS_MAX];
+        sqlite3_stmt *st = NULL;
+        int i, ncols, rc, r;
+
+        if ((r = prepare_named(s, name, &st, errstr, errstr_size)) < 0)
+                return r;
+        for (i = 0; i < n; i++)
+                sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_STATIC);
+        ncols = sqlite3_column_count(st);
+        if (ncols > QUERY_COLS_MAX)
+                ncols = QUERY_COLS_MAX;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                for (i = 0; i < ncols; i++)
+                        vals[i] = (const char *)sqlite3_column_text(st, i);
+                if (cb && cb(opaque, ncols, vals)) {
+                        snprintf(errstr, errstr_size, "%s: %s: out of memory",
+                                 s->path, name);
+                        sqlite3_finalize(st);
+                        return -1;
+                }
+        }
+        r = rc == SQLITE_DONE ? 0 : fail(s, name, errstr, errstr_size);
+        if (changed)
+                *changed = r == 0 ? sqlite3_changes(s->db) : 0;
+        sqlite3_finalize(st);
+        return r;
+}
+
 static const struct cs_sink_ops sqlite_ops = {
         .dialect = DIALECT,
         .migrate = sqlite_migrate,
@@ -843,6 +879,7 @@ static const struct cs_sink_ops sqlite_ops = {
         .rollback = sqlite_rollback,
         .reconnect = sqlite_reconnect,
         .close = sqlite_close,
+        .query = sqlite_query,
 };
 
 int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,

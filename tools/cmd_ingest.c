@@ -1,5 +1,6 @@
 /* cmd_ingest.c: `callstream ingest` and `callstream migrate`, the thin
  * front-ends of the pipeline and of the sinks' migrations. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "cs_cmd.h"
 #include "cs_pipeline.h"
 #include "cs_sink.h"
+#include "cs_topics.h"
 
 #define MAX_SPECS 16
 #define MAX_PROPS 128
@@ -39,9 +41,13 @@ static const char ingest_help[] =
         "                            stdin) instead of Kafka: same "
         "validation,\n"
         "                            dedup and windows; its calls are stored\n"
-        "                            under --topic (default: FILE), partition "
-        "0,\n"
-        "                            offset = line (or element) number\n"
+        "                            under --topic (default: FILE's real "
+        "path;\n"
+        "                            stdin needs --topic), partition 0, "
+        "offset\n"
+        "                            = line (or element) number; it resumes\n"
+        "                            only over the same input (its first 64 "
+        "KiB)\n"
         "  -d, --db DB               SQLite file path (or sqlite:PATH), or a\n"
         "                            PostgreSQL URI (postgresql://...) or\n"
         "                            key=value conninfo\n"
@@ -131,10 +137,10 @@ int cs_cmd_ingest(int argc, char **argv)
                 .max_future = -1,
                 .props = props,
         };
-        char errstr[256];
+        char errstr[256], *real = NULL;
         long long v;
         int64_t d;
-        int c, startup_timeout_set = 0;
+        int c, r, startup_timeout_set = 0;
 
         while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:h",
                                   longopts)) != -1) {
@@ -261,8 +267,18 @@ int cs_cmd_ingest(int argc, char **argv)
                                              "--group");
                 return CS_EXIT_USAGE;
         }
-        if (conf.file && !conf.topic)
-                conf.topic = conf.file;
+        if (conf.file && !conf.topic && !strcmp(conf.file, "-")) {
+                cs_cli_usage_error("ingest", "--file - needs --topic NAME: "
+                                             "standard input has no name to "
+                                             "resume by");
+                return CS_EXIT_USAGE;
+        }
+        /* The real path: the same file by any path is one topic. */
+        if (conf.file && !conf.topic &&
+            !(conf.topic = real = realpath(conf.file, NULL))) {
+                cs_log(CS_LOG_ERROR, "%s: %s", conf.file, strerror(errno));
+                return CS_EXIT_FAILURE;
+        }
         if ((!conf.file && !conf.brokers) || !conf.topic || !conf.db) {
                 cs_cli_usage_error("ingest", "missing %s",
                                    !conf.db      ? "--db"
@@ -284,8 +300,11 @@ int cs_cmd_ingest(int argc, char **argv)
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         signal(SIGPIPE, SIG_IGN);
-        return cs_pipeline_run(&conf, &stop) == 0 ? CS_EXIT_OK
-                                                  : CS_EXIT_FAILURE;
+        r = cs_pipeline_run(&conf, &stop);
+        free(real);
+        return r == 0            ? CS_EXIT_OK
+               : r == CS_REFUSED ? CS_EXIT_USAGE
+                                 : CS_EXIT_FAILURE;
 }
 
 static const char migrate_help[] =

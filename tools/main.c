@@ -22,6 +22,8 @@ static const struct subcommand {
          "consume a topic into the database, exactly once"},
         {"rebuild", cs_cmd_rebuild,
          "recompute window counts from the stored calls"},
+        {"offsets", cs_cmd_offsets,
+         "list, reset or forget the stored positions of topics"},
 };
 
 static void usage(FILE *out)

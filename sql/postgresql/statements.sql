@@ -251,3 +251,89 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
         checksum   text NOT NULL,
         applied_at timestamp NOT NULL
 )
+
+-- Replay sources, window specs and `callstream offsets` (topics.c), run
+-- through the sink's query(); every value bound as text.
+
+-- name: replay_source
+SELECT path, fingerprint, fingerprint_bytes, at_end::int FROM replay_sources
+WHERE topic = $1
+
+-- name: topic_offsets_count
+SELECT COUNT(*) FROM kafka_offsets WHERE topic = $1
+
+-- name: store_replay_source
+-- The fingerprint grows with the file up to 64 KiB; a replay that changed
+-- nothing leaves the row alone.
+INSERT INTO replay_sources (topic, path, fingerprint, fingerprint_bytes,
+                            at_end, updated_at)
+VALUES ($1, $2, $3, $4::bigint, $5::integer <> 0, now() AT TIME ZONE 'UTC')
+ON CONFLICT (topic) DO UPDATE
+SET path = excluded.path, fingerprint = excluded.fingerprint,
+    fingerprint_bytes = excluded.fingerprint_bytes, at_end = excluded.at_end,
+    updated_at = excluded.updated_at
+WHERE (replay_sources.path, replay_sources.fingerprint,
+       replay_sources.fingerprint_bytes, replay_sources.at_end) IS DISTINCT
+      FROM (excluded.path, excluded.fingerprint, excluded.fingerprint_bytes,
+            excluded.at_end)
+
+-- name: window_spec_rows
+SELECT window_spec, maintained::int FROM window_specs ORDER BY 1
+
+-- name: calls_exist
+SELECT EXISTS (SELECT 1 FROM calls)::int
+
+-- name: spec_has_counts
+SELECT EXISTS (SELECT 1 FROM window_counts WHERE window_spec = $1)::int
+
+-- name: spec_maintain
+-- A rerun with the same specs changes nothing.
+INSERT INTO window_specs (window_spec, maintained, final_until, updated_at)
+VALUES ($1, true, NULL, now() AT TIME ZONE 'UTC')
+ON CONFLICT (window_spec) DO UPDATE
+SET updated_at = excluded.updated_at, maintained = true,
+    final_until = NULL
+WHERE NOT window_specs.maintained
+
+-- name: spec_retire
+-- Its windows stay final up to the watermark of now, never past it.
+UPDATE window_specs
+SET maintained = false,
+    final_until = (SELECT watermark FROM final_watermark),
+    updated_at = now() AT TIME ZONE 'UTC'
+WHERE window_spec = $1 AND maintained
+
+-- name: offsets_list
+-- GREATEST() skips NULLs: no known end is no lag (NULL), as in SQLite.
+SELECT o.topic, o.kafka_partition, o.next_offset, o.watermark,
+       CASE WHEN o.high_watermark IS NOT NULL
+            THEN GREATEST(o.high_watermark - o.next_offset, 0) END,
+       r.path, r.fingerprint,
+       r.fingerprint_bytes, r.at_end::int, date_trunc('second', o.updated_at)
+FROM kafka_offsets AS o
+LEFT JOIN replay_sources AS r ON r.topic = o.topic
+ORDER BY o.topic, o.kafka_partition
+
+-- name: offsets_at_time
+-- offsets reset --to-timestamp: per partition, the first offset holding a
+-- stored call at or after $3 (NULL when there is none).
+SELECT o.kafka_partition,
+       (SELECT MIN(c.kafka_offset) FROM calls AS c
+        WHERE c.kafka_topic = o.topic
+          AND c.kafka_partition = o.kafka_partition
+          AND c.call_ts >= $3::timestamp)
+FROM kafka_offsets AS o
+WHERE o.topic = $1 AND ($2::integer IS NULL OR o.kafka_partition = $2::integer)
+ORDER BY 1
+
+-- name: offsets_reset
+-- Backwards too: unlike store_offsets, this is the user's explicit choice.
+UPDATE kafka_offsets
+SET next_offset = $3::bigint, updated_at = now() AT TIME ZONE 'UTC'
+WHERE topic = $1 AND ($2::integer IS NULL OR kafka_partition = $2::integer)
+
+-- name: offsets_forget
+DELETE FROM kafka_offsets WHERE topic = $1
+
+-- name: replay_source_forget
+DELETE FROM replay_sources WHERE topic = $1

@@ -3,6 +3,7 @@ DROP VIEW IF EXISTS call_counts CASCADE;
 DROP VIEW IF EXISTS disposition_counts CASCADE;
 DROP VIEW IF EXISTS watermarks CASCADE;
 DROP VIEW IF EXISTS pipeline_progress CASCADE;
+DROP VIEW IF EXISTS final_watermark CASCADE;
 
 -- Per topic: the highest event time seen, and the watermark: the smallest
 -- of its partitions' (each partition's highest event time less the allowed
@@ -24,14 +25,41 @@ FROM (SELECT topic, MAX(max_event_ts) AS max_event_ts,
       WHERE watermark IS NOT NULL
       GROUP BY topic) AS w;
 
+-- The watermark is_final and the rolling views compare with: the smallest
+-- of the live topics' watermarks. A file replay read to its end
+-- (replay_sources.at_end) adds nothing more, so it is not live: it keeps
+-- only the windows of its own last stretch from being final (see
+-- call_counts) and no longer holds the others back. With no live topic,
+-- the latest finished replay's watermark.
+CREATE VIEW final_watermark AS
+SELECT COALESCE(
+        (SELECT MIN(watermark) FROM watermarks
+         WHERE topic NOT IN (SELECT topic FROM replay_sources
+                             WHERE at_end)),
+        (SELECT MAX(watermark) FROM watermarks)) AS watermark;
+
 -- Calls per window spec, window and crime type. A window is final once the
--- watermark (the smallest of all topics') has passed its end; late_calls
--- were counted into it after that.
+-- watermark (final_watermark) has passed its end, unless a finished replay
+-- has calls at or after its start and its own watermark has not passed
+-- its end (a replay alone is final where the same stream through Kafka
+-- would be), or its spec is no longer maintained (window_specs) and it
+-- ends after final_until, the watermark when the ingest stopped counting
+-- it. late_calls were counted into it after it was final.
 CREATE VIEW call_counts AS
 SELECT window_spec, window_start, window_end, crime_type,
        SUM(calls)::bigint AS calls, SUM(late_calls)::bigint AS late_calls,
-       COALESCE(window_end <= (SELECT MIN(watermark) FROM watermarks), false)
-               AS is_final
+       COALESCE(window_end <= (SELECT watermark FROM final_watermark) AND
+                NOT EXISTS (SELECT 1 FROM watermarks AS m
+                            JOIN replay_sources AS rs ON rs.topic = m.topic
+                            WHERE rs.at_end
+                              AND m.watermark < window_counts.window_end
+                              AND m.max_event_ts >= window_counts.window_start) AND
+                NOT EXISTS (SELECT 1 FROM window_specs AS s
+                            WHERE s.window_spec = window_counts.window_spec
+                              AND NOT s.maintained
+                              AND (s.final_until IS NULL OR
+                                   window_counts.window_end > s.final_until)),
+                false) AS is_final
 FROM window_counts
 GROUP BY window_spec, window_start, window_end, crime_type;
 
@@ -42,7 +70,17 @@ SELECT w.window_spec, w.window_start, w.window_end, w.crime_type,
        NULLIF(w.disposition, '') AS disposition,
        COALESCE(r.description, 'Unknown') AS disposition_description,
        w.calls, w.late_calls,
-       COALESCE(w.window_end <= (SELECT MIN(watermark) FROM watermarks),
+       COALESCE(w.window_end <= (SELECT watermark FROM final_watermark) AND
+                NOT EXISTS (SELECT 1 FROM watermarks AS m
+                            JOIN replay_sources AS rs ON rs.topic = m.topic
+                            WHERE rs.at_end
+                              AND m.watermark < w.window_end
+                              AND m.max_event_ts >= w.window_start) AND
+                NOT EXISTS (SELECT 1 FROM window_specs AS s
+                            WHERE s.window_spec = w.window_spec
+                              AND NOT s.maintained
+                              AND (s.final_until IS NULL OR
+                                   w.window_end > s.final_until)),
                 false) AS is_final
 FROM window_counts AS w
 LEFT JOIN radio_codes AS r ON r.disposition_code = w.disposition;

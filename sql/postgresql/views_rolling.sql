@@ -5,7 +5,7 @@ DROP VIEW IF EXISTS recent_call_counts;
 DROP VIEW IF EXISTS top_crime_types;
 
 -- The call_counts rows of the windows that overlap the last recent_hours
--- hours before the watermark (the smallest of all topics', as is_final
+-- hours before the watermark (final_watermark, as is_final
 -- uses): window_end > watermark - N hours and window_start < watermark.
 -- Empty while there is no watermark. Scalar subqueries, so the planner
 -- can push both bounds down to window_counts.
@@ -13,8 +13,8 @@ CREATE VIEW recent_call_counts AS
 SELECT window_spec, window_start, window_end, crime_type, calls, late_calls,
        is_final
 FROM call_counts
-WHERE window_start < (SELECT MIN(watermark) FROM watermarks)
-  AND window_end > (SELECT MIN(watermark) FROM watermarks) - make_interval(
+WHERE window_start < (SELECT watermark FROM final_watermark)
+  AND window_end > (SELECT watermark FROM final_watermark) - make_interval(
           hours => (SELECT value::integer FROM settings
                     WHERE name = 'recent_hours'));
 

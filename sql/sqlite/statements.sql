@@ -173,3 +173,86 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
         checksum   TEXT NOT NULL,
         applied_at TEXT NOT NULL
 )
+
+-- Replay sources, window specs and `callstream offsets` (topics.c), run
+-- through the sink's query(); every value bound as text.
+
+-- name: replay_source
+SELECT path, fingerprint, fingerprint_bytes, at_end FROM replay_sources
+WHERE topic = ?1
+
+-- name: topic_offsets_count
+SELECT COUNT(*) FROM kafka_offsets WHERE topic = ?1
+
+-- name: store_replay_source
+-- The fingerprint grows with the file up to 64 KiB; a replay that changed
+-- nothing leaves the row alone.
+INSERT INTO replay_sources (topic, path, fingerprint, fingerprint_bytes,
+                            at_end, updated_at)
+VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER), CAST(?5 AS INTEGER),
+        strftime('%Y-%m-%d %H:%M:%S', 'now'))
+ON CONFLICT (topic) DO UPDATE
+SET path = excluded.path, fingerprint = excluded.fingerprint,
+    fingerprint_bytes = excluded.fingerprint_bytes, at_end = excluded.at_end,
+    updated_at = excluded.updated_at
+WHERE (replay_sources.path, replay_sources.fingerprint,
+       replay_sources.fingerprint_bytes, replay_sources.at_end) IS NOT
+      (excluded.path, excluded.fingerprint, excluded.fingerprint_bytes,
+       excluded.at_end)
+
+-- name: window_spec_rows
+SELECT window_spec, maintained FROM window_specs ORDER BY 1
+
+-- name: calls_exist
+SELECT EXISTS (SELECT 1 FROM calls)
+
+-- name: spec_has_counts
+SELECT EXISTS (SELECT 1 FROM window_counts WHERE window_spec = ?1)
+
+-- name: spec_maintain
+-- A rerun with the same specs changes nothing.
+INSERT INTO window_specs (window_spec, maintained, final_until, updated_at)
+VALUES (?1, 1, NULL, strftime('%Y-%m-%d %H:%M:%S', 'now'))
+ON CONFLICT (window_spec) DO UPDATE
+SET updated_at = excluded.updated_at, maintained = 1,
+    final_until = NULL
+WHERE NOT window_specs.maintained
+
+-- name: spec_retire
+-- Its windows stay final up to the watermark of now, never past it.
+UPDATE window_specs
+SET maintained = 0, final_until = (SELECT watermark FROM final_watermark),
+    updated_at = strftime('%Y-%m-%d %H:%M:%S', 'now')
+WHERE window_spec = ?1 AND maintained = 1
+
+-- name: offsets_list
+SELECT o.topic, o.kafka_partition, o.next_offset, o.watermark,
+       MAX(o.high_watermark - o.next_offset, 0), r.path, r.fingerprint,
+       r.fingerprint_bytes, r.at_end, o.updated_at
+FROM kafka_offsets AS o
+LEFT JOIN replay_sources AS r ON r.topic = o.topic
+ORDER BY o.topic, o.kafka_partition
+
+-- name: offsets_at_time
+-- offsets reset --to-timestamp: per partition, the first offset holding a
+-- stored call at or after ?3 (NULL when there is none).
+SELECT o.kafka_partition,
+       (SELECT MIN(c.kafka_offset) FROM calls AS c
+        WHERE c.kafka_topic = o.topic
+          AND c.kafka_partition = o.kafka_partition AND c.call_ts >= ?3)
+FROM kafka_offsets AS o
+WHERE o.topic = ?1 AND (?2 IS NULL OR o.kafka_partition = CAST(?2 AS INTEGER))
+ORDER BY 1
+
+-- name: offsets_reset
+-- Backwards too: unlike store_offset, this is the user's explicit choice.
+UPDATE kafka_offsets
+SET next_offset = CAST(?3 AS INTEGER),
+    updated_at = strftime('%Y-%m-%d %H:%M:%S', 'now')
+WHERE topic = ?1 AND (?2 IS NULL OR kafka_partition = CAST(?2 AS INTEGER))
+
+-- name: offsets_forget
+DELETE FROM kafka_offsets WHERE topic = ?1
+
+-- name: replay_source_forget
+DELETE FROM replay_sources WHERE topic = ?1

@@ -4,7 +4,7 @@ DROP VIEW IF EXISTS recent_call_counts;
 DROP VIEW IF EXISTS top_crime_types;
 
 -- The call_counts rows of the windows that overlap the last recent_hours
--- hours before the watermark (the smallest of all topics', as is_final
+-- hours before the watermark (final_watermark, as is_final
 -- uses): window_end > watermark - N hours and window_start < watermark.
 -- Empty while there is no watermark. Window bounds are whole seconds, so
 -- the watermark's whole second less N hours gives the same answer as the
@@ -14,9 +14,9 @@ CREATE VIEW recent_call_counts AS
 SELECT window_spec, window_start, window_end, crime_type, calls, late_calls,
        is_final
 FROM call_counts
-WHERE window_start < (SELECT MIN(watermark) FROM watermarks)
+WHERE window_start < (SELECT watermark FROM final_watermark)
   AND window_end > datetime(
-          substr((SELECT MIN(watermark) FROM watermarks), 1, 19),
+          substr((SELECT watermark FROM final_watermark), 1, 19),
           '-' || (SELECT value FROM settings WHERE name = 'recent_hours') ||
                   ' hours');
 
