@@ -44,9 +44,10 @@
 struct ot {
         char dir[512];
         char *bin, *data, *sample;
-        char *calls;        /* NDJSON of generated calls */
-        char *big;          /* more of them: batches of 10000 */
-        long lines, ids;    /* its lines and distinct crime_ids */
+        char *calls;     /* NDJSON of generated calls */
+        char *big;       /* more of them: batches of 10000 */
+        long lines, ids; /* its lines and distinct crime_ids */
+        long big_lines, big_ids;
         const char *nobody; /* runuser, or NULL when not root */
 };
 
@@ -555,9 +556,26 @@ static void test_path_errors(void **state)
         free(db);
         free(before);
 
-        /* Once the mode is fixed the database works: nothing blocks it. */
+        /* A read-only -shm left by another user is named too. */
         if (chmod(existing, 0644) < 0)
                 fail_msg("chmod: %s", strerror(errno));
+        db = th_asprintf("%s-shm", existing);
+        if (th_write_file(db, "", 0) < 0 ||
+            (st->nobody && chown(db, 65534, 65534) < 0) || chmod(db, 0444) < 0)
+                fail_msg("cannot make %s", db);
+        before = listing(ro_file);
+        cmd(st, &a, 1);
+        th_args_addv(&a, "ingest", "--file", st->sample, "--db", existing,
+                     NULL);
+        run(&a, &r);
+        bad += expect_refused(&r, ro_file, before, "permission denied", db,
+                              NULL);
+        th_run_free(&r);
+        unlink(db);
+        free(db);
+        free(before);
+
+        /* Once the mode is fixed the database works: nothing blocks it. */
         cmd(st, &a, 1);
         th_args_addv(&a, "ingest", "--file", st->sample, "--db", existing,
                      NULL);
@@ -710,6 +728,79 @@ static void test_stop_while_locked(void **state)
                 fail_msg("%d check(s) failed (details above)", bad);
 }
 
+/* 8.4: a lock held past the busy timeout mid-stream: the ingest says how
+ * long it waited, checks the lock at each reconnect attempt, resumes once
+ * it is free, and the file ends up stored exactly once. */
+static void test_locked_mid_stream(void **state)
+{
+        struct ot *st = *state;
+        char *db = path_in(st, "mid.db"), *log = path_in(st, "mid.log");
+        struct th_buf text = {0};
+        struct th_args a;
+        sqlite3 *lite;
+        int64_t deadline;
+        pid_t pid;
+        int status, bad = 0;
+
+        migrate_ok(st, db);
+        lite = lite_open(db, 10000);
+        cmd(st, &a, 0);
+        th_args_addv(&a, "ingest", "--file", st->big, "--db", db,
+                     "--batch-max-records", "500", NULL);
+        pid = th_spawn_logged(&a, log);
+        th_args_free(&a);
+        wait_committed(pid, db, log, 500);
+        if (sqlite3_exec(lite, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+            SQLITE_OK)
+                fail_msg("BEGIN IMMEDIATE: %s", sqlite3_errmsg(lite));
+        /* Until it gave up once and found the lock still held. */
+        deadline = th_now_ms() + 3 * BUSY_TIMEOUT_MS;
+        for (;;) {
+                th_buf_free(&text);
+                if (th_read_file(log, &text) < 0)
+                        fail_msg("cannot read %s", log);
+                if (text.p && strstr(text.p, "reconnect attempt"))
+                        break;
+                if (th_exited(pid) >= 0 || th_now_ms() > deadline) {
+                        sqlite3_exec(lite, "ROLLBACK", NULL, NULL, NULL);
+                        th_show_file_tail("ingest log", log);
+                        fail_msg("no failed reconnect attempt while locked");
+                }
+                th_sleep_ms(100);
+        }
+        sqlite3_exec(lite, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(lite);
+        status = th_wait_until(pid, th_now_ms() + TH_RUN_TIMEOUT_MS);
+        th_buf_free(&text);
+        if (th_read_file(log, &text) < 0)
+                fail_msg("cannot read %s", log);
+        fprintf(stderr, "# locked mid-stream: %d\n", status);
+        if (status != 0 || !text.p ||
+            !strstr(text.p, "database locked by another connection for 30") ||
+            !strstr(text.p, "checking the write lock: database locked by "
+                            "another connection") ||
+            !strstr(text.p, "database back after")) {
+                fprintf(stderr, "#   expected exit 0, the 30 s wait, a "
+                                "checked lock and the way back\n");
+                th_show_tail("log", text.p, text.len);
+                bad++;
+        }
+        if (lite_int(db, "SELECT calls_total FROM kafka_offsets") !=
+                    st->big_ids ||
+            lite_int(db, "SELECT duplicates_total FROM kafka_offsets") !=
+                    st->big_lines - st->big_ids ||
+            lite_int(db, "SELECT count(*) FROM calls") != st->big_ids) {
+                fprintf(stderr, "#   expected %ld calls, %ld duplicates\n",
+                        st->big_ids, st->big_lines - st->big_ids);
+                bad++;
+        }
+        th_buf_free(&text);
+        free(db);
+        free(log);
+        if (bad)
+                fail_msg("%d check(s) failed (details above)", bad);
+}
+
 /* 8.3: a database locked past the busy timeout at start: an ingest that is
  * to end (--file: 30 s of --startup-timeout) exits 1 saying the database
  * was locked by another connection and for how long. */
@@ -761,14 +852,14 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Counts the lines and distinct crime_ids of the NDJSON at path. */
-static void count_input(struct ot *st)
+static void count_input(const char *path, long *lines, long *distinct)
 {
         struct th_buf b = {0};
         char **ids = NULL, *line, *save = NULL;
         long n = 0, i;
 
-        if (th_read_file(st->calls, &b) < 0)
-                fail_msg("cannot read %s", st->calls);
+        if (th_read_file(path, &b) < 0)
+                fail_msg("cannot read %s", path);
         for (line = strtok_r(b.p, "\n", &save); line;
              line = strtok_r(NULL, "\n", &save)) {
                 json_t *o = json_loads(line, 0, NULL);
@@ -782,10 +873,10 @@ static void count_input(struct ot *st)
                 json_decref(o);
         }
         qsort(ids, (size_t)n, sizeof(*ids), cmp_str);
-        st->lines = n;
-        st->ids = 0;
+        *lines = n;
+        *distinct = 0;
         for (i = 0; i < n; i++)
-                st->ids += i == 0 || strcmp(ids[i], ids[i - 1]) != 0;
+                *distinct += i == 0 || strcmp(ids[i], ids[i - 1]) != 0;
         for (i = 0; i < n; i++)
                 free(ids[i]);
         free(ids);
@@ -872,7 +963,7 @@ static int group_setup(void **state)
                 goto fail;
         }
         th_run_free(&r);
-        count_input(st);
+        count_input(st->calls, &st->lines, &st->ids);
         st->big = th_asprintf("%s/big.ndjson", st->dir);
         th_args_addv(&a, st->bin, "generate", "--count", "50000", "--seed", "2",
                      NULL);
@@ -883,6 +974,7 @@ static int group_setup(void **state)
                 goto fail;
         }
         th_run_free(&r);
+        count_input(st->big, &st->big_lines, &st->big_ids);
         fprintf(stderr, "# input: %ld lines, %ld distinct calls\n", st->lines,
                 st->ids);
         return 0;
@@ -902,6 +994,8 @@ int main(void)
                 cmocka_unit_test_teardown(test_stop_while_locked,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_locked_at_start,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_locked_mid_stream,
                                           th_test_teardown),
         };
         const char *only = getenv("SQLITE_OPS_TEST_FILTER");
