@@ -83,8 +83,9 @@ struct sqlite_sink {
         int lock_fd;           /* PATH-lock once claimed, else -1 */
 
         /* The busy handler's state: how long a wait may last, when the
-         * current one began, and how the last one that gave up ended. */
-        int64_t busy_limit_ms, busy_since, busy_waited_ms;
+         * current one began, and how the last one that gave up ended (for
+         * fail(), which clears them): after so long, or stopped. */
+        int64_t busy_limit_ms, busy_since, busy_gave_up_ms;
         int busy_stopped;
 };
 
@@ -99,13 +100,14 @@ static int on_busy(void *opaque, int count)
 
         if (count == 0)
                 s->busy_since = now;
-        s->busy_waited_ms = now - s->busy_since;
         if (s->base.stop && *s->base.stop) {
                 s->busy_stopped = 1;
                 return 0;
         }
-        if (s->busy_waited_ms >= s->busy_limit_ms)
+        if (now - s->busy_since >= s->busy_limit_ms) {
+                s->busy_gave_up_ms = now - s->busy_since;
                 return 0;
+        }
         nanosleep(&nap, NULL);
         return 1;
 }
@@ -128,17 +130,17 @@ static int fail(struct sqlite_sink *s, const char *what, char *errstr,
                          "%s: %s: stopped while waiting for another "
                          "connection's lock",
                          s->path, what);
-        else if (s->busy_waited_ms > 0)
+        else if (s->busy_gave_up_ms > 0)
                 snprintf(errstr, errstr_size,
                          "%s: %s: database locked by another connection for "
                          "%.1f s",
-                         s->path, what, (double)s->busy_waited_ms / 1000.0);
+                         s->path, what, (double)s->busy_gave_up_ms / 1000.0);
         else
                 snprintf(errstr, errstr_size,
                          "%s: %s: database locked by another connection",
                          s->path, what);
         s->busy_stopped = 0;
-        s->busy_waited_ms = 0;
+        s->busy_gave_up_ms = 0;
         return CS_SINK_RETRY;
 }
 
