@@ -12,6 +12,8 @@
 #ifndef CS_SINK_H
 #define CS_SINK_H
 
+#include <signal.h>
+
 #include "cs_batch.h"
 #include "cs_window.h"
 
@@ -149,6 +151,11 @@ struct cs_sink_ops {
         int (*commit)(struct cs_sink *s, char *errstr, size_t errstr_size);
         void (*rollback)(struct cs_sink *s);
 
+        /* ingest: makes this process the database's only ingest for as
+         * long as the sink stays open, or fails (-1) naming the one that
+         * is; NULL when the backend takes any number of writers. */
+        int (*claim)(struct cs_sink *s, char *errstr, size_t errstr_size);
+
         /* Makes sure the connection works, reconnecting if it broke. */
         int (*reconnect)(struct cs_sink *s, char *errstr, size_t errstr_size);
 
@@ -173,6 +180,9 @@ struct cs_sink {
         /* For messages: a path, or "PostgreSQL at host H port P database
          * D"; never a password. */
         char name[256];
+        /* Borrowed, may be NULL: once *stop is set, waits for a lock or a
+         * connection give up at once (CS_SINK_RETRY). Set after open. */
+        volatile sig_atomic_t *stop;
 };
 
 /* Opens the database named by db: a PostgreSQL URI ("postgresql://...") or
@@ -187,12 +197,27 @@ int cs_sink_open(const char *db, const char *schema, struct cs_sink **out,
 /* Whether db names a PostgreSQL database. */
 int cs_sink_is_postgresql(const char *db);
 
+/* For commands that only work on an existing database (rebuild): 0 when
+ * db names PostgreSQL or an existing SQLite file, else -1 with a reason
+ * that names the file, so a typo does not create a database. */
+int cs_sink_require_existing(const char *db, char *errstr,
+                             size_t errstr_size) CS_MUSTCHECK;
+
 /* Closes the sink; NULL is accepted. */
 void cs_sink_close(struct cs_sink *s);
 
 /* The SQLite backend (sink_sqlite.c). path is copied. */
 int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
                         size_t errstr_size) CS_MUSTCHECK;
+
+/* What cs_sink_sqlite_open() checks first, so that a path error names its
+ * cause rather than "unable to open database file": the folder exists and
+ * takes new files (SQLite keeps PATH-wal and PATH-shm beside the database),
+ * path is not a folder, and it and its -wal and -shm are writable when
+ * they exist; a missing file is an error unless create. Returns 0 or -1
+ * with the reason. Makes no file. */
+int cs_sink_sqlite_check(const char *path, int create, char *errstr,
+                         size_t errstr_size) CS_MUSTCHECK;
 
 /* The PostgreSQL backend (sink_pg.c). conninfo and schema are copied; the
  * conninfo is never printed, since it may hold a password. */

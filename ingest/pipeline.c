@@ -539,17 +539,12 @@ static int replay(struct pipeline *pl, struct cs_file_source *src,
 
 /* The file path of cs_pipeline_run(): replays, and after an outage waits
  * for the database and replays again from what it committed. */
-static int run_file(struct pipeline *pl, volatile sig_atomic_t *stop)
+static int run_file(struct pipeline *pl, struct cs_file_source *src,
+                    volatile sig_atomic_t *stop)
 {
-        struct cs_file_source *src;
         char errstr[512], *real = NULL;
         int r;
 
-        src = cs_file_source_open(pl->conf->file, errstr, sizeof(errstr));
-        if (!src) {
-                cs_log(CS_LOG_ERROR, "%s", errstr);
-                return -1;
-        }
         /* Resume only over the input the stored position was read from. */
         cs_file_source_head(src, &pl->head, &pl->nhead);
         if (strcmp(pl->conf->file, "-"))
@@ -583,7 +578,6 @@ static int run_file(struct pipeline *pl, volatile sig_atomic_t *stop)
 done:
         pl->replay_path = NULL;
         free(real);
-        cs_file_source_close(src);
         return r;
 }
 
@@ -610,13 +604,24 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
         for (;;) {
                 r = cs_sink_open(conf->db, conf->schema, out, errstr,
                                  sizeof(errstr));
-                if (r == 0 && (r = (*out)->ops->migrate(*out, errstr,
-                                                        sizeof(errstr))) < 0) {
+                if (r == 0) {
+                        (*out)->stop = stop;
+                        /* One ingest per SQLite file: a second is refused
+                         * before it migrates or writes anything. */
+                        if ((*out)->ops->claim)
+                                r = (*out)->ops->claim(*out, errstr,
+                                                       sizeof(errstr));
+                }
+                if (r == 0)
+                        r = (*out)->ops->migrate(*out, errstr, sizeof(errstr));
+                if (r < 0 && *out) {
                         cs_sink_close(*out);
                         *out = NULL;
                 }
                 if (r != CS_SINK_RETRY)
                         break;
+                if (*stop)
+                        return 1;
                 /* A service may start before its database: wait for it as
                  * for an outage mid-stream, with the same backoff. */
                 attempts++;
@@ -664,10 +669,17 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 .on_revoke = on_revoke,
                 .opaque = &pl,
         };
+        struct cs_file_source *file = NULL;
         char errstr[512];
         int64_t started = cs_now_ms();
         int failed = 0, r = -1;
 
+        /* A file that cannot be read creates no database. */
+        if (conf->file &&
+            !(file = cs_file_source_open(conf->file, errstr, sizeof(errstr)))) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                return -1;
+        }
         if ((r = cs_pipeline_open_sink(conf, stop, &pl.sink)) != 0) {
                 /* Stopped while waiting for the database: nothing to do. */
                 r = r > 0 ? 0 : -1;
@@ -686,7 +698,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
         pl.batch->late_policy = conf->late_drop ? "drop" : "count";
         pl.batch->update = conf->update;
         if (conf->file) {
-                r = run_file(&pl, stop);
+                r = run_file(&pl, file, stop);
                 if (r == CS_REFUSED)
                         goto done; /* the one line said it all */
                 r = r == 0 ? 0 : -1;
@@ -790,5 +802,6 @@ freed:
         cs_batch_destroy(pl.batch);
         cs_parser_destroy(pl.parser);
         cs_sink_close(pl.sink);
+        cs_file_source_close(file);
         return r;
 }

@@ -31,6 +31,15 @@ int cs_sink_open(const char *db, const char *schema, struct cs_sink **out,
         return cs_sink_sqlite_open(db, out, errstr, errstr_size);
 }
 
+int cs_sink_require_existing(const char *db, char *errstr, size_t errstr_size)
+{
+        if (cs_sink_is_postgresql(db))
+                return 0;
+        if (!strncmp(db, "sqlite:", 7))
+                db += 7;
+        return cs_sink_sqlite_check(db, 0, errstr, errstr_size);
+}
+
 void cs_sink_close(struct cs_sink *s)
 {
         if (s)

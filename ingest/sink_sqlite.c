@@ -2,11 +2,21 @@
  *
  * WAL journal with synchronous=NORMAL: a committed batch survives a crash of
  * the process (kill -9), which is what exactly-once needs; every statement is
- * prepared once and every value bound. */
+ * prepared once and every value bound. Waits for another connection's lock
+ * are a busy handler of ours, so that a stop request ends them; an ingest
+ * holds an flock on PATH-lock for its lifetime, so that a second one is
+ * refused rather than double-counting progress. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -15,6 +25,11 @@
 #include "cs_sink.h"
 
 #define DIALECT "sqlite"
+
+/* How long a statement waits for another connection's lock, and the naps
+ * it takes meanwhile (short, so that a stop request is seen at once). */
+#define BUSY_TIMEOUT_MS 30000
+#define BUSY_NAP_MS     10
 
 enum stmt {
         ST_BEGIN,
@@ -65,19 +80,68 @@ struct sqlite_sink {
         int in_txn;
         struct cs_arena *old;  /* strings of replaced calls */
         char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
+        int lock_fd;           /* PATH-lock once claimed, else -1 */
+
+        /* The busy handler's state: how long a wait may last, when the
+         * current one began, and how the last one that gave up ended (for
+         * fail(), which clears them): after so long, or stopped. */
+        int64_t busy_limit_ms, busy_since, busy_gave_up_ms;
+        int busy_stopped;
 };
 
+/* SQLite's busy handler: naps until the lock is free, the wait has lasted
+ * busy_limit_ms, or a stop is requested (sqlite3_busy_timeout would sleep
+ * through a SIGTERM). Returns 0 to give up. */
+static int on_busy(void *opaque, int count)
+{
+        struct sqlite_sink *s = opaque;
+        struct timespec nap = {0, BUSY_NAP_MS * 1000 * 1000};
+        int64_t now = cs_now_ms();
+
+        if (count == 0)
+                s->busy_since = now;
+        if (s->base.stop && *s->base.stop) {
+                s->busy_stopped = 1;
+                return 0;
+        }
+        if (now - s->busy_since >= s->busy_limit_ms) {
+                s->busy_gave_up_ms = now - s->busy_since;
+                return 0;
+        }
+        nanosleep(&nap, NULL);
+        return 1;
+}
+
 /* Writes "PATH: what: sqlite's message" to errstr; a database locked by
- * another writer past the busy timeout is worth retrying, not fatal. */
+ * another connection past the busy timeout is worth retrying, not fatal,
+ * and the message says how long it waited. */
 static int fail(struct sqlite_sink *s, const char *what, char *errstr,
                 size_t errstr_size)
 {
         int code = sqlite3_errcode(s->db);
 
-        snprintf(errstr, errstr_size, "%s: %s: %s", s->path, what,
-                 sqlite3_errmsg(s->db));
-        return code == SQLITE_BUSY || code == SQLITE_LOCKED ? CS_SINK_RETRY
-                                                            : -1;
+        if (code != SQLITE_BUSY && code != SQLITE_LOCKED) {
+                snprintf(errstr, errstr_size, "%s: %s: %s", s->path, what,
+                         sqlite3_errmsg(s->db));
+                return -1;
+        }
+        if (s->busy_stopped)
+                snprintf(errstr, errstr_size,
+                         "%s: %s: stopped while waiting for another "
+                         "connection's lock",
+                         s->path, what);
+        else if (s->busy_gave_up_ms > 0)
+                snprintf(errstr, errstr_size,
+                         "%s: %s: database locked by another connection for "
+                         "%.1f s",
+                         s->path, what, (double)s->busy_gave_up_ms / 1000.0);
+        else
+                snprintf(errstr, errstr_size,
+                         "%s: %s: database locked by another connection",
+                         s->path, what);
+        s->busy_stopped = 0;
+        s->busy_gave_up_ms = 0;
+        return CS_SINK_RETRY;
 }
 
 /* Runs a statement that returns no rows, then resets it. */
@@ -111,12 +175,13 @@ static int prepare_named(struct sqlite_sink *s, const char *name,
 
 static int prepare_all(struct sqlite_sink *s, char *errstr, size_t errstr_size)
 {
-        int i;
+        int i, r;
 
         for (i = 0; i < ST_COUNT; i++)
-                if (!s->stmt[i] && prepare_named(s, stmt_names[i], &s->stmt[i],
-                                                 errstr, errstr_size) < 0)
-                        return -1;
+                if (!s->stmt[i] &&
+                    (r = prepare_named(s, stmt_names[i], &s->stmt[i], errstr,
+                                       errstr_size)) < 0)
+                        return r;
         return 0;
 }
 
@@ -147,14 +212,15 @@ static int apply_migration(struct sqlite_sink *s, const struct cs_migration *m,
         const char *name = strrchr(m->path, '/') + 1;
         int rc, r = -1;
 
-        if (exec(s, "BEGIN IMMEDIATE", "starting migration", errstr,
-                 errstr_size) < 0)
-                return -1;
-        if (prepare_named(s, "migration_checksum", &check, errstr,
-                          errstr_size) < 0 ||
-            prepare_named(s, "record_migration", &record, errstr, errstr_size) <
-                    0)
+        if ((r = exec(s, "BEGIN IMMEDIATE", "starting migration", errstr,
+                      errstr_size)) < 0)
+                return r;
+        if ((r = prepare_named(s, "migration_checksum", &check, errstr,
+                               errstr_size)) < 0 ||
+            (r = prepare_named(s, "record_migration", &record, errstr,
+                               errstr_size)) < 0)
                 goto done;
+        r = -1;
         sqlite3_bind_int(check, 1, m->version);
         rc = sqlite3_step(check);
         if (rc == SQLITE_ROW) {
@@ -172,16 +238,17 @@ static int apply_migration(struct sqlite_sink *s, const struct cs_migration *m,
                 goto done;
         }
         if (rc != SQLITE_DONE) {
-                fail(s, "reading schema_migrations", errstr, errstr_size);
+                r = fail(s, "reading schema_migrations", errstr, errstr_size);
                 goto done;
         }
-        if (exec(s, m->sql, name, errstr, errstr_size) < 0)
+        if ((r = exec(s, m->sql, name, errstr, errstr_size)) < 0)
                 goto done;
+        r = -1;
         sqlite3_bind_int(record, 1, m->version);
         sqlite3_bind_text(record, 2, name, -1, SQLITE_STATIC);
         sqlite3_bind_text(record, 3, m->checksum, -1, SQLITE_STATIC);
         if (run(record) < 0) {
-                fail(s, "recording migration", errstr, errstr_size);
+                r = fail(s, "recording migration", errstr, errstr_size);
                 goto done;
         }
         cs_log(CS_LOG_INFO, "%s: applied migration %s", s->path, name);
@@ -189,9 +256,9 @@ static int apply_migration(struct sqlite_sink *s, const struct cs_migration *m,
 done:
         sqlite3_finalize(check);
         sqlite3_finalize(record);
-        if (r == 0 &&
-            exec(s, "COMMIT", "committing migration", errstr, errstr_size) < 0)
-                r = -1;
+        if (r == 0)
+                r = exec(s, "COMMIT", "committing migration", errstr,
+                         errstr_size);
         if (r < 0)
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return r;
@@ -207,7 +274,7 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
         sqlite3_stmt *latest = NULL;
         size_t len;
         const char *sql;
-        int i, version = 0;
+        int i, r, version = 0;
 
         sql = cs_sql_statement(DIALECT, "create_migrations_table", &len);
         if (!sql || sqlite3_prepare_v2(s->db, sql, (int)len, &latest, NULL) ||
@@ -218,9 +285,9 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
         }
         sqlite3_finalize(latest);
         latest = NULL;
-        if (prepare_named(s, "latest_migration", &latest, errstr, errstr_size) <
-            0)
-                return -1;
+        if ((r = prepare_named(s, "latest_migration", &latest, errstr,
+                               errstr_size)) < 0)
+                return r;
         if (sqlite3_step(latest) == SQLITE_ROW)
                 version = sqlite3_column_int(latest, 0);
         sqlite3_finalize(latest);
@@ -232,21 +299,20 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
                 return -1;
         }
         for (i = 0; i < n; i++)
-                if (apply_migration(s, &m[i], errstr, errstr_size) < 0)
-                        return -1;
+                if ((r = apply_migration(s, &m[i], errstr, errstr_size)) < 0)
+                        return r;
 
         n = cs_views(DIALECT, views, CS_VIEWS_MAX);
-        if (exec(s, "BEGIN IMMEDIATE", "starting views", errstr, errstr_size) <
-            0)
-                return -1;
-        for (i = 0; i < n; i++)
-                if (exec(s, views[i], "creating views", errstr, errstr_size) <
-                    0)
-                        break;
-        if (i < n ||
-            exec(s, "COMMIT", "committing views", errstr, errstr_size) < 0) {
+        if ((r = exec(s, "BEGIN IMMEDIATE", "starting views", errstr,
+                      errstr_size)) < 0)
+                return r;
+        for (i = 0; i < n && r == 0; i++)
+                r = exec(s, views[i], "creating views", errstr, errstr_size);
+        if (r == 0)
+                r = exec(s, "COMMIT", "committing views", errstr, errstr_size);
+        if (r < 0) {
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-                return -1;
+                return r;
         }
         return prepare_all(s, errstr, errstr_size);
 }
@@ -803,11 +869,93 @@ static void sqlite_rollback(struct cs_sink *base)
 static int sqlite_reconnect(struct cs_sink *base, char *errstr,
                             size_t errstr_size)
 {
-        /* A file has no connection to lose; a busy database is retried. */
-        (void)base;
-        (void)errstr;
-        (void)errstr_size;
-        return 0;
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        int r;
+
+        /* A file has no connection to lose; what failed was a lock that
+         * another connection held. Whether it let go is known by taking
+         * the write lock, without waiting: the pipeline backs off between
+         * attempts. */
+        s->busy_limit_ms = 0;
+        r = exec(s, "BEGIN IMMEDIATE", "checking the write lock", errstr,
+                 errstr_size);
+        s->busy_limit_ms = BUSY_TIMEOUT_MS;
+        if (r == 0)
+                r = exec(s, "ROLLBACK", "checking the write lock", errstr,
+                         errstr_size);
+        return r;
+}
+
+/* PATH-lock, beside the database (symbolic links resolved, as SQLite
+ * does for PATH-wal), or NULL when out of memory. The caller frees it. */
+static char *lock_path(const char *path)
+{
+        char *real = realpath(path, NULL), *lock;
+        const char *p = real ? real : path;
+
+        lock = malloc(strlen(p) + sizeof("-lock"));
+        if (lock)
+                sprintf(lock, "%s-lock", p);
+        free(real);
+        return lock;
+}
+
+/* An exclusive flock on PATH-lock, held until close. Not on the database
+ * file itself: SQLite locks it with fcntl(), whose locks a process loses
+ * when it closes any descriptor of the file. The lock file holds the
+ * holder's pid for the message; it is never deleted, since another process
+ * may be about to lock it. */
+static int sqlite_claim(struct cs_sink *base, char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        char *lock = lock_path(s->path), pid[32];
+        int fd = -1, n, r = -1;
+        ssize_t len;
+
+        if (!lock) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        /* Made by another user: it locks as well read-only. */
+        if (fd < 0 && errno == EACCES)
+                fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                snprintf(errstr, errstr_size, "%s: cannot open %s: %s", s->path,
+                         lock, strerror(errno));
+                goto done;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno != EWOULDBLOCK) {
+                        snprintf(errstr, errstr_size, "%s: cannot lock %s: %s",
+                                 s->path, lock, strerror(errno));
+                        goto done;
+                }
+                len = pread(fd, pid, sizeof(pid) - 1, 0);
+                pid[len > 0 ? len : 0] = '\0';
+                n = atoi(pid);
+                if (n > 0)
+                        snprintf(pid, sizeof(pid), " (pid %d)", n);
+                else
+                        pid[0] = '\0';
+                snprintf(errstr, errstr_size,
+                         "another callstream ingest%s is writing to %s; "
+                         "SQLite takes one ingest per database",
+                         pid, s->path);
+                goto done;
+        }
+        /* Only for the message of a second ingest: no need to fail. */
+        n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n)
+                cs_log(CS_LOG_DEBUG, "%s: cannot write the pid", lock);
+        s->lock_fd = fd;
+        fd = -1;
+        r = 0;
+done:
+        if (fd >= 0)
+                close(fd);
+        free(lock);
+        return r;
 }
 
 static void sqlite_close(struct cs_sink *base)
@@ -819,6 +967,9 @@ static void sqlite_close(struct cs_sink *base)
         finalize_all(s);
         cs_arena_destroy(s->old);
         sqlite3_close(s->db);
+        /* After SQLite's: its locks outlive no descriptor of ours. */
+        if (s->lock_fd >= 0)
+                close(s->lock_fd);
         free(s->path);
         free(s);
 }
@@ -877,15 +1028,112 @@ static const struct cs_sink_ops sqlite_ops = {
         .window_specs = sqlite_window_specs,
         .commit = sqlite_commit,
         .rollback = sqlite_rollback,
+        .claim = sqlite_claim,
         .reconnect = sqlite_reconnect,
         .close = sqlite_close,
         .query = sqlite_query,
 };
 
+/* The directory of path, in dir. */
+static void directory_of(const char *path, char *dir, size_t size)
+{
+        const char *slash = strrchr(path, '/');
+
+        if (!slash)
+                snprintf(dir, size, ".");
+        else if (slash == path)
+                snprintf(dir, size, "/");
+        else
+                snprintf(dir, size, "%.*s", (int)(slash - path), path);
+}
+
+/* "PATH: cannot open the database: why" in errstr; returns -1. */
+static int refuse(char *errstr, size_t errstr_size, const char *path,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int refuse(char *errstr, size_t errstr_size, const char *path,
+                  const char *fmt, ...)
+{
+        va_list ap;
+        int n = snprintf(errstr, errstr_size,
+                         "%s: cannot open the database: ", path);
+
+        if (n >= 0 && (size_t)n < errstr_size) {
+                va_start(ap, fmt);
+                vsnprintf(errstr + n, errstr_size - (size_t)n, fmt, ap);
+                va_end(ap);
+        }
+        return -1;
+}
+
+int cs_sink_sqlite_check(const char *path, int create, char *errstr,
+                         size_t errstr_size)
+{
+        static const char *const sides[] = {"-wal", "-shm"};
+        char dir[PATH_MAX], side[PATH_MAX + 8];
+        struct stat st;
+        size_t i;
+
+        directory_of(path, dir, sizeof(dir));
+        if (stat(path, &st) == 0) {
+                if (S_ISDIR(st.st_mode))
+                        return refuse(errstr, errstr_size, path,
+                                      "it is a directory, not a file");
+                if (access(path, R_OK | W_OK) < 0)
+                        return refuse(errstr, errstr_size, path,
+                                      "permission denied: this user may "
+                                      "not %s it (mode %04o)",
+                                      access(path, R_OK) < 0 ? "read" : "write",
+                                      (unsigned)(st.st_mode & 07777));
+                /* Left by a run under another user or umask, they would
+                 * fail SQLite half-way. */
+                for (i = 0; i < CS_ARRAY_SIZE(sides); i++) {
+                        snprintf(side, sizeof(side), "%s%s", path, sides[i]);
+                        if (stat(side, &st) == 0 &&
+                            access(side, R_OK | W_OK) < 0)
+                                return refuse(errstr, errstr_size, path,
+                                              "permission denied: this "
+                                              "user may not write %s "
+                                              "(mode %04o)",
+                                              side,
+                                              (unsigned)(st.st_mode & 07777));
+                }
+        } else if (errno == EACCES) {
+                return refuse(errstr, errstr_size, path,
+                              "permission denied: this user may not search "
+                              "a directory on the way");
+        } else if (errno == ENOTDIR) {
+                return refuse(errstr, errstr_size, path,
+                              "a part of the path is not a directory");
+        } else if (errno != ENOENT) {
+                return refuse(errstr, errstr_size, path, "%s", strerror(errno));
+        } else if (stat(dir, &st) < 0) {
+                return refuse(errstr, errstr_size, path,
+                              errno == ENOENT ? "no such directory: %s"
+                                              : "directory %s: %s",
+                              dir, strerror(errno));
+        } else if (!create) {
+                snprintf(errstr, errstr_size,
+                         "%s: no such database (callstream migrate or "
+                         "ingest creates one)",
+                         path);
+                return -1;
+        }
+        /* New files, and SQLite's PATH-wal and PATH-shm, go there. */
+        if (access(dir, W_OK | X_OK) < 0)
+                return refuse(errstr, errstr_size, path,
+                              "permission denied: this user may not create "
+                              "files in %s (SQLite keeps %s-wal and "
+                              "%s-shm there)",
+                              dir, path, path);
+        return 0;
+}
+
 int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
                         size_t errstr_size)
 {
         struct sqlite_sink *s = calloc(1, sizeof(*s));
+        int fd, created = 0, r = -1;
 
         *out = NULL;
         if (!s || !(s->path = strdup(path))) {
@@ -894,30 +1142,58 @@ int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
                 return -1;
         }
         s->base.ops = &sqlite_ops;
+        s->lock_fd = -1;
         if (!(s->old = cs_arena_new())) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
         snprintf(s->base.name, sizeof(s->base.name), "%s", path);
-        if (sqlite3_open_v2(path, &s->db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                    SQLITE_OPEN_NOMUTEX,
-                            NULL) != SQLITE_OK) {
-                fail(s, "cannot open database", errstr, errstr_size);
+        /* Before SQLite opens anything: a read-only file must not leave
+         * -wal and -shm files behind, nor a path error read "unable to
+         * open database file". */
+        if (cs_sink_sqlite_check(path, 1, errstr, errstr_size) < 0)
+                goto fail;
+        /* Made here, not by SQLite, for mode 0600 whatever the umask: the
+         * calls hold addresses. SQLite gives -wal and -shm this mode. */
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+                created = 1;
+                r = fchmod(fd, 0600);
+                close(fd);
+                if (r < 0) {
+                        snprintf(errstr, errstr_size, "%s: chmod: %s", path,
+                                 strerror(errno));
+                        r = -1;
+                        goto fail;
+                }
+        } else if (errno != EEXIST) {
+                refuse(errstr, errstr_size, path, "%s", strerror(errno));
                 goto fail;
         }
-        sqlite3_busy_timeout(s->db, 30000);
+        r = -1;
+        if (sqlite3_open_v2(path, &s->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+                fail(s, "cannot open the database", errstr, errstr_size);
+                goto fail;
+        }
+        s->busy_limit_ms = BUSY_TIMEOUT_MS;
+        sqlite3_busy_handler(s->db, on_busy, s);
         /* WAL: readers (BI tools, sqlite3) never block the ingest. */
-        if (exec(s,
-                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                 "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY",
-                 "setting pragmas", errstr, errstr_size) < 0)
+        if ((r = exec(s,
+                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                      "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY",
+                      "setting pragmas", errstr, errstr_size)) < 0)
                 goto fail;
         *out = &s->base;
         return 0;
 fail:
         sqlite3_close(s->db);
+        /* Nothing left behind: SQLite removed its -wal and -shm. */
+        if (created)
+                unlink(path);
+        cs_arena_destroy(s->old);
         free(s->path);
         free(s);
-        return -1;
+        return r;
 }

@@ -6,6 +6,7 @@
 #include "cs_cmd.h"
 #include "cs_parse.h"
 #include "cs_rebuild.h"
+#include "cs_sink.h"
 
 #define MAX_SPECS 16
 
@@ -70,6 +71,7 @@ int cs_cmd_rebuild(int argc, char **argv)
                 .from = CS_TS_MIN,
                 .to = CS_TS_END,
         };
+        char errstr[512];
         int c;
 
         while ((c = cs_cli_getopt("rebuild", argc, argv, "d:w:h", longopts)) !=
@@ -115,6 +117,11 @@ int cs_cmd_rebuild(int argc, char **argv)
         if (conf.from >= conf.to) {
                 cs_cli_usage_error("rebuild", "--from must come before --to");
                 return CS_EXIT_USAGE;
+        }
+        /* It rebuilds what is there: a typo must not create a database. */
+        if (cs_sink_require_existing(conf.db, errstr, sizeof(errstr)) < 0) {
+                cs_log(CS_LOG_ERROR, "rebuild: %s", errstr);
+                return CS_EXIT_FAILURE;
         }
         return cs_rebuild_run(&conf) == 0 ? CS_EXIT_OK : CS_EXIT_FAILURE;
 }
