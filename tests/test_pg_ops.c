@@ -578,20 +578,28 @@ static void test_changed_view_columns(void **state)
  */
 
 /* Several ingests started together on a schema that does not exist yet:
- * one creates it, all finish. */
+ * one creates it, all finish. Another session creating the same schema,
+ * uncommitted until every ingest has started, lines their attempts up
+ * behind it, as a close race would; it then rolls back. */
 static void test_concurrent_new_schema(void **state)
 {
         struct ops *st = *state;
         enum { N = 5, TRIALS = 3 };
         pid_t pids[N];
         char *logs[N];
-        char *ci, schema[32];
+        char *ci, *q, schema[32];
+        PGconn *holder;
         int t, i, rc;
 
         createdb(st, "ops_conc", "cs_owner");
         ci = ci_as(st, "cs_owner", "ops_conc");
+        holder = th_pg_open(ci);
+        assert_non_null(holder);
         for (t = 0; t < TRIALS; t++) {
                 snprintf(schema, sizeof(schema), "fresh_%d", t);
+                q = th_asprintf("BEGIN; CREATE SCHEMA %s", schema);
+                th_pg_exec_ok(holder, q);
+                free(q);
                 for (i = 0; i < N; i++) {
                         struct th_args a = {0};
                         char name[32];
@@ -603,6 +611,8 @@ static void test_concurrent_new_schema(void **state)
                         th_args_free(&a);
                         assert_true(pids[i] > 0);
                 }
+                th_sleep_ms(2000); /* every ingest waits on the schema */
+                th_pg_exec_ok(holder, "ROLLBACK");
                 for (i = 0; i < N; i++) {
                         rc = wait_exit(pids[i], logs[i]);
                         if (rc != 0)
@@ -614,6 +624,7 @@ static void test_concurrent_new_schema(void **state)
                                          st->lite_sample),
                                  0);
         }
+        PQfinish(holder);
         free(ci);
 }
 
