@@ -387,6 +387,12 @@ static void grant_roles(const struct ops *st, const char *db, const char *owner)
                "ON ALL TABLES IN SCHEMA public TO cs_rows");
 }
 
+/* README, PostgreSQL, Rejected records. */
+#define README_REJECTS_ALL                                                     \
+        "SELECT kafka_partition, kafka_offset, reason, "                       \
+        "encode(payload, 'escape') AS payload FROM rejected_records"
+#define README_REJECTS README_REJECTS_ALL " ORDER BY rejected_at DESC LIMIT 10"
+
 #define MY_VIEW                                                                \
         "CREATE VIEW my_counts AS SELECT window_spec, SUM(calls) AS calls "    \
         "FROM call_counts GROUP BY window_spec; "                              \
@@ -452,7 +458,7 @@ static void test_views_survive_restarts(void **state)
 {
         struct ops *st = *state;
         char *expect = lite_calls_1h(st->lite_gen);
-        char *oid, *oid2, *before;
+        char *oid, *oid2, *before, *v, *v2, err[512];
         int round;
 
         createdb(st, "ops_views", "cs_owner");
@@ -488,6 +494,26 @@ static void test_views_survive_restarts(void **state)
                         NULL, 0);
         assert_string_equal(before, oid2);
         free(oid2);
+
+        /* The README's query of rejected records, as the reader: every
+         * payload shows, invalid UTF-8 too. */
+        v = value_as(st, "bi_reader", "ops_views", README_REJECTS, err,
+                     sizeof(err));
+        if (!v)
+                fail_msg("bi_reader: the README's rejects query: %s", err);
+        free(v);
+        v = value_as(st, "bi_reader", "ops_views",
+                     "SELECT count(*) FROM (" README_REJECTS_ALL ") AS q "
+                     "WHERE payload IS NOT NULL",
+                     err, sizeof(err));
+        v2 = value_as(st, "bi_reader", "ops_views",
+                      "SELECT count(*) FROM rejected_records", NULL, 0);
+        assert_non_null(v);
+        assert_non_null(v2);
+        assert_string_equal(v, v2);
+        assert_true(atol(v) > 0);
+        free(v);
+        free(v2);
 
         /* A changed definition (as after an upgrade) is replaced in
          * place: same view, same grants, the user's view kept. */
