@@ -384,7 +384,9 @@ static void grant_roles(const struct ops *st, const char *db, const char *owner)
                "GRANT SELECT ON TABLES TO bi_reader; "
                "GRANT USAGE ON SCHEMA public TO cs_rows; "
                "GRANT SELECT, INSERT, UPDATE, DELETE "
-               "ON ALL TABLES IN SCHEMA public TO cs_rows");
+               "ON ALL TABLES IN SCHEMA public TO cs_rows; "
+               "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+               "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO cs_rows");
 }
 
 /* README, PostgreSQL, Rejected records. */
