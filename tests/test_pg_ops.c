@@ -49,6 +49,7 @@ struct ops {
         char *gen;         /* the generated stream */
         char *lite_sample; /* their SQLite baselines */
         char *lite_gen;
+        struct th_broker broker; /* test_hung_server_kafka's */
 };
 
 static char *path_in(const struct ops *st, const char *name)
@@ -276,6 +277,8 @@ static int group_teardown(void **state)
                 return 0;
         alarm(0);
         th_children_kill_all();
+        th_broker_stop(&st->broker);
+        th_fatal_broker(0, 0);
         th_pg_stop(&st->pg);
         th_tmpdir_remove(st->dir);
         th_fatal_dir(NULL);
@@ -805,33 +808,29 @@ static void test_statement_timeout(void **state)
  * 8.2: a hung server, and SIGTERM.
  */
 
-static void test_hung_server_sigterm(void **state)
+/* Starts args (an ingest of the generated stream into db, 20 messages a
+ * batch), freezes its backend with SIGSTOP once batches flow, sends it
+ * SIGTERM and returns its exit status (-1: still running at the hang
+ * guard); the backend goes on (SIGCONT) afterwards. */
+static int freeze_and_stop(const struct ops *st, struct th_args *a,
+                           const char *db, const char *log)
 {
-        struct ops *st = *state;
-        char *ci = ci_as(st, "cs_owner", "ops_hang"), *log, *v;
-        struct th_args a = {0};
+        char *q, *v;
         pid_t pid, backend;
         int64_t t0;
         int rc;
 
-        createdb(st, "ops_hang", "cs_owner");
-        log = path_in(st, "hang.log");
-        ingest_args(st, &a, st->gen, ci, NULL);
-        th_args_addv(&a, "--batch-max-records", "20", NULL);
-        pid = th_spawn_logged(&a, log);
-        th_args_free(&a);
+        th_args_addv(a, "--batch-max-records", "20", NULL);
+        pid = th_spawn_logged(a, log);
         assert_true(pid > 0);
-        /* Once batches flow, freeze the ingest's backend. */
+        q = th_asprintf("SELECT COALESCE((SELECT SUM(next_offset) FROM "
+                        "kafka_offsets), 0) > 200");
         t0 = th_now_ms();
         for (;;) {
-                v = value_as(st, "postgres", "ops_hang",
-                             "SELECT COALESCE((SELECT next_offset FROM "
-                             "kafka_offsets), 0) > 200",
-                             NULL, 0);
+                v = value_as(st, "postgres", db, q, NULL, 0);
                 if (v && !strcmp(v, "t"))
                         break;
                 free(v);
-                v = NULL;
                 if (th_exited(pid) >= 0 || th_now_ms() - t0 > GUARD_MS) {
                         th_show_file_tail("ingest log", log);
                         fail_msg("the ingest made no progress");
@@ -839,10 +838,12 @@ static void test_hung_server_sigterm(void **state)
                 th_sleep_ms(20);
         }
         free(v);
-        v = value_as(st, "postgres", "ops_hang",
-                     "SELECT pid FROM pg_stat_activity WHERE datname = "
-                     "'ops_hang' AND application_name = 'callstream'",
-                     NULL, 0);
+        free(q);
+        q = th_asprintf("SELECT pid FROM pg_stat_activity WHERE datname = "
+                        "'%s' AND application_name = 'callstream'",
+                        db);
+        v = value_as(st, "postgres", db, q, NULL, 0);
+        free(q);
         assert_non_null(v);
         backend = (pid_t)atol(v);
         free(v);
@@ -861,14 +862,74 @@ static void test_hung_server_sigterm(void **state)
                 "# SIGTERM with a frozen backend: exit %d after %.1f s\n", rc,
                 (double)(th_now_ms() - t0) / 1000.0);
         th_show_file_tail("ingest log", log);
-        /* Exited by itself (0, or 1 for a replay cut short), not killed
-         * by the guard. */
-        assert_true(rc == 0 || rc == 1);
+        return rc;
+}
 
-        /* Restarted, it goes on from what was committed: exact. */
+/* A file replay: it exits by itself (1: the replay was cut short), not
+ * killed by the guard; restarted, it ends exact. */
+static void test_hung_server_sigterm(void **state)
+{
+        struct ops *st = *state;
+        char *ci = ci_as(st, "cs_owner", "ops_hang"), *log;
+        struct th_args a = {0};
+        int rc;
+
+        createdb(st, "ops_hang", "cs_owner");
+        log = path_in(st, "hang.log");
+        ingest_args(st, &a, st->gen, ci, NULL);
+        rc = freeze_and_stop(st, &a, "ops_hang", log);
+        th_args_free(&a);
+        assert_true(rc == 0 || rc == 1);
         ingest_ok(st, st->gen, "cs_owner", "ops_hang", NULL);
         assert_int_equal(
                 compare(st, "cs_owner", "ops_hang", NULL, st->lite_gen), 0);
+        free(log);
+        free(ci);
+}
+
+/* The service: an ingest of a Kafka topic exits 0 on SIGTERM with its
+ * backend frozen, and a restart resumes from the stored offsets, exact
+ * (against the topic ingested into SQLite by one process). */
+static void test_hung_server_kafka(void **state)
+{
+        static const char *const broker_args[] = {"--partitions", "2",
+                                                  "--topic", "hang", NULL};
+        struct ops *st = *state;
+        char *ci = ci_as(st, "cs_owner", "ops_hangk"), *log, *lite, *p;
+        struct th_args a = {0};
+
+        p = path_in(st, "broker.err");
+        assert_int_equal(th_broker_start(&st->broker, st->bin, broker_args, p),
+                         0);
+        free(p);
+        th_fatal_broker(0, st->broker.pid);
+        th_args_addv(&a, st->bin, "produce", "--brokers", st->broker.brokers,
+                     "--topic", "hang", st->gen, NULL);
+        th_run_ok_free(&a);
+        lite = path_in(st, "hangk.db");
+        th_args_addv(&a, st->bin, "ingest", "--brokers", st->broker.brokers,
+                     "--topic", "hang", "--db", lite, "--window", "1h",
+                     "--window", "1d", "--from-beginning", "--exit-at-end",
+                     NULL);
+        th_run_ok_free(&a);
+
+        createdb(st, "ops_hangk", "cs_owner");
+        log = path_in(st, "hangk.log");
+        th_args_addv(&a, st->bin, "ingest", "--brokers", st->broker.brokers,
+                     "--topic", "hang", "--db", ci, "--window", "1h",
+                     "--window", "1d", "--from-beginning", NULL);
+        assert_int_equal(freeze_and_stop(st, &a, "ops_hangk", log), 0);
+        th_args_free(&a);
+
+        th_args_addv(&a, st->bin, "ingest", "--brokers", st->broker.brokers,
+                     "--topic", "hang", "--db", ci, "--window", "1h",
+                     "--window", "1d", "--from-beginning", "--exit-at-end",
+                     NULL);
+        th_run_ok_free(&a);
+        assert_int_equal(compare(st, "cs_owner", "ops_hangk", NULL, lite), 0);
+        assert_int_equal(th_broker_stop(&st->broker), 0);
+        th_fatal_broker(0, 0);
+        free(lite);
         free(log);
         free(ci);
 }
@@ -951,6 +1012,8 @@ int main(void)
                 cmocka_unit_test_teardown(test_statement_timeout,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_hung_server_sigterm,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_hung_server_kafka,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_database_down_at_start,
                                           th_test_teardown),
