@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include "cs_sink.h"
 #include "harness.h"
 #include "pgutil.h"
 
@@ -934,6 +935,60 @@ static void test_hung_server_kafka(void **state)
         free(ci);
 }
 
+/* The sink's own statement timeout, through the sink interface: a
+ * statement that waits on a lock is cancelled and retried (the server
+ * answers the cancel), and one whose backend is frozen gives the
+ * connection up; both are outages, and a reconnect cures them. */
+static void test_sink_statement_timeout(void **state)
+{
+        struct ops *st = *state;
+        char *ci = ci_as(st, "cs_owner", "ops_silent"), *v;
+        struct cs_sink *s = NULL;
+        char err[512], names[4][32];
+        PGconn *holder;
+        pid_t backend;
+        int n;
+
+        createdb(st, "ops_silent", "cs_owner");
+        assert_int_equal(cs_sink_open(ci, NULL, &s, err, sizeof(err)), 0);
+        assert_int_equal(s->ops->migrate(s, err, sizeof(err)), 0);
+        s->timeout_ms = 1000;
+
+        holder = th_pg_open(ci);
+        assert_non_null(holder);
+        th_pg_exec_ok(holder, "BEGIN; LOCK TABLE window_counts IN ACCESS "
+                              "EXCLUSIVE MODE");
+        assert_int_equal(
+                s->ops->window_specs(s, names, 4, &n, err, sizeof(err)),
+                CS_SINK_RETRY);
+        fprintf(stderr, "# behind a lock: %s\n", err);
+        assert_non_null(strstr(err, "cancel"));
+        th_pg_exec_ok(holder, "COMMIT");
+        PQfinish(holder);
+        assert_int_equal(s->ops->reconnect(s, err, sizeof(err)), 0);
+        assert_int_equal(
+                s->ops->window_specs(s, names, 4, &n, err, sizeof(err)), 0);
+
+        v = value_as(st, "postgres", "ops_silent",
+                     "SELECT pid FROM pg_stat_activity WHERE datname = "
+                     "'ops_silent' AND application_name = 'callstream'",
+                     NULL, 0);
+        assert_non_null(v);
+        backend = (pid_t)atol(v);
+        free(v);
+        assert_int_equal(kill(backend, SIGSTOP), 0);
+        n = s->ops->begin(s, err, sizeof(err));
+        kill(backend, SIGCONT);
+        fprintf(stderr, "# frozen backend: %s\n", err);
+        assert_int_equal(n, CS_SINK_RETRY);
+        assert_non_null(strstr(err, "no answer"));
+        assert_int_equal(s->ops->reconnect(s, err, sizeof(err)), 0);
+        assert_int_equal(s->ops->begin(s, err, sizeof(err)), 0);
+        s->ops->rollback(s);
+        cs_sink_close(s);
+        free(ci);
+}
+
 /*
  * 8.3: the database down at start.
  */
@@ -1014,6 +1069,8 @@ int main(void)
                 cmocka_unit_test_teardown(test_hung_server_sigterm,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_hung_server_kafka,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_sink_statement_timeout,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_database_down_at_start,
                                           th_test_teardown),
