@@ -5,7 +5,15 @@
  * merged with one set-based INSERT ... ON CONFLICT each. Rows are merged in
  * key order, so ingest processes sharing the database lock rows in the same
  * order. Errors that a reconnect or a retry can cure (the server restarting,
- * a dropped connection, a deadlock) come back as CS_SINK_RETRY. */
+ * a dropped connection, a deadlock, a lock or statement timeout) come back
+ * as CS_SINK_RETRY.
+ *
+ * The connection is non-blocking: every wait on the server is a poll() of
+ * at most SLICE_MS that also looks at the caller's stop request and the
+ * sink's statement timeout, so a server that hangs becomes an outage and a
+ * stop request ends the wait within STOP_GRACE_MS. Views are installed only
+ * when their text changed (schema_views), so a start needs no DDL and keeps
+ * grants and users' views. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
