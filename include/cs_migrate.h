@@ -3,8 +3,10 @@
  * Migrations are migrations/<dialect>/NNN_name.sql, plus the dialect-neutral
  * migrations/any/NNN_name.sql, applied in version order, each in
  * its own transaction, and recorded in schema_migrations with a checksum so an
- * edited migration is caught. Views are sql/<dialect>/views*.sql, recreated
- * by every migrate. Backends apply them; this module only lists them. */
+ * edited migration is caught. Views are sql/<dialect>/views*.sql: SQLite
+ * recreates them at every migrate; PostgreSQL installs each CREATE VIEW
+ * only when its text changed (schema_views), so grants and users' views on
+ * them stay. Backends apply them; this module only lists them. */
 #ifndef CS_MIGRATE_H
 #define CS_MIGRATE_H
 

@@ -180,9 +180,13 @@ struct cs_sink {
         /* For messages: a path, or "PostgreSQL at host H port P database
          * D"; never a password. */
         char name[256];
-        /* Borrowed, may be NULL: once *stop is set, waits for a lock or a
-         * connection give up at once (CS_SINK_RETRY). Set after open. */
+        /* Optional, set by the caller after open (PostgreSQL uses them):
+         * a stop request (a signal handler's flag, borrowed) that cuts a
+         * wait on the server short, and the longest a statement may run,
+         * in ms (0: no limit), before it is cancelled and the connection
+         * given up as an outage. */
         volatile sig_atomic_t *stop;
+        int64_t timeout_ms;
 };
 
 /* Opens the database named by db: a PostgreSQL URI ("postgresql://...") or
@@ -190,7 +194,9 @@ struct cs_sink {
  * "sqlite:PATH" for a path that looks like either. schema (PostgreSQL only,
  * may be NULL) keeps every table and view in that schema. Returns 0 and a
  * sink in *out (the caller owns it: cs_sink_close()), or -1 with the reason
- * in errstr. db and schema are copied. */
+ * in errstr, or CS_SINK_RETRY when the server is not there yet (refused,
+ * starting up, too many connections): *out is NULL then. db and schema are
+ * copied. */
 int cs_sink_open(const char *db, const char *schema, struct cs_sink **out,
                  char *errstr, size_t errstr_size) CS_MUSTCHECK;
 

@@ -57,6 +57,8 @@ struct pipeline {
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
+/* The longest a statement of the ingest may take (README: PostgreSQL). */
+#define STATEMENT_TIMEOUT_MS 60000
 
 /* Notes that call i was dropped from n final windows of spec s. */
 static int add_late(struct pipeline *pl, size_t i, int s, int n)
@@ -650,6 +652,9 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
         if (attempts)
                 cs_log(CS_LOG_INFO, "database available after %d attempts",
                        attempts + 1);
+        /* Migrations may take long; a batch's statements should not: a
+         * server silent past this is an outage. */
+        (*out)->timeout_ms = STATEMENT_TIMEOUT_MS;
         return 0;
 }
 

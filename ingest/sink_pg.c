@@ -5,7 +5,17 @@
  * merged with one set-based INSERT ... ON CONFLICT each. Rows are merged in
  * key order, so ingest processes sharing the database lock rows in the same
  * order. Errors that a reconnect or a retry can cure (the server restarting,
- * a dropped connection, a deadlock) come back as CS_SINK_RETRY. */
+ * a dropped connection, a deadlock, a lock or statement timeout) come back
+ * as CS_SINK_RETRY.
+ *
+ * The connection is non-blocking: every wait on the server is a poll() of
+ * at most SLICE_MS that also looks at the caller's stop request and the
+ * sink's statement timeout, so a server that hangs becomes an outage and a
+ * stop request ends the wait within STOP_GRACE_MS. Views are installed only
+ * when their text changed (schema_views), so a start needs no DDL and keeps
+ * grants and users' views. */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +27,9 @@
 #include "cs_sink.h"
 
 #define DIALECT "postgresql"
+
+/* The longest name PostgreSQL keeps whole (NAMEDATALEN - 1). */
+#define CS_PG_NAME_MAX 63
 
 /* The prepared statements, by their names in statements.sql. */
 enum stmt {
@@ -62,13 +75,15 @@ struct buf {
 
 struct pg_sink {
         struct cs_sink base;
-        PGconn *conn;
+        PGconn *conn;   /* NULL once given up: the next reconnect opens one */
         char *conninfo; /* may hold a password: never printed */
         char *schema;
         struct buf copy;      /* one COPY's rows */
         struct cs_arena *old; /* strings of replaced calls */
         unsigned staged;      /* staging tables filled in this transaction */
         struct buf arr[9];    /* array literals for store_offsets */
+        int64_t stop_at;      /* when the stop request was first seen */
+        char why[256];        /* why the connection was given up */
 };
 
 static int reserve(struct buf *b, size_t more)
@@ -147,6 +162,197 @@ static int put_text(struct buf *b, const char *s, char end)
 
         return put_field(b, str, end);
 }
+/* How long a stop request lets the statements in flight finish (the last
+ * batch usually commits in time), how long a statement cancelled for
+ * running past the sink's timeout has to answer before the connection is
+ * given up, the connect timeout unless the conninfo sets one, and the
+ * longest single wait between two looks at the stop request. */
+#define STOP_GRACE_MS      5000
+#define CANCEL_GRACE_MS    5000
+#define CONNECT_TIMEOUT_MS 10000
+#define SLICE_MS           100
+
+/* Gives the connection up (a silent server, or stopping): the next
+ * statement fails at once as an outage and a reconnect opens a new one.
+ * why (one line) is kept for the error message. */
+static void give_up(struct pg_sink *s, const char *why)
+{
+        snprintf(s->why, sizeof(s->why), "%s", why);
+        cs_log(CS_LOG_WARN, "%s: %s; closing the connection", s->base.name,
+               why);
+        PQfinish(s->conn);
+        s->conn = NULL;
+}
+
+/* Gives up a connection that broke, keeping libpq's reason. */
+static void lost(struct pg_sink *s)
+{
+        const char *msg = PQerrorMessage(s->conn);
+
+        snprintf(s->why, sizeof(s->why), "%.*s", (int)strcspn(msg, "\n"), msg);
+        PQfinish(s->conn);
+        s->conn = NULL;
+}
+
+/* Whether the stop request's grace is over; notes when it came. */
+static int stop_due(struct pg_sink *s)
+{
+        if (!s->base.stop || !*s->base.stop)
+                return 0;
+        if (!s->stop_at)
+                s->stop_at = cs_now_ms();
+        return cs_now_ms() >= s->stop_at + STOP_GRACE_MS;
+}
+
+/* Waits up to SLICE_MS for the socket to be readable (or writable too with
+ * want_write) and reads what came. Returns 0, or -1 when it broke. */
+static int wait_io(struct pg_sink *s, int want_write)
+{
+        struct pollfd p = {PQsocket(s->conn),
+                           POLLIN | (want_write ? POLLOUT : 0), 0};
+
+        if (p.fd < 0)
+                return -1;
+        if (poll(&p, 1, SLICE_MS) < 0 && errno != EINTR)
+                return -1;
+        if ((p.revents & (POLLIN | POLLERR | POLLHUP)) &&
+            !PQconsumeInput(s->conn))
+                return -1;
+        return 0;
+}
+
+/* Asks the server to cancel the statement running on the connection. */
+static void cancel(struct pg_sink *s)
+{
+        PGcancel *c = PQgetCancel(s->conn);
+        char err[256];
+
+        if (c) {
+                PQcancel(c, err, sizeof(err));
+                PQfreeCancel(c);
+        }
+}
+
+/* Sends what libpq holds and waits until a result can be read without
+ * blocking, looking at the stop request between waits. A statement past
+ * the sink's timeout is cancelled; one that still does not answer, a stop
+ * request past its grace, or a broken socket gives the connection up.
+ * Returns 0, or -1 with s->conn NULL. */
+static int await(struct pg_sink *s)
+{
+        int64_t deadline =
+                s->base.timeout_ms > 0 ? cs_now_ms() + s->base.timeout_ms : 0;
+        int cancelled = 0, pending;
+        char why[128];
+
+        for (;;) {
+                if ((pending = PQflush(s->conn)) < 0)
+                        break;
+                if (!pending && !PQisBusy(s->conn))
+                        return 0;
+                if (stop_due(s)) {
+                        snprintf(why, sizeof(why),
+                                 "stopping: no answer %d s after the stop "
+                                 "request",
+                                 STOP_GRACE_MS / 1000);
+                        give_up(s, why);
+                        return -1;
+                }
+                if (deadline && cs_now_ms() >= deadline) {
+                        if (cancelled) {
+                                snprintf(why, sizeof(why),
+                                         "no answer %lld ms after a statement "
+                                         "was cancelled",
+                                         (long long)CANCEL_GRACE_MS);
+                                give_up(s, why);
+                                return -1;
+                        }
+                        cs_log(CS_LOG_WARN,
+                               "%s: a statement ran past %lld ms; cancelling "
+                               "it",
+                               s->base.name, (long long)s->base.timeout_ms);
+                        cancel(s);
+                        cancelled = 1;
+                        deadline = cs_now_ms() + CANCEL_GRACE_MS;
+                }
+                if (wait_io(s, pending) < 0)
+                        break;
+        }
+        lost(s);
+        return -1;
+}
+
+/* Reads the results of the statement sent: the first error, else the last
+ * result; a COPY result ends the reading. NULL when the connection was
+ * lost or given up. */
+static PGresult *collect(struct pg_sink *s)
+{
+        PGresult *keep = NULL, *res;
+
+        for (;;) {
+                ExecStatusType st;
+
+                if (await(s) < 0) {
+                        PQclear(keep);
+                        return NULL;
+                }
+                if (!(res = PQgetResult(s->conn)))
+                        return keep;
+                st = PQresultStatus(res);
+                if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT ||
+                    st == PGRES_COPY_BOTH) {
+                        PQclear(keep);
+                        return res;
+                }
+                if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+                        PQclear(res);
+                } else {
+                        PQclear(keep);
+                        keep = res;
+                }
+        }
+}
+
+/* How a statement goes to the server. */
+enum send {
+        SEND_QUERY,    /* text: any number of statements, no parameters */
+        SEND_PARAMS,   /* text: one statement with n parameters */
+        SEND_PREPARED, /* name: a prepared statement with n parameters */
+        SEND_PREPARE,  /* prepares text as name */
+};
+
+/* Sends one statement without blocking and returns its result (see
+ * collect()), or NULL when the connection is lost or was given up. */
+static PGresult *roundtrip(struct pg_sink *s, enum send how, const char *name,
+                           const char *text, int n, const char *const *params)
+{
+        int sent = 0;
+
+        if (!s->conn)
+                return NULL;
+        switch (how) {
+        case SEND_QUERY:
+                sent = PQsendQuery(s->conn, text);
+                break;
+        case SEND_PARAMS:
+                sent = PQsendQueryParams(s->conn, text, n, NULL, params, NULL,
+                                         NULL, 0);
+                break;
+        case SEND_PREPARED:
+                sent = PQsendQueryPrepared(s->conn, name, n, params, NULL, NULL,
+                                           0);
+                break;
+        case SEND_PREPARE:
+                sent = PQsendPrepare(s->conn, name, text, n, NULL);
+                break;
+        }
+        if (!sent) {
+                if (PQstatus(s->conn) != CONNECTION_OK)
+                        lost(s);
+                return NULL;
+        }
+        return collect(s);
+}
 
 /* Writes "where: what: first line of the server's message" to errstr and
  * says whether retrying can help. */
@@ -159,44 +365,30 @@ static int fail(struct pg_sink *s, const PGresult *res, const char *what,
         int transient;
 
         if (!msg || !*msg)
-                msg = PQerrorMessage(s->conn);
+                msg = s->conn ? PQerrorMessage(s->conn) : s->why;
         snprintf(errstr, errstr_size, "%s: %s: %.*s", s->base.name, what,
                  (int)strcspn(msg, "\n"), msg);
         /* Lost connection (class 08, admin/crash shutdown 57P0x), lost
-         * race (40001, 40P01) or no resources (53): worth another try. */
-        transient = PQstatus(s->conn) != CONNECTION_OK || !state ||
-                    !strncmp(state, "08", 2) || !strncmp(state, "57P", 3) ||
-                    !strncmp(state, "40", 2) || !strncmp(state, "53", 2);
+         * race (40001, 40P01), no resources (53), or a statement or lock
+         * timeout (57014, 55P03: another session holds a lock, say a
+         * rebuild): worth another try. */
+        transient = !s->conn || PQstatus(s->conn) != CONNECTION_OK || !state ||
+                    !strncmp(state, "08", 2) || !strncmp(state, "57", 2) ||
+                    !strncmp(state, "40", 2) || !strncmp(state, "53", 2) ||
+                    !strcmp(state, "55P03");
         return transient ? CS_SINK_RETRY : -1;
 }
 
-/* Runs sql (no parameters, any number of statements); 0 or fail(). */
-static int exec(struct pg_sink *s, const char *sql, const char *what,
-                char *errstr, size_t errstr_size)
+/* Takes the result of a statement: 0 with it in *out (the caller
+ * PQclear()s it) unless out is NULL, or fail(). */
+static int take(struct pg_sink *s, PGresult *res, const char *what,
+                PGresult **out, char *errstr, size_t errstr_size)
 {
-        PGresult *res = PQexec(s->conn, sql);
-        int r = 0;
+        ExecStatusType st = PQresultStatus(res);
+        int r;
 
-        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-            PQresultStatus(res) != PGRES_TUPLES_OK)
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
                 r = fail(s, res, what, errstr, errstr_size);
-        PQclear(res);
-        return r;
-}
-
-/* Runs a prepared statement; on success *out holds the result (the caller
- * PQclear()s it) unless out is NULL. */
-static int run(struct pg_sink *s, enum stmt st, const char *const *params,
-               PGresult **out, char *errstr, size_t errstr_size)
-{
-        PGresult *res =
-                PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams,
-                               params, NULL, NULL, 0);
-        ExecStatusType status = PQresultStatus(res);
-
-        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-                int r = fail(s, res, stmts[st].name, errstr, errstr_size);
-
                 PQclear(res);
                 return r;
         }
@@ -207,50 +399,82 @@ static int run(struct pg_sink *s, enum stmt st, const char *const *params,
         return 0;
 }
 
+/* Runs sql (no parameters, any number of statements); 0 or fail(). */
+static int exec(struct pg_sink *s, const char *sql, const char *what,
+                char *errstr, size_t errstr_size)
+{
+        return take(s, roundtrip(s, SEND_QUERY, NULL, sql, 0, NULL), what, NULL,
+                    errstr, errstr_size);
+}
+
+/* Runs one statement with n text parameters; as take(). */
+static int query(struct pg_sink *s, const char *sql, int n,
+                 const char *const *params, const char *what, PGresult **out,
+                 char *errstr, size_t errstr_size)
+{
+        return take(s, roundtrip(s, SEND_PARAMS, NULL, sql, n, params), what,
+                    out, errstr, errstr_size);
+}
+
+/* Runs a prepared statement; on success *out holds the result (the caller
+ * PQclear()s it) unless out is NULL. */
+static int run(struct pg_sink *s, enum stmt st, const char *const *params,
+               PGresult **out, char *errstr, size_t errstr_size)
+{
+        return take(s,
+                    roundtrip(s, SEND_PREPARED, stmts[st].name, NULL,
+                              stmts[st].nparams, params),
+                    stmts[st].name, out, errstr, errstr_size);
+}
+
 /* Sends s->copy through "COPY table FROM STDIN" (the named statement). */
 static int copy_in(struct pg_sink *s, const char *name, char *errstr,
                    size_t errstr_size)
 {
         size_t len;
         const char *sql = cs_sql_statement(DIALECT, name, &len);
-        char query[128];
+        char query_text[128];
         PGresult *res;
-        int r = 0;
+        int r = 0, k;
 
         static const char *const copies[] = {"copy_calls", "copy_windows",
                                              "copy_rejects", "copy_late"};
         unsigned bit = 0;
-        size_t k;
+        size_t i;
 
         /* A staging table empties at commit; one transaction may fill it
          * twice (rebuild does, spec by spec): empty it first then. */
-        for (k = 0; k < CS_ARRAY_SIZE(copies); k++)
-                if (!strcmp(name, copies[k]))
-                        bit = 1u << k;
+        for (i = 0; i < CS_ARRAY_SIZE(copies); i++)
+                if (!strcmp(name, copies[i]))
+                        bit = 1u << i;
         if (s->staged & bit) {
-                snprintf(query, sizeof(query), "TRUNCATE %.*s",
+                snprintf(query_text, sizeof(query_text), "TRUNCATE %.*s",
                          (int)strcspn(sql + 5, " "), sql + 5);
-                if ((r = exec(s, query, name, errstr, errstr_size)) < 0)
+                if ((r = exec(s, query_text, name, errstr, errstr_size)) < 0)
                         return r;
         }
         s->staged |= bit;
-        snprintf(query, sizeof(query), "%.*s", (int)len, sql);
-        res = PQexec(s->conn, query);
+        snprintf(query_text, sizeof(query_text), "%.*s", (int)len, sql);
+        res = roundtrip(s, SEND_QUERY, NULL, query_text, 0, NULL);
         if (PQresultStatus(res) != PGRES_COPY_IN) {
                 r = fail(s, res, name, errstr, errstr_size);
                 PQclear(res);
                 return r;
         }
         PQclear(res);
-        if (PQputCopyData(s->conn, s->copy.p, (int)s->copy.len) != 1 ||
-            PQputCopyEnd(s->conn, NULL) != 1)
-                return fail(s, NULL, name, errstr, errstr_size);
-        while ((res = PQgetResult(s->conn))) {
-                if (!r && PQresultStatus(res) != PGRES_COMMAND_OK)
-                        r = fail(s, res, name, errstr, errstr_size);
-                PQclear(res);
+        /* Non-blocking: 0 means libpq's buffer is full; send and retry. */
+        while ((k = PQputCopyData(s->conn, s->copy.p, (int)s->copy.len)) == 0)
+                if (await(s) < 0)
+                        return fail(s, NULL, name, errstr, errstr_size);
+        while (k > 0 && (k = PQputCopyEnd(s->conn, NULL)) == 0)
+                if (await(s) < 0)
+                        return fail(s, NULL, name, errstr, errstr_size);
+        if (k < 0) {
+                r = fail(s, NULL, name, errstr, errstr_size);
+                lost(s);
+                return r;
         }
-        return r;
+        return take(s, collect(s), name, NULL, errstr, errstr_size);
 }
 
 /* Returns the NUL-terminated text of a statement, or NULL. */
@@ -262,6 +486,42 @@ static char *statement(const char *name)
         return sql ? strndup(sql, len) : NULL;
 }
 
+/* Runs the named statement of statements.sql with n text parameters; as
+ * take(). */
+static int run_named(struct pg_sink *s, const char *name,
+                     const char *const *params, int n, PGresult **out,
+                     char *errstr, size_t errstr_size)
+{
+        char *sql = statement(name);
+        PGresult *res;
+
+        if (!sql) {
+                snprintf(errstr, errstr_size, "no SQL statement %s", name);
+                return -1;
+        }
+        res = n ? roundtrip(s, SEND_PARAMS, NULL, sql, n, params)
+                : roundtrip(s, SEND_QUERY, NULL, sql, 0, NULL);
+        free(sql);
+        return take(s, res, name, out, errstr, errstr_size);
+}
+
+/* Runs a named statement that returns one value, and copies it to value
+ * (at most size bytes). */
+static int value_of(struct pg_sink *s, const char *name,
+                    const char *const *params, int n, char *value, size_t size,
+                    char *errstr, size_t errstr_size)
+{
+        PGresult *res;
+        int r = run_named(s, name, params, n, &res, errstr, errstr_size);
+
+        if (r < 0)
+                return r;
+        snprintf(value, size, "%s",
+                 PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
+        PQclear(res);
+        return 0;
+}
+
 /* Server notices ("relation already exists, skipping") are for debugging. */
 static void on_notice(void *arg, const char *msg)
 {
@@ -269,36 +529,38 @@ static void on_notice(void *arg, const char *msg)
         cs_log(CS_LOG_DEBUG, "PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
-/* Readies a new connection: search_path, staging tables, statements. */
+/* Readies a new connection: encoding, search_path, staging tables. The
+ * schema is not created here but by migrate, under the migration lock. */
 static int setup_session(struct pg_sink *s, char *errstr, size_t errstr_size)
 {
         char *sql;
         int r;
 
         PQsetNoticeProcessor(s->conn, on_notice, NULL);
-        if (PQsetClientEncoding(s->conn, "UTF8") != 0)
-                return fail(s, NULL, "setting client encoding", errstr,
-                            errstr_size);
         /* Timestamps come back as cs_parse_timestamp() reads them. */
-        if ((r = exec(s, "SET DateStyle TO ISO", "setting DateStyle", errstr,
-                      errstr_size)) < 0)
+        if ((r = exec(s, "SET client_encoding TO 'UTF8'; SET DateStyle TO ISO",
+                      "setting the session up", errstr, errstr_size)) < 0)
                 return r;
         if (s->schema) {
                 char *id = PQescapeIdentifier(s->conn, s->schema,
                                               strlen(s->schema));
-                char q[512];
+                struct buf q = {0};
 
                 if (!id)
                         return fail(s, NULL, "quoting --schema", errstr,
                                     errstr_size);
-                /* The schema must exist before it can be searched. */
-                snprintf(q, sizeof(q),
-                         "CREATE SCHEMA IF NOT EXISTS %s; "
-                         "SET search_path TO %s",
-                         id, id);
+                /* The schema need not exist yet: migrate creates it. */
+                if (put(&q, "SET search_path TO ", 19) < 0 ||
+                    put(&q, id, strlen(id) + 1) < 0) {
+                        PQfreemem(id);
+                        free(q.p);
+                        snprintf(errstr, errstr_size, "out of memory");
+                        return -1;
+                }
                 PQfreemem(id);
-                if ((r = exec(s, q, "setting --schema", errstr, errstr_size)) <
-                    0)
+                r = exec(s, q.p, "setting --schema", errstr, errstr_size);
+                free(q.p);
+                if (r < 0)
                         return r;
         }
         sql = statement("stage_tables");
@@ -318,21 +580,29 @@ static int prepare_all(struct pg_sink *s, char *errstr, size_t errstr_size)
 
         for (i = 0; i < ST_COUNT && !r; i++) {
                 char *sql = statement(stmts[i].name);
-                PGresult *res;
 
                 if (!sql) {
                         snprintf(errstr, errstr_size, "no SQL statement %s",
                                  stmts[i].name);
                         return -1;
                 }
-                res = PQprepare(s->conn, stmts[i].name, sql, stmts[i].nparams,
-                                NULL);
+                r = take(s,
+                         roundtrip(s, SEND_PREPARE, stmts[i].name, sql,
+                                   stmts[i].nparams, NULL),
+                         stmts[i].name, NULL, errstr, errstr_size);
                 free(sql);
-                if (PQresultStatus(res) != PGRES_COMMAND_OK)
-                        r = fail(s, res, stmts[i].name, errstr, errstr_size);
-                PQclear(res);
         }
         return r;
+}
+
+/* Rolls back the transaction open on the connection, if any. */
+static void rollback(struct pg_sink *s)
+{
+        char err[256];
+
+        if (s->conn && PQstatus(s->conn) == CONNECTION_OK &&
+            PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+                exec(s, "ROLLBACK", "ROLLBACK", err, sizeof(err));
 }
 
 /* Applies one migration unless it is recorded, under the migration lock. */
@@ -351,12 +621,9 @@ static int apply_migration(struct pg_sink *s, const struct cs_migration *m,
                     0 ||
             (r = exec(s, lock, "locking migrations", errstr, errstr_size)) < 0)
                 goto done;
-        res = PQexecParams(s->conn, check, 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = fail(s, res, "reading schema_migrations", errstr,
-                         errstr_size);
+        if ((r = query(s, check, 1, params, "reading schema_migrations", &res,
+                       errstr, errstr_size)) < 0)
                 goto done;
-        }
         if (PQntuples(res) == 1) {
                 const char *sum = PQgetvalue(res, 0, 0);
 
@@ -371,13 +638,10 @@ static int apply_migration(struct pg_sink *s, const struct cs_migration *m,
         }
         PQclear(res);
         res = NULL;
-        if ((r = exec(s, m->sql, name, errstr, errstr_size)) < 0)
+        if ((r = exec(s, m->sql, name, errstr, errstr_size)) < 0 ||
+            (r = query(s, record, 3, params, "recording migration", NULL,
+                       errstr, errstr_size)) < 0)
                 goto done;
-        res = PQexecParams(s->conn, record, 3, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                r = fail(s, res, "recording migration", errstr, errstr_size);
-                goto done;
-        }
         cs_log(CS_LOG_INFO, "%s: applied migration %s", s->base.name, name);
 done:
         PQclear(res);
@@ -385,17 +649,330 @@ done:
                 r = exec(s, "COMMIT", "committing migration", errstr,
                          errstr_size);
         else
-                PQclear(PQexec(s->conn, "ROLLBACK"));
+                rollback(s);
         return r;
 }
 
-static int exec_views(struct pg_sink *s, char *errstr, size_t errstr_size)
-{
-        const char *views[CS_VIEWS_MAX];
-        int i, n = cs_views(DIALECT, views, CS_VIEWS_MAX), r = 0;
+/* One view of sql/postgresql/views*.sql. */
+struct view {
+        char name[64];
+        const char *text; /* "CREATE VIEW name AS ..." up to its ';' */
+        size_t len;
+        char checksum[17];
+        int installed; /* schema_views holds its checksum */
+};
 
-        for (i = 0; i < n && !r; i++)
-                r = exec(s, views[i], "creating views", errstr, errstr_size);
+#define VIEWS_MAX 32
+
+/* Splits the view scripts into their CREATE VIEW statements, in order
+ * (a view may use the ones before it). Returns how many, or -1. */
+static int parse_views(struct view *v, char *errstr, size_t errstr_size)
+{
+        const char *files[CS_VIEWS_MAX];
+        int nfiles = cs_views(DIALECT, files, CS_VIEWS_MAX), f, n = 0;
+
+        for (f = 0; f < nfiles; f++) {
+                const char *p = files[f];
+
+                for (;;) {
+                        const char *end, *name;
+                        size_t nlen;
+
+                        /* Skip blanks and "--" comment lines. */
+                        for (;;) {
+                                p += strspn(p, " \t\r\n");
+                                if (strncmp(p, "--", 2))
+                                        break;
+                                p += strcspn(p, "\n");
+                        }
+                        if (!*p)
+                                break;
+                        end = strchr(p, ';');
+                        if (!end)
+                                end = p + strlen(p);
+                        if (!strncmp(p, "CREATE VIEW ", 12))
+                                name = p + 12;
+                        else if (!strncmp(p, "CREATE OR REPLACE VIEW ", 23))
+                                name = p + 23;
+                        else
+                                name = NULL;
+                        nlen = name ? strcspn(name, " \n") : 0;
+                        if (!name || !nlen || nlen >= sizeof(v->name) ||
+                            n == VIEWS_MAX) {
+                                snprintf(errstr, errstr_size,
+                                         "view scripts: not one CREATE VIEW "
+                                         "per statement: %.40s",
+                                         p);
+                                return -1;
+                        }
+                        memcpy(v[n].name, name, nlen);
+                        v[n].name[nlen] = '\0';
+                        v[n].text = p;
+                        v[n].len = (size_t)(end - p);
+                        snprintf(v[n].checksum, sizeof(v[n].checksum),
+                                 "%016llx",
+                                 (unsigned long long)cs_hash(p, v[n].len, 0));
+                        v[n].installed = 0;
+                        n++;
+                        p = *end ? end + 1 : end;
+                }
+        }
+        return n;
+}
+
+/* Marks the views whose checksum schema_views holds (and that exist);
+ * returns how many are not. */
+static int views_due(struct pg_sink *s, struct view *v, int n, char *errstr,
+                     size_t errstr_size)
+{
+        PGresult *res;
+        int i, row, due = 0, r;
+
+        if ((r = run_named(s, "installed_views", NULL, 0, &res, errstr,
+                           errstr_size)) < 0)
+                return r;
+        for (i = 0; i < n; i++) {
+                v[i].installed = 0;
+                for (row = 0; row < PQntuples(res); row++)
+                        if (!strcmp(PQgetvalue(res, row, 0), v[i].name) &&
+                            !strcmp(PQgetvalue(res, row, 1), v[i].checksum))
+                                v[i].installed = 1;
+                due += !v[i].installed;
+        }
+        PQclear(res);
+        return due;
+}
+
+/* Appends name to the array literal a ("{" first). Our view names are
+ * plain identifiers. */
+static int put_name(struct buf *a, const char *name)
+{
+        return put(a, a->len ? "," : "{", 1) < 0 ||
+                               put(a, name, strlen(name)) < 0
+                       ? -1
+                       : 0;
+}
+
+/* A view whose columns changed cannot be replaced: drops it without
+ * CASCADE, with the views of ours built on it (marked for installing
+ * again, their grants kept in *grants to give again), unless an object
+ * of the user's is built on it: then the error names it. */
+static int drop_view(struct pg_sink *s, struct view *v, int n, int at,
+                     struct buf *grants, char *errstr, size_t errstr_size)
+{
+        struct buf ours = {0}, users = {0}, drop = {0};
+        const char *params[2];
+        PGresult *res = NULL;
+        int i, row, r = -1;
+
+        for (i = 0; i < n; i++)
+                if (put_name(&ours, v[i].name) < 0)
+                        goto oom;
+        if (put(&ours, "}", 2) < 0)
+                goto oom;
+        params[0] = v[at].name;
+        params[1] = ours.p;
+        if ((r = run_named(s, "view_dependents", params, 2, &res, errstr,
+                           errstr_size)) < 0)
+                goto done;
+        drop.len = 0;
+        for (row = 0; row < PQntuples(res); row++) {
+                const char *name = PQgetvalue(res, row, 0);
+
+                if (strcmp(PQgetvalue(res, row, 2), "t")) {
+                        if ((users.len && put(&users, ", ", 2) < 0) ||
+                            put(&users, PQgetvalue(res, row, 1),
+                                strlen(PQgetvalue(res, row, 1))) < 0)
+                                goto oom;
+                        continue;
+                }
+                if (put_name(&drop, name) < 0)
+                        goto oom;
+                for (i = 0; i < n; i++)
+                        if (!strcmp(v[i].name, name))
+                                v[i].installed = 0;
+        }
+        if (users.len) {
+                if (put(&users, "", 1) < 0)
+                        goto oom;
+                snprintf(errstr, errstr_size,
+                         "%s: view %s changed its columns, so it must be "
+                         "dropped and created again, but these depend on "
+                         "it: %s; drop them, start again, then create them "
+                         "anew",
+                         s->base.name, v[at].name, users.p);
+                r = -1;
+                goto done;
+        }
+        if (put_name(&drop, v[at].name) < 0 || put(&drop, "}", 2) < 0)
+                goto oom;
+        params[0] = drop.p;
+        PQclear(res);
+        res = NULL;
+        /* Grants on the views dropped here are given again afterwards. */
+        if ((r = run_named(s, "view_grants", params, 1, &res, errstr,
+                           errstr_size)) < 0)
+                goto done;
+        if (put(grants, PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0))) <
+                    0 ||
+            put(grants, " ", 1) < 0)
+                goto oom;
+        /* "{a,b}" -> "DROP VIEW a,b": dependants first in the list. */
+        drop.p[0] = ' ';
+        drop.p[drop.len - 2] = '\0';
+        users.len = 0;
+        if (put(&users, "DROP VIEW", 9) < 0 ||
+            put(&users, drop.p, strlen(drop.p) + 1) < 0)
+                goto oom;
+        cs_log(CS_LOG_WARN, "%s: view %s changed its columns: dropping%s",
+               s->base.name, v[at].name, drop.p);
+        r = exec(s, users.p, "dropping a changed view", errstr, errstr_size);
+        goto done;
+oom:
+        snprintf(errstr, errstr_size, "out of memory");
+        r = -1;
+done:
+        PQclear(res);
+        free(ours.p);
+        free(users.p);
+        free(drop.p);
+        return r;
+}
+
+/* Installs (CREATE OR REPLACE VIEW) each view whose text changed since it
+ * was installed, in the migration transaction: a view that is unchanged is
+ * left alone, with its grants and the views built on it, and a start needs
+ * no DDL privilege then. */
+static int install_views(struct pg_sink *s, const char *lock, char *errstr,
+                         size_t errstr_size)
+{
+        struct view v[VIEWS_MAX];
+        struct buf sql = {0}, grants = {0};
+        int n, i, r;
+
+        if ((n = parse_views(v, errstr, errstr_size)) < 0)
+                return -1;
+        /* Without the lock first: nothing to do is the common case. */
+        if ((r = views_due(s, v, n, errstr, errstr_size)) <= 0)
+                return r;
+        if ((r = exec(s, "BEGIN", "starting views", errstr, errstr_size)) < 0 ||
+            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
+                    0 ||
+            (r = views_due(s, v, n, errstr, errstr_size)) < 0)
+                goto done;
+        for (i = 0; i < n; i++) {
+                const char *params[2] = {v[i].name, v[i].checksum};
+                PGresult *res;
+
+                if (v[i].installed)
+                        continue;
+                sql.len = 0;
+                if (put(&sql, "SAVEPOINT view; CREATE OR REPLACE VIEW ", 39) <
+                            0 ||
+                    put(&sql, v[i].text + (v[i].text[7] == 'O' ? 23 : 12),
+                        v[i].len - (v[i].text[7] == 'O' ? 23 : 12)) < 0 ||
+                    put(&sql, "", 1) < 0) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        r = -1;
+                        goto done;
+                }
+                res = roundtrip(s, SEND_QUERY, NULL, sql.p, 0, NULL);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        const char *state =
+                                PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+                        /* Columns renamed, dropped or retyped (42P16,
+                         * 42804): PostgreSQL replaces no such view. */
+                        if (!state || (strcmp(state, "42P16") &&
+                                       strcmp(state, "42804"))) {
+                                r = fail(s, res, v[i].name, errstr,
+                                         errstr_size);
+                                PQclear(res);
+                                goto done;
+                        }
+                        PQclear(res);
+                        if ((r = exec(s, "ROLLBACK TO SAVEPOINT view",
+                                      v[i].name, errstr, errstr_size)) < 0 ||
+                            (r = drop_view(s, v, n, i, &grants, errstr,
+                                           errstr_size)) < 0 ||
+                            (r = exec(s, sql.p, v[i].name, errstr,
+                                      errstr_size)) < 0)
+                                goto done;
+                } else {
+                        PQclear(res);
+                }
+                if ((r = run_named(s, "record_view", params, 2, NULL, errstr,
+                                   errstr_size)) < 0)
+                        goto done;
+                v[i].installed = 1;
+                cs_log(CS_LOG_INFO, "%s: installed view %s", s->base.name,
+                       v[i].name);
+        }
+        if (grants.len && put(&grants, "", 1) == 0 &&
+            (r = exec(s, grants.p, "granting again", errstr, errstr_size)) < 0)
+                goto done;
+        r = exec(s, "COMMIT", "committing views", errstr, errstr_size);
+done:
+        if (r < 0)
+                rollback(s);
+        free(sql.p);
+        free(grants.p);
+        return r;
+}
+
+/* Under the migration lock: creates --schema and schema_migrations when
+ * they are missing (only then: an existing schema needs no CREATE
+ * privilege on the database). */
+static int prepare_schema(struct pg_sink *s, const char *lock,
+                          const char *create, char *errstr, size_t errstr_size)
+{
+        const char *params[1] = {s->schema};
+        char has[8];
+        int r;
+
+        if ((r = exec(s, "BEGIN", "starting migration", errstr, errstr_size)) <
+                    0 ||
+            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) < 0)
+                goto done;
+        if (s->schema) {
+                if ((r = value_of(s, "schema_exists", params, 1, has,
+                                  sizeof(has), errstr, errstr_size)) < 0)
+                        goto done;
+                if (!strcmp(has, "0")) {
+                        char *id = PQescapeIdentifier(s->conn, s->schema,
+                                                      strlen(s->schema));
+                        struct buf q = {0};
+
+                        if (!id || put(&q, "CREATE SCHEMA ", 14) < 0 ||
+                            put(&q, id, strlen(id) + 1) < 0) {
+                                PQfreemem(id);
+                                free(q.p);
+                                snprintf(errstr, errstr_size, "out of memory");
+                                r = -1;
+                                goto done;
+                        }
+                        PQfreemem(id);
+                        r = exec(s, q.p, "creating --schema", errstr,
+                                 errstr_size);
+                        free(q.p);
+                        if (r < 0)
+                                goto done;
+                        cs_log(CS_LOG_INFO, "%s: created schema %s",
+                               s->base.name, s->schema);
+                }
+        }
+        if ((r = value_of(s, "migrations_table_exists", NULL, 0, has,
+                          sizeof(has), errstr, errstr_size)) < 0)
+                goto done;
+        if (strcmp(has, "t"))
+                r = exec(s, create, "creating schema_migrations", errstr,
+                         errstr_size);
+done:
+        if (r == 0)
+                r = exec(s, "COMMIT", "committing migration", errstr,
+                         errstr_size);
+        else
+                rollback(s);
         return r;
 }
 
@@ -409,33 +986,22 @@ static int pg_migrate(struct cs_sink *base, char *errstr, size_t errstr_size)
         char *check = statement("migration_checksum");
         char *record = statement("record_migration");
         char *latest = statement("latest_migration");
-        PGresult *res = NULL;
+        char version[16];
         int i, r = -1;
 
         if (!create || !lock || !check || !record || !latest) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto done;
         }
-        if ((r = exec(s, "BEGIN", "starting migration", errstr, errstr_size)) <
-                    0 ||
-            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
-                    0 ||
-            (r = exec(s, create, "creating schema_migrations", errstr,
-                      errstr_size)) < 0 ||
-            (r = exec(s, "COMMIT", "creating schema_migrations", errstr,
-                      errstr_size)) < 0)
+        if ((r = prepare_schema(s, lock, create, errstr, errstr_size)) < 0 ||
+            (r = value_of(s, "latest_migration", NULL, 0, version,
+                          sizeof(version), errstr, errstr_size)) < 0)
                 goto done;
-        res = PQexec(s->conn, latest);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                r = fail(s, res, "reading schema_migrations", errstr,
-                         errstr_size);
-                goto done;
-        }
-        if (n > 0 && atoi(PQgetvalue(res, 0, 0)) > m[n - 1].version) {
+        if (n > 0 && atoi(version) > m[n - 1].version) {
                 snprintf(errstr, errstr_size,
                          "%s: schema version %s is newer than this "
                          "callstream knows (%d); upgrade callstream",
-                         s->base.name, PQgetvalue(res, 0, 0), m[n - 1].version);
+                         s->base.name, version, m[n - 1].version);
                 r = -1;
                 goto done;
         }
@@ -443,18 +1009,12 @@ static int pg_migrate(struct cs_sink *base, char *errstr, size_t errstr_size)
                 if ((r = apply_migration(s, &m[i], lock, check, record, errstr,
                                          errstr_size)) < 0)
                         goto done;
-        if ((r = exec(s, "BEGIN", "starting views", errstr, errstr_size)) < 0 ||
-            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
-                    0 ||
-            (r = exec_views(s, errstr, errstr_size)) < 0 ||
-            (r = exec(s, "COMMIT", "committing views", errstr, errstr_size)) <
-                    0)
+        if ((r = install_views(s, lock, errstr, errstr_size)) < 0)
                 goto done;
         r = prepare_all(s, errstr, errstr_size);
 done:
-        if (r < 0 && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-                PQclear(PQexec(s->conn, "ROLLBACK"));
-        PQclear(res);
+        if (r < 0)
+                rollback(s);
         free(create);
         free(lock);
         free(check);
@@ -838,37 +1398,6 @@ static int pg_store_offsets(struct cs_sink *base, const struct cs_batch *b,
         return run(s, ST_STORE_OFFSETS, params, NULL, errstr, errstr_size);
 }
 
-static void pg_rollback(struct cs_sink *base);
-
-/* Runs the named statement of statements.sql with text parameters; on
- * success *out gets the result (the caller PQclear()s it) unless NULL. */
-static int run_named(struct pg_sink *s, const char *name,
-                     const char *const *params, int n, PGresult **out,
-                     char *errstr, size_t errstr_size)
-{
-        char *sql = statement(name);
-        PGresult *res;
-        ExecStatusType st;
-        int r = 0;
-
-        if (!sql)
-                return oom(errstr, errstr_size);
-        res = n ? PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0)
-                : PQexec(s->conn, sql);
-        free(sql);
-        st = PQresultStatus(res);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-                r = fail(s, res, name, errstr, errstr_size);
-                PQclear(res);
-                return r;
-        }
-        if (out)
-                *out = res;
-        else
-                PQclear(res);
-        return 0;
-}
-
 static int pg_rebuild_begin(struct cs_sink *base, char *errstr,
                             size_t errstr_size)
 {
@@ -1004,14 +1533,14 @@ static int pg_retain(struct cs_sink *base, int64_t retention, int limit,
                 return r;
         for (i = ST_RETAIN_CALLS; i <= ST_RETAIN_REJECTS; i++) {
                 if ((r = run(s, i, params, &res, errstr, errstr_size)) < 0) {
-                        pg_rollback(base);
+                        rollback(s);
                         return r;
                 }
                 *deleted += atol(PQcmdTuples(res));
                 PQclear(res);
         }
         if ((r = exec(s, "COMMIT", "COMMIT", errstr, errstr_size)) < 0)
-                pg_rollback(base);
+                rollback(s);
         return r;
 }
 
@@ -1023,11 +1552,127 @@ static int pg_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
 
 static void pg_rollback(struct cs_sink *base)
 {
-        struct pg_sink *s = (struct pg_sink *)base;
+        rollback((struct pg_sink *)base);
+}
 
-        if (PQstatus(s->conn) == CONNECTION_OK &&
-            PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-                PQclear(PQexec(s->conn, "ROLLBACK"));
+/* Whether a failed connection may succeed later: the server is not there
+ * yet (refused, no socket, unreachable, timed out), starting up, shutting
+ * down or full. Not when it turned us away (password, no such database or
+ * role, permission denied) or the conninfo is wrong. libpq gives no
+ * SQLSTATE here: the server's reasons follow "FATAL:". */
+static int connect_transient(PGconn *c, const char *msg)
+{
+        static const char *const later[] = {
+                "starting up", "shutting down",    "in recovery",
+                "too many",    "connection slots", "not yet accepting",
+                NULL};
+        static const char *const never[] = {
+                "password", "authentication", "SSL",        "certificate",
+                "GSS",      "invalid",        "missing \"", "unterminated",
+                NULL};
+        const char *const *p;
+
+        if (PQconnectionNeedsPassword(c))
+                return 0;
+        if (strstr(msg, "FATAL:") || strstr(msg, "ERROR:")) {
+                for (p = later; *p; p++)
+                        if (strstr(msg, *p))
+                                return 1;
+                return 0;
+        }
+        for (p = never; *p; p++)
+                if (strstr(msg, *p))
+                        return 0;
+        return 1;
+}
+
+/* The conninfo's connect_timeout in ms, or CONNECT_TIMEOUT_MS. */
+static int64_t connect_timeout(PGconn *c)
+{
+        PQconninfoOption *opts = PQconninfo(c), *o;
+        int64_t ms = CONNECT_TIMEOUT_MS;
+
+        for (o = opts; o && o->keyword; o++)
+                if (!strcmp(o->keyword, "connect_timeout") && o->val &&
+                    atoi(o->val) > 0)
+                        ms = (int64_t)atoi(o->val) * 1000;
+        PQconninfoFree(opts);
+        return ms;
+}
+
+/* Opens s->conn without blocking, looking at the stop request between
+ * waits, names the sink after it and readies the session. Returns 0,
+ * CS_SINK_RETRY when the server may come (or stopping), or -1. */
+static int connect_db(struct pg_sink *s, char *errstr, size_t errstr_size)
+{
+        /* Defaults first: the caller's conninfo (expanded from dbname)
+         * overrides them. Keepalives and tcp_user_timeout turn a peer that
+         * vanished into a broken connection instead of a wait without
+         * end. */
+        static const char *const keys[] = {"connect_timeout",
+                                           "application_name",
+                                           "keepalives",
+                                           "keepalives_idle",
+                                           "keepalives_interval",
+                                           "keepalives_count",
+                                           "tcp_user_timeout",
+                                           "dbname",
+                                           NULL};
+        const char *values[] = {"10", "callstream", "1",         "30", "10",
+                                "3",  "60000",      s->conninfo, NULL};
+        PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+        const char *host, *port, *db, *msg;
+        int64_t deadline;
+        int r;
+
+        PQfinish(s->conn);
+        s->stop_at = 0;
+        if (!(s->conn = PQconnectStartParams(keys, values, 1))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        deadline = cs_now_ms() + connect_timeout(s->conn);
+        while (PQstatus(s->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+               st != PGRES_POLLING_FAILED) {
+                struct pollfd p = {
+                        PQsocket(s->conn),
+                        st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+
+                if ((s->base.stop && *s->base.stop) || cs_now_ms() >= deadline)
+                        break;
+                if (p.fd < 0 || poll(&p, 1, SLICE_MS) > 0)
+                        st = PQconnectPoll(s->conn);
+        }
+        host = PQhost(s->conn);
+        port = PQport(s->conn);
+        db = PQdb(s->conn);
+        snprintf(s->base.name, sizeof(s->base.name),
+                 "PostgreSQL at host %s port %s database %s",
+                 host && *host ? host : "(default)",
+                 port && *port ? port : "(default)", db ? db : "(default)");
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+                if (st == PGRES_POLLING_FAILED ||
+                    PQstatus(s->conn) == CONNECTION_BAD) {
+                        msg = PQerrorMessage(s->conn);
+                        r = connect_transient(s->conn, msg) ? CS_SINK_RETRY
+                                                            : -1;
+                } else if (s->base.stop && *s->base.stop) {
+                        msg = "stopped while connecting";
+                        r = CS_SINK_RETRY;
+                } else {
+                        msg = "timeout expired";
+                        r = CS_SINK_RETRY;
+                }
+                snprintf(errstr, errstr_size, "%s: cannot connect: %.*s",
+                         s->base.name, (int)strcspn(msg, "\n"), msg);
+                snprintf(s->why, sizeof(s->why), "cannot connect");
+                PQfinish(s->conn);
+                s->conn = NULL;
+                return r;
+        }
+        if (PQsetnonblocking(s->conn, 1) != 0)
+                return fail(s, NULL, "going non-blocking", errstr, errstr_size);
+        return setup_session(s, errstr, errstr_size);
 }
 
 static int pg_reconnect(struct cs_sink *base, char *errstr, size_t errstr_size)
@@ -1035,17 +1680,14 @@ static int pg_reconnect(struct cs_sink *base, char *errstr, size_t errstr_size)
         struct pg_sink *s = (struct pg_sink *)base;
         int r;
 
-        if (PQstatus(s->conn) == CONNECTION_OK) {
+        if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
                 /* A lost race, not a lost connection: check it lives. */
                 r = exec(s, "SELECT 1", "checking the connection", errstr,
                          errstr_size);
-                if (r == 0 || PQstatus(s->conn) == CONNECTION_OK)
+                if (r == 0 || (s->conn && PQstatus(s->conn) == CONNECTION_OK))
                         return r;
         }
-        PQreset(s->conn);
-        if (PQstatus(s->conn) != CONNECTION_OK)
-                return fail(s, NULL, "reconnecting", errstr, errstr_size);
-        if ((r = setup_session(s, errstr, errstr_size)) < 0)
+        if ((r = connect_db(s, errstr, errstr_size)) < 0)
                 return r;
         return prepare_all(s, errstr, errstr_size);
 }
@@ -1054,7 +1696,7 @@ static void pg_close(struct cs_sink *base)
 {
         struct pg_sink *s = (struct pg_sink *)base;
 
-        pg_rollback(base);
+        rollback(s);
         PQfinish(s->conn);
         cs_arena_destroy(s->old);
         free(s->copy.p);
@@ -1125,15 +1767,19 @@ static const struct cs_sink_ops pg_ops = {
 int cs_sink_pg_open(const char *conninfo, const char *schema,
                     struct cs_sink **out, char *errstr, size_t errstr_size)
 {
-        /* Defaults first: the caller's conninfo (expanded from dbname)
-         * overrides them. */
-        static const char *const keys[] = {"connect_timeout",
-                                           "application_name", "dbname", NULL};
-        const char *values[4] = {"10", "callstream", conninfo, NULL};
-        struct pg_sink *s = calloc(1, sizeof(*s));
-        const char *host, *port, *db;
+        struct pg_sink *s;
+        int r;
 
         *out = NULL;
+        /* PostgreSQL would cut a longer name to 63 bytes without a word. */
+        if (schema && (!*schema || strlen(schema) > CS_PG_NAME_MAX)) {
+                snprintf(errstr, errstr_size,
+                         "--schema: a PostgreSQL name is 1 to %d bytes, not "
+                         "%zu",
+                         CS_PG_NAME_MAX, strlen(schema));
+                return -1;
+        }
+        s = calloc(1, sizeof(*s));
         if (!s || !(s->conninfo = strdup(conninfo)) ||
             (schema && !(s->schema = strdup(schema)))) {
                 if (s)
@@ -1143,34 +1789,12 @@ int cs_sink_pg_open(const char *conninfo, const char *schema,
         }
         s->base.ops = &pg_ops;
         if (!(s->old = cs_arena_new())) {
-                free(s->conninfo);
-                free(s->schema);
-                free(s);
-                return oom(errstr, errstr_size);
-        }
-        s->conn = PQconnectdbParams(keys, values, 1);
-        if (!s->conn) {
                 pg_close(&s->base);
                 return oom(errstr, errstr_size);
         }
-        host = PQhost(s->conn);
-        port = PQport(s->conn);
-        db = PQdb(s->conn);
-        snprintf(s->base.name, sizeof(s->base.name),
-                 "PostgreSQL at host %s port %s database %s",
-                 host && *host ? host : "(default)",
-                 port && *port ? port : "(default)", db ? db : "(default)");
-        if (PQstatus(s->conn) != CONNECTION_OK) {
-                const char *msg = PQerrorMessage(s->conn);
-
-                snprintf(errstr, errstr_size, "%s: cannot connect: %.*s",
-                         s->base.name, (int)strcspn(msg, "\n"), msg);
+        if ((r = connect_db(s, errstr, errstr_size)) < 0) {
                 pg_close(&s->base);
-                return -1;
-        }
-        if (setup_session(s, errstr, errstr_size) < 0) {
-                pg_close(&s->base);
-                return -1;
+                return r;
         }
         *out = &s->base;
         return 0;

@@ -1572,7 +1572,8 @@ static void test_bad_connections(void **state)
                         th_args_addv(&a, st->bin, "ingest", "--brokers",
                                      st->broker.brokers, "--topic", "equiv",
                                      "--db", db, "--from-beginning",
-                                     "--exit-at-end", NULL);
+                                     "--exit-at-end", "--startup-timeout", "1s",
+                                     NULL);
                 bad += expect_conn_failure(&a, "127.0.0.1",
                                            step < 2 ? WRONG_PW : "pw");
                 th_args_free(&a);

@@ -337,3 +337,70 @@ DELETE FROM kafka_offsets WHERE topic = $1
 
 -- name: replay_source_forget
 DELETE FROM replay_sources WHERE topic = $1
+
+-- name: schema_exists
+SELECT count(*) FROM pg_namespace WHERE nspname = $1
+
+-- name: migrations_table_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL
+
+-- name: installed_views
+-- The views recorded as installed that still exist, with their checksums;
+-- none before migration 009.
+SELECT v.name, v.checksum
+FROM schema_views AS v
+WHERE to_regclass(quote_ident(v.name)) IS NOT NULL
+
+-- name: views_table_exists
+SELECT to_regclass('schema_views') IS NOT NULL
+
+-- name: record_view
+INSERT INTO schema_views (name, checksum, installed_at)
+VALUES ($1, $2, now() AT TIME ZONE 'UTC')
+ON CONFLICT (name) DO UPDATE
+SET checksum = excluded.checksum, installed_at = excluded.installed_at
+
+-- name: view_dependents
+-- Every view, materialized view or rule-bearing relation built on view $1,
+-- directly or through others, and whether it is one of ours ($2, in the
+-- current schema), dependants last.
+WITH RECURSIVE dep (oid, depth) AS (
+        SELECT r.ev_class, 1
+        FROM pg_depend AS d JOIN pg_rewrite AS r ON r.oid = d.objid
+        WHERE d.classid = 'pg_rewrite'::regclass
+          AND d.refclassid = 'pg_class'::regclass
+          AND d.refobjid = to_regclass(quote_ident($1))
+          AND r.ev_class <> d.refobjid
+        UNION
+        SELECT r.ev_class, dep.depth + 1
+        FROM dep
+        JOIN pg_depend AS d ON d.refobjid = dep.oid
+                           AND d.classid = 'pg_rewrite'::regclass
+                           AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_rewrite AS r ON r.oid = d.objid AND r.ev_class <> d.refobjid
+        WHERE dep.depth < 32
+)
+SELECT c.relname, c.oid::regclass::text,
+       c.relnamespace = to_regnamespace(quote_ident(current_schema()))
+               AND c.relname = ANY ($2::text[]) AS ours,
+       MAX(dep.depth) AS depth
+FROM dep JOIN pg_class AS c ON c.oid = dep.oid
+GROUP BY c.oid, c.relname
+ORDER BY depth DESC, c.relname
+
+-- name: view_grants
+-- The grants on views $1 (other than their owner's), as GRANT statements,
+-- to give again after the views were dropped and created anew.
+SELECT COALESCE(string_agg(format('GRANT %s ON %I TO %s%s;',
+                                  a.privilege_type, c.relname,
+                                  CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                       ELSE quote_ident(
+                                               pg_get_userbyid(a.grantee))
+                                  END,
+                                  CASE WHEN a.is_grantable
+                                       THEN ' WITH GRANT OPTION' ELSE ''
+                                  END), ' '), '')
+FROM pg_class AS c, aclexplode(c.relacl) AS a
+WHERE c.relname = ANY ($1::text[])
+  AND c.relnamespace = to_regnamespace(quote_ident(current_schema()))
+  AND c.relkind = 'v' AND a.grantee <> c.relowner

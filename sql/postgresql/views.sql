@@ -1,9 +1,6 @@
--- views.sql: the views users query (PostgreSQL); recreated by every migrate.
-DROP VIEW IF EXISTS call_counts CASCADE;
-DROP VIEW IF EXISTS disposition_counts CASCADE;
-DROP VIEW IF EXISTS watermarks CASCADE;
-DROP VIEW IF EXISTS pipeline_progress CASCADE;
-DROP VIEW IF EXISTS final_watermark CASCADE;
+-- views.sql: the views users query (PostgreSQL). Each statement is one
+-- CREATE VIEW; migrate installs it (as CREATE OR REPLACE VIEW) only when its
+-- text changed since it was installed, so grants and user views stay.
 
 -- Per topic: the highest event time seen, and the watermark: the smallest
 -- of its partitions' (each partition's highest event time less the allowed

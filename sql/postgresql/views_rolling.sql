@@ -1,8 +1,5 @@
 -- views_rolling.sql: rolling views over call_counts, tuned by the settings
--- table (PostgreSQL); recreated by every migrate, after views.sql (whose
--- DROP ... CASCADE has dropped them already when they existed).
-DROP VIEW IF EXISTS recent_call_counts;
-DROP VIEW IF EXISTS top_crime_types;
+-- table (PostgreSQL); installed after views.sql, as it is.
 
 -- The call_counts rows of the windows that overlap the last recent_hours
 -- hours before the watermark (final_watermark, as is_final
