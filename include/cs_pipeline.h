@@ -27,6 +27,9 @@ struct cs_pipeline_conf {
         /* How long to wait for the database (and the broker) at start,
          * in ms; 0 waits until stopped. */
         int64_t startup_timeout_ms;
+        /* After the start: give up once the Kafka brokers have been
+         * unreachable this long, in ms; 0 retries until stopped. */
+        int64_t broker_timeout_ms;
         size_t batch_max_records;
         int batch_max_ms;
         const char *const *props; /* -X name=value */

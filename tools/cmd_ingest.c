@@ -7,6 +7,7 @@
 
 #include "cs_cli.h"
 #include "cs_cmd.h"
+#include "cs_kafka.h"
 #include "cs_pipeline.h"
 #include "cs_sink.h"
 
@@ -80,11 +81,18 @@ static const char ingest_help[] =
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
-        "      --startup-timeout D   give up when the database is still out\n"
-        "                            of reach D after start (default: wait\n"
-        "                            until stopped; 30s with --exit-at-end\n"
-        "                            or --file; 0: no limit)\n"
-        "  -X name=value             librdkafka property, repeatable\n"
+        "      --startup-timeout D   give up when the database, then the\n"
+        "                            Kafka brokers, are still out of reach D\n"
+        "                            after start (each; default: wait until\n"
+        "                            stopped; 30s with --exit-at-end or\n"
+        "                            --file; 0: no limit)\n"
+        "      --broker-timeout D    after the start, give up when the Kafka\n"
+        "                            brokers have been unreachable for D\n"
+        "                            (default: retry until stopped; 30s with\n"
+        "                            --exit-at-end; 0: no limit)\n"
+        "  -X name=value             librdkafka property, repeatable (not\n"
+        "                            with --file); checked before anything\n"
+        "                            is opened\n"
         "  -v, --verbose             log each batch\n"
         "  -q, --quiet               log errors only\n"
         "  -h, --help                show this help\n";
@@ -108,6 +116,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"retention", required_argument, NULL, 'T'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
                 {"startup-timeout", required_argument, NULL, 'O'},
+                {"broker-timeout", required_argument, NULL, 'K'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
@@ -125,7 +134,7 @@ int cs_cmd_ingest(int argc, char **argv)
         char errstr[256];
         long long v;
         int64_t d;
-        int c, startup_timeout_set = 0;
+        int c, startup_timeout_set = 0, broker_timeout_set = 0;
 
         while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:vqh",
                                   longopts)) != -1) {
@@ -194,6 +203,18 @@ int cs_cmd_ingest(int argc, char **argv)
                         conf.startup_timeout_ms = d * 1000;
                         startup_timeout_set = 1;
                         break;
+                case 'K':
+                        if (cs_duration_parse(optarg, 0, 366LL * 86400, &d,
+                                              errstr, sizeof(errstr)) < 0) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --broker-timeout "
+                                                   "'%s': %s",
+                                                   optarg, errstr);
+                                return CS_EXIT_USAGE;
+                        }
+                        conf.broker_timeout_ms = d * 1000;
+                        broker_timeout_set = 1;
+                        break;
                 case 'P':
                         if (strcmp(optarg, "count") && strcmp(optarg, "drop")) {
                                 cs_cli_usage_error("ingest",
@@ -259,9 +280,11 @@ int cs_cmd_ingest(int argc, char **argv)
                                    argv[optind]);
                 return CS_EXIT_USAGE;
         }
-        if (conf.file && (conf.brokers || conf.group)) {
-                cs_cli_usage_error("ingest", "--file replaces --brokers and "
-                                             "--group");
+        if (conf.file &&
+            (conf.brokers || conf.group || conf.nprops || broker_timeout_set)) {
+                cs_cli_usage_error("ingest", "--file replaces --brokers, "
+                                             "--group, -X and "
+                                             "--broker-timeout");
                 return CS_EXIT_USAGE;
         }
         if (conf.file && !conf.topic)
@@ -277,6 +300,15 @@ int cs_cmd_ingest(int argc, char **argv)
          * wait for ever. */
         if (!startup_timeout_set && (conf.exit_at_end || conf.file))
                 conf.startup_timeout_ms = 30 * 1000;
+        if (!broker_timeout_set && conf.exit_at_end)
+                conf.broker_timeout_ms = 30 * 1000;
+        /* A mistyped property is a usage error, found before the database
+         * is created or migrated. */
+        if (conf.nprops && cs_kafka_check_props(props, conf.nprops, errstr,
+                                                sizeof(errstr)) < 0) {
+                cs_cli_usage_error("ingest", "%s", errstr);
+                return CS_EXIT_USAGE;
+        }
         if (conf.nspecs == 0) {
                 if (cs_window_spec_parse("1h", &specs[0], errstr,
                                          sizeof(errstr)) < 0)
