@@ -560,17 +560,26 @@ fail:
 /* A message (or the end) at offset past the one expected next: when the
  * expected one is below the partition's first kept offset, retention
  * deleted what lies between before it was read. A jump within what is kept
- * (transaction markers, compaction) is no loss. */
+ * (transaction markers, compaction) is no loss, nor is one where the first
+ * kept offset is unknown. */
 static void check_gap(struct cs_kafka_source *src, struct assigned *a,
                       int64_t offset)
 {
         int64_t low = -1, high = -1, last;
 
+        /* Fetch responses carry the log start offset (Kafka >= 0.11). */
         rd_kafka_get_watermark_offsets(src->rk, src->conf.topic, a->partition,
                                        &low, &high);
-        if (low >= 0 && low <= a->next)
+        if (low <= a->next) {
+                if (low < 0)
+                        cs_log(CS_LOG_DEBUG,
+                               "%s [%d]: offsets %lld-%lld skipped, first "
+                               "kept offset unknown",
+                               src->conf.topic, (int)a->partition,
+                               (long long)a->next, (long long)offset - 1);
                 return;
-        last = low > a->next && low <= offset ? low - 1 : offset - 1;
+        }
+        last = low <= offset ? low - 1 : offset - 1;
         cs_log(CS_LOG_WARN,
                "%s [%d]: offsets %lld-%lld (%lld messages) were deleted by "
                "the topic's retention before they were read; going on from "
