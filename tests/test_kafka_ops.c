@@ -1,8 +1,9 @@
 /* test_kafka_ops.c: the ingest against Kafka trouble, as an operator meets
  * it: brokers unreachable at start (with and without a group), a stop
- * during that wait, brokers that come up after the ingest, a mistyped
- * topic, mistaken -X properties, lag kept current while idle, offsets
- * committed to Kafka without a group, and messages lost to retention.
+ * during that wait, brokers that come up after the ingest, brokers lost
+ * mid-stream, a mistyped topic, mistaken -X properties, lag kept current
+ * while idle, offsets committed to Kafka without a group, and messages
+ * lost to retention (SQLite and PostgreSQL).
  *
  * "Unreachable" is a port where nothing listens; "comes up later" is a
  * forwarder on a fixed port that refuses connections until the broker
@@ -731,6 +732,53 @@ static void test_broker_comes_up_later(void **state)
         free(db);
 }
 
+/* Brokers lost after the start: a warning naming the cause, then, past
+ * --broker-timeout, exit 1 with what was consumed committed. */
+static void test_broker_lost_midstream(void **state)
+{
+        struct kops *st = *state;
+        struct th_broker lost = {0};
+        static const char *const lost_args[] = {"--topic", "lost", NULL};
+        char *db = path_in(st, "lost.db"), *log = path_in(st, "lost.log");
+        char *err_path = path_in(st, "lost-broker.err");
+        struct th_args args;
+        struct th_buf out = {0};
+        int64_t end;
+        pid_t pid;
+        int code;
+
+        assert_int_equal(th_broker_start(&lost, st->bin, lost_args, err_path),
+                         0);
+        th_fatal_broker(2, lost.pid);
+        assert_int_equal(produce(lost.brokers, "lost", 0, 5, 10), 5);
+        args = ingest_args(st, lost.brokers, "lost", db);
+        th_args_addv(&args, "--from-beginning", "--broker-timeout", "3s", NULL);
+        pid = th_spawn_logged(&args, log);
+        assert_true(pid > 0);
+        end = th_now_ms() + 30000;
+        while (th_now_ms() < end &&
+               sql_int(db, "SELECT SUM(stored_offset) FROM "
+                           "pipeline_progress") != 5)
+                th_sleep_ms(200);
+        assert_int_equal(th_broker_stop(&lost), 0);
+        th_fatal_broker(2, 0);
+
+        code = th_wait_until(pid, th_now_ms() + 40000);
+        th_read_file(log, &out);
+        if (code != 1)
+                th_show_tail("log", out.p, out.len);
+        assert_int_equal(code, 1);
+        assert_non_null(strstr(out.p, "warning: Kafka brokers"));
+        assert_non_null(strstr(out.p, "--broker-timeout"));
+        assert_int_equal(sql_int(db, "SELECT COUNT(*) FROM rejected_records"),
+                         5);
+        th_buf_free(&out);
+        th_args_free(&args);
+        free(err_path);
+        free(log);
+        free(db);
+}
+
 static int group_teardown(void **state)
 {
         struct kops *st = *state;
@@ -799,6 +847,8 @@ int main(void)
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_retention_gap, th_test_teardown),
                 cmocka_unit_test_teardown(test_broker_comes_up_later,
+                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_broker_lost_midstream,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_postgresql, th_test_teardown),
         };
