@@ -49,9 +49,9 @@ struct cs_kafka_source_conf {
         /* Offsets first..last of partition were deleted by the topic's
          * retention before they were read (the stored offset had fallen
          * out of it); the next message comes from after last. The source
-         * has logged a warning. */
-        void (*on_gap)(void *opaque, int32_t partition, int64_t first,
-                       int64_t last);
+         * has logged a warning. Returns 0, or -1 (the poll fails). */
+        int (*on_gap)(void *opaque, int32_t partition, int64_t first,
+                      int64_t last);
         void *opaque;
 };
 

@@ -563,7 +563,7 @@ fail:
  * (transaction markers, compaction) is no loss, nor is one where the first
  * kept offset is unknown. */
 static void check_gap(struct cs_kafka_source *src, struct assigned *a,
-                      int64_t offset)
+                      int64_t offset, int *failed)
 {
         int64_t low = -1, high = -1, last;
 
@@ -587,8 +587,9 @@ static void check_gap(struct cs_kafka_source *src, struct assigned *a,
                src->conf.topic, (int)a->partition, (long long)a->next,
                (long long)last, (long long)(last - a->next + 1),
                (long long)offset);
-        if (src->conf.on_gap)
-                src->conf.on_gap(src->conf.opaque, a->partition, a->next, last);
+        if (src->conf.on_gap &&
+            src->conf.on_gap(src->conf.opaque, a->partition, a->next, last) < 0)
+                *failed = 1;
 }
 
 rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
@@ -606,7 +607,7 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
                 mark_up(src);
                 a = find(src, m->partition);
                 if (a && a->next >= 0 && m->offset > a->next && !src->paused)
-                        check_gap(src, a, m->offset);
+                        check_gap(src, a, m->offset, failed);
                 if (a && (!m->err || m->offset > a->next))
                         a->next = m->err ? m->offset : m->offset + 1;
         }

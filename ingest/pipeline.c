@@ -41,9 +41,11 @@ struct pipeline {
         int64_t starts[CS_WINDOW_MAX_PER_EVENT];
         struct totals totals;
 
-        /* Offsets lost to Kafka's retention, for the open batch. */
+        /* Offsets lost to Kafka's retention, for the open batch; a gap
+         * that could not be noted keeps any batch from being written. */
         struct cs_offset_gap *gaps;
         size_t ngaps, gaps_cap;
+        int gap_lost;
 
         /* Recovering from a database outage: consuming is paused, and the
          * next reconnect attempt is due at retry_at. */
@@ -232,6 +234,8 @@ static int flush(struct pipeline *pl)
 
         if ((!b->nmessages && !pl->ngaps) || pl->recovering)
                 return 0;
+        if (pl->gap_lost)
+                return -1;
         if ((r = ops->begin(pl->sink, errstr, sizeof(errstr))) < 0 ||
             (r = ops->write_calls(pl->sink, b, pl->inserted, pl->old, errstr,
                                   sizeof(errstr))) < 0)
@@ -444,23 +448,25 @@ static int on_assign(void *opaque, struct cs_partition_offset *offs, size_t n)
 
 /* Notes a retention gap for the open batch, and moves the batch past it:
  * the gap row and the offset after it are committed together. */
-static void on_gap(void *opaque, int32_t partition, int64_t first, int64_t last)
+static int on_gap(void *opaque, int32_t partition, int64_t first, int64_t last)
 {
         struct pipeline *pl = opaque;
         struct cs_watermark *w = mark_of(pl, partition);
 
         if (pl->recovering)
-                return;
+                return 0;
         if (!w || CS_RESERVE(pl->gaps, pl->ngaps, pl->gaps_cap) < 0 ||
             cs_batch_advance(pl->batch, partition, last + 1, w) < 0) {
                 cs_log(CS_LOG_ERROR, "out of memory noting a gap in %s [%d]",
                        pl->conf->topic, (int)partition);
-                return;
+                pl->gap_lost = 1;
+                return -1;
         }
         pl->gaps[pl->ngaps].partition = partition;
         pl->gaps[pl->ngaps].first = first;
         pl->gaps[pl->ngaps].last = last;
         pl->ngaps++;
+        return 0;
 }
 
 /* While idle: the partitions' ends just read from Kafka, so that lag in
