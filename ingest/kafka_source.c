@@ -346,7 +346,8 @@ static int wait_for_topic(struct cs_kafka_source *src,
                                  * mistyped topic is not created behind the
                                  * user's back. */
                                 snprintf(errstr, errstr_size,
-                                         "topic %s does not exist on %s",
+                                         "topic %s does not exist on %s "
+                                         "(or this client may not see it)",
                                          src->conf.topic, src->conf.brokers);
                                 rd_kafka_metadata_destroy(md);
                                 return -1;
