@@ -30,7 +30,8 @@ enum cs_log_level {
 /* Process-wide log threshold; only main() changes it. */
 extern int cs_log_threshold;
 
-/* Writes one line "callstream: LEVEL: message" to stderr when level is at or
+/* Writes one line "2026-12-01T18:20:00.123Z callstream: LEVEL: message"
+ * (UTC; LEVEL error, warning, info or debug) to stderr when level is at or
  * under the threshold; the level is checked before anything is formatted. */
 void cs_log_write(int level, const char *fmt, ...) CS_PRINTF(2, 3);
 

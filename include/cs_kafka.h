@@ -6,9 +6,16 @@
  * the source asks its owner where each one stands (on_assign) and starts
  * there; before partitions are taken away it lets the owner commit what it
  * holds (on_revoke). Offsets are also committed to Kafka after each database
- * commit, but only so that Kafka's lag tools see progress. */
+ * commit, with or without a group (group.id "callstream" then), but only so
+ * that Kafka's lag tools see progress.
+ *
+ * librdkafka's log lines and errors go through cs_log: one warning when the
+ * brokers become unreachable (naming the cause), a reminder every 30 s while
+ * they stay so, and one line when they are back. */
 #ifndef CS_KAFKA_H
 #define CS_KAFKA_H
+
+#include <signal.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -22,6 +29,13 @@ struct cs_kafka_source_conf {
         int exit_at_end;          /* report the end of every partition */
         const char *const *props; /* "name=value" librdkafka properties */
         size_t nprops;
+        volatile sig_atomic_t *stop; /* set: end any wait at once */
+        /* How long to wait at start for the brokers and the topic's
+         * metadata, in ms; 0 waits until stopped. */
+        int64_t startup_timeout_ms;
+        /* After the start: fail once the brokers have been unreachable
+         * this long, in ms; 0 retries for ever. */
+        int64_t broker_timeout_ms;
 
         /* Sets offs[i].next_offset to the stored offset of each newly
          * assigned partition, or -1 when none is stored. Returns 0, -1 on
@@ -32,16 +46,32 @@ struct cs_kafka_source_conf {
         /* Commits everything consumed so far; called before partitions are
          * revoked. Returns 0 or -1. */
         int (*on_revoke)(void *opaque);
+        /* Offsets first..last of partition were deleted by the topic's
+         * retention before they were read (the stored offset had fallen
+         * out of it); the next message comes from after last. The source
+         * has logged a warning. Returns 0, or -1 (the poll fails). */
+        int (*on_gap)(void *opaque, int32_t partition, int64_t first,
+                      int64_t last);
         void *opaque;
 };
 
 struct cs_kafka_source;
 
-/* Creates the consumer and subscribes to the topic. Returns NULL with the
- * reason in errstr (a bad -X property is named). conf is copied. */
-struct cs_kafka_source *
-cs_kafka_source_new(const struct cs_kafka_source_conf *conf, char *errstr,
-                    size_t errstr_size);
+/* Checks "name=value" librdkafka properties as the consumer would take them,
+ * without connecting anywhere. Returns 0, or -1 with the property named in
+ * errstr. */
+int cs_kafka_check_props(const char *const *props, size_t nprops, char *errstr,
+                         size_t errstr_size);
+
+/* Creates the consumer, waits (up to conf->startup_timeout_ms, warning with
+ * the cause while the brokers are unreachable) until the topic's metadata
+ * comes, and subscribes to the topic or assigns all its partitions. A topic
+ * that does not exist is an error: it is never created. Returns 0 with the
+ * source in *out, 1 when *conf->stop ended the wait, or -1 with the reason
+ * in errstr (a bad -X property is named). conf is copied. */
+int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
+                        struct cs_kafka_source **out, char *errstr,
+                        size_t errstr_size);
 
 /* Waits up to timeout_ms for the next message. Returns it (the caller frees
  * it with rd_kafka_message_destroy()), or NULL when there is none yet. Errors
@@ -53,6 +83,17 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
  * trip), or -1 when not known yet. */
 int64_t cs_kafka_source_high_watermark(struct cs_kafka_source *src,
                                        int32_t partition);
+
+/* Housekeeping between polls: reminds that the brokers are still
+ * unreachable, and fails (*failed) past conf->broker_timeout_ms; when idle
+ * and they are, asks them for metadata every second (at most 500 ms) to see
+ * them back. When idle and reachable, every 5 s, returns 1 with the high
+ * watermarks librdkafka last got for the assigned partitions (fetches keep
+ * them current): *highs (partition and high_watermark set; valid until the
+ * next call) and *n; else returns 0. */
+int cs_kafka_source_tick(struct cs_kafka_source *src, int idle,
+                         const struct cs_partition_offset **highs, size_t *n,
+                         int *failed);
 
 /* True once partitions are assigned and every one has reached its end. */
 int cs_kafka_source_at_end(const struct cs_kafka_source *src);

@@ -36,6 +36,9 @@ struct cs_pipeline_conf {
          * seconds past the wall clock plus CS_MAX_LOCAL_OFFSET is rejected
          * (it would hold the watermark far ahead for good); < 0: no check. */
         int64_t max_future;
+        /* After the start: give up once the Kafka brokers have been
+         * unreachable this long, in ms; 0 retries until stopped. */
+        int64_t broker_timeout_ms;
         size_t batch_max_records;
         int batch_max_ms;
         const char *const *props; /* -X name=value */

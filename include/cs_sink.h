@@ -72,6 +72,13 @@ typedef int cs_sink_call_cb(void *opaque, const struct cs_stored_call *c);
  * non-zero return stops the query with -1. */
 typedef int cs_sink_row_cb(void *opaque, int n, const char *const *values);
 
+/* Offsets first..last of a partition, deleted by Kafka's retention before
+ * they were read. */
+struct cs_offset_gap {
+        int32_t partition;
+        int64_t first, last;
+};
+
 struct cs_sink_ops {
         const char *dialect; /* folder under migrations/ and sql/ */
 
@@ -172,6 +179,20 @@ struct cs_sink_ops {
                      const char *const *params, int n, cs_sink_row_cb *cb,
                      void *opaque, long *changed, char *errstr,
                      size_t errstr_size);
+
+        /* Records offsets of topic lost to Kafka's retention (kafka_gaps),
+         * in the open transaction: the batch that moves past them. */
+        int (*write_gaps)(struct cs_sink *s, const char *topic,
+                          const struct cs_offset_gap *gaps, size_t n,
+                          char *errstr, size_t errstr_size);
+
+        /* In the open transaction: sets the high watermark of each of
+         * offs[0..n) (partition, high_watermark) that has a stored offset,
+         * and when it was read. */
+        int (*store_high_watermarks)(struct cs_sink *s, const char *topic,
+                                     const struct cs_partition_offset *offs,
+                                     size_t n, char *errstr,
+                                     size_t errstr_size);
 };
 
 /* Implementations embed this as their first member. */

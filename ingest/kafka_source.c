@@ -5,9 +5,14 @@
 
 #include "cs_kafka.h"
 
+#define REMIND_MS  30000 /* reminder while the brokers stay unreachable */
+#define PROBE_MS   5000  /* high watermarks stored while idle */
+#define PROBE_WAIT 500   /* ms a probe of the brokers may block the loop */
+
 struct assigned {
         int32_t partition;
         int at_end;
+        int64_t next; /* offset expected next, -1 when not known */
 };
 
 struct cs_kafka_source {
@@ -19,7 +24,123 @@ struct cs_kafka_source {
         int failed; /* set in callbacks, reported by the next poll */
         int paused; /* every assigned partition is paused */
         rd_kafka_resp_err_t last_err; /* to log a repeated error once */
+
+        /* Broker reachability, from librdkafka's errors and our requests:
+         * down since when, why (librdkafka's last connection failure), and
+         * when to say so again. */
+        int down;
+        int64_t down_since, remind_at;
+        char cause[256];
+        int64_t probe_at;
+        struct cs_partition_offset *highs; /* the last probe */
+        size_t nhighs;
 };
+
+static void mark_down(struct cs_kafka_source *src, const char *why)
+{
+        if (src->down)
+                return;
+        src->down = 1;
+        src->down_since = cs_now_ms();
+        src->remind_at = src->down_since + REMIND_MS;
+        cs_log(CS_LOG_WARN, "Kafka brokers %s unreachable: %s; retrying",
+               src->conf.brokers, src->cause[0] ? src->cause : why);
+}
+
+static void mark_up(struct cs_kafka_source *src)
+{
+        if (src->down)
+                cs_log(CS_LOG_INFO,
+                       "Kafka brokers %s reachable again after %.1f s",
+                       src->conf.brokers,
+                       (double)(cs_now_ms() - src->down_since) / 1000.0);
+        src->down = 0;
+        src->cause[0] = '\0';
+}
+
+/* The reminder while down, and the end of patience. Returns -1 when
+ * limit_ms (0: none) has passed since the brokers went down. */
+static int check_down(struct cs_kafka_source *src, int64_t limit_ms)
+{
+        int64_t now = cs_now_ms();
+
+        if (!src->down)
+                return 0;
+        if (limit_ms && now - src->down_since >= limit_ms)
+                return -1;
+        if (now >= src->remind_at) {
+                cs_log(CS_LOG_WARN,
+                       "Kafka brokers %s still unreachable after %.0f s: %s",
+                       src->conf.brokers,
+                       (double)(now - src->down_since) / 1000.0,
+                       src->cause[0] ? src->cause : "no answer");
+                src->remind_at = now + REMIND_MS;
+        }
+        return 0;
+}
+
+/* librdkafka's log lines, served on the consumer's queue (log.queue) so
+ * that they reach this thread. Connection failures are what error_cb
+ * reports: kept as the cause, not printed twice. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+        struct cs_kafka_source *src = rd_kafka_opaque(rk);
+
+        if (!strcmp(fac, "FAIL")) {
+                if (src && !src->cause[0])
+                        snprintf(src->cause, sizeof(src->cause), "%s", buf);
+                cs_log(CS_LOG_DEBUG, "librdkafka: %s: %s", fac, buf);
+        } else if (!strcmp(fac, "AUTOCREATE")) {
+                /* Old brokers cannot be told not to create topics: the
+                 * metadata check at start stands in for it. */
+                cs_log(CS_LOG_DEBUG, "librdkafka: %s: %s", fac, buf);
+        } else if (level <= 4 && strcmp(fac, "OFFSET")) {
+                cs_log(CS_LOG_WARN, "librdkafka: %s: %s", fac, buf);
+        } else if (level <= 6) {
+                cs_log(CS_LOG_INFO, "librdkafka: %s: %s", fac, buf);
+        } else {
+                cs_log(CS_LOG_DEBUG, "librdkafka: %s: %s", fac, buf);
+        }
+}
+
+/* librdkafka's errors: most are transient and librdkafka retries them; of
+ * those only "all brokers down" is worth a warning, with the cause the
+ * connection errors gave. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+        struct cs_kafka_source *src = opaque;
+
+        (void)rk;
+        switch (err) {
+        case RD_KAFKA_RESP_ERR__TRANSPORT:
+        case RD_KAFKA_RESP_ERR__RESOLVE:
+        case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+        case RD_KAFKA_RESP_ERR__SSL:
+                /* The latest says best why the brokers are down. */
+                snprintf(src->cause, sizeof(src->cause), "%s", reason);
+                cs_log(CS_LOG_DEBUG, "Kafka: %s", reason);
+                if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+                    err == RD_KAFKA_RESP_ERR__SSL)
+                        mark_down(src, reason);
+                break;
+        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+                mark_down(src, reason);
+                break;
+        case RD_KAFKA_RESP_ERR__FATAL: {
+                char why[256];
+
+                rd_kafka_fatal_error(src->rk, why, sizeof(why));
+                cs_log(CS_LOG_ERROR, "Kafka: fatal error: %s", why);
+                src->failed = 1;
+                break;
+        }
+        default:
+                if (err != (int)src->last_err)
+                        cs_log(CS_LOG_WARN, "Kafka: %s", reason);
+                src->last_err = err;
+        }
+}
 
 static struct assigned *find(struct cs_kafka_source *src, int32_t partition)
 {
@@ -75,6 +196,10 @@ static int assign(struct cs_kafka_source *src,
                         src->parts[src->nparts].at_end = 0;
                         src->nparts++;
                 }
+                /* Only a stored offset can fall out of retention. */
+                find(src, offs[i].partition)->next =
+                        r == 0 && offs[i].next_offset >= 0 ? offs[i].next_offset
+                                                           : -1;
                 if (r == 0 && offs[i].next_offset >= 0)
                         stored++;
         }
@@ -110,8 +235,8 @@ static int assign(struct cs_kafka_source *src,
 }
 
 /* Lets the owner commit its open batch, then gives the partitions up. */
-static int revoke(struct cs_kafka_source *src,
-                  rd_kafka_topic_partition_list_t *list, int incremental)
+static int revoke_parts(struct cs_kafka_source *src,
+                        rd_kafka_topic_partition_list_t *list, int incremental)
 {
         int r = src->conf.on_revoke(src->conf.opaque);
         int i;
@@ -146,7 +271,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
                 r = assign(src, list, incremental);
         else
-                r = revoke(src, list, incremental);
+                r = revoke_parts(src, list, incremental);
         if (r < 0)
                 src->failed = 1;
 }
@@ -164,49 +289,128 @@ static int set(rd_kafka_conf_t *kc, const char *name, const char *value,
         return -1;
 }
 
-/* Without a group, takes every partition of the topic, as kcat -C does. */
-static int assign_all(struct cs_kafka_source *src, char *errstr,
-                      size_t errstr_size)
+/* Sleeps ms in short steps, serving librdkafka's callbacks; returns 1 once
+ * *stop is set. */
+static int nap(struct cs_kafka_source *src, int64_t ms)
+{
+        int64_t until = cs_now_ms() + ms;
+
+        while (!*src->conf.stop && cs_now_ms() < until) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(src->rk, 50);
+
+                if (m)
+                        rd_kafka_message_destroy(m);
+        }
+        return *src->conf.stop != 0;
+}
+
+/* The topic's entry in md, or NULL. */
+static const struct rd_kafka_metadata_topic *
+topic_of(const struct rd_kafka_metadata *md, const char *topic)
+{
+        int i;
+
+        for (i = 0; i < md->topic_cnt; i++)
+                if (!strcmp(md->topics[i].topic, topic))
+                        return &md->topics[i];
+        return NULL;
+}
+
+/* Waits until the brokers give the topic's metadata: like a database at
+ * start, the brokers may come up after the service. Asks for every topic's,
+ * since asking for one topic makes old brokers and the mock cluster create
+ * it whatever allow.auto.create.topics says. Returns 0 with *out (the caller
+ * destroys it) and *t in it, 1 when stopped, or -1 with errstr. */
+static int wait_for_topic(struct cs_kafka_source *src,
+                          const struct rd_kafka_metadata **out,
+                          const struct rd_kafka_metadata_topic **t,
+                          char *errstr, size_t errstr_size)
 {
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_partition_list_t *list;
         rd_kafka_resp_err_t err;
-        rd_kafka_topic_t *rkt;
-        int64_t deadline = cs_now_ms() + 10000;
+        int64_t started = cs_now_ms(), limit = src->conf.startup_timeout_ms;
+
+        for (;;) {
+                int64_t waited;
+
+                if (*src->conf.stop)
+                        return 1;
+                /* Short: a stop must not wait long for the answer. */
+                err = rd_kafka_metadata(src->rk, 1, NULL, &md, 1000);
+                waited = cs_now_ms() - started;
+                if (!err) {
+                        mark_up(src);
+                        *t = topic_of(md, src->conf.topic);
+                        if (!*t) {
+                                /* allow.auto.create.topics=false: a
+                                 * mistyped topic is not created behind the
+                                 * user's back. */
+                                snprintf(errstr, errstr_size,
+                                         "topic %s does not exist on %s "
+                                         "(or this client may not see it)",
+                                         src->conf.topic, src->conf.brokers);
+                                rd_kafka_metadata_destroy(md);
+                                return -1;
+                        }
+                        err = (*t)->err;
+                        if (!err && (*t)->partition_cnt > 0) {
+                                *out = md;
+                                return 0;
+                        }
+                        rd_kafka_metadata_destroy(md);
+                        md = NULL;
+                        if (err &&
+                            err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) {
+                                snprintf(errstr, errstr_size,
+                                         "topic %s on %s: %s", src->conf.topic,
+                                         src->conf.brokers,
+                                         rd_kafka_err2str(err));
+                                return -1;
+                        }
+                        /* A new topic still electing its leaders. */
+                        if (limit && waited >= limit) {
+                                snprintf(errstr, errstr_size,
+                                         "topic %s on %s: %s; gave up after "
+                                         "%.1f s (--startup-timeout)",
+                                         src->conf.topic, src->conf.brokers,
+                                         err ? rd_kafka_err2str(err)
+                                             : "no partitions",
+                                         (double)waited / 1000.0);
+                                return -1;
+                        }
+                } else {
+                        if (src->cause[0] || waited > 5000)
+                                mark_down(src, rd_kafka_err2str(err));
+                        if (limit && waited >= limit) {
+                                snprintf(errstr, errstr_size,
+                                         "Kafka brokers %s unreachable: %s; "
+                                         "gave up after %.1f s "
+                                         "(--startup-timeout)",
+                                         src->conf.brokers,
+                                         src->cause[0] ? src->cause
+                                                       : rd_kafka_err2str(err),
+                                         (double)waited / 1000.0);
+                                return -1;
+                        }
+                }
+                check_down(src, 0);
+                if (nap(src, 200))
+                        return 1;
+        }
+}
+
+/* Without a group, takes every partition of the topic, as kcat -C does. */
+static int assign_all(struct cs_kafka_source *src,
+                      const struct rd_kafka_metadata_topic *t, char *errstr,
+                      size_t errstr_size)
+{
+        rd_kafka_topic_partition_list_t *list;
         int i, r;
 
-        rkt = rd_kafka_topic_new(src->rk, src->conf.topic, NULL);
-        if (!rkt) {
-                snprintf(errstr, errstr_size, "topic %s: %s", src->conf.topic,
-                         rd_kafka_err2str(rd_kafka_last_error()));
-                return -1;
-        }
-        /* A new topic may still be electing leaders: retry for a while. */
-        for (;;) {
-                err = rd_kafka_metadata(src->rk, 0, rkt, &md, 5000);
-                if (!err && md->topic_cnt == 1)
-                        err = md->topics[0].err;
-                if (!err || cs_now_ms() > deadline)
-                        break;
-                if (md)
-                        rd_kafka_metadata_destroy(md);
-                md = NULL;
-                rd_kafka_poll(src->rk, 200);
-        }
-        rd_kafka_topic_destroy(rkt);
-        if (err || md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
-                snprintf(errstr, errstr_size, "topic %s on %s: %s",
-                         src->conf.topic, src->conf.brokers,
-                         err ? rd_kafka_err2str(err) : "no partitions");
-                if (md)
-                        rd_kafka_metadata_destroy(md);
-                return -1;
-        }
-        list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-        for (i = 0; i < md->topics[0].partition_cnt; i++)
-                rd_kafka_topic_partition_list_add(
-                        list, src->conf.topic, md->topics[0].partitions[i].id);
-        rd_kafka_metadata_destroy(md);
+        list = rd_kafka_topic_partition_list_new(t->partition_cnt);
+        for (i = 0; i < t->partition_cnt; i++)
+                rd_kafka_topic_partition_list_add(list, src->conf.topic,
+                                                  t->partitions[i].id);
         r = assign(src, list, 0);
         rd_kafka_topic_partition_list_destroy(list);
         if (r < 0)
@@ -215,63 +419,124 @@ static int assign_all(struct cs_kafka_source *src, char *errstr,
         return r;
 }
 
-struct cs_kafka_source *
-cs_kafka_source_new(const struct cs_kafka_source_conf *conf, char *errstr,
-                    size_t errstr_size)
+/* The defaults, then the -X properties, which can override any of them. */
+static int configure(rd_kafka_conf_t *kc, const char *brokers,
+                     const char *group, const char *const *props, size_t nprops,
+                     char *errstr, size_t errstr_size)
 {
-        struct cs_kafka_source *src = calloc(1, sizeof(*src));
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        rd_kafka_topic_partition_list_t *topics;
-        rd_kafka_resp_err_t err;
         size_t i;
 
+        /* Offsets are kept in the database; an offset that fell out of
+         * retention restarts at the oldest message kept rather than
+         * skipping to the newest (and is recorded as a gap). */
+        if ((brokers &&
+             set(kc, "bootstrap.servers", brokers, errstr, errstr_size)) ||
+            /* librdkafka wants a group.id even to assign by hand; commits
+             * go there for lag tools. */
+            set(kc, "group.id", group ? group : "callstream", errstr,
+                errstr_size) ||
+            set(kc, "enable.auto.commit", "false", errstr, errstr_size) ||
+            set(kc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
+            set(kc, "enable.partition.eof", "true", errstr, errstr_size) ||
+            set(kc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+            set(kc, "allow.auto.create.topics", "false", errstr, errstr_size) ||
+            set(kc, "log.queue", "true", errstr, errstr_size))
+                return -1;
+        for (i = 0; i < nprops; i++) {
+                char name[256];
+                const char *eq = strchr(props[i], '=');
+
+                if (!eq || eq == props[i] ||
+                    (size_t)(eq - props[i]) >= sizeof(name)) {
+                        snprintf(errstr, errstr_size,
+                                 "-X '%s': expected name=value",
+                                 eq ? "..." : props[i]);
+                        return -1;
+                }
+                memcpy(name, props[i], (size_t)(eq - props[i]));
+                name[eq - props[i]] = '\0';
+                if (set(kc, name, eq + 1, errstr, errstr_size))
+                        return -1;
+        }
+        return 0;
+}
+
+int cs_kafka_check_props(const char *const *props, size_t nprops, char *errstr,
+                         size_t errstr_size)
+{
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_t *rk;
+        char why[256];
+
+        if (configure(kc, NULL, NULL, props, nprops, errstr, errstr_size)) {
+                rd_kafka_conf_destroy(kc);
+                return -1;
+        }
+        /* Some mistakes only show when the client is made (a SASL
+         * mechanism this build lacks); without bootstrap.servers it
+         * connects nowhere. */
+        rd_kafka_conf_set_log_cb(kc, log_cb);
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                snprintf(errstr, errstr_size, "-X: %s", why);
+                return -1;
+        }
+        rd_kafka_destroy(rk);
+        return 0;
+}
+
+int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
+                        struct cs_kafka_source **out, char *errstr,
+                        size_t errstr_size)
+{
+        static volatile sig_atomic_t never;
+        struct cs_kafka_source *src = calloc(1, sizeof(*src));
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        const struct rd_kafka_metadata *md = NULL;
+        const struct rd_kafka_metadata_topic *t = NULL;
+        rd_kafka_topic_partition_list_t *topics;
+        rd_kafka_resp_err_t err;
+        int r = -1;
+
+        *out = NULL;
         if (!src || !kc) {
                 snprintf(errstr, errstr_size, "out of memory");
                 goto fail;
         }
         src->conf = *conf;
-        /* Defaults first, so -X can override any of them. Offsets are kept
-         * in the database; an offset that fell out of retention restarts at
-         * the oldest message kept rather than skipping to the newest. */
-        if (set(kc, "bootstrap.servers", conf->brokers, errstr, errstr_size) ||
-            /* librdkafka wants a group.id even to assign by hand. */
-            set(kc, "group.id", conf->group ? conf->group : "callstream",
-                errstr, errstr_size) ||
-            set(kc, "enable.auto.commit", "false", errstr, errstr_size) ||
-            set(kc, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-            set(kc, "enable.partition.eof", "true", errstr, errstr_size) ||
-            set(kc, "auto.offset.reset", "earliest", errstr, errstr_size))
+        src->probe_at = cs_now_ms() + PROBE_MS;
+        if (!src->conf.stop)
+                src->conf.stop = &never;
+        if (configure(kc, conf->brokers, conf->group, conf->props, conf->nprops,
+                      errstr, errstr_size))
                 goto fail;
-        for (i = 0; i < conf->nprops; i++) {
-                char name[256];
-                const char *eq = strchr(conf->props[i], '=');
-
-                if (!eq || eq == conf->props[i] ||
-                    (size_t)(eq - conf->props[i]) >= sizeof(name)) {
-                        snprintf(errstr, errstr_size,
-                                 "-X '%s': expected name=value",
-                                 eq ? "..." : conf->props[i]);
-                        goto fail;
-                }
-                memcpy(name, conf->props[i], (size_t)(eq - conf->props[i]));
-                name[eq - conf->props[i]] = '\0';
-                if (set(kc, name, eq + 1, errstr, errstr_size))
-                        goto fail;
-        }
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+        rd_kafka_conf_set_log_cb(kc, log_cb);
+        rd_kafka_conf_set_error_cb(kc, error_cb);
         rd_kafka_conf_set_opaque(kc, src);
 
         src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
         if (!src->rk)
                 goto fail;
         kc = NULL; /* now owned by rk */
+        /* Log lines to the main queue, which the consumer's serves. */
+        rd_kafka_set_log_queue(src->rk, NULL);
         rd_kafka_poll_set_consumer(src->rk);
 
+        if ((r = wait_for_topic(src, &md, &t, errstr, errstr_size)) != 0)
+                goto fail;
+        r = -1;
         if (!conf->group) {
-                if (assign_all(src, errstr, errstr_size) < 0)
+                int a = assign_all(src, t, errstr, errstr_size);
+
+                rd_kafka_metadata_destroy(md);
+                if (a < 0)
                         goto fail;
-                return src;
+                *out = src;
+                return 0;
         }
+        rd_kafka_metadata_destroy(md);
         topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(topics, conf->topic,
                                           RD_KAFKA_PARTITION_UA);
@@ -282,14 +547,50 @@ cs_kafka_source_new(const struct cs_kafka_source_conf *conf, char *errstr,
                          conf->topic, rd_kafka_err2str(err));
                 goto fail;
         }
-        return src;
+        *out = src;
+        return 0;
 fail:
         if (kc)
                 rd_kafka_conf_destroy(kc);
         if (src && src->rk)
                 rd_kafka_destroy(src->rk);
         free(src);
-        return NULL;
+        return r;
+}
+
+/* A message (or the end) at offset past the one expected next: when the
+ * expected one is below the partition's first kept offset, retention
+ * deleted what lies between before it was read. A jump within what is kept
+ * (transaction markers, compaction) is no loss, nor is one where the first
+ * kept offset is unknown. */
+static void check_gap(struct cs_kafka_source *src, struct assigned *a,
+                      int64_t offset, int *failed)
+{
+        int64_t low = -1, high = -1, last;
+
+        /* Fetch responses carry the log start offset (Kafka >= 0.11). */
+        rd_kafka_get_watermark_offsets(src->rk, src->conf.topic, a->partition,
+                                       &low, &high);
+        if (low <= a->next) {
+                if (low < 0)
+                        cs_log(CS_LOG_DEBUG,
+                               "%s [%d]: offsets %lld-%lld skipped, first "
+                               "kept offset unknown",
+                               src->conf.topic, (int)a->partition,
+                               (long long)a->next, (long long)offset - 1);
+                return;
+        }
+        last = low <= offset ? low - 1 : offset - 1;
+        cs_log(CS_LOG_WARN,
+               "%s [%d]: offsets %lld-%lld (%lld messages) were deleted by "
+               "the topic's retention before they were read; going on from "
+               "offset %lld",
+               src->conf.topic, (int)a->partition, (long long)a->next,
+               (long long)last, (long long)(last - a->next + 1),
+               (long long)offset);
+        if (src->conf.on_gap &&
+            src->conf.on_gap(src->conf.opaque, a->partition, a->next, last) < 0)
+                *failed = 1;
 }
 
 rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
@@ -302,6 +603,15 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
                 *failed = 1;
         if (!m)
                 return NULL;
+        if (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                /* Only a broker can have sent it. */
+                mark_up(src);
+                a = find(src, m->partition);
+                if (a && a->next >= 0 && m->offset > a->next && !src->paused)
+                        check_gap(src, a, m->offset, failed);
+                if (a && (!m->err || m->offset > a->next))
+                        a->next = m->err ? m->offset : m->offset + 1;
+        }
         if (!m->err) {
                 a = find(src, m->partition);
                 if (a)
@@ -334,6 +644,68 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
         src->last_err = m->err;
         rd_kafka_message_destroy(m);
         return NULL;
+}
+
+int cs_kafka_source_tick(struct cs_kafka_source *src, int idle,
+                         const struct cs_partition_offset **highs, size_t *n,
+                         int *failed)
+{
+        int64_t now = cs_now_ms(), low, high;
+        size_t i;
+
+        if (check_down(src, src->conf.broker_timeout_ms) < 0) {
+                cs_log(CS_LOG_ERROR,
+                       "Kafka brokers %s unreachable for %.0f s: %s; giving "
+                       "up (--broker-timeout)",
+                       src->conf.brokers,
+                       (double)(now - src->down_since) / 1000.0,
+                       src->cause[0] ? src->cause : "no answer");
+                *failed = 1;
+                return 0;
+        }
+        if (!idle || now < src->probe_at)
+                return 0;
+        src->probe_at = now + (src->down ? 1000 : PROBE_MS);
+        if (src->down) {
+                /* While down, a short metadata request every second tells
+                 * when they are back (rd_kafka_query_watermark_offsets()
+                 * would wait for the socket timeout). */
+                const struct rd_kafka_metadata *md = NULL;
+
+                if (rd_kafka_metadata(src->rk, 0, NULL, &md, PROBE_WAIT))
+                        return 0;
+                rd_kafka_metadata_destroy(md);
+                mark_up(src);
+        }
+        if (!src->nparts)
+                return 0;
+        if (src->nhighs < src->nparts) {
+                struct cs_partition_offset *p =
+                        realloc(src->highs, src->nparts * sizeof(*p));
+
+                if (!p)
+                        return 0;
+                src->highs = p;
+        }
+        /* Fetch responses keep librdkafka's copy of the high watermarks
+         * current, idle or not: no need to ask the brokers again. */
+        src->nhighs = 0;
+        for (i = 0; i < src->nparts; i++) {
+                if (rd_kafka_get_watermark_offsets(src->rk, src->conf.topic,
+                                                   src->parts[i].partition,
+                                                   &low, &high) ||
+                    high < 0)
+                        continue;
+                memset(&src->highs[src->nhighs], 0, sizeof(src->highs[0]));
+                src->highs[src->nhighs].partition = src->parts[i].partition;
+                src->highs[src->nhighs].high_watermark = high;
+                src->nhighs++;
+        }
+        if (!src->nhighs)
+                return 0;
+        *highs = src->highs;
+        *n = src->nhighs;
+        return 1;
 }
 
 /* Returns the current assignment as a list (the caller destroys it). */
@@ -383,6 +755,7 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src)
                                                      : RD_KAFKA_OFFSET_END;
                 list->elems[i].offset = o;
                 src->parts[i].at_end = 0;
+                src->parts[i].next = offs[i].next_offset;
         }
         free(offs);
         if (r == 0) {
@@ -438,7 +811,7 @@ void cs_kafka_source_commit(struct cs_kafka_source *src,
         rd_kafka_topic_partition_list_t *list;
         size_t i;
 
-        if (!b->noffsets || !src->conf.group)
+        if (!b->noffsets)
                 return;
         list = rd_kafka_topic_partition_list_new((int)b->noffsets);
         for (i = 0; i < b->noffsets; i++)
@@ -458,5 +831,6 @@ void cs_kafka_source_destroy(struct cs_kafka_source *src)
         rd_kafka_consumer_close(src->rk);
         rd_kafka_destroy(src->rk);
         free(src->parts);
+        free(src->highs);
         free(src);
 }

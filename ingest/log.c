@@ -12,13 +12,21 @@ static const char *const level_names[] = {"error", "warning", "info", "debug"};
 void cs_log_write(int level, const char *fmt, ...)
 {
         char line[1024];
+        struct timespec ts;
+        struct tm tm;
         va_list ap;
         int n;
 
         if (level < 0 || level > CS_LOG_DEBUG)
                 level = CS_LOG_ERROR;
-        n = snprintf(line, sizeof(line),
-                     "callstream: %s: ", level_names[level]);
+        /* ISO 8601 UTC first: lines sort, and grep on "callstream: error:"
+         * still finds them. */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      ".%03ldZ callstream: %s: ", ts.tv_nsec / 1000000,
+                      level_names[level]);
         va_start(ap, fmt);
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
         va_end(ap);

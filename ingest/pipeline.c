@@ -48,6 +48,12 @@ struct pipeline {
         int64_t starts[CS_WINDOW_MAX_PER_EVENT];
         struct totals totals;
 
+        /* Offsets lost to Kafka's retention, for the open batch; a gap
+         * that could not be noted keeps any batch from being written. */
+        struct cs_offset_gap *gaps;
+        size_t ngaps, gaps_cap;
+        int gap_lost;
+
         /* Recovering from a database outage: consuming is paused, and the
          * next reconnect attempt is due at retry_at. */
         int recovering;
@@ -185,6 +191,7 @@ static void start_recovery(struct pipeline *pl, const char *why)
         cs_log(CS_LOG_WARN, "database unavailable: %s; pausing consumption",
                why);
         cs_batch_reset(pl->batch);
+        pl->ngaps = 0; /* found again from the stored offsets */
         if (pl->src)
                 cs_kafka_source_pause(pl->src);
         pl->recovering = 1;
@@ -234,8 +241,10 @@ static int flush(struct pipeline *pl)
         size_t i, nrows, fresh = 0;
         int r;
 
-        if (!b->nmessages || pl->recovering)
+        if ((!b->nmessages && !pl->ngaps) || pl->recovering)
                 return 0;
+        if (pl->gap_lost)
+                return -1;
         if ((r = ops->begin(pl->sink, errstr, sizeof(errstr))) < 0 ||
             (r = ops->write_calls(pl->sink, b, pl->inserted, pl->old, errstr,
                                   sizeof(errstr))) < 0)
@@ -252,6 +261,8 @@ static int flush(struct pipeline *pl)
                                          pl->conf->specs, errstr,
                                          sizeof(errstr))) < 0 ||
             (r = ops->write_rejects(pl->sink, b, errstr, sizeof(errstr))) < 0 ||
+            (r = ops->write_gaps(pl->sink, b->topic, pl->gaps, pl->ngaps,
+                                 errstr, sizeof(errstr))) < 0 ||
             (r = ops->store_offsets(pl->sink, b, errstr, sizeof(errstr))) < 0 ||
             (pl->replay_path &&
              (r = cs_topics_store_replay(pl->sink, pl->conf->topic,
@@ -276,6 +287,7 @@ static int flush(struct pipeline *pl)
         if (pl->src)
                 cs_kafka_source_commit(pl->src, b);
         cs_batch_reset(b);
+        pl->ngaps = 0;
         retain(pl);
         return 0;
 fail:
@@ -460,6 +472,50 @@ static int on_assign(void *opaque, struct cs_partition_offset *offs, size_t n)
                 }
         }
         return 0;
+}
+
+/* Notes a retention gap for the open batch, and moves the batch past it:
+ * the gap row and the offset after it are committed together. */
+static int on_gap(void *opaque, int32_t partition, int64_t first, int64_t last)
+{
+        struct pipeline *pl = opaque;
+        struct cs_watermark *w = mark_of(pl, partition);
+
+        if (pl->recovering)
+                return 0;
+        if (!w || CS_RESERVE(pl->gaps, pl->ngaps, pl->gaps_cap) < 0 ||
+            cs_batch_advance(pl->batch, partition, last + 1, w) < 0) {
+                cs_log(CS_LOG_ERROR, "out of memory noting a gap in %s [%d]",
+                       pl->conf->topic, (int)partition);
+                pl->gap_lost = 1;
+                return -1;
+        }
+        pl->gaps[pl->ngaps].partition = partition;
+        pl->gaps[pl->ngaps].first = first;
+        pl->gaps[pl->ngaps].last = last;
+        pl->ngaps++;
+        return 0;
+}
+
+/* While idle: the partitions' ends just read from Kafka, so that lag in
+ * pipeline_progress is current without a batch. A failure only delays it. */
+static void store_highs(struct pipeline *pl,
+                        const struct cs_partition_offset *highs, size_t n)
+{
+        const struct cs_sink_ops *ops = pl->sink->ops;
+        char errstr[512];
+
+        if (ops->begin(pl->sink, errstr, sizeof(errstr)) < 0)
+                goto fail;
+        if (ops->store_high_watermarks(pl->sink, pl->conf->topic, highs, n,
+                                       errstr, sizeof(errstr)) < 0 ||
+            ops->commit(pl->sink, errstr, sizeof(errstr)) < 0) {
+                ops->rollback(pl->sink);
+                goto fail;
+        }
+        return;
+fail:
+        cs_log(CS_LOG_DEBUG, "high watermarks not stored: %s", errstr);
 }
 
 /* Commits what was consumed before partitions go to another process. When
@@ -672,6 +728,10 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 .nprops = conf->nprops,
                 .on_assign = on_assign,
                 .on_revoke = on_revoke,
+                .on_gap = on_gap,
+                .stop = stop,
+                .startup_timeout_ms = conf->startup_timeout_ms,
+                .broker_timeout_ms = conf->broker_timeout_ms,
                 .opaque = &pl,
         };
         struct cs_file_source *file = NULL;
@@ -718,17 +778,22 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                         r = -1;
                 goto done;
         }
-        r = -1;
-        pl.src = cs_kafka_source_new(&kconf, errstr, sizeof(errstr));
-        if (!pl.src) {
-                cs_log(CS_LOG_ERROR, "%s", errstr);
+        r = cs_kafka_source_new(&kconf, &pl.src, errstr, sizeof(errstr));
+        if (r != 0) {
+                /* Stopped while waiting for the brokers: nothing to do. */
+                if (r < 0)
+                        cs_log(CS_LOG_ERROR, "%s", errstr);
+                r = r > 0 ? 0 : -1;
                 goto done;
         }
+        r = -1;
 
         while (!failed) {
                 const struct cs_batch *b = pl.batch;
+                const struct cs_partition_offset *highs;
                 int timeout = 100, due, idle;
                 rd_kafka_message_t *m;
+                size_t nhighs;
 
                 if (*stop) {
                         /* A final batch lost to an outage stays unwritten:
@@ -755,12 +820,17 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                                 failed = 1;
                         rd_kafka_message_destroy(m);
                 }
+                if (cs_kafka_source_tick(pl.src, idle && !pl.recovering, &highs,
+                                         &nhighs, &failed) &&
+                    !pl.recovering)
+                        store_highs(&pl, highs, nhighs);
                 if (failed || pl.recovering)
                         continue;
                 /* A quiet stream still has old data to let go. */
                 if (idle)
                         retain(&pl);
-                due = b->nmessages >= conf->batch_max_records ||
+                /* A gap at a partition's end moves its offset alone. */
+                due = pl.ngaps > 0 || b->nmessages >= conf->batch_max_records ||
                       (b->nmessages &&
                        cs_now_ms() - b->opened_ms >= conf->batch_max_ms);
                 if (conf->exit_at_end && cs_kafka_source_at_end(pl.src)) {
@@ -803,6 +873,7 @@ freed:
         free(pl.old);
         free(pl.late);
         free(pl.marks);
+        free(pl.gaps);
         cs_window_agg_destroy(pl.agg);
         cs_batch_destroy(pl.batch);
         cs_parser_destroy(pl.parser);

@@ -1741,6 +1741,48 @@ static int pg_query(struct cs_sink *base, const char *name,
         return r;
 }
 
+/* The Kafka bookkeeping below runs rarely: unprepared statements. */
+static int pg_write_gaps(struct cs_sink *base, const char *topic,
+                         const struct cs_offset_gap *gaps, size_t n,
+                         char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        char part[16], first[24], last[24];
+        const char *params[4] = {topic, part, first, last};
+        size_t i;
+        int r = 0;
+
+        for (i = 0; i < n && r == 0; i++) {
+                snprintf(part, sizeof(part), "%d", (int)gaps[i].partition);
+                snprintf(first, sizeof(first), "%lld",
+                         (long long)gaps[i].first);
+                snprintf(last, sizeof(last), "%lld", (long long)gaps[i].last);
+                r = run_named(s, "write_gap", params, 4, NULL, errstr,
+                              errstr_size);
+        }
+        return r;
+}
+
+static int pg_store_high_watermarks(struct cs_sink *base, const char *topic,
+                                    const struct cs_partition_offset *offs,
+                                    size_t n, char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        char part[16], high[24];
+        const char *params[3] = {topic, part, high};
+        size_t i;
+        int r = 0;
+
+        for (i = 0; i < n && r == 0; i++) {
+                snprintf(part, sizeof(part), "%d", (int)offs[i].partition);
+                snprintf(high, sizeof(high), "%lld",
+                         (long long)offs[i].high_watermark);
+                r = run_named(s, "store_high_watermark", params, 3, NULL,
+                              errstr, errstr_size);
+        }
+        return r;
+}
+
 static const struct cs_sink_ops pg_ops = {
         .dialect = DIALECT,
         .migrate = pg_migrate,
@@ -1762,6 +1804,8 @@ static const struct cs_sink_ops pg_ops = {
         .reconnect = pg_reconnect,
         .close = pg_close,
         .query = pg_query,
+        .write_gaps = pg_write_gaps,
+        .store_high_watermarks = pg_store_high_watermarks,
 };
 
 int cs_sink_pg_open(const char *conninfo, const char *schema,

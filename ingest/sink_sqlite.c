@@ -1010,6 +1010,59 @@ static int sqlite_query(struct cs_sink *base, const char *name,
         return r;
 }
 
+/* The Kafka bookkeeping below runs rarely: its statements are prepared on
+ * each use. */
+static int sqlite_write_gaps(struct cs_sink *base, const char *topic,
+                             const struct cs_offset_gap *gaps, size_t n,
+                             char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = NULL;
+        size_t i;
+        int r = 0;
+
+        if (!n)
+                return 0;
+        if (prepare_named(s, "write_gap", &st, errstr, errstr_size) < 0)
+                return -1;
+        sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, s->now, -1, SQLITE_STATIC);
+        for (i = 0; i < n && r == 0; i++) {
+                sqlite3_bind_int(st, 2, gaps[i].partition);
+                sqlite3_bind_int64(st, 3, gaps[i].first);
+                sqlite3_bind_int64(st, 4, gaps[i].last);
+                if (run(st) < 0)
+                        r = fail(s, "storing kafka_gaps", errstr, errstr_size);
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+static int sqlite_store_high_watermarks(struct cs_sink *base, const char *topic,
+                                        const struct cs_partition_offset *offs,
+                                        size_t n, char *errstr,
+                                        size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        sqlite3_stmt *st = NULL;
+        size_t i;
+        int r = 0;
+
+        if (prepare_named(s, "store_high_watermark", &st, errstr, errstr_size) <
+            0)
+                return -1;
+        sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+        for (i = 0; i < n && r == 0; i++) {
+                sqlite3_bind_int(st, 2, offs[i].partition);
+                sqlite3_bind_int64(st, 3, offs[i].high_watermark);
+                if (run(st) < 0)
+                        r = fail(s, "storing high watermarks", errstr,
+                                 errstr_size);
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
 static const struct cs_sink_ops sqlite_ops = {
         .dialect = DIALECT,
         .migrate = sqlite_migrate,
@@ -1032,6 +1085,8 @@ static const struct cs_sink_ops sqlite_ops = {
         .reconnect = sqlite_reconnect,
         .close = sqlite_close,
         .query = sqlite_query,
+        .write_gaps = sqlite_write_gaps,
+        .store_high_watermarks = sqlite_store_high_watermarks,
 };
 
 /* The directory of path, in dir. */

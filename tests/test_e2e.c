@@ -1079,7 +1079,8 @@ static void dump_table(sqlite3 *db, const char *name, const char *const *skip,
 }
 
 static const char *const timestamp_cols[] = {"ingested_at", "rejected_at",
-                                             "updated_at", NULL};
+                                             "updated_at",  "high_watermark_at",
+                                             "detected_at", NULL};
 
 /* Dumps the schema and every table and view of the database at path, minus
  * the timestamp columns. */
@@ -1112,7 +1113,8 @@ static void dump_state(const char *path, struct th_buf *out)
         static const char *const none[] = {NULL};
         static const char *const calls_skip[] = {"ingested_at", NULL};
         static const char *const rejected_skip[] = {"id", "rejected_at", NULL};
-        static const char *const offsets_skip[] = {"updated_at", NULL};
+        static const char *const offsets_skip[] = {"updated_at",
+                                                   "high_watermark_at", NULL};
         sqlite3 *db = db_open(path);
 
         assert_non_null(db);

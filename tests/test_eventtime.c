@@ -883,8 +883,9 @@ static long long sqlite_int(const char *path, const char *sql)
 static int dump_skip(const char *table, const char *col, int skip_topic)
 {
         static const char *const when[] = {
-                "ingested_at", "rejected_at",   "updated_at",
-                "recorded_at", "last_batch_at", "applied_at",
+                "ingested_at",       "rejected_at",   "updated_at",
+                "recorded_at",       "last_batch_at", "applied_at",
+                "high_watermark_at", "detected_at",
         };
         size_t i;
 

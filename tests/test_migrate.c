@@ -87,8 +87,11 @@ static void test_migrations_listed_in_order(void **state)
 
         (void)state;
         assert_true(n >= 2);
+        /* Ascending and unique; numbers reserved for work in progress
+         * may leave a hole. */
+        assert_int_equal(m[0].version, 1);
         for (i = 0; i < n; i++) {
-                assert_int_equal(m[i].version, i + 1);
+                assert_true(i == 0 || m[i].version > m[i - 1].version);
                 assert_int_equal(strlen(m[i].checksum), 16);
         }
         {

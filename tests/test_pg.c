@@ -1503,7 +1503,10 @@ static int expect_conn_failure(const struct th_args *a, const char *host,
                 r.ms / 1000.0);
         for (p = r.err.p; p && *p; p = nl ? nl + 1 : NULL) {
                 nl = strchr(p, '\n');
-                if (!strncmp(p, "callstream: error: ", 19)) {
+                /* After the line's timestamp. */
+                const char *e = strstr(p, "callstream: error: ");
+
+                if (e && (!nl || e < nl)) {
                         errors++;
                         err_line = p;
                         err_len = nl ? (size_t)(nl - p) : strlen(p);

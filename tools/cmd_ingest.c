@@ -8,6 +8,7 @@
 
 #include "cs_cli.h"
 #include "cs_cmd.h"
+#include "cs_kafka.h"
 #include "cs_pipeline.h"
 #include "cs_sink.h"
 #include "cs_topics.h"
@@ -91,11 +92,18 @@ static const char ingest_help[] =
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
-        "      --startup-timeout D   give up when the database is still out\n"
-        "                            of reach D after start (default: wait\n"
-        "                            until stopped; 30s with --exit-at-end\n"
-        "                            or --file; 0: no limit)\n"
-        "  -X name=value             librdkafka property, repeatable\n"
+        "      --startup-timeout D   give up when the database, then the\n"
+        "                            Kafka brokers, are still out of reach D\n"
+        "                            after start (each; default: wait until\n"
+        "                            stopped; 30s with --exit-at-end or\n"
+        "                            --file; 0: no limit)\n"
+        "      --broker-timeout D    after the start, give up when the Kafka\n"
+        "                            brokers have been unreachable for D\n"
+        "                            (default: retry until stopped; 30s with\n"
+        "                            --exit-at-end; 0: no limit)\n"
+        "  -X name=value             librdkafka property, repeatable (not\n"
+        "                            with --file); checked before anything\n"
+        "                            is opened\n"
         "  -v, --verbose             log each batch\n"
         "  -q, --quiet               log errors only\n"
         "  -h, --help                show this help\n"
@@ -124,6 +132,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"batch-max-ms", required_argument, NULL, 'M'},
                 {"startup-timeout", required_argument, NULL, 'O'},
                 {"max-future", required_argument, NULL, 'F'},
+                {"broker-timeout", required_argument, NULL, 'K'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -140,7 +149,7 @@ int cs_cmd_ingest(int argc, char **argv)
         char errstr[256], *real = NULL;
         long long v;
         int64_t d;
-        int c, r, startup_timeout_set = 0;
+        int c, r, startup_timeout_set = 0, broker_timeout_set = 0;
 
         while ((c = cs_cli_getopt("ingest", argc, argv, "b:t:f:d:g:w:eX:h",
                                   longopts)) != -1) {
@@ -206,6 +215,18 @@ int cs_cmd_ingest(int argc, char **argv)
                         conf.startup_timeout_ms = d * 1000;
                         startup_timeout_set = 1;
                         break;
+                case 'K':
+                        if (cs_duration_parse(optarg, 0, 366LL * 86400, &d,
+                                              errstr, sizeof(errstr)) < 0) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --broker-timeout "
+                                                   "'%s': %s",
+                                                   optarg, errstr);
+                                return CS_EXIT_USAGE;
+                        }
+                        conf.broker_timeout_ms = d * 1000;
+                        broker_timeout_set = 1;
+                        break;
                 case 'P':
                         if (strcmp(optarg, "count") && strcmp(optarg, "drop")) {
                                 cs_cli_usage_error("ingest",
@@ -262,9 +283,11 @@ int cs_cmd_ingest(int argc, char **argv)
                                    argv[optind]);
                 return CS_EXIT_USAGE;
         }
-        if (conf.file && (conf.brokers || conf.group)) {
-                cs_cli_usage_error("ingest", "--file replaces --brokers and "
-                                             "--group");
+        if (conf.file &&
+            (conf.brokers || conf.group || conf.nprops || broker_timeout_set)) {
+                cs_cli_usage_error("ingest", "--file replaces --brokers, "
+                                             "--group, -X and "
+                                             "--broker-timeout");
                 return CS_EXIT_USAGE;
         }
         if (conf.file && !conf.topic && !strcmp(conf.file, "-")) {
@@ -290,6 +313,15 @@ int cs_cmd_ingest(int argc, char **argv)
          * wait for ever. */
         if (!startup_timeout_set && (conf.exit_at_end || conf.file))
                 conf.startup_timeout_ms = 30 * 1000;
+        if (!broker_timeout_set && conf.exit_at_end)
+                conf.broker_timeout_ms = 30 * 1000;
+        /* A mistyped property is a usage error, found before the database
+         * is created or migrated. */
+        if (conf.nprops && cs_kafka_check_props(props, conf.nprops, errstr,
+                                                sizeof(errstr)) < 0) {
+                cs_cli_usage_error("ingest", "%s", errstr);
+                return CS_EXIT_USAGE;
+        }
         if (conf.nspecs == 0) {
                 if (cs_window_spec_parse("1h", &specs[0], errstr,
                                          sizeof(errstr)) < 0)

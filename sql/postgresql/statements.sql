@@ -404,3 +404,17 @@ FROM pg_class AS c, aclexplode(c.relacl) AS a
 WHERE c.relname = ANY ($1::text[])
   AND c.relnamespace = to_regnamespace(quote_ident(current_schema()))
   AND c.relkind = 'v' AND a.grantee <> c.relowner
+
+-- name: write_gap
+-- Offsets lost to retention, in the batch that moves past them; a replay
+-- of the same batch finds the row there.
+INSERT INTO kafka_gaps (topic, kafka_partition, first_offset, last_offset,
+                        detected_at)
+VALUES ($1, $2, $3, $4, now() AT TIME ZONE 'UTC')
+ON CONFLICT (topic, kafka_partition, first_offset) DO NOTHING
+
+-- name: store_high_watermark
+-- While idle: a partition's end as just read from Kafka.
+UPDATE kafka_offsets
+SET high_watermark = $3, high_watermark_at = now() AT TIME ZONE 'UTC'
+WHERE topic = $1 AND kafka_partition = $2

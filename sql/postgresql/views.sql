@@ -89,5 +89,17 @@ SELECT topic, kafka_partition, next_offset AS stored_offset, high_watermark,
        GREATEST(high_watermark - next_offset, 0) AS lag, max_event_ts, watermark,
        updated_at AS last_batch_at, calls_total AS calls,
        duplicates_total AS duplicates, rejected_total AS rejected,
-       late_total AS late
-FROM kafka_offsets;
+       late_total AS late,
+       -- when high_watermark (and so lag) was last read from Kafka: by a
+       -- batch, or every few seconds while the ingest is idle
+       GREATEST(updated_at, high_watermark_at) AS high_watermark_at,
+       -- offsets deleted by Kafka's retention before they were read
+       -- (kafka_gaps has each gap)
+       (SELECT COUNT(*) FROM kafka_gaps AS g
+        WHERE g.topic = o.topic AND g.kafka_partition = o.kafka_partition)
+               AS retention_gaps,
+       (SELECT COALESCE(SUM(g.last_offset - g.first_offset + 1), 0)::bigint
+        FROM kafka_gaps AS g
+        WHERE g.topic = o.topic AND g.kafka_partition = o.kafka_partition)
+               AS lost_offsets
+FROM kafka_offsets AS o;

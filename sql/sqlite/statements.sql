@@ -256,3 +256,18 @@ DELETE FROM kafka_offsets WHERE topic = ?1
 
 -- name: replay_source_forget
 DELETE FROM replay_sources WHERE topic = ?1
+
+-- name: write_gap
+-- Offsets lost to retention, in the batch that moves past them; a replay
+-- of the same batch finds the row there.
+INSERT INTO kafka_gaps (topic, kafka_partition, first_offset, last_offset,
+                        detected_at)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (topic, kafka_partition, first_offset) DO NOTHING
+
+-- name: store_high_watermark
+-- While idle: a partition's end as just read from Kafka.
+UPDATE kafka_offsets
+SET high_watermark = ?3,
+    high_watermark_at = strftime('%Y-%m-%d %H:%M:%S', 'now')
+WHERE topic = ?1 AND kafka_partition = ?2
