@@ -21,8 +21,11 @@
  *
  * The calls are written here at known times, so the expected watermarks,
  * offsets and is_final values come from the test's own arithmetic. */
+#include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -523,6 +526,84 @@ static void test_offsets_pg(void **state)
         scenario(*state, 1);
 }
 
+/* reset and forget while an ingest holds the SQLite database: refused,
+ * naming the ingest, and the stored position untouched; once it ended,
+ * forget works and the replay's calls stay. The ingest replays standard
+ * input from a FIFO this test keeps open, so it holds the database until
+ * the test closes it. */
+static void test_forget_while_ingesting(void **state)
+{
+        struct ot *st = *state;
+        char *db = th_asprintf("%s/busy.db", st->dir);
+        char *fifo = th_asprintf("%s/busy.fifo", st->dir);
+        char *lock = th_asprintf("%s/busy.db-lock", st->dir);
+        char *cmd = th_asprintf("exec %s ingest --file - --topic held --db %s "
+                                "-q < %s",
+                                st->bin, db, fifo);
+        struct th_args a = {0};
+        struct th_buf calls = {0};
+        struct th_run r;
+        int64_t deadline = th_now_ms() + 20000;
+        pid_t pid;
+        int fd, stored = 0;
+
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        th_args_addv(&a, "sh", "-c", cmd, NULL);
+        pid = th_spawn(&a, 2, 2);
+        th_args_free(&a);
+        assert_true(pid > 0);
+        fd = open(fifo, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        /* More than the 64 KiB a replay fingerprints before it opens the
+         * database: copies of the live calls, duplicates after the first. */
+        while (calls.len < 70000)
+                assert_int_equal(th_read_file(st->live_file, &calls), 0);
+        assert_int_equal(write(fd, calls.p, calls.len), (ssize_t)calls.len);
+        th_buf_free(&calls);
+        /* Wait until the ingest holds the database: its lock file names
+         * its pid once the lock is taken. */
+        while (!stored && th_now_ms() < deadline) {
+                struct th_buf pidtext = {0};
+
+                stored = th_read_file(lock, &pidtext) == 0 && pidtext.len &&
+                         atoi(pidtext.p) == (int)pid;
+                th_buf_free(&pidtext);
+                if (!stored)
+                        th_sleep_ms(50);
+        }
+        assert_true(stored);
+        th_args_addv(&a, st->bin, "offsets", "forget", "--db", db, "--topic",
+                     "held", NULL);
+        th_run_args(&a, TH_RUN_TIMEOUT_MS, &r);
+        th_args_free(&a);
+        assert_int_equal(r.status, 1);
+        assert_non_null(r.err.p);
+        assert_non_null(strstr(r.err.p, "stop the ingest first"));
+        assert_non_null(strstr(r.err.p, "another callstream ingest"));
+        assert_int_equal(th_count_lines(r.err.p, r.err.len), 1);
+        th_run_free(&r);
+        th_args_addv(&a, st->bin, "offsets", "reset", "--db", db, "--topic",
+                     "held", "--to-earliest", NULL);
+        th_run_args(&a, TH_RUN_TIMEOUT_MS, &r);
+        th_args_free(&a);
+        assert_int_equal(r.status, 1);
+        th_run_free(&r);
+
+        /* End of input: the replay commits and exits. */
+        close(fd);
+        assert_int_equal(th_wait_until(pid, th_now_ms() + 20000), 0);
+        th_args_addv(&a, st->bin, "offsets", "forget", "--db", db, "--topic",
+                     "held", NULL);
+        th_run_args(&a, TH_RUN_TIMEOUT_MS, &r);
+        th_args_free(&a);
+        assert_int_equal(r.status, 0);
+        th_run_free(&r);
+        free(cmd);
+        free(fifo);
+        free(lock);
+        free(db);
+}
+
 static int group_teardown(void **state)
 {
         struct ot *st = *state;
@@ -611,6 +692,8 @@ int main(void)
                 cmocka_unit_test_teardown(test_offsets_sqlite,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_offsets_pg, th_test_teardown),
+                cmocka_unit_test_teardown(test_forget_while_ingesting,
+                                          th_test_teardown),
         };
 
         return cmocka_run_group_tests_name("offsets", tests, group_setup,

@@ -216,14 +216,19 @@ static void migrate_ok(const struct ops *st, const char *user, const char *db)
         th_run_ok_free(&a);
 }
 
-/* The lines of text starting with "callstream: error: ". */
+/* The lines of text that are callstream's errors: "callstream: error: ",
+ * after the line's timestamp. */
 static int error_lines(const char *text)
 {
-        const char *p;
+        const char *p, *e;
         int n = 0;
 
-        for (p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-                n += !strncmp(p, "callstream: error: ", 19);
+        for (p = text; p && *p; p = e ? e + 1 : NULL) {
+                const char *hit = strstr(p, "callstream: error: ");
+
+                e = strchr(p, '\n');
+                n += hit && (!e || hit < e);
+        }
         return n;
 }
 

@@ -22,7 +22,8 @@ static const char offsets_help[] =
         "topic and partition (file replays: partition 0, offset = line or\n"
         "element number). Stop the ingest of a topic before you reset or\n"
         "forget it: a running ingest keeps its position in memory and\n"
-        "stores it again with its next batch.\n"
+        "stores it again with its next batch (on SQLite, reset and forget\n"
+        "refuse while an ingest holds the database).\n"
         "\n"
         "  list     topic, partition, next offset, watermark, lag and, for\n"
         "           replays, the file, its fingerprint (FNV-1a of its first\n"
@@ -238,6 +239,15 @@ int cs_cmd_offsets(int argc, char **argv)
         if (cs_sink_open(db, schema, &sink, errstr, sizeof(errstr)) < 0 ||
             sink->ops->migrate(sink, errstr, sizeof(errstr)) < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
+                cs_sink_close(sink);
+                return CS_EXIT_FAILURE;
+        }
+        /* reset and forget move what a running ingest resumes from: on
+         * SQLite they take the lock an ingest holds for its lifetime. */
+        if (strcmp(action, "list") && sink->ops->claim &&
+            sink->ops->claim(sink, errstr, sizeof(errstr)) < 0) {
+                cs_log(CS_LOG_ERROR, "offsets %s: stop the ingest first: %s",
+                       action, errstr);
                 cs_sink_close(sink);
                 return CS_EXIT_FAILURE;
         }
