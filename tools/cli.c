@@ -89,9 +89,14 @@ int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
         char opts[64];
         int c;
 
-        /* A leading ':' makes getopt tell a missing value from a bad flag. */
-        snprintf(opts, sizeof(opts), "%s%s", shortopts[0] == ':' ? "" : ":",
-                 shortopts);
+        /* A leading ':' makes getopt tell a missing value from a bad flag;
+         * it goes after a leading '+' (stop at the first non-option). */
+        if (shortopts[0] == '+')
+                snprintf(opts, sizeof(opts), "+%s%s",
+                         shortopts[1] == ':' ? "" : ":", shortopts + 1);
+        else
+                snprintf(opts, sizeof(opts), "%s%s",
+                         shortopts[0] == ':' ? "" : ":", shortopts);
         opterr = 0;
         c = getopt_long(argc, argv, opts, longopts, NULL);
         if (c == ':' || c == '?') {
