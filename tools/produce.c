@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 #define MAX_SHOWN_ERRORS 5
 /* Extra time for the final wait beyond message.timeout.ms. */
 #define FLUSH_GRACE_MS 10000
+/* How often a quiet input is checked for a stop signal. */
+#define POLL_SLICE_MS 200
 /* A wait for deliveries longer than this is announced. */
 #define ANNOUNCE_WAIT_MS 2000
 /* After an abort, how long purged messages may take to report back. */
@@ -598,6 +601,17 @@ int cs_cmd_produce(int argc, char **argv)
         signals_set = 1;
 
         while (!interrupted) {
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                int ready;
+
+                /* A signal that lands just before a read() of a quiet
+                 * pipe would not interrupt it: wait in short slices, and
+                 * serve delivery reports meanwhile. */
+                ready = poll(&pfd, 1, POLL_SLICE_MS);
+                if (ready == 0 || (ready < 0 && errno == EINTR)) {
+                        rd_kafka_poll(p.rk, 0);
+                        continue;
+                }
                 n = read(fd, buf, READ_SIZE);
                 if (n == -1 && errno == EINTR)
                         continue;
