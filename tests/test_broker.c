@@ -8,7 +8,8 @@
  * What is checked is observed from outside: addresses are used by kcat and
  * produce, pid files are matched against /proc, partition leaders are read
  * back with kcat -L, message counts with kcat -C. Times are hang guards
- * only. E2E_KEEP=1 keeps the folder. */
+ * only. E2E_KEEP=1 keeps the folder; BROKER_TEST_FILTER='test_produce*'
+ * runs some tests. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -371,14 +372,23 @@ static int read_line(int fd, char *buf, size_t size, int64_t ms)
         return -1;
 }
 
+/* The broker that command() talks to. */
+static pid_t ctl_pid;
+
 /* Sends one command line to a broker's --control - and returns its
  * answer line (static storage). */
-static const char *command(int to, int from, const char *line)
+static const char *command(int to, int from, const char *line,
+                           const char *err_path)
 {
         static char answer[1024];
 
-        assert_int_equal(write(to, line, strlen(line)), (ssize_t)strlen(line));
-        assert_int_equal(read_line(from, answer, sizeof(answer), STEP_MS), 0);
+        if (write(to, line, strlen(line)) != (ssize_t)strlen(line) ||
+            read_line(from, answer, sizeof(answer), STEP_MS)) {
+                th_show_file_tail("broker stderr", err_path);
+                fail_msg("the broker did not answer '%.*s' (status %d, -1: "
+                         "running)",
+                         (int)strcspn(line, "\n"), line, th_exited(ctl_pid));
+        }
         /* One TAP comment line: the command's newlines shown as \n. */
         fprintf(stderr, "# control: ");
         for (; *line; line++)
@@ -547,21 +557,24 @@ static void test_control_stdin(void **state)
         pid = spawn_piped(&a, &to, &from, err_path);
         th_args_free(&a);
         th_fatal_broker(TH_FATAL_BROKERS - 1, pid);
+        ctl_pid = pid;
         assert_int_equal(read_line(from, addr, sizeof(addr), STEP_MS), 0);
         assert_address(addr);
 
-        assert_non_null(strstr(command(to, from, "help\n"), "ok"));
-        assert_string_equal(command(to, from, "ping\n"),
+        assert_non_null(strstr(command(to, from, "help\n", err_path), "ok"));
+        assert_string_equal(command(to, from, "ping\n", err_path),
                             "error: unknown command 'ping' (try 'help')");
         /* Blank lines and comments get no answer: the next answer is the
          * next command's. */
-        assert_memory_equal(command(to, from, "\n# note\ndown 2\n"),
+        assert_memory_equal(command(to, from, "\n# note\ndown 2\n", err_path),
                             "error: ", 7);
-        assert_memory_equal(command(to, from, "rtt 1 soon\n"), "error: ", 7);
-        assert_memory_equal(command(to, from, "error Produce NO_SUCH 1\n"),
+        assert_memory_equal(command(to, from, "rtt 1 soon\n", err_path),
                             "error: ", 7);
-        assert_string_equal(command(to, from, "rtt 1 0\n"), "ok");
-        assert_string_equal(command(to, from, "down 1\n"), "ok");
+        assert_memory_equal(
+                command(to, from, "error Produce NO_SUCH 1\n", err_path),
+                "error: ", 7);
+        assert_string_equal(command(to, from, "rtt 1 0\n", err_path), "ok");
+        assert_string_equal(command(to, from, "down 1\n", err_path), "ok");
 
         produce_args(&a, addr, "3s", g.records);
         run(&a, DEADLINE_MS, &r);
@@ -570,7 +583,7 @@ static void test_control_stdin(void **state)
         assert_non_null(strstr(r.err.p, "0 delivered, 5 failed"));
         th_run_free(&r);
 
-        assert_string_equal(command(to, from, "up 1\n"), "ok");
+        assert_string_equal(command(to, from, "up 1\n", err_path), "ok");
         produce_args(&a, addr, "30s", g.records);
         run(&a, DEADLINE_MS, &r);
         assert_int_equal(r.status, 0);
@@ -844,6 +857,10 @@ int main(void)
                 cmocka_unit_test_teardown(test_produce_ctrl_c, teardown),
         };
 
+        const char *only = getenv("BROKER_TEST_FILTER");
+
+        if (only && *only)
+                cmocka_set_test_filter(only);
         return cmocka_run_group_tests_name("broker", tests, group_setup,
                                            group_teardown);
 }
