@@ -109,67 +109,15 @@ static char *in_dir(const struct st *st, const char *name)
         return th_asprintf("%s/%s", st->dir, name);
 }
 
-/* A stand-in for `callstream broker --daemon --pid-file F` while the binary
- * has no --daemon: the broker in the background, its address printed once
- * it listens. Everything else goes to the binary. */
-static const char shim[] =
-        "#!/bin/sh\n"
-        "real='%s'\n"
-        "daemon=0\n"
-        "if [ \"$1\" = broker ]; then\n"
-        "        for a; do [ \"$a\" = --daemon ] && daemon=1; done\n"
-        "fi\n"
-        "[ $daemon = 1 ] || exec \"$real\" \"$@\"\n"
-        "shift\n"
-        "n=$# pidfile=\n"
-        "while [ $n -gt 0 ]; do\n"
-        "        a=$1; shift; n=$((n - 1))\n"
-        "        case $a in\n"
-        "        --daemon) ;;\n"
-        "        --pid-file) pidfile=$1; shift; n=$((n - 1)) ;;\n"
-        "        *) set -- \"$@\" \"$a\" ;;\n"
-        "        esac\n"
-        "done\n"
-        "out=$(mktemp)\n"
-        "\"$real\" broker \"$@\" >\"$out\" 2>\"$out.err\" </dev/null &\n"
-        "pid=$!\n"
-        "[ -z \"$pidfile\" ] || echo $pid >\"$pidfile\"\n"
-        "while [ ! -s \"$out\" ]; do\n"
-        "        kill -0 $pid 2>/dev/null || { cat \"$out.err\" >&2; exit 1; "
-        "}\n"
-        "        sleep 0.1\n"
-        "done\n"
-        "head -n 1 \"$out\"\n";
-
-/* Puts `callstream` on PATH in dir/bin: the binary itself, or the stand-in
- * above when its broker has no --daemon yet. */
+/* Puts `callstream` on PATH in dir/bin: a link to the binary. */
 static int make_bin(struct st *st)
 {
-        struct th_args a = {0};
-        struct th_run r;
         char *bindir = in_dir(st, "bin");
         char *link = in_dir(st, "bin/callstream");
-        int daemon, ret = -1;
+        int ret = -1;
 
-        th_args_addv(&a, st->bin, "broker", "--help", NULL);
-        th_run_args(&a, TH_RUN_TIMEOUT_MS, &r);
-        th_args_free(&a);
-        daemon = r.out.p && strstr(r.out.p, "--daemon") != NULL;
-        th_run_free(&r);
-        if (mkdir(bindir, 0700) < 0)
-                goto done;
-        if (daemon) {
+        if (mkdir(bindir, 0700) == 0)
                 ret = symlink(st->bin, link);
-        } else {
-                char *text = th_asprintf(shim, st->bin);
-
-                fprintf(stderr, "# this callstream broker has no --daemon "
-                                "yet: a shell stand-in runs it\n");
-                ret = th_write_file(link, text, 0) || chmod(link, 0700) ? -1
-                                                                        : 0;
-                free(text);
-        }
-done:
         if (ret < 0)
                 fprintf(stderr, "# cannot make %s: %s\n", link,
                         strerror(errno));

@@ -158,14 +158,17 @@ int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                   const struct option *longopts)
 {
         static struct option merged[128];
-        const char *own = shortopts + (shortopts[0] == ':');
+        int plus = shortopts[0] == '+';
+        const char *own = shortopts + plus;
         char opts[128];
         size_t n = 0, i;
         int c;
 
         /* The command's options first, then the common ones it lacks. A
-         * leading ':' makes getopt tell a missing value from a bad flag. */
-        snprintf(opts, sizeof(opts), ":%s", own);
+         * leading ':' makes getopt tell a missing value from a bad flag;
+         * it goes after a leading '+' (stop at the first non-option). */
+        own += own[0] == ':';
+        snprintf(opts, sizeof(opts), "%s:%s", plus ? "+" : "", own);
         for (i = 0; i < 2; i++)
                 if (!strchr(own, "vq"[i]))
                         strncat(opts, i ? "q" : "v",

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "cs_common.h"
 #include "cs_jsonsplit.h"
 #include "cs_parse.h"
+#include "cs_window.h"
 
 #define CMD "produce"
 
@@ -24,17 +26,24 @@
 #define READ_SIZE (256 * 1024)
 /* Delivery and produce errors shown one by one; the rest are counted. */
 #define MAX_SHOWN_ERRORS 5
-/* Extra time for rd_kafka_flush() beyond message.timeout.ms. */
+/* Extra time for the final wait beyond message.timeout.ms. */
 #define FLUSH_GRACE_MS 10000
+/* How often a quiet input is checked for a stop signal. */
+#define POLL_SLICE_MS 200
+/* A wait for deliveries longer than this is announced. */
+#define ANNOUNCE_WAIT_MS 2000
+/* After an abort, how long purged messages may take to report back. */
+#define ABORT_DRAIN_MS 1000
 
 struct producer {
         rd_kafka_t *rk;
         rd_kafka_topic_t *rkt;
         struct cs_parser *parser;
         const char *topic;
-        int64_t interval_ns;       /* between messages under --rate, else 0 */
-        int64_t next_due_ns;       /* when the next message may go */
-        unsigned long long queued; /* accepted by librdkafka */
+        int64_t interval_ns;        /* between messages under --rate, else 0 */
+        int64_t next_due_ns;        /* when the next message may go */
+        unsigned long long records; /* read from the input */
+        unsigned long long queued;  /* accepted by librdkafka */
         unsigned long long delivered; /* acknowledged by the broker */
         unsigned long long failed;    /* not produced or not delivered */
         unsigned long long unkeyed;   /* not valid calls, sent without key */
@@ -47,11 +56,17 @@ struct producer {
         int fatal;
 };
 
-static volatile sig_atomic_t interrupted;
+/* interrupted: stop reading the input, deliver what is queued. aborted:
+ * stop waiting for deliveries too (SIGTERM, a second Ctrl-C, or a first one
+ * once the wait has been announced); abort_sig says which signal. */
+static volatile sig_atomic_t interrupted, aborted, abort_sig, announced;
 
 static void on_signal(int sig)
 {
-        (void)sig;
+        if (sig == SIGTERM || interrupted || announced) {
+                abort_sig = sig;
+                aborted = 1;
+        }
         interrupted = 1;
 }
 
@@ -75,27 +90,46 @@ static void usage(void)
                "other records are sent without a key.\n"
                "\n"
                "Options:\n"
-               "  --brokers LIST   bootstrap servers, host:port[,...]\n"
-               "  --topic TOPIC    topic to produce to\n"
-               "  --rate N         at most N messages per second, evenly "
-               "spaced\n"
-               "                   (default: as fast as possible)\n"
-               "  -X PROP=VALUE    librdkafka configuration property "
-               "(repeatable); the\n"
-               "                   defaults enable.idempotence=true, "
-               "compression.type=lz4\n"
-               "                   and linger.ms=5 can be overridden\n"
-               "  -v, --verbose    log more; -q, --quiet: errors only\n"
-               "  -h, --help       show this help\n"
-               "      --version    show the versions of callstream and its "
-               "libraries\n"
+               "  -b, --brokers LIST      bootstrap servers, "
+               "host:port[,...]\n"
+               "  -t, --topic TOPIC       topic to produce to\n"
+               "      --rate N            at most N messages per second, "
+               "evenly spaced\n"
+               "                          (default: as fast as possible)\n"
+               "      --delivery-timeout D\n"
+               "                          give up on a message not "
+               "delivered within D (s, m,\n"
+               "                          h; 0 never; default 5m); the "
+               "same as -X\n"
+               "                          message.timeout.ms, the later "
+               "one wins\n"
+               "  -X PROP=VALUE           librdkafka configuration property "
+               "(repeatable);\n"
+               "                          the defaults "
+               "enable.idempotence=true,\n"
+               "                          compression.type=lz4 and "
+               "linger.ms=5 can be\n"
+               "                          overridden\n"
+               "  -v, --verbose           log more; -q, --quiet: errors only\n"
+               "  -h, --help              show this help\n"
+               "      --version           show the versions of callstream and "
+               "its libraries\n"
                "\n"
-               "Prints a summary line to standard error. Exits 1 when any "
-               "message was not\n"
-               "delivered, the input is a broken JSON array (after sending "
-               "what came\n"
-               "before the error), or it cannot be read; 2 on a wrong "
-               "option.\n");
+               "At the end of the input it waits for every delivery report "
+               "(saying so\n"
+               "after 2 s). The first Ctrl-C stops reading the input and "
+               "waits for what\n"
+               "was sent; a second one, or SIGTERM, aborts at once and says "
+               "how many\n"
+               "messages were not confirmed.\n"
+               "\n"
+               "Prints a summary line to standard error (messages sent, "
+               "delivered, failed).\n"
+               "Exits 1 when any message was not delivered, on an abort, "
+               "when the input is\n"
+               "a broken JSON array (after sending what came before the "
+               "error), or it\n"
+               "cannot be read; 2 on a wrong option.\n");
 }
 
 /* Values of these properties are never echoed. */
@@ -275,6 +309,10 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                 p->delivered++;
                 return;
         }
+        /* Messages purged on an abort are counted as not confirmed. */
+        if (aborted && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                        m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT))
+                return;
         p->failed++;
         /* When the broker is unreachable every message fails the same way:
          * show the first few distinct failures, count the rest. */
@@ -334,6 +372,7 @@ static int send_message(void *opaque, const char *msg, size_t len,
         const char *key = NULL;
         size_t key_len = 0;
 
+        p->records++;
         if (!msg) {
                 if (p->errors_shown++ < MAX_SHOWN_ERRORS)
                         cs_log(CS_LOG_ERROR,
@@ -396,6 +435,7 @@ int cs_cmd_produce(int argc, char **argv)
                 {"brokers", required_argument, NULL, 'b'},
                 {"topic", required_argument, NULL, 't'},
                 {"rate", required_argument, NULL, 'r'},
+                {"delivery-timeout", required_argument, NULL, 'D'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -405,6 +445,7 @@ int cs_cmd_produce(int argc, char **argv)
         const char *path = "-", *name;
         char errstr[512], *buf = NULL;
         long long rate = 0, timeout_ms;
+        int64_t secs, deadline, wait_start;
         struct sigaction sa, old_int, old_term;
         int fd = -1, c, rc = 0, brokers_set = 0, flush_failed = 0;
         int signals_set = 0;
@@ -425,7 +466,8 @@ int cs_cmd_produce(int argc, char **argv)
         }
 
         optind = 1;
-        while ((c = cs_cli_getopt(CMD, argc, argv, "hX:", longopts)) != -1) {
+        while ((c = cs_cli_getopt(CMD, argc, argv, "b:t:hX:", longopts)) !=
+               -1) {
                 switch (c) {
                 case 'b':
                         if (rd_kafka_conf_set(conf, "bootstrap.servers", optarg,
@@ -450,6 +492,31 @@ int cs_cmd_produce(int argc, char **argv)
                                        &rate))
                                 goto fail;
                         break;
+                case 'D': {
+                        char ms[32];
+
+                        /* librdkafka's limit is INT32_MAX ms. */
+                        if (cs_duration_parse(optarg, 0, INT32_MAX / 1000,
+                                              &secs, errstr,
+                                              sizeof(errstr)) < 0) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --delivery-timeout "
+                                                   "'%s': %s",
+                                                   optarg, errstr);
+                                goto fail;
+                        }
+                        snprintf(ms, sizeof(ms), "%lld",
+                                 (long long)secs * 1000);
+                        if (rd_kafka_conf_set(conf, "message.timeout.ms", ms,
+                                              errstr, sizeof(errstr))) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --delivery-timeout "
+                                                   "'%s': %s",
+                                                   optarg, errstr);
+                                goto fail;
+                        }
+                        break;
+                }
                 case 'X':
                         if (set_property(conf, optarg))
                                 goto fail;
@@ -530,17 +597,28 @@ int cs_cmd_produce(int argc, char **argv)
                 goto fail;
         }
 
-        /* The first Ctrl-C stops reading and delivers what is queued; the
-         * handler then reverts, so a second one ends the process. */
+        /* The first Ctrl-C stops reading and delivers what is queued; a
+         * second one or SIGTERM aborts (see on_signal). No SA_RESTART, so
+         * a read() of a quiet stdin returns EINTR. */
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_signal;
-        sa.sa_flags = SA_RESETHAND;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, &old_int);
         sigaction(SIGTERM, &sa, &old_term);
         signals_set = 1;
 
         while (!interrupted) {
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                int ready;
+
+                /* A signal that lands just before a read() of a quiet
+                 * pipe would not interrupt it: wait in short slices, and
+                 * serve delivery reports meanwhile. */
+                ready = poll(&pfd, 1, POLL_SLICE_MS);
+                if (ready == 0 || (ready < 0 && errno == EINTR)) {
+                        rd_kafka_poll(p.rk, 0);
+                        continue;
+                }
                 n = read(fd, buf, READ_SIZE);
                 if (n == -1 && errno == EINTR)
                         continue;
@@ -573,37 +651,88 @@ int cs_cmd_produce(int argc, char **argv)
                 cs_log(CS_LOG_WARN, "interrupted before any record was sent");
 
         /* Wait for every delivery report; librdkafka fails each message by
-         * message.timeout.ms (0: never), so the wait is bounded. */
-        if (timeout_ms <= 0 || timeout_ms > INT_MAX - FLUSH_GRACE_MS)
-                timeout_ms = -1;
-        else
-                timeout_ms += FLUSH_GRACE_MS;
-        if (!p.fatal && rd_kafka_flush(p.rk, (int)timeout_ms) !=
-                                RD_KAFKA_RESP_ERR_NO_ERROR) {
-                cs_log(CS_LOG_ERROR,
-                       "timed out waiting for delivery of %d messages",
-                       rd_kafka_outq_len(p.rk));
-                flush_failed = 1;
+         * message.timeout.ms (0: never), so the wait is bounded unless
+         * that is 0. Short flushes keep the signals heard. */
+        wait_start = cs_now_ms();
+        deadline = timeout_ms <= 0 ? INT64_MAX
+                                   : wait_start + timeout_ms + FLUSH_GRACE_MS;
+        while (!p.fatal && !aborted && rd_kafka_outq_len(p.rk) > 0) {
+                int64_t now = cs_now_ms();
+
+                if (now >= deadline) {
+                        cs_log(CS_LOG_ERROR,
+                               "timed out waiting for delivery of %d "
+                               "messages",
+                               rd_kafka_outq_len(p.rk));
+                        flush_failed = 1;
+                        break;
+                }
+                if (!announced &&
+                    (interrupted || now - wait_start >= ANNOUNCE_WAIT_MS)) {
+                        unsigned long long left =
+                                p.records - p.delivered - p.failed;
+
+                        if (interrupted)
+                                cs_log(CS_LOG_WARN,
+                                       "waiting for %llu deliveries (Ctrl-C "
+                                       "again to abort)",
+                                       left);
+                        else if (timeout_ms > 0)
+                                cs_log(CS_LOG_WARN,
+                                       "waiting for %llu deliveries (each "
+                                       "given up after --delivery-timeout, "
+                                       "%lld ms; Ctrl-C to abort)",
+                                       left, timeout_ms);
+                        else
+                                cs_log(CS_LOG_WARN,
+                                       "waiting for %llu deliveries (no "
+                                       "--delivery-timeout; Ctrl-C to "
+                                       "abort)",
+                                       left);
+                        announced = 1;
+                }
+                rd_kafka_flush(p.rk, 100);
         }
+        if (aborted)
+                cs_log(CS_LOG_ERROR,
+                       "aborted by %s: %llu messages not confirmed (they "
+                       "may or may not have been delivered)",
+                       abort_sig == SIGTERM ? "SIGTERM" : "Ctrl-C",
+                       p.records - p.delivered - p.failed);
         if (rd_kafka_outq_len(p.rk) > 0) {
-                /* Fail what is left so that it is counted below; purged
-                 * in-flight requests report back asynchronously. */
+                /* Fail what is left so that it is counted below (or, on
+                 * an abort, dropped); purged in-flight requests report
+                 * back asynchronously. */
                 rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE |
                                              RD_KAFKA_PURGE_F_INFLIGHT);
-                rd_kafka_flush(p.rk, 5000);
+                rd_kafka_flush(p.rk, aborted ? ABORT_DRAIN_MS : 5000);
         }
 
-        if (p.unkeyed)
-                cs_log(p.failed ? CS_LOG_ERROR : CS_LOG_INFO,
-                       "produced %llu messages to %s (%llu failed, %llu "
-                       "without a key: not valid calls)",
-                       p.delivered, p.topic, p.failed, p.unkeyed);
-        else
-                cs_log(p.failed ? CS_LOG_ERROR : CS_LOG_INFO,
-                       "produced %llu messages to %s (%llu failed)",
-                       p.delivered, p.topic, p.failed);
-        if (rc == 0 && !p.failed && !flush_failed && !p.fatal && !interrupted)
-                status = CS_EXIT_OK;
+        {
+                unsigned long long unconfirmed =
+                        p.records - p.delivered - p.failed;
+                char extra[96] = "";
+
+                if (unconfirmed && p.unkeyed)
+                        snprintf(extra, sizeof(extra),
+                                 ", %llu not confirmed, %llu without a key "
+                                 "(not valid calls)",
+                                 unconfirmed, p.unkeyed);
+                else if (unconfirmed)
+                        snprintf(extra, sizeof(extra), ", %llu not confirmed",
+                                 unconfirmed);
+                else if (p.unkeyed)
+                        snprintf(extra, sizeof(extra),
+                                 ", %llu without a key (not valid calls)",
+                                 p.unkeyed);
+                cs_log(p.failed || unconfirmed ? CS_LOG_ERROR : CS_LOG_INFO,
+                       "sent %llu messages to %s: %llu delivered, %llu "
+                       "failed%s",
+                       p.records, p.topic, p.delivered, p.failed, extra);
+                if (rc == 0 && !p.failed && !unconfirmed && !flush_failed &&
+                    !p.fatal && !interrupted)
+                        status = CS_EXIT_OK;
+        }
 
 fail:
         if (signals_set) {
