@@ -46,7 +46,9 @@ struct ctx {
         char dir[PATH_MAX];
         char *bin, *data;
         struct th_broker broker;
-        struct th_broker hostile; /* a partition per hostile message */
+        struct th_broker hostile;  /* a partition per hostile message */
+        struct th_broker cluster3; /* three brokers, for leader moves */
+        char *control, *control3;  /* their --control sockets */
         struct th_pg pg;
         int pg_ok;
         long calls; /* generated calls in the stream */
@@ -226,9 +228,11 @@ static void ingest_args(struct ctx *c, struct th_args *a, const char *topic,
                         const char *db, int exit_at_end)
 {
         th_args_addv(a, c->bin, "ingest", "--brokers",
-                     strcmp(topic, "hostile") ? c->broker.brokers
-                                              : c->hostile.brokers,
-                     "--topic", topic, "--db", db, "--window", "1h", "--window",
+                     !strcmp(topic, "hostile")   ? c->hostile.brokers
+                     : !strcmp(topic, "cluster3") ? c->cluster3.brokers
+                                                  : c->broker.brokers,
+                     "--topic", strcmp(topic, "cluster3") ? topic : "calls",
+                     "--db", db, "--window", "1h", "--window",
                      "1h/15m", "--allowed-lateness", "30m", "--from-beginning",
                      "--batch-max-records", "2000", NULL);
         if (exit_at_end)
@@ -508,6 +512,396 @@ static void fault_disk_full(struct ctx *c, const char *size)
         umount2(mnt, MNT_DETACH);
 out:
         free(mnt);
+        free(db);
+        free(log);
+}
+
+/* Sends one control command (words separated by spaces) to a broker's
+ * --control socket. Returns the exit status (0: "ok"). */
+static int broker_ctl(struct ctx *c, const char *sock, const char *line)
+{
+        struct th_args a = {0};
+        struct th_run r = {0};
+        char *words = th_strdup(line), *w, *save = NULL;
+        int rc;
+
+        th_args_addv(&a, c->bin, "broker", "--control", sock, NULL);
+        for (w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
+                th_args_add(&a, w);
+        th_run_args(&a, 30000, &r);
+        rc = r.status;
+        if (rc) {
+                fprintf(stderr, "# broker control '%s': status %d\n", line,
+                        rc);
+                th_show_tail("its output", r.out.p ? r.out.p : "", r.out.len);
+                th_show_tail("its stderr", r.err.p ? r.err.p : "", r.err.len);
+        }
+        th_run_free(&r);
+        th_args_free(&a);
+        free(words);
+        return rc;
+}
+
+/* Waits until a tenth of the stream is stored, or the ingest ended. */
+static void wait_mid_stream(struct ctx *c, const char *db, pid_t pid)
+{
+        while (stored_calls(db) < c->calls / 10 && th_exited(pid) < 0)
+                th_sleep_ms(20);
+}
+
+/* Ends an ingest that should finish by itself, compares its database with
+ * the baseline and adds the row. since: when the fault ended. */
+static void finish(struct ctx *c, const char *fault, int pg, const char *db,
+                   const char *log, pid_t pid, int64_t since, int fault_ok,
+                   const char *what)
+{
+        long lost = 0, doubled = 0;
+        int rc = th_wait_until(pid, th_now_ms() + RUN_MS);
+
+        if (rc != 0)
+                th_show_file_tail("ingest log", log);
+        if (rc == 0 && compare(pg ? c->base_pg : c->base_lite, db, &lost,
+                               &doubled) < 0)
+                rc = -1;
+        if (rc == 0)
+                add_row(fault, pg ? "PostgreSQL" : "SQLite", 1, lost, doubled,
+                        (double)(th_now_ms() - since) / 1000.0, fault_ok,
+                        "%s", what);
+        else
+                add_row(fault, pg ? "PostgreSQL" : "SQLite", 1, lost, doubled,
+                        (double)(th_now_ms() - since) / 1000.0, 0,
+                        "ingest ended with %d", rc);
+}
+
+/* The broker goes down mid-stream (its connections closed, new ones
+ * refused) and comes back hold_s later. */
+static void fault_broker_down(struct ctx *c, int pg, int hold_s, int at_start)
+{
+        char *db = fresh_db(c, pg), *log = logpath(c, "broker_down");
+        char fault[64], secs[16];
+        pid_t pid;
+        int ok = 1;
+
+        if (!db)
+                return;
+        snprintf(fault, sizeof(fault), "broker down %d s %s", hold_s,
+                 at_start ? "at start" : "mid-stream");
+        snprintf(secs, sizeof(secs), "%d", hold_s);
+        if (at_start)
+                ok &= broker_ctl(c, c->control, "down -1") == 0;
+        pid = ingest_start(c, "calls", db, log, 1);
+        if (!at_start) {
+                wait_mid_stream(c, db, pid);
+                ok &= broker_ctl(c, c->control, "down -1") == 0;
+        }
+        th_sleep_ms(hold_s * 1000LL);
+        ok &= broker_ctl(c, c->control, "up -1") == 0;
+        finish(c, fault, pg, db, log, pid, th_now_ms(), ok,
+               "waited for the broker, finished, exit 0");
+        free(db);
+        free(log);
+}
+
+/* Fetch requests fail (a retriable error, then a transport error) and
+ * the broker answers slowly: librdkafka retries, nothing to see. */
+static void fault_broker_errors(struct ctx *c)
+{
+        char *db = fresh_db(c, 0), *log = logpath(c, "fetch_errors");
+        pid_t pid;
+        int ok = 1;
+
+        pid = ingest_start(c, "calls", db, log, 1);
+        wait_mid_stream(c, db, pid);
+        ok &= broker_ctl(c, c->control, "rtt -1 300") == 0;
+        ok &= broker_ctl(c, c->control,
+                         "error Fetch NOT_LEADER_FOR_PARTITION 20") == 0;
+        ok &= broker_ctl(c, c->control,
+                         "error OffsetCommit REQUEST_TIMED_OUT 5") == 0;
+        th_sleep_ms(3000);
+        ok &= broker_ctl(c, c->control, "rtt -1 0") == 0;
+        finish(c, "Fetch and OffsetCommit errors, 300 ms latency", 0, db, log,
+               pid, th_now_ms(), ok, "retried by librdkafka, exit 0");
+        free(db);
+        free(log);
+}
+
+/* In a 3-broker cluster, partition leaders move mid-stream. */
+static void fault_leader_moves(struct ctx *c)
+{
+        char *db = fresh_db(c, 0), *log = logpath(c, "leaders");
+        pid_t pid;
+        int ok = 1, p;
+
+        pid = ingest_start(c, "cluster3", db, log, 1);
+        wait_mid_stream(c, db, pid);
+        for (p = 0; p < atoi(PARTS); p++) {
+                char cmd[64];
+
+                snprintf(cmd, sizeof(cmd), "leader calls %d %d", p,
+                         1 + (p + 1) % 3);
+                ok &= broker_ctl(c, c->control3, cmd) == 0;
+        }
+        finish(c, "partition leaders moved (3 brokers)", 0, db, log, pid,
+               th_now_ms(), ok, "followed the leaders, exit 0");
+        free(db);
+        free(log);
+}
+
+/* The ingest's PostgreSQL backend frozen (SIGSTOP) for hold_s, then
+ * thawed. */
+static pid_t ingest_backend(const char *db)
+{
+        struct th_lines l = {0};
+        PGconn *pc = th_pg_open(db);
+        pid_t pid = -1;
+
+        if (pc && th_pg_lines(pc,
+                              "SELECT pid FROM pg_stat_activity WHERE "
+                              "datname = current_database() AND pid <> "
+                              "pg_backend_pid() AND backend_type = 'client "
+                              "backend' ORDER BY backend_start LIMIT 1",
+                              &l) == 0 &&
+            l.n == 1)
+                pid = (pid_t)atol(l.v[0]);
+        if (pc)
+                PQfinish(pc);
+        th_lines_free(&l);
+        return pid;
+}
+
+static void fault_pg_frozen(struct ctx *c, int hold_s, int sigterm)
+{
+        char *db = fresh_db(c, 1), *log = logpath(c, "frozen");
+        char fault[64];
+        pid_t pid, backend;
+        int64_t t0;
+        int rc;
+
+        if (!db)
+                return;
+        snprintf(fault, sizeof(fault), "PostgreSQL backend frozen %d s%s",
+                 hold_s, sigterm ? ", SIGTERM" : "");
+        pid = ingest_start(c, "calls", db, log, 1);
+        wait_mid_stream(c, db, pid);
+        backend = ingest_backend(db);
+        if (backend <= 0 || kill(backend, SIGSTOP)) {
+                add_row(fault, "PostgreSQL", 0, 0, 0, 0, 0,
+                        "no backend of the ingest found");
+                th_wait_until(pid, th_now_ms() + RUN_MS);
+                goto out;
+        }
+        if (sigterm) {
+                /* The stop bound: the ingest exits while the server
+                 * hangs; a rerun after the thaw finishes exactly. */
+                th_sleep_ms(1000);
+                t0 = th_now_ms();
+                kill(pid, SIGTERM);
+                rc = th_wait_until(pid, th_now_ms() + 60000);
+                kill(backend, SIGCONT);
+                if (rc < 0 || rc >= 128) {
+                        add_row(fault, "PostgreSQL", 1, 0, 0,
+                                (double)(th_now_ms() - t0) / 1000.0, 0,
+                                "SIGTERM did not end the ingest (%d)", rc);
+                        goto out;
+                }
+                {
+                        double exited = (double)(th_now_ms() - t0) / 1000.0;
+                        long lost = 0, doubled = 0;
+
+                        rc = ingest_to_end(c, "calls", db, log);
+                        if (rc == 0 &&
+                            compare(c->base_pg, db, &lost, &doubled) < 0)
+                                rc = -1;
+                        add_row(fault, "PostgreSQL", 2, lost, doubled, exited,
+                                rc == 0,
+                                rc == 0 ? "exited on SIGTERM while the server "
+                                          "hung; rerun finished exactly"
+                                        : "rerun ended with %d",
+                                rc);
+                }
+                goto out;
+        }
+        th_sleep_ms(hold_s * 1000LL);
+        kill(backend, SIGCONT);
+        finish(c, fault, 1, db, log, pid, th_now_ms(), 1,
+               "carried on after the thaw, exit 0");
+out:
+        free(db);
+        free(log);
+}
+
+/* Lock and statement timeouts set on the database, and a lock held on
+ * window_counts by another session for hold_s. */
+static void fault_pg_timeouts(struct ctx *c, int hold_s)
+{
+        char *db = fresh_db(c, 1), *log = logpath(c, "timeouts");
+        PGconn *admin = NULL, *locker = NULL;
+        char sql[256], fault[64];
+        pid_t pid;
+        int64_t t0;
+
+        if (!db)
+                return;
+        snprintf(fault, sizeof(fault),
+                 "PostgreSQL lock_timeout, statement_timeout, lock held %d s",
+                 hold_s);
+        admin = th_pg_open(db);
+        if (!admin)
+                goto out;
+        snprintf(sql, sizeof(sql),
+                 "ALTER DATABASE %s SET lock_timeout = '200ms'; ALTER "
+                 "DATABASE %s SET statement_timeout = '2s'",
+                 PQdb(admin), PQdb(admin));
+        PQclear(PQexec(admin, sql));
+        pid = ingest_start(c, "calls", db, log, 1);
+        wait_mid_stream(c, db, pid);
+        locker = th_pg_open(db);
+        if (locker) {
+                PQclear(PQexec(locker, "SET lock_timeout = 0; BEGIN; LOCK "
+                                       "TABLE window_counts IN ACCESS "
+                                       "EXCLUSIVE MODE"));
+                th_sleep_ms(hold_s * 1000LL);
+                PQclear(PQexec(locker, "COMMIT"));
+                PQfinish(locker);
+        }
+        t0 = th_now_ms();
+        finish(c, fault, 1, db, log, pid, t0, locker != NULL,
+               "rolled back, retried, exit 0");
+        PQfinish(admin);
+out:
+        free(db);
+        free(log);
+}
+
+/* PostgreSQL stopped when the ingest starts, started hold_s later. */
+static void fault_pg_down_at_start(struct ctx *c, int hold_s)
+{
+        char *db = fresh_db(c, 1), *log = logpath(c, "pg_down");
+        pid_t pid;
+        int ok;
+
+        if (!db)
+                return;
+        ok = th_pg_ctl(&c->pg, "fast", "stop") == 0;
+        pid = ingest_start(c, "calls", db, log, 0);
+        th_sleep_ms(hold_s * 1000LL);
+        ok &= th_pg_ctl(&c->pg, NULL, "start") == 0;
+        /* A service: it waited; now let it finish the topic and stop it. */
+        {
+                int64_t back = th_now_ms(), deadline = back + RUN_MS;
+
+                while (stored_calls(db) < c->calls * 9 / 10 &&
+                       th_exited(pid) < 0 && th_now_ms() < deadline)
+                        th_sleep_ms(200);
+                th_sleep_ms(3000);
+                kill(pid, SIGTERM);
+                finish(c, "PostgreSQL down at start", 1, db, log, pid, back,
+                       ok, "waited for the server, finished, exit 0");
+        }
+        free(db);
+        free(log);
+}
+
+/* Another connection holds the write lock when the ingest starts. */
+static void fault_sqlite_locked_at_start(struct ctx *c, int hold_s)
+{
+        char *db = fresh_db(c, 0), *log = logpath(c, "locked_start");
+        sqlite3 *lite = NULL;
+        pid_t pid;
+        int ok;
+
+        ok = sqlite3_open(db, &lite) == SQLITE_OK &&
+             sqlite3_exec(lite, "PRAGMA journal_mode = WAL; BEGIN EXCLUSIVE",
+                          NULL, NULL, NULL) == SQLITE_OK;
+        pid = ingest_start(c, "calls", db, log, 0);
+        th_sleep_ms(hold_s * 1000LL);
+        sqlite3_exec(lite, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(lite);
+        {
+                int64_t back = th_now_ms(), deadline = back + RUN_MS;
+
+                while (stored_calls(db) < c->calls * 9 / 10 &&
+                       th_exited(pid) < 0 && th_now_ms() < deadline)
+                        th_sleep_ms(200);
+                th_sleep_ms(3000);
+                kill(pid, SIGTERM);
+                finish(c, "SQLite locked at start", 0, db, log, pid, back, ok,
+                       "waited for the lock, finished, exit 0");
+        }
+        free(db);
+        free(log);
+}
+
+/* The database file, then its folder, read-only for the ingest's user
+ * (nobody: root ignores file modes): one line naming the cause, nothing
+ * left behind; writable again, a rerun finishes exactly. */
+static void fault_read_only(struct ctx *c)
+{
+        char *dir = th_asprintf("%s/ro", c->dir);
+        char *db = th_asprintf("%s/calls.db", dir), *log = logpath(c, "ro");
+        long lost = 0, doubled = 0;
+        int step, rc = 0, ok = 1, runs = 0;
+        pid_t pid;
+
+        if (mkdir(dir, 0755) || chown(dir, 65534, 65534)) {
+                add_row("read-only database", "SQLite", 0, 0, 0, 0, 1,
+                        "not run: cannot give a folder to nobody");
+                goto out;
+        }
+        /* Part of the stream, stopped cleanly. */
+        {
+                struct th_args a = {0};
+
+                th_args_addv(&a, "runuser", "-u", "nobody", "--", NULL);
+                ingest_args(c, &a, "calls", db, 0);
+                pid = th_spawn_logged(&a, log);
+                th_args_free(&a);
+                wait_mid_stream(c, db, pid);
+                kill(pid, SIGTERM);
+                rc = th_wait_until(pid, th_now_ms() + 60000);
+                runs++;
+        }
+        for (step = 0; step < 2 && rc == 0 && ok; step++) {
+                struct th_args a = {0};
+                struct th_run r = {0};
+                struct stat sb;
+                char *wal = th_asprintf("%s-wal", db);
+
+                chmod(step ? dir : db, step ? 0555 : 0444);
+                th_args_addv(&a, "runuser", "-u", "nobody", "--", NULL);
+                ingest_args(c, &a, "calls", db, 1);
+                th_run_args(&a, RUN_MS, &r);
+                th_args_free(&a);
+                runs++;
+                ok = r.status == 1 && r.err.p &&
+                     th_count_lines(r.err.p, r.err.len) == 1 &&
+                     stat(wal, &sb) != 0;
+                if (!ok)
+                        th_show_tail("read-only ingest", r.err.p, r.err.len);
+                th_run_free(&r);
+                chmod(step ? dir : db, step ? 0755 : 0644);
+                free(wal);
+        }
+        if (rc == 0 && ok) {
+                struct th_args a = {0};
+
+                th_args_addv(&a, "runuser", "-u", "nobody", "--", NULL);
+                ingest_args(c, &a, "calls", db, 1);
+                pid = th_spawn_logged(&a, log);
+                th_args_free(&a);
+                rc = th_wait_until(pid, th_now_ms() + RUN_MS);
+                runs++;
+                if (rc == 0 && compare(c->base_lite, db, &lost, &doubled) < 0)
+                        rc = -1;
+        }
+        add_row("read-only database, then folder", "SQLite", runs, lost,
+                doubled, 0, rc == 0 && ok,
+                rc == 0 && ok ? "exit 1 naming the cause, no -wal left; "
+                                "rerun finished exactly"
+                              : "failed (status %d, see above)",
+                rc);
+out:
+        free(dir);
         free(db);
         free(log);
 }
@@ -825,8 +1219,13 @@ static void fault_hostile(struct ctx *c, struct hostile *h, int n, int pg)
 
 static int setup(struct ctx *c)
 {
-        static const char *const broker_args[] = {"--partitions", PARTS,
-                                                  "--topic", "calls", NULL};
+        char *ctl = th_asprintf("%s/broker.sock", c->dir);
+        char *ctl3 = th_asprintf("%s/cluster3.sock", c->dir);
+        const char *const broker_args[] = {"--partitions", PARTS, "--topic",
+                                           "calls", "--control", ctl, NULL};
+        const char *const cluster_args[] = {
+                "--partitions", PARTS, "--topic", "calls", "--brokers-count",
+                "3", "--control", ctl3, NULL};
         static const char *const hostile_args[] = {"--partitions", "64",
                                                    "--topic", "hostile", NULL};
         char *berr;
@@ -834,6 +1233,7 @@ static int setup(struct ctx *c)
         struct th_run r = {0};
         char count[32];
         const char *env;
+        int i;
 
         if (th_find_bin_data(&c->bin, &c->data) < 0 ||
             th_tmpdir_make("callstream-reliability", c->dir, sizeof(c->dir)))
@@ -855,6 +1255,13 @@ static int setup(struct ctx *c)
                 return -1;
         th_fatal_broker(1, c->hostile.pid);
         free(berr);
+        berr = logpath(c, "cluster3");
+        if (th_broker_start(&c->cluster3, c->bin, cluster_args, berr) < 0)
+                return -1;
+        th_fatal_broker(2, c->cluster3.pid);
+        free(berr);
+        c->control = ctl;
+        c->control3 = ctl3;
 
         c->stream = th_asprintf("%s/calls.ndjson", c->dir);
         snprintf(count, sizeof(count), "%ld", c->calls);
@@ -870,16 +1277,19 @@ static int setup(struct ctx *c)
                 return -1;
         }
         th_run_free(&r);
-        th_args_addv(&a, c->bin, "produce", "--brokers", c->broker.brokers,
-                     "--topic", "calls", c->stream, NULL);
-        th_run_args(&a, RUN_MS, &r);
-        th_args_free(&a);
-        if (r.status) {
-                th_show_tail("produce", r.err.p, r.err.len);
+        for (i = 0; i < 2; i++) {
+                th_args_addv(&a, c->bin, "produce", "--brokers",
+                             i ? c->cluster3.brokers : c->broker.brokers,
+                             "--topic", "calls", c->stream, NULL);
+                th_run_args(&a, RUN_MS, &r);
+                th_args_free(&a);
+                if (r.status) {
+                        th_show_tail("produce", r.err.p, r.err.len);
+                        th_run_free(&r);
+                        return -1;
+                }
                 th_run_free(&r);
-                return -1;
         }
-        th_run_free(&r);
 
         c->pg_ok = th_pg_start(&c->pg, c->dir, 0) == 0;
         if (!c->pg_ok)
@@ -938,6 +1348,7 @@ int main(void)
                 th_pg_stop(&c.pg);
                 th_broker_stop(&c.broker);
                 th_broker_stop(&c.hostile);
+                th_broker_stop(&c.cluster3);
                 th_tmpdir_remove(c.dir);
                 printf("0 passed, 1 failed\n");
                 return 1;
@@ -953,6 +1364,28 @@ int main(void)
                 fault_sqlite_lock(&c, 10);
                 fault_sqlite_lock(&c, 45);
         }
+        if (wanted(&c, "SQLite locked at start", 0))
+                fault_sqlite_locked_at_start(&c, 10);
+        for (pg = 0; pg < 2; pg++) {
+                if (wanted(&c, "broker down 10 s mid-stream", pg))
+                        fault_broker_down(&c, pg, 10, 0);
+                if (wanted(&c, "broker down 10 s at start", pg))
+                        fault_broker_down(&c, pg, 10, 1);
+        }
+        if (wanted(&c, "Fetch and OffsetCommit errors", 0))
+                fault_broker_errors(&c);
+        if (wanted(&c, "partition leaders moved", 0))
+                fault_leader_moves(&c);
+        if (wanted(&c, "PostgreSQL backend frozen", 1)) {
+                fault_pg_frozen(&c, 10, 0);
+                fault_pg_frozen(&c, 0, 1);
+        }
+        if (wanted(&c, "PostgreSQL lock_timeout", 1))
+                fault_pg_timeouts(&c, 5);
+        if (wanted(&c, "PostgreSQL down at start", 1))
+                fault_pg_down_at_start(&c, 5);
+        if (wanted(&c, "read-only database", 0))
+                fault_read_only(&c);
         if (wanted(&c, "disk full", 0)) {
                 /* Full early, half-way and near the end of the stream. */
                 static const int eighths[] = {1, 4, 7};
@@ -990,6 +1423,9 @@ int main(void)
         th_pg_stop(&c.pg);
         th_broker_stop(&c.broker);
         th_broker_stop(&c.hostile);
+        th_broker_stop(&c.cluster3);
         th_tmpdir_remove(c.dir);
+        free(c.control);
+        free(c.control3);
         return bad ? 1 : 0;
 }
