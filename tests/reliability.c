@@ -58,6 +58,7 @@ struct ctx {
         char *stream;     /* the generated NDJSON */
         char *base_lite;  /* baseline SQLite path */
         char *base_pg;    /* baseline PostgreSQL conninfo */
+        char *base_c3;    /* baseline SQLite path of the 3-broker cluster */
         const char *only; /* RELIABILITY_ONLY */
 };
 
@@ -228,12 +229,12 @@ static void ingest_args(struct ctx *c, struct th_args *a, const char *topic,
                         const char *db, int exit_at_end)
 {
         th_args_addv(a, c->bin, "ingest", "--brokers",
-                     !strcmp(topic, "hostile")   ? c->hostile.brokers
+                     !strcmp(topic, "hostile")    ? c->hostile.brokers
                      : !strcmp(topic, "cluster3") ? c->cluster3.brokers
                                                   : c->broker.brokers,
                      "--topic", strcmp(topic, "cluster3") ? topic : "calls",
-                     "--db", db, "--window", "1h", "--window",
-                     "1h/15m", "--allowed-lateness", "30m", "--from-beginning",
+                     "--db", db, "--window", "1h", "--window", "1h/15m",
+                     "--allowed-lateness", "30m", "--from-beginning",
                      "--batch-max-records", "2000", NULL);
         if (exit_at_end)
                 th_args_addv(a, "--exit-at-end", NULL);
@@ -531,8 +532,7 @@ static int broker_ctl(struct ctx *c, const char *sock, const char *line)
         th_run_args(&a, 30000, &r);
         rc = r.status;
         if (rc) {
-                fprintf(stderr, "# broker control '%s': status %d\n", line,
-                        rc);
+                fprintf(stderr, "# broker control '%s': status %d\n", line, rc);
                 th_show_tail("its output", r.out.p ? r.out.p : "", r.out.len);
                 th_show_tail("its stderr", r.err.p ? r.err.p : "", r.err.len);
         }
@@ -560,13 +560,13 @@ static void finish(struct ctx *c, const char *fault, int pg, const char *db,
 
         if (rc != 0)
                 th_show_file_tail("ingest log", log);
-        if (rc == 0 && compare(pg ? c->base_pg : c->base_lite, db, &lost,
-                               &doubled) < 0)
+        if (rc == 0 &&
+            compare(pg ? c->base_pg : c->base_lite, db, &lost, &doubled) < 0)
                 rc = -1;
         if (rc == 0)
                 add_row(fault, pg ? "PostgreSQL" : "SQLite", 1, lost, doubled,
-                        (double)(th_now_ms() - since) / 1000.0, fault_ok,
-                        "%s", what);
+                        (double)(th_now_ms() - since) / 1000.0, fault_ok, "%s",
+                        what);
         else
                 add_row(fault, pg ? "PostgreSQL" : "SQLite", 1, lost, doubled,
                         (double)(th_now_ms() - since) / 1000.0, 0,
@@ -641,8 +641,22 @@ static void fault_leader_moves(struct ctx *c)
                          1 + (p + 1) % 3);
                 ok &= broker_ctl(c, c->control3, cmd) == 0;
         }
-        finish(c, "partition leaders moved (3 brokers)", 0, db, log, pid,
-               th_now_ms(), ok, "followed the leaders, exit 0");
+        {
+                long lost = 0, doubled = 0;
+                int64_t t0 = th_now_ms();
+                int rc = th_wait_until(pid, th_now_ms() + RUN_MS);
+
+                if (rc != 0)
+                        th_show_file_tail("ingest log", log);
+                if (rc == 0 && compare(c->base_c3, db, &lost, &doubled) < 0)
+                        rc = -1;
+                add_row("partition leaders moved (3 brokers)", "SQLite", 1,
+                        lost, doubled, (double)(th_now_ms() - t0) / 1000.0,
+                        rc == 0 && ok,
+                        rc == 0 ? "followed the leaders, exit 0"
+                                : "ingest ended with %d",
+                        rc);
+        }
         free(db);
         free(log);
 }
@@ -655,12 +669,13 @@ static pid_t ingest_backend(const char *db)
         PGconn *pc = th_pg_open(db);
         pid_t pid = -1;
 
-        if (pc && th_pg_lines(pc,
-                              "SELECT pid FROM pg_stat_activity WHERE "
-                              "datname = current_database() AND pid <> "
-                              "pg_backend_pid() AND backend_type = 'client "
-                              "backend' ORDER BY backend_start LIMIT 1",
-                              &l) == 0 &&
+        if (pc &&
+            th_pg_lines(pc,
+                        "SELECT pid FROM pg_stat_activity WHERE "
+                        "datname = current_database() AND pid <> "
+                        "pg_backend_pid() AND backend_type = 'client "
+                        "backend' ORDER BY backend_start LIMIT 1",
+                        &l) == 0 &&
             l.n == 1)
                 pid = (pid_t)atol(l.v[0]);
         if (pc)
@@ -795,8 +810,8 @@ static void fault_pg_down_at_start(struct ctx *c, int hold_s)
                         th_sleep_ms(200);
                 th_sleep_ms(3000);
                 kill(pid, SIGTERM);
-                finish(c, "PostgreSQL down at start", 1, db, log, pid, back,
-                       ok, "waited for the server, finished, exit 0");
+                finish(c, "PostgreSQL down at start", 1, db, log, pid, back, ok,
+                       "waited for the server, finished, exit 0");
         }
         free(db);
         free(log);
@@ -852,7 +867,8 @@ static void fault_read_only(struct ctx *c)
         {
                 struct th_args a = {0};
 
-                th_args_addv(&a, "runuser", "-u", "nobody", "--", NULL);
+                th_args_addv(&a, "setpriv", "--reuid=65534", "--regid=65534",
+                             "--clear-groups", "--", NULL);
                 ingest_args(c, &a, "calls", db, 0);
                 pid = th_spawn_logged(&a, log);
                 th_args_free(&a);
@@ -868,7 +884,8 @@ static void fault_read_only(struct ctx *c)
                 char *wal = th_asprintf("%s-wal", db);
 
                 chmod(step ? dir : db, step ? 0555 : 0444);
-                th_args_addv(&a, "runuser", "-u", "nobody", "--", NULL);
+                th_args_addv(&a, "setpriv", "--reuid=65534", "--regid=65534",
+                             "--clear-groups", "--", NULL);
                 ingest_args(c, &a, "calls", db, 1);
                 th_run_args(&a, RUN_MS, &r);
                 th_args_free(&a);
@@ -885,7 +902,8 @@ static void fault_read_only(struct ctx *c)
         if (rc == 0 && ok) {
                 struct th_args a = {0};
 
-                th_args_addv(&a, "runuser", "-u", "nobody", "--", NULL);
+                th_args_addv(&a, "setpriv", "--reuid=65534", "--regid=65534",
+                             "--clear-groups", "--", NULL);
                 ingest_args(c, &a, "calls", db, 1);
                 pid = th_spawn_logged(&a, log);
                 th_args_free(&a);
@@ -1221,11 +1239,18 @@ static int setup(struct ctx *c)
 {
         char *ctl = th_asprintf("%s/broker.sock", c->dir);
         char *ctl3 = th_asprintf("%s/cluster3.sock", c->dir);
-        const char *const broker_args[] = {"--partitions", PARTS, "--topic",
-                                           "calls", "--control", ctl, NULL};
-        const char *const cluster_args[] = {
-                "--partitions", PARTS, "--topic", "calls", "--brokers-count",
-                "3", "--control", ctl3, NULL};
+        const char *const broker_args[] = {
+                "--partitions", PARTS, "--topic", "calls",
+                "--control",    ctl,   NULL};
+        const char *const cluster_args[] = {"--partitions",
+                                            PARTS,
+                                            "--topic",
+                                            "calls",
+                                            "--brokers-count",
+                                            "3",
+                                            "--control",
+                                            ctl3,
+                                            NULL};
         static const char *const hostile_args[] = {"--partitions", "64",
                                                    "--topic", "hostile", NULL};
         char *berr;
@@ -1304,6 +1329,11 @@ static int baselines(struct ctx *c)
 
         c->base_lite = fresh_db(c, 0);
         rc = ingest_to_end(c, "calls", c->base_lite, log);
+        /* The cluster's topic holds the same calls, in an order of its
+         * own producer's making: it gets a baseline of its own. */
+        c->base_c3 = fresh_db(c, 0);
+        if (rc == 0)
+                rc = ingest_to_end(c, "cluster3", c->base_c3, log);
         if (rc == 0 && c->pg_ok) {
                 c->base_pg = fresh_db(c, 1);
                 rc = c->base_pg ? ingest_to_end(c, "calls", c->base_pg, log)
