@@ -358,9 +358,18 @@ static void fault_kill9(struct ctx *c, int pg)
         for (i = 0; i < c->kills; i++) {
                 long long before = stored_calls(db), after;
                 pid_t pid = ingest_start(c, "calls", db, log, 0);
-                int64_t delay = 150 + rnd(c) % 900;
+                /* Spread the kills over the stream: each run gets to a
+                 * random point of its share, then dies at a random moment
+                 * (in a batch, in a commit, or between them). */
+                long long step = total / (c->kills + 2) + 1;
+                long long target =
+                        (before < 0 ? 0 : before) + step / 2 + rnd(c) % step;
+                int64_t deadline = th_now_ms() + 60000;
 
-                th_sleep_ms(delay);
+                while (stored_calls(db) < target && th_exited(pid) < 0 &&
+                       th_now_ms() < deadline)
+                        th_sleep_ms(10);
+                th_sleep_ms(rnd(c) % 250);
                 kill(pid, SIGKILL);
                 rc = th_wait_until(pid, th_now_ms() + 30000);
                 if (rc != 128 + SIGKILL) {
