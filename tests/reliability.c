@@ -1273,6 +1273,13 @@ static int setup(struct ctx *c)
             th_tmpdir_make("callstream-reliability", c->dir, sizeof(c->dir)))
                 return -1;
         th_fatal_dir(c->dir);
+        ctl = th_asprintf("%s/broker.sock", c->dir);
+        ctl3 = th_asprintf("%s/cluster3.sock", c->dir);
+        const char *const broker_args[] = {"--partitions", PARTS, "--topic",
+                                           "calls", "--control", ctl, NULL};
+        const char *const cluster_args[] = {
+                "--partitions", PARTS, "--topic", "calls", "--brokers-count",
+                "3", "--control", ctl3, NULL};
         env = getenv("RELIABILITY_CALLS");
         c->calls = env ? atol(env) : 100000;
         env = getenv("RELIABILITY_KILLS");
