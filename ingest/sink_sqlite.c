@@ -49,6 +49,12 @@ enum stmt {
         ST_RETAIN_WINDOWS,
         ST_RETAIN_LATE,
         ST_RETAIN_REJECTS,
+        ST_SPEC_ID, /* the dictionaries: find, add, in enum dict order */
+        ST_ADD_SPEC_ID,
+        ST_CRIME_TYPE_ID,
+        ST_ADD_CRIME_TYPE_ID,
+        ST_DISPOSITION_ID,
+        ST_ADD_DISPOSITION_ID,
         ST_COUNT
 };
 
@@ -70,6 +76,37 @@ static const char *const stmt_names[ST_COUNT] = {
         [ST_RETAIN_WINDOWS] = "retain_windows",
         [ST_RETAIN_LATE] = "retain_late",
         [ST_RETAIN_REJECTS] = "retain_rejects",
+        [ST_SPEC_ID] = "spec_id",
+        [ST_ADD_SPEC_ID] = "add_spec_id",
+        [ST_CRIME_TYPE_ID] = "crime_type_id",
+        [ST_ADD_CRIME_TYPE_ID] = "add_crime_type_id",
+        [ST_DISPOSITION_ID] = "disposition_id",
+        [ST_ADD_DISPOSITION_ID] = "add_disposition_id",
+};
+
+/* The dictionaries of window_totals (010_window_keys.sql). */
+enum dict { DICT_SPEC, DICT_CRIME_TYPE, DICT_DISPOSITION, DICT_COUNT };
+
+/* A dictionary's ids by text, as stored. Ids are assigned once and never
+ * change, so they are kept for the life of the connection; a rollback
+ * empties the maps, since it may undo ids its transaction assigned. Open
+ * addressing with linear probing; keys are owned copies. */
+struct id_entry {
+        char *key; /* NULL: free slot */
+        size_t len;
+        uint64_t hash;
+        int64_t id;
+};
+
+struct id_map {
+        struct id_entry *slot;
+        size_t cap, n; /* cap a power of two, or 0 */
+};
+
+/* Window count rows with their keys as stored, for writing in key order. */
+struct keyed_row {
+        int64_t key[4]; /* spec id, window start, crime type, disposition */
+        size_t row;     /* index in the batch's rows */
 };
 
 struct sqlite_sink {
@@ -81,6 +118,9 @@ struct sqlite_sink {
         struct cs_arena *old;  /* strings of replaced calls */
         char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
         int lock_fd;           /* PATH-lock once claimed, else -1 */
+        struct id_map ids[DICT_COUNT];
+        struct keyed_row *keyed; /* write_window_counts' sort buffer */
+        size_t keyed_cap;
 
         /* The busy handler's state: how long a wait may last, when the
          * current one began, and how the last one that gave up ended (for
@@ -153,6 +193,81 @@ static int run(sqlite3_stmt *st)
         return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static void id_map_clear(struct id_map *m)
+{
+        size_t i;
+
+        for (i = 0; i < m->cap; i++)
+                free(m->slot[i].key);
+        free(m->slot);
+        memset(m, 0, sizeof(*m));
+}
+
+/* The id of key, or -1 when it is not in the map. */
+static int64_t id_map_find(const struct id_map *m, const char *key, size_t len,
+                           uint64_t h)
+{
+        size_t i;
+
+        if (!m->cap)
+                return -1;
+        for (i = h & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
+                if (m->slot[i].hash == h && m->slot[i].len == len &&
+                    !memcmp(m->slot[i].key, key, len))
+                        return m->slot[i].id;
+        return -1;
+}
+
+/* Adds a key known to be missing; -1 when out of memory. */
+static int id_map_add(struct id_map *m, const char *key, size_t len, uint64_t h,
+                      int64_t id)
+{
+        struct id_entry *e;
+        size_t i;
+
+        if ((m->n + 1) * 2 > m->cap) {
+                struct id_map big = {0};
+                size_t cap = m->cap ? m->cap * 2 : 64;
+
+                if (!(big.slot = calloc(cap, sizeof(*big.slot))))
+                        return -1;
+                big.cap = cap;
+                big.n = m->n;
+                for (i = 0; i < m->cap; i++) {
+                        size_t j;
+
+                        if (!m->slot[i].key)
+                                continue;
+                        for (j = m->slot[i].hash & (cap - 1); big.slot[j].key;
+                             j = (j + 1) & (cap - 1))
+                                ;
+                        big.slot[j] = m->slot[i];
+                }
+                free(m->slot);
+                *m = big;
+        }
+        for (i = h & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
+                ;
+        e = &m->slot[i];
+        if (!(e->key = malloc(len + 1)))
+                return -1;
+        memcpy(e->key, key, len);
+        e->key[len] = '\0';
+        e->len = len;
+        e->hash = h;
+        e->id = id;
+        m->n++;
+        return 0;
+}
+
+static void forget_ids(struct sqlite_sink *s)
+{
+        int i;
+
+        for (i = 0; i < DICT_COUNT; i++)
+                id_map_clear(&s->ids[i]);
+}
+
 static int prepare_named(struct sqlite_sink *s, const char *name,
                          sqlite3_stmt **out, char *errstr, size_t errstr_size)
 {
@@ -189,6 +304,7 @@ static void finalize_all(struct sqlite_sink *s)
 {
         int i;
 
+        forget_ids(s);
         for (i = 0; i < ST_COUNT; i++) {
                 sqlite3_finalize(s->stmt[i]);
                 s->stmt[i] = NULL;
@@ -500,26 +616,58 @@ static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
         return 0;
 }
 
-/* Deletes the window count of row r if it fell to zero calls. */
-static int drop_if_empty(struct sqlite_sink *s, const char *spec,
-                         const char *start, size_t nstart,
-                         const struct cs_window_count *r, char *errstr,
-                         size_t errstr_size)
+/* The id of text in dictionary d: from memory, else from the database,
+ * where it is added when missing. 0 or fail(). */
+static int dict_id(struct sqlite_sink *s, enum dict d, const char *text,
+                   size_t len, int64_t *id, char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *st = s->stmt[ST_DROP_EMPTY_WINDOW];
+        struct id_map *m = &s->ids[d];
+        sqlite3_stmt *find = s->stmt[ST_SPEC_ID + 2 * d];
+        sqlite3_stmt *add = s->stmt[ST_SPEC_ID + 2 * d + 1];
+        uint64_t h = cs_hash(text, len, 0);
+        int rc;
 
-        sqlite3_bind_text(st, 1, spec, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, start, (int)nstart, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, r->crime_type.ptr, (int)r->crime_type.len,
-                          SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, r->disposition.ptr ? r->disposition.ptr : "",
-                          (int)r->disposition.len, SQLITE_STATIC);
-        if (run(st) < 0)
-                return fail(s, "deleting an empty window count", errstr,
-                            errstr_size);
+        if ((*id = id_map_find(m, text, len, h)) >= 0)
+                return 0;
+        sqlite3_bind_text(add, 1, text, (int)len, SQLITE_STATIC);
+        if (run(add) < 0)
+                return fail(s, "adding a window key", errstr, errstr_size);
+        sqlite3_bind_text(find, 1, text, (int)len, SQLITE_STATIC);
+        rc = sqlite3_step(find);
+        *id = sqlite3_column_int64(find, 0);
+        sqlite3_reset(find);
+        if (rc != SQLITE_ROW)
+                return fail(s, "reading a window key", errstr, errstr_size);
+        if (id_map_add(m, text, len, h, *id) < 0) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
         return 0;
 }
 
+static int cmp_keyed(const void *pa, const void *pb)
+{
+        const struct keyed_row *a = pa, *b = pb;
+        int i;
+
+        for (i = 0; i < 4; i++)
+                if (a->key[i] != b->key[i])
+                        return a->key[i] < b->key[i] ? -1 : 1;
+        /* A call without disposition and one with '' share a key. */
+        return a->row < b->row ? -1 : a->row > b->row;
+}
+
+/* Binds the key of k to parameters 1 to 4 of st. */
+static void bind_key(sqlite3_stmt *st, const struct keyed_row *k)
+{
+        int i;
+
+        for (i = 0; i < 4; i++)
+                sqlite3_bind_int64(st, i + 1, k->key[i]);
+}
+
+/* The batch's rows (already summed by key) are written in key order, so
+ * that the inserts walk window_totals' B-tree forwards. */
 static int sqlite_write_window_counts(struct cs_sink *base,
                                       const struct cs_window_count *rows,
                                       size_t n,
@@ -528,32 +676,57 @@ static int sqlite_write_window_counts(struct cs_sink *base,
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
         sqlite3_stmt *st = s->stmt[ST_ADD_WINDOW_COUNT];
-        char start[CS_TS_BUFSZ], end[CS_TS_BUFSZ];
+        sqlite3_stmt *drop = s->stmt[ST_DROP_EMPTY_WINDOW];
         size_t i;
+        int r;
 
-        for (i = 0; i < n; i++) {
-                const struct cs_window_count *r = &rows[i];
-                const struct cs_window_spec *spec = &specs[r->spec];
-                size_t ns = cs_format_timestamp(r->start, 0, start);
-                size_t ne = cs_format_timestamp(r->start + spec->size, 0, end);
+        if (n > s->keyed_cap) {
+                struct keyed_row *k = realloc(s->keyed, n * sizeof(*k));
 
-                sqlite3_bind_text(st, 1, spec->name, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, start, (int)ns, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, end, (int)ne, SQLITE_STATIC);
-                sqlite3_bind_text(st, 4, r->crime_type.ptr,
-                                  (int)r->crime_type.len, SQLITE_STATIC);
-                /* The key column is NOT NULL: no disposition is ''. */
-                sqlite3_bind_text(st, 5,
-                                  r->disposition.ptr ? r->disposition.ptr : "",
-                                  (int)r->disposition.len, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 6, r->calls);
-                sqlite3_bind_int64(st, 7, r->late_calls);
-                if (run(st) < 0)
-                        return fail(s, "updating window_counts", errstr,
-                                    errstr_size);
-                if (r->calls < 0 && drop_if_empty(s, spec->name, start, ns, r,
-                                                  errstr, errstr_size) < 0)
+                if (!k) {
+                        snprintf(errstr, errstr_size, "out of memory");
                         return -1;
+                }
+                s->keyed = k;
+                s->keyed_cap = n;
+        }
+        for (i = 0; i < n; i++) {
+                const struct cs_window_count *w = &rows[i];
+                const char *name = specs[w->spec].name;
+                struct keyed_row *k = &s->keyed[i];
+
+                k->row = i;
+                k->key[1] = w->start;
+                /* The key column is NOT NULL: no disposition is ''. */
+                if ((r = dict_id(s, DICT_SPEC, name, strlen(name), &k->key[0],
+                                 errstr, errstr_size)) < 0 ||
+                    (r = dict_id(s, DICT_CRIME_TYPE, w->crime_type.ptr,
+                                 w->crime_type.len, &k->key[2], errstr,
+                                 errstr_size)) < 0 ||
+                    (r = dict_id(s, DICT_DISPOSITION,
+                                 w->disposition.ptr ? w->disposition.ptr : "",
+                                 w->disposition.len, &k->key[3], errstr,
+                                 errstr_size)) < 0)
+                        return r;
+        }
+        qsort(s->keyed, n, sizeof(*s->keyed), cmp_keyed);
+        for (i = 0; i < n; i++) {
+                const struct keyed_row *k = &s->keyed[i];
+                const struct cs_window_count *w = &rows[k->row];
+
+                bind_key(st, k);
+                sqlite3_bind_int64(st, 5, w->start + specs[w->spec].size);
+                sqlite3_bind_int64(st, 6, w->calls);
+                sqlite3_bind_int64(st, 7, w->late_calls);
+                if (run(st) < 0)
+                        return fail(s, "updating window_totals", errstr,
+                                    errstr_size);
+                if (w->calls >= 0)
+                        continue;
+                bind_key(drop, k);
+                if (run(drop) < 0)
+                        return fail(s, "deleting an empty window count", errstr,
+                                    errstr_size);
         }
         return 0;
 }
@@ -752,13 +925,31 @@ static int sqlite_clear_windows(struct cs_sink *base, const char *spec,
         struct sqlite_sink *s = (struct sqlite_sink *)base;
         char lo[CS_TS_BUFSZ], hi[CS_TS_BUFSZ];
         const char *params[3] = {spec, lo, hi};
+        sqlite3_stmt *st = NULL;
         int r;
 
+        /* window_totals keeps seconds: the bounds as cs_format_bound()
+         * clamps them for the text of late_records. */
+        if ((r = prepare_named(s, "clear_windows", &st, errstr, errstr_size)) <
+            0)
+                return r;
+        sqlite3_bind_text(st, 1, spec, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2,
+                           from < CS_TS_MIN    ? CS_TS_MIN
+                           : from >= CS_TS_END ? CS_TS_END - 1
+                                               : from);
+        sqlite3_bind_int64(st, 3,
+                           to < CS_TS_MIN    ? CS_TS_MIN
+                           : to >= CS_TS_END ? CS_TS_END - 1
+                                             : to);
+        r = sqlite3_step(st) == SQLITE_DONE
+                    ? 0
+                    : fail(s, "clear_windows", errstr, errstr_size);
+        sqlite3_finalize(st);
+        if (r < 0)
+                return r;
         cs_format_bound(from, lo);
         cs_format_bound(to, hi);
-        if ((r = run_named(s, "clear_windows", params, 3, errstr,
-                           errstr_size)) < 0)
-                return r;
         return run_named(s, "clear_late", params, 3, errstr, errstr_size);
 }
 
@@ -850,8 +1041,10 @@ static int sqlite_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
 
-        if (run(s->stmt[ST_COMMIT]) < 0)
+        if (run(s->stmt[ST_COMMIT]) < 0) {
+                forget_ids(s); /* they may be gone with the transaction */
                 return fail(s, "COMMIT", errstr, errstr_size);
+        }
         s->in_txn = 0;
         return 0;
 }
@@ -864,6 +1057,7 @@ static void sqlite_rollback(struct cs_sink *base)
         if (sqlite3_get_autocommit(s->db) == 0)
                 run(s->stmt[ST_ROLLBACK]);
         s->in_txn = 0;
+        forget_ids(s); /* ids this transaction assigned are undone */
 }
 
 static int sqlite_reconnect(struct cs_sink *base, char *errstr,
@@ -965,6 +1159,7 @@ static void sqlite_close(struct cs_sink *base)
         if (s->in_txn)
                 sqlite_rollback(base);
         finalize_all(s);
+        free(s->keyed);
         cs_arena_destroy(s->old);
         sqlite3_close(s->db);
         /* After SQLite's: its locks outlive no descriptor of ours. */

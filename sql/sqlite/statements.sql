@@ -46,17 +46,38 @@ DELETE FROM late_records WHERE crime_id = ?1
 
 -- name: drop_empty_window
 -- A window count that moves to zero goes: views list windows with calls.
-DELETE FROM window_counts
-WHERE window_spec = ?1 AND window_start = ?2 AND crime_type = ?3
-      AND disposition = ?4 AND calls <= 0
+DELETE FROM window_totals
+WHERE spec_id = ?1 AND window_start = ?2 AND crime_type_id = ?3
+      AND disposition_id = ?4 AND calls <= 0
 
 -- name: add_window_count
-INSERT INTO window_counts (window_spec, window_start, window_end, crime_type,
-                           disposition, calls, late_calls)
+-- Keys are dictionary ids and seconds since 1970 (010_window_keys.sql).
+INSERT INTO window_totals (spec_id, window_start, crime_type_id,
+                           disposition_id, window_end, calls, late_calls)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-ON CONFLICT (window_spec, window_start, crime_type, disposition)
+ON CONFLICT (spec_id, window_start, crime_type_id, disposition_id)
 DO UPDATE SET calls = calls + excluded.calls,
               late_calls = late_calls + excluded.late_calls
+
+-- The dictionaries' ids: looked up once per text and connection, added
+-- when missing (ids are never reused, so they can be kept in memory).
+-- name: spec_id
+SELECT id FROM window_spec_ids WHERE window_spec = ?1
+
+-- name: add_spec_id
+INSERT INTO window_spec_ids (window_spec) VALUES (?1) ON CONFLICT DO NOTHING
+
+-- name: crime_type_id
+SELECT id FROM crime_type_ids WHERE crime_type = ?1
+
+-- name: add_crime_type_id
+INSERT INTO crime_type_ids (crime_type) VALUES (?1) ON CONFLICT DO NOTHING
+
+-- name: disposition_id
+SELECT id FROM disposition_ids WHERE disposition = ?1
+
+-- name: add_disposition_id
+INSERT INTO disposition_ids (disposition) VALUES (?1) ON CONFLICT DO NOTHING
 
 -- name: insert_reject
 INSERT INTO rejected_records (kafka_topic, kafka_partition, kafka_offset,
@@ -103,12 +124,15 @@ DELETE FROM calls WHERE rowid IN (
         LIMIT ?2)
 
 -- name: retain_windows
-DELETE FROM window_counts
-WHERE (window_spec, window_start, crime_type, disposition) IN (
-        SELECT window_spec, window_start, crime_type, disposition
-        FROM window_counts
-        WHERE window_end <= (SELECT datetime(MIN(watermark), '-' || ?1 ||
-                                             ' seconds') FROM kafka_offsets)
+-- The horizon in whole seconds, as the text window_end compared with it.
+DELETE FROM window_totals
+WHERE (spec_id, window_start, crime_type_id, disposition_id) IN (
+        SELECT spec_id, window_start, crime_type_id, disposition_id
+        FROM window_totals
+        WHERE window_end <= (SELECT CAST(strftime('%s', datetime(
+                                        MIN(watermark), '-' || ?1 ||
+                                        ' seconds')) AS INTEGER)
+                             FROM kafka_offsets)
         LIMIT ?2)
 
 -- name: retain_late
@@ -133,8 +157,10 @@ SELECT crime_id, original_crime_type_name, disposition, call_ts,
 FROM calls WHERE call_ts >= ?1 AND call_ts < ?2
 
 -- name: clear_windows
-DELETE FROM window_counts
-WHERE window_spec = ?1 AND window_start >= ?2 AND window_start < ?3
+-- ?2 and ?3 in seconds since 1970.
+DELETE FROM window_totals
+WHERE spec_id = (SELECT id FROM window_spec_ids WHERE window_spec = ?1)
+      AND window_start >= ?2 AND window_start < ?3
 
 -- name: clear_late
 DELETE FROM late_records
@@ -150,7 +176,9 @@ SET call_ts = excluded.call_ts, watermark = excluded.watermark,
     windows_dropped = excluded.windows_dropped
 
 -- name: window_specs
-SELECT DISTINCT window_spec FROM window_counts ORDER BY 1
+SELECT window_spec FROM window_spec_ids AS s
+WHERE EXISTS (SELECT 1 FROM window_totals WHERE spec_id = s.id)
+ORDER BY 1
 
 -- name: load_offset
 SELECT next_offset, max_event_ts, watermark FROM kafka_offsets
@@ -207,7 +235,9 @@ SELECT window_spec, maintained FROM window_specs ORDER BY 1
 SELECT EXISTS (SELECT 1 FROM calls)
 
 -- name: spec_has_counts
-SELECT EXISTS (SELECT 1 FROM window_counts WHERE window_spec = ?1)
+SELECT EXISTS (SELECT 1 FROM window_totals
+               WHERE spec_id = (SELECT id FROM window_spec_ids
+                                WHERE window_spec = ?1))
 
 -- name: spec_maintain
 -- A rerun with the same specs changes nothing.

@@ -4,6 +4,57 @@ DROP VIEW IF EXISTS disposition_counts;
 DROP VIEW IF EXISTS watermarks;
 DROP VIEW IF EXISTS pipeline_progress;
 DROP VIEW IF EXISTS final_watermark;
+DROP VIEW IF EXISTS window_counts;
+
+-- Calls per window spec, window, crime type and disposition ('' when the
+-- call has none), as window_counts was before 010_window_keys.sql: the
+-- counts of window_totals with their dictionaries' text and the times as
+-- 'YYYY-MM-DD HH:MM:SS'. Rows inserted or deleted here go to
+-- window_totals, so scripts that wrote the old table keep working.
+CREATE VIEW window_counts AS
+SELECT s.window_spec AS window_spec,
+       datetime(w.window_start, 'unixepoch') AS window_start,
+       datetime(w.window_end, 'unixepoch') AS window_end,
+       c.crime_type AS crime_type, d.disposition AS disposition,
+       w.calls AS calls, w.late_calls AS late_calls
+FROM window_totals AS w
+JOIN window_spec_ids AS s ON s.id = w.spec_id
+JOIN crime_type_ids AS c ON c.id = w.crime_type_id
+JOIN disposition_ids AS d ON d.id = w.disposition_id;
+
+CREATE TRIGGER window_counts_insert INSTEAD OF INSERT ON window_counts
+BEGIN
+        INSERT INTO window_spec_ids (window_spec) VALUES (NEW.window_spec)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO crime_type_ids (crime_type) VALUES (NEW.crime_type)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO disposition_ids (disposition) VALUES (NEW.disposition)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO window_totals (spec_id, window_start, crime_type_id,
+                                   disposition_id, window_end, calls,
+                                   late_calls)
+        VALUES ((SELECT id FROM window_spec_ids
+                 WHERE window_spec = NEW.window_spec),
+                CAST(strftime('%s', NEW.window_start) AS INTEGER),
+                (SELECT id FROM crime_type_ids
+                 WHERE crime_type = NEW.crime_type),
+                (SELECT id FROM disposition_ids
+                 WHERE disposition = NEW.disposition),
+                CAST(strftime('%s', NEW.window_end) AS INTEGER), NEW.calls,
+                COALESCE(NEW.late_calls, 0));
+END;
+
+CREATE TRIGGER window_counts_delete INSTEAD OF DELETE ON window_counts
+BEGIN
+        DELETE FROM window_totals
+        WHERE spec_id = (SELECT id FROM window_spec_ids
+                         WHERE window_spec = OLD.window_spec)
+          AND window_start = CAST(strftime('%s', OLD.window_start) AS INTEGER)
+          AND crime_type_id = (SELECT id FROM crime_type_ids
+                               WHERE crime_type = OLD.crime_type)
+          AND disposition_id = (SELECT id FROM disposition_ids
+                                WHERE disposition = OLD.disposition);
+END;
 
 -- Per topic: the highest event time seen, and the watermark: the smallest
 -- of its partitions' (each partition's highest event time less the allowed
