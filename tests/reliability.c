@@ -1246,20 +1246,7 @@ static void fault_hostile(struct ctx *c, struct hostile *h, int n, int pg)
 
 static int setup(struct ctx *c)
 {
-        char *ctl = th_asprintf("%s/broker.sock", c->dir);
-        char *ctl3 = th_asprintf("%s/cluster3.sock", c->dir);
-        const char *const broker_args[] = {
-                "--partitions", PARTS, "--topic", "calls",
-                "--control",    ctl,   NULL};
-        const char *const cluster_args[] = {"--partitions",
-                                            PARTS,
-                                            "--topic",
-                                            "calls",
-                                            "--brokers-count",
-                                            "3",
-                                            "--control",
-                                            ctl3,
-                                            NULL};
+        char *ctl, *ctl3;
         static const char *const hostile_args[] = {"--partitions", "64",
                                                    "--topic", "hostile", NULL};
         char *berr;
@@ -1275,11 +1262,18 @@ static int setup(struct ctx *c)
         th_fatal_dir(c->dir);
         ctl = th_asprintf("%s/broker.sock", c->dir);
         ctl3 = th_asprintf("%s/cluster3.sock", c->dir);
-        const char *const broker_args[] = {"--partitions", PARTS, "--topic",
-                                           "calls", "--control", ctl, NULL};
-        const char *const cluster_args[] = {
-                "--partitions", PARTS, "--topic", "calls", "--brokers-count",
-                "3", "--control", ctl3, NULL};
+        const char *const broker_args[] = {
+                "--partitions", PARTS, "--topic", "calls",
+                "--control",    ctl,   NULL};
+        const char *const cluster_args[] = {"--partitions",
+                                            PARTS,
+                                            "--topic",
+                                            "calls",
+                                            "--brokers-count",
+                                            "3",
+                                            "--control",
+                                            ctl3,
+                                            NULL};
         env = getenv("RELIABILITY_CALLS");
         c->calls = env ? atol(env) : 100000;
         env = getenv("RELIABILITY_KILLS");
