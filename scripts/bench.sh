@@ -366,7 +366,7 @@ BEGIN {
         key = $1; label = $2; unit = $3; anchor = $4; target = $5; med = $6; rs = $7
         ratio = anchor == "-" ? "" : sprintf("%.2f", med / anchor)
         m = met(anchor == "-" ? med : ratio, target)
-        printf "%-46s %11s %-6s %7s %10s %4s  %s\n", label, med >= 1000 ? sprintf("%.0f", med) : med, unit, ratio, target == "-" ? "" : target, m, rs
+        printf "%-46s %11s %-6s %7s %10s %4s  %s\n", label, (med >= 1000 ? sprintf("%.0f", med) : med), unit, ratio, target == "-" ? "" : target, m, rs
         n = split(rs, a, " ")
         list = ""
         for (i = 1; i <= n; i++) list = list (i > 1 ? ", " : "") a[i]
