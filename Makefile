@@ -93,10 +93,17 @@ demo:
 	@$(MAKE) --no-print-directory $(BIN)
 	@sh scripts/demo.sh $(BIN)
 
+# Throughput, peak memory and freshness against their anchors (kcat,
+# sqlite3 .import, COPY); minutes, never part of `make test`. BENCH_RUNS and
+# BENCH_COUNT shorten a run (scripts/bench.sh says what it measures).
 bench:
 	@sh scripts/install-deps.sh bench
-	@$(MAKE) --no-print-directory $(BIN)
-	@sh scripts/bench.sh $(BIN)
+	@$(MAKE) --no-print-directory $(BIN) $(B)/tests/bench_parse
+	@sh scripts/bench.sh $(BIN) $(B)/tests/bench_parse $(B)/bench.json
+
+# The parser micro-benchmark: links the library only, no test helpers.
+$(B)/tests/bench_parse: $(B)/tests/bench_parse.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 deps:
 	@sh scripts/install-deps.sh all

@@ -7,7 +7,7 @@ BUILD="build-essential pkg-config librdkafka-dev libsqlite3-dev libyajl-dev
 libpq-dev"
 DEMO="$BUILD sqlite3"
 TEST="$BUILD libcmocka-dev libjansson-dev kcat sqlite3 postgresql"
-BENCH="$TEST"
+BENCH="$TEST time"
 CHECK="$TEST clang-format"
 FUZZ="$TEST clang libclang-rt-14-dev"
 PKGS=""
