@@ -732,6 +732,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 .stop = stop,
                 .startup_timeout_ms = conf->startup_timeout_ms,
                 .broker_timeout_ms = conf->broker_timeout_ms,
+                .batch_max_records = conf->batch_max_records,
                 .opaque = &pl,
         };
         struct cs_file_source *file = NULL;
