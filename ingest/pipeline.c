@@ -664,6 +664,10 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
                                  sizeof(errstr));
                 if (r == 0) {
                         (*out)->stop = stop;
+                        r = cs_sink_set_durability(*out, conf->durability,
+                                                   errstr, sizeof(errstr));
+                }
+                if (r == 0) {
                         /* One ingest per SQLite file: a second is refused
                          * before it migrates or writes anything. */
                         if ((*out)->ops->claim)
