@@ -62,9 +62,11 @@ struct cs_kafka_source_conf {
 struct cs_kafka_source;
 
 /* Checks "name=value" librdkafka properties as the consumer would take them,
- * without connecting anywhere. Returns 0, or -1 with the property named in
+ * with the prefetch sized for batch_max_records (0: librdkafka's), without
+ * connecting anywhere. Returns 0, or -1 with the property named in
  * errstr. */
-int cs_kafka_check_props(const char *const *props, size_t nprops, char *errstr,
+int cs_kafka_check_props(const char *const *props, size_t nprops,
+                         size_t batch_max_records, char *errstr,
                          size_t errstr_size);
 
 /* Writes to value the value librdkafka would be given for property name

@@ -550,10 +550,15 @@ static int configure(rd_kafka_conf_t *kc,
         return 0;
 }
 
-int cs_kafka_check_props(const char *const *props, size_t nprops, char *errstr,
+int cs_kafka_check_props(const char *const *props, size_t nprops,
+                         size_t batch_max_records, char *errstr,
                          size_t errstr_size)
 {
-        struct cs_kafka_source_conf conf = {.props = props, .nprops = nprops};
+        struct cs_kafka_source_conf conf = {
+                .props = props,
+                .nprops = nprops,
+                .batch_max_records = batch_max_records,
+        };
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         rd_kafka_t *rk;
         char why[256];

@@ -242,7 +242,8 @@ static void *checkpointer(void *opaque)
         for (;;) {
                 while (!s->ckpt.pending && !s->ckpt.quit)
                         pthread_cond_wait(&s->ckpt.wake, &s->ckpt.mu);
-                if (s->ckpt.quit)
+                /* A wake-up that came with the stop is still served. */
+                if (!s->ckpt.pending)
                         break;
                 s->ckpt.pending = 0;
                 pthread_mutex_unlock(&s->ckpt.mu);

@@ -338,8 +338,9 @@ int cs_cmd_ingest(int argc, char **argv)
                 conf.broker_timeout_ms = 30 * 1000;
         /* A mistyped property is a usage error, found before the database
          * is created or migrated. */
-        if (conf.nprops && cs_kafka_check_props(props, conf.nprops, errstr,
-                                                sizeof(errstr)) < 0) {
+        if (conf.nprops &&
+            cs_kafka_check_props(props, conf.nprops, conf.batch_max_records,
+                                 errstr, sizeof(errstr)) < 0) {
                 cs_cli_usage_error("ingest", "%s", errstr);
                 return CS_EXIT_USAGE;
         }
