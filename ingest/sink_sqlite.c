@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,7 @@ static int on_wal(void *opaque, sqlite3 *db, const char *name, int frames)
 static void start_checkpointer(struct sqlite_sink *s)
 {
         const char *why = NULL;
+        sigset_t all, old;
 
         if (sqlite3_open_v2(s->path, &s->ckpt.db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
@@ -300,11 +302,18 @@ static void start_checkpointer(struct sqlite_sink *s)
         } else if (pthread_cond_init(&s->ckpt.wake, NULL) != 0) {
                 pthread_mutex_destroy(&s->ckpt.mu);
                 why = "pthread_cond_init failed";
-        } else if (pthread_create(&s->ckpt.thread, NULL, checkpointer, s) !=
-                   0) {
-                pthread_cond_destroy(&s->ckpt.wake);
-                pthread_mutex_destroy(&s->ckpt.mu);
-                why = "cannot start a thread";
+        } else {
+                /* Signals (SIGTERM's stop) go to the main thread, whose
+                 * waits they cut short, as librdkafka's threads do. */
+                sigfillset(&all);
+                pthread_sigmask(SIG_SETMASK, &all, &old);
+                if (pthread_create(&s->ckpt.thread, NULL, checkpointer, s))
+                        why = "cannot start a thread";
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+                if (why) {
+                        pthread_cond_destroy(&s->ckpt.wake);
+                        pthread_mutex_destroy(&s->ckpt.mu);
+                }
         }
         if (why) {
                 cs_log(CS_LOG_WARN,
