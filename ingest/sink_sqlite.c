@@ -237,7 +237,7 @@ static int exec(struct sqlite_sink *s, const char *sql, const char *what,
 static void *checkpointer(void *opaque)
 {
         struct sqlite_sink *s = opaque;
-        int nlog, nckpt, rc;
+        int nlog, nckpt, rc, wal_seen = 0;
 
         pthread_mutex_lock(&s->ckpt.mu);
         for (;;) {
@@ -248,6 +248,13 @@ static void *checkpointer(void *opaque)
                         break;
                 s->ckpt.pending = 0;
                 pthread_mutex_unlock(&s->ckpt.mu);
+                /* A connection learns that the file is in WAL mode when it
+                 * first reads it; until then a checkpoint does nothing
+                 * (a new database is WAL only from its first commit). */
+                if (!wal_seen)
+                        wal_seen = sqlite3_exec(s->ckpt.db,
+                                                "PRAGMA schema_version", NULL,
+                                                NULL, NULL) == SQLITE_OK;
                 rc = sqlite3_wal_checkpoint_v2(s->ckpt.db, NULL,
                                                SQLITE_CHECKPOINT_PASSIVE, &nlog,
                                                &nckpt);
