@@ -36,6 +36,10 @@ struct cs_kafka_source_conf {
         /* After the start: fail once the brokers have been unreachable
          * this long, in ms; 0 retries for ever. */
         int64_t broker_timeout_ms;
+        /* --batch-max-records: librdkafka's prefetch (queued.min.messages,
+         * queued.max.messages.kbytes, fetch.max.bytes) is sized from it
+         * unless -X sets them; 0 keeps librdkafka's defaults. */
+        size_t batch_max_records;
 
         /* Sets offs[i].next_offset to the stored offset of each newly
          * assigned partition, or -1 when none is stored. Returns 0, -1 on
@@ -58,10 +62,25 @@ struct cs_kafka_source_conf {
 struct cs_kafka_source;
 
 /* Checks "name=value" librdkafka properties as the consumer would take them,
- * without connecting anywhere. Returns 0, or -1 with the property named in
+ * with the prefetch sized for batch_max_records (0: librdkafka's), without
+ * connecting anywhere. Returns 0, or -1 with the property named in
  * errstr. */
-int cs_kafka_check_props(const char *const *props, size_t nprops, char *errstr,
+int cs_kafka_check_props(const char *const *props, size_t nprops,
+                         size_t batch_max_records, char *errstr,
                          size_t errstr_size);
+
+/* Writes to value the value librdkafka would be given for property name
+ * by a source made from conf: callstream's settings, then conf->props. For
+ * tests and the -v log. Returns 0, or -1 with the reason in errstr. */
+int cs_kafka_effective_prop(const struct cs_kafka_source_conf *conf,
+                            const char *name, char *value, size_t value_size,
+                            char *errstr, size_t errstr_size);
+
+/* Fault injection for tests: the source's own arrays (not librdkafka's)
+ * are allocated with fn, which has realloc()'s contract except that
+ * fn(ptr, 0) frees ptr; NULL restores the C library's. Set it only while
+ * no source exists. */
+void cs_kafka_set_allocator(void *(*fn)(void *ptr, size_t size));
 
 /* Creates the consumer, waits (up to conf->startup_timeout_ms, warning with
  * the cause while the brokers are unreachable) until the topic's metadata

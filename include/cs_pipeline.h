@@ -41,6 +41,7 @@ struct cs_pipeline_conf {
         int64_t broker_timeout_ms;
         size_t batch_max_records;
         int batch_max_ms;
+        int durability; /* --durability: CS_DURABILITY_... (cs_sink.h) */
         const char *const *props; /* -X name=value */
         size_t nprops;
 };

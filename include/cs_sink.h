@@ -193,6 +193,19 @@ struct cs_sink_ops {
                                      const struct cs_partition_offset *offs,
                                      size_t n, char *errstr,
                                      size_t errstr_size);
+
+        /* Optional (NULL: the server decides): --durability, how much of
+         * what is committed survives a power failure (CS_DURABILITY_...). */
+        int (*set_durability)(struct cs_sink *s, int durability, char *errstr,
+                              size_t errstr_size);
+};
+
+/* --durability: a committed batch survives a crash of the process either
+ * way; with FULL it survives a power failure too, else the last batches
+ * may be undone (whole, with their offsets, so they are read again). */
+enum {
+        CS_DURABILITY_NORMAL = 0,
+        CS_DURABILITY_FULL = 1,
 };
 
 /* Implementations embed this as their first member. */
@@ -229,6 +242,11 @@ int cs_sink_is_postgresql(const char *db);
  * that names the file, so a typo does not create a database. */
 int cs_sink_require_existing(const char *db, char *errstr,
                              size_t errstr_size) CS_MUSTCHECK;
+
+/* Sets the sink's durability (CS_DURABILITY_...); a backend without the
+ * choice ignores it. Returns 0, or what the backend returned. */
+int cs_sink_set_durability(struct cs_sink *s, int durability, char *errstr,
+                           size_t errstr_size) CS_MUSTCHECK;
 
 /* Closes the sink; NULL is accepted. */
 void cs_sink_close(struct cs_sink *s);

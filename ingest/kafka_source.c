@@ -1,4 +1,5 @@
 /* kafka_source.c: the Kafka consumer behind cs_kafka.h. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,40 @@
 #define REMIND_MS  30000 /* reminder while the brokers stay unreachable */
 #define PROBE_MS   5000  /* high watermarks stored while idle */
 #define PROBE_WAIT 500   /* ms a probe of the brokers may block the loop */
+
+/* The allocator of the source's own arrays: the C library's, or a test's
+ * (cs_kafka_set_allocator). */
+static void *(*test_alloc)(void *ptr, size_t size);
+
+void cs_kafka_set_allocator(void *(*fn)(void *ptr, size_t size))
+{
+        test_alloc = fn;
+}
+
+/* realloc(ptr, size) for size > 0, through the test's allocator if set. */
+static void *mem_realloc(void *ptr, size_t size)
+{
+        return test_alloc ? test_alloc(ptr, size) : realloc(ptr, size);
+}
+
+static void *mem_calloc(size_t n, size_t size)
+{
+        void *p;
+
+        if (size && n > SIZE_MAX / size)
+                return NULL;
+        if ((p = mem_realloc(NULL, n * size)))
+                memset(p, 0, n * size);
+        return p;
+}
+
+static void mem_free(void *ptr)
+{
+        if (!test_alloc)
+                free(ptr);
+        else if (ptr)
+                test_alloc(ptr, 0);
+}
 
 struct assigned {
         int32_t partition;
@@ -162,24 +197,28 @@ static int assign(struct cs_kafka_source *src,
         rd_kafka_resp_err_t err = 0;
         int i, r, n = list->cnt, stored = 0;
 
-        offs = calloc((size_t)n + 1, sizeof(*offs));
-        if (!offs || src->nparts + (size_t)n > src->parts_cap) {
+        /* One allocation at a time: src->parts must never be left
+         * pointing at a block realloc() has freed. */
+        if (src->nparts + (size_t)n > src->parts_cap) {
                 size_t cap = src->nparts + (size_t)n + 16;
-                struct assigned *p = realloc(src->parts, cap * sizeof(*p));
+                struct assigned *p = mem_realloc(src->parts, cap * sizeof(*p));
 
-                if (!offs || !p) {
-                        free(offs);
+                if (!p) {
                         cs_log(CS_LOG_ERROR, "out of memory on assignment");
                         return -1;
                 }
                 src->parts = p;
                 src->parts_cap = cap;
         }
+        if (!(offs = mem_calloc((size_t)n + 1, sizeof(*offs)))) {
+                cs_log(CS_LOG_ERROR, "out of memory on assignment");
+                return -1;
+        }
         for (i = 0; i < n; i++)
                 offs[i].partition = list->elems[i].partition;
         r = src->conf.on_assign(src->conf.opaque, offs, (size_t)n);
         if (r == -1) {
-                free(offs);
+                mem_free(offs);
                 return -1;
         }
         for (i = 0; i < n; i++) {
@@ -203,7 +242,7 @@ static int assign(struct cs_kafka_source *src,
                 if (r == 0 && offs[i].next_offset >= 0)
                         stored++;
         }
-        free(offs);
+        mem_free(offs);
         if (r < 0)
                 cs_log(CS_LOG_INFO,
                        "assigned %d partitions of %s, paused until the "
@@ -419,12 +458,61 @@ static int assign_all(struct cs_kafka_source *src,
         return r;
 }
 
-/* The defaults, then the -X properties, which can override any of them. */
-static int configure(rd_kafka_conf_t *kc, const char *brokers,
-                     const char *group, const char *const *props, size_t nprops,
-                     char *errstr, size_t errstr_size)
+/* Whether a -X property sets name. */
+static int user_sets(const struct cs_kafka_source_conf *conf, const char *name)
 {
-        size_t i;
+        size_t len = strlen(name), i;
+
+        for (i = 0; i < conf->nprops; i++)
+                if (!strncmp(conf->props[i], name, len) &&
+                    conf->props[i][len] == '=')
+                        return 1;
+        return 0;
+}
+
+/* librdkafka's prefetch sized from the batch rather than its defaults
+ * (100,000 messages or 64 MB queued, 50 MB fetches), which are what bounds
+ * an ingest's memory. The queue is refilled only when librdkafka's broker
+ * thread next looks, so it must hold what the pipeline consumes meanwhile:
+ * 2 KB per record of the batch (a call is 0.4 to 1 KB of JSON), 1 to 64 MB,
+ * fetched at most that much at a time; the message limit, 4 batches, only
+ * binds for small records. 10,000 records: 20 MB, as fast as the defaults
+ * in a 32-partition trial (README). A fetch.max.bytes below
+ * message.max.bytes is refused, so it is left alone when -X sets either;
+ * -X overrides every one of them anyway. */
+static int set_prefetch(rd_kafka_conf_t *kc,
+                        const struct cs_kafka_source_conf *conf, char *errstr,
+                        size_t errstr_size)
+{
+        size_t batch = conf->batch_max_records, kbytes, msgs;
+        char v[32];
+
+        if (!batch)
+                return 0;
+        kbytes = batch > 32768 ? 65536 : batch < 512 ? 1024 : 2 * batch;
+        msgs = batch > 25000 ? 100000 : batch < 250 ? 1000 : 4 * batch;
+        snprintf(v, sizeof(v), "%zu", msgs);
+        if (set(kc, "queued.min.messages", v, errstr, errstr_size))
+                return -1;
+        snprintf(v, sizeof(v), "%zu", kbytes);
+        if (set(kc, "queued.max.messages.kbytes", v, errstr, errstr_size))
+                return -1;
+        if (user_sets(conf, "message.max.bytes") ||
+            user_sets(conf, "fetch.max.bytes"))
+                return 0;
+        snprintf(v, sizeof(v), "%zu",
+                 kbytes * 1024 > 52428800 ? (size_t)52428800 : kbytes * 1024);
+        return set(kc, "fetch.max.bytes", v, errstr, errstr_size);
+}
+
+/* The defaults, then the -X properties, which can override any of them. */
+static int configure(rd_kafka_conf_t *kc,
+                     const struct cs_kafka_source_conf *conf, char *errstr,
+                     size_t errstr_size)
+{
+        const char *brokers = conf->brokers, *group = conf->group;
+        const char *const *props = conf->props;
+        size_t i, nprops = conf->nprops;
 
         /* Offsets are kept in the database; an offset that fell out of
          * retention restarts at the oldest message kept rather than
@@ -440,7 +528,8 @@ static int configure(rd_kafka_conf_t *kc, const char *brokers,
             set(kc, "enable.partition.eof", "true", errstr, errstr_size) ||
             set(kc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
             set(kc, "allow.auto.create.topics", "false", errstr, errstr_size) ||
-            set(kc, "log.queue", "true", errstr, errstr_size))
+            set(kc, "log.queue", "true", errstr, errstr_size) ||
+            set_prefetch(kc, conf, errstr, errstr_size))
                 return -1;
         for (i = 0; i < nprops; i++) {
                 char name[256];
@@ -461,14 +550,20 @@ static int configure(rd_kafka_conf_t *kc, const char *brokers,
         return 0;
 }
 
-int cs_kafka_check_props(const char *const *props, size_t nprops, char *errstr,
+int cs_kafka_check_props(const char *const *props, size_t nprops,
+                         size_t batch_max_records, char *errstr,
                          size_t errstr_size)
 {
+        struct cs_kafka_source_conf conf = {
+                .props = props,
+                .nprops = nprops,
+                .batch_max_records = batch_max_records,
+        };
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         rd_kafka_t *rk;
         char why[256];
 
-        if (configure(kc, NULL, NULL, props, nprops, errstr, errstr_size)) {
+        if (configure(kc, &conf, errstr, errstr_size)) {
                 rd_kafka_conf_destroy(kc);
                 return -1;
         }
@@ -486,12 +581,51 @@ int cs_kafka_check_props(const char *const *props, size_t nprops, char *errstr,
         return 0;
 }
 
+int cs_kafka_effective_prop(const struct cs_kafka_source_conf *conf,
+                            const char *name, char *value, size_t value_size,
+                            char *errstr, size_t errstr_size)
+{
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        int r = -1;
+
+        if (configure(kc, conf, errstr, errstr_size) == 0) {
+                if (rd_kafka_conf_get(kc, name, value, &value_size) ==
+                    RD_KAFKA_CONF_OK)
+                        r = 0;
+                else
+                        snprintf(errstr, errstr_size, "%s: unknown", name);
+        }
+        rd_kafka_conf_destroy(kc);
+        return r;
+}
+
+/* -v: the prefetch in effect, since it bounds the memory an ingest uses. */
+static void log_prefetch(const rd_kafka_conf_t *kc)
+{
+        static const char *const names[] = {"queued.min.messages",
+                                            "queued.max.messages.kbytes",
+                                            "fetch.max.bytes"};
+        char v[3][32];
+        size_t i, n;
+
+        if (CS_LOG_DEBUG > cs_log_threshold)
+                return;
+        for (i = 0; i < 3; i++) {
+                n = sizeof(v[i]);
+                if (rd_kafka_conf_get(kc, names[i], v[i], &n) !=
+                    RD_KAFKA_CONF_OK)
+                        snprintf(v[i], sizeof(v[i]), "?");
+        }
+        cs_log(CS_LOG_DEBUG, "Kafka prefetch: %s=%s %s=%s %s=%s", names[0],
+               v[0], names[1], v[1], names[2], v[2]);
+}
+
 int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
                         struct cs_kafka_source **out, char *errstr,
                         size_t errstr_size)
 {
         static volatile sig_atomic_t never;
-        struct cs_kafka_source *src = calloc(1, sizeof(*src));
+        struct cs_kafka_source *src = mem_calloc(1, sizeof(*src));
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         const struct rd_kafka_metadata *md = NULL;
         const struct rd_kafka_metadata_topic *t = NULL;
@@ -508,9 +642,9 @@ int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
         src->probe_at = cs_now_ms() + PROBE_MS;
         if (!src->conf.stop)
                 src->conf.stop = &never;
-        if (configure(kc, conf->brokers, conf->group, conf->props, conf->nprops,
-                      errstr, errstr_size))
+        if (configure(kc, conf, errstr, errstr_size))
                 goto fail;
+        log_prefetch(kc);
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
         rd_kafka_conf_set_log_cb(kc, log_cb);
         rd_kafka_conf_set_error_cb(kc, error_cb);
@@ -554,7 +688,12 @@ fail:
                 rd_kafka_conf_destroy(kc);
         if (src && src->rk)
                 rd_kafka_destroy(src->rk);
-        free(src);
+        if (src) {
+                /* assign() may have grown the assignment before failing. */
+                mem_free(src->parts);
+                mem_free(src->highs);
+        }
+        mem_free(src);
         return r;
 }
 
@@ -681,7 +820,7 @@ int cs_kafka_source_tick(struct cs_kafka_source *src, int idle,
                 return 0;
         if (src->nhighs < src->nparts) {
                 struct cs_partition_offset *p =
-                        realloc(src->highs, src->nparts * sizeof(*p));
+                        mem_realloc(src->highs, src->nparts * sizeof(*p));
 
                 if (!p)
                         return 0;
@@ -739,7 +878,7 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src)
         size_t i;
         int r;
 
-        offs = calloc(src->nparts + 1, sizeof(*offs));
+        offs = mem_calloc(src->nparts + 1, sizeof(*offs));
         if (!offs) {
                 rd_kafka_topic_partition_list_destroy(list);
                 return -1;
@@ -757,7 +896,7 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src)
                 src->parts[i].at_end = 0;
                 src->parts[i].next = offs[i].next_offset;
         }
-        free(offs);
+        mem_free(offs);
         if (r == 0) {
                 error = rd_kafka_seek_partitions(src->rk, list, 10000);
                 if (error) {
@@ -830,7 +969,7 @@ void cs_kafka_source_destroy(struct cs_kafka_source *src)
                 return;
         rd_kafka_consumer_close(src->rk);
         rd_kafka_destroy(src->rk);
-        free(src->parts);
-        free(src->highs);
-        free(src);
+        mem_free(src->parts);
+        mem_free(src->highs);
+        mem_free(src);
 }

@@ -664,6 +664,10 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
                                  sizeof(errstr));
                 if (r == 0) {
                         (*out)->stop = stop;
+                        r = cs_sink_set_durability(*out, conf->durability,
+                                                   errstr, sizeof(errstr));
+                }
+                if (r == 0) {
                         /* One ingest per SQLite file: a second is refused
                          * before it migrates or writes anything. */
                         if ((*out)->ops->claim)
@@ -732,6 +736,7 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 .stop = stop,
                 .startup_timeout_ms = conf->startup_timeout_ms,
                 .broker_timeout_ms = conf->broker_timeout_ms,
+                .batch_max_records = conf->batch_max_records,
                 .opaque = &pl,
         };
         struct cs_file_source *file = NULL;

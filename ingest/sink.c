@@ -40,6 +40,14 @@ int cs_sink_require_existing(const char *db, char *errstr, size_t errstr_size)
         return cs_sink_sqlite_check(db, 0, errstr, errstr_size);
 }
 
+int cs_sink_set_durability(struct cs_sink *s, int durability, char *errstr,
+                           size_t errstr_size)
+{
+        if (!s->ops->set_durability)
+                return 0;
+        return s->ops->set_durability(s, durability, errstr, errstr_size);
+}
+
 void cs_sink_close(struct cs_sink *s)
 {
         if (s)

@@ -1,7 +1,9 @@
 /* sink_sqlite.c: the SQLite sink, the embedded default.
  *
- * WAL journal with synchronous=NORMAL: a committed batch survives a crash of
- * the process (kill -9), which is what exactly-once needs; every statement is
+ * WAL journal with synchronous=NORMAL (FULL with --durability full): a
+ * committed batch survives a crash of the process (kill -9), which is what
+ * exactly-once needs; a thread of the sink's own copies the WAL back into
+ * the database, so that commits never wait for that. Every statement is
  * prepared once and every value bound. Waits for another connection's lock
  * are a busy handler of ours, so that a stop request ends them; an ingest
  * holds an flock on PATH-lock for its lifetime, so that a second one is
@@ -9,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,19 @@
  * it takes meanwhile (short, so that a stop request is seen at once). */
 #define BUSY_TIMEOUT_MS 30000
 #define BUSY_NAP_MS     10
+
+/* The settings of the writer's connection (README, "SQLite settings").
+ * The page cache holds what every batch touches: the crime_id index that
+ * dedups (about 20 bytes a call: 64 MB is some 3 million calls), the ends
+ * of calls and its call_ts index, and the window counts of recent windows;
+ * older pages are read through the memory map, from the OS's page cache
+ * without a copy. */
+#define CACHE_KIB  "65536"
+#define MMAP_BYTES "268435456"
+/* The WAL is checkpointed once a commit leaves it this many pages long
+ * (SQLite's default, 4 MB), and truncated to this size after it grew. */
+#define CKPT_FRAMES 1000
+#define WAL_LIMIT   "67108864"
 
 enum stmt {
         ST_BEGIN,
@@ -127,6 +144,16 @@ struct sqlite_sink {
          * fail(), which clears them): after so long, or stopped. */
         int64_t busy_limit_ms, busy_since, busy_gave_up_ms;
         int busy_stopped;
+
+        /* The checkpointer: a thread with a connection of its own, woken
+         * by a commit that left the WAL long (on_wal); it alone uses db. */
+        struct {
+                sqlite3 *db;
+                pthread_t thread;
+                pthread_mutex_t mu;
+                pthread_cond_t wake;
+                int started, pending, quit;
+        } ckpt;
 };
 
 /* SQLite's busy handler: naps until the lock is free, the wait has lasted
@@ -316,6 +343,173 @@ static int exec(struct sqlite_sink *s, const char *sql, const char *what,
 {
         if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
                 return fail(s, what, errstr, errstr_size);
+        return 0;
+}
+
+/* The checkpointer thread: a PASSIVE checkpoint each time it is woken.
+ * PASSIVE takes no lock the writer needs: the writer goes on appending
+ * to the WAL meanwhile, and the copy catches up between batches, when the
+ * next write transaction starts the WAL over from its beginning. */
+static void *checkpointer(void *opaque)
+{
+        struct sqlite_sink *s = opaque;
+        int nlog, nckpt, rc, wal_seen = 0;
+
+        pthread_mutex_lock(&s->ckpt.mu);
+        for (;;) {
+                while (!s->ckpt.pending && !s->ckpt.quit)
+                        pthread_cond_wait(&s->ckpt.wake, &s->ckpt.mu);
+                /* A wake-up that came with the stop is still served. */
+                if (!s->ckpt.pending)
+                        break;
+                s->ckpt.pending = 0;
+                pthread_mutex_unlock(&s->ckpt.mu);
+                /* A connection learns that the file is in WAL mode when it
+                 * first reads it; until then a checkpoint does nothing
+                 * (a new database is WAL only from its first commit). */
+                if (!wal_seen)
+                        wal_seen = sqlite3_exec(s->ckpt.db,
+                                                "PRAGMA schema_version", NULL,
+                                                NULL, NULL) == SQLITE_OK;
+                rc = sqlite3_wal_checkpoint_v2(s->ckpt.db, NULL,
+                                               SQLITE_CHECKPOINT_PASSIVE, &nlog,
+                                               &nckpt);
+                /* BUSY: another connection is checkpointing; the next
+                 * commit wakes this one again. */
+                if (rc == SQLITE_OK)
+                        cs_log(CS_LOG_DEBUG,
+                               "%s: checkpoint: %d of %d WAL pages copied",
+                               s->path, nckpt, nlog);
+                else if (rc != SQLITE_BUSY)
+                        cs_log(CS_LOG_WARN, "%s: checkpoint: %s", s->path,
+                               sqlite3_errmsg(s->ckpt.db));
+                pthread_mutex_lock(&s->ckpt.mu);
+        }
+        pthread_mutex_unlock(&s->ckpt.mu);
+        return NULL;
+}
+
+/* SQLite's WAL hook, in the writer after each commit: wakes the
+ * checkpointer once the WAL is long. Replaces SQLite's own automatic
+ * checkpoint, which runs in the committing connection and so holds the
+ * commit up for as long as it copies and syncs. */
+static int on_wal(void *opaque, sqlite3 *db, const char *name, int frames)
+{
+        struct sqlite_sink *s = opaque;
+
+        (void)db;
+        (void)name;
+        if (frames >= CKPT_FRAMES) {
+                pthread_mutex_lock(&s->ckpt.mu);
+                s->ckpt.pending = 1;
+                pthread_cond_signal(&s->ckpt.wake);
+                pthread_mutex_unlock(&s->ckpt.mu);
+        }
+        return SQLITE_OK;
+}
+
+/* Starts the checkpointer. Without it (no thread, no second connection)
+ * SQLite's automatic checkpoint stays, which is correct, only slower; so
+ * a failure is a warning. */
+static void start_checkpointer(struct sqlite_sink *s)
+{
+        const char *why = NULL;
+        sigset_t all, old;
+
+        if (sqlite3_open_v2(s->path, &s->ckpt.db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+                why = s->ckpt.db ? sqlite3_errmsg(s->ckpt.db) : "out of memory";
+        } else if (pthread_mutex_init(&s->ckpt.mu, NULL) != 0) {
+                why = "pthread_mutex_init failed";
+        } else if (pthread_cond_init(&s->ckpt.wake, NULL) != 0) {
+                pthread_mutex_destroy(&s->ckpt.mu);
+                why = "pthread_cond_init failed";
+        } else {
+                /* Signals (SIGTERM's stop) go to the main thread, whose
+                 * waits they cut short, as librdkafka's threads do. */
+                sigfillset(&all);
+                pthread_sigmask(SIG_SETMASK, &all, &old);
+                if (pthread_create(&s->ckpt.thread, NULL, checkpointer, s))
+                        why = "cannot start a thread";
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+                if (why) {
+                        pthread_cond_destroy(&s->ckpt.wake);
+                        pthread_mutex_destroy(&s->ckpt.mu);
+                }
+        }
+        if (why) {
+                cs_log(CS_LOG_WARN,
+                       "%s: no checkpoint thread (%s): commits checkpoint "
+                       "the WAL themselves",
+                       s->path, why);
+                sqlite3_close(s->ckpt.db);
+                s->ckpt.db = NULL;
+                return;
+        }
+        s->ckpt.started = 1;
+        /* Replaces the automatic checkpoint (sqlite3_wal_autocheckpoint
+         * is a WAL hook too). */
+        sqlite3_wal_hook(s->db, on_wal, s);
+}
+
+/* Stops the checkpointer; what the WAL still holds is copied back when
+ * the writer's connection, the last one, closes. */
+static void stop_checkpointer(struct sqlite_sink *s)
+{
+        if (!s->ckpt.started)
+                return;
+        sqlite3_wal_hook(s->db, NULL, NULL);
+        pthread_mutex_lock(&s->ckpt.mu);
+        s->ckpt.quit = 1;
+        pthread_cond_signal(&s->ckpt.wake);
+        pthread_mutex_unlock(&s->ckpt.mu);
+        pthread_join(s->ckpt.thread, NULL);
+        pthread_cond_destroy(&s->ckpt.wake);
+        pthread_mutex_destroy(&s->ckpt.mu);
+        sqlite3_close(s->ckpt.db);
+        s->ckpt.db = NULL;
+        s->ckpt.started = 0;
+}
+
+/* One integer PRAGMA of the writer's connection, or -1. */
+static long long pragma_int(struct sqlite_sink *s, const char *sql)
+{
+        sqlite3_stmt *st = NULL;
+        long long v = -1;
+
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+static int sqlite_set_durability(struct cs_sink *base, int durability,
+                                 char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        int r;
+
+        /* FULL syncs the WAL at every commit; NORMAL only before each
+         * checkpoint, so a power failure may undo the last batches (never
+         * a part of one), and the ingest reads them again. */
+        if ((r = exec(s,
+                      durability == CS_DURABILITY_FULL
+                              ? "PRAGMA synchronous=FULL"
+                              : "PRAGMA synchronous=NORMAL",
+                      "setting synchronous", errstr, errstr_size)) < 0)
+                return r;
+        /* Read back, for -v: what the connection really runs with. */
+        cs_log(CS_LOG_DEBUG,
+               "%s: SQLite settings: synchronous=%lld (1 NORMAL, 2 FULL) "
+               "cache_size=%lld mmap_size=%lld journal_size_limit=%lld "
+               "checkpoint %s",
+               s->path, pragma_int(s, "PRAGMA synchronous"),
+               pragma_int(s, "PRAGMA cache_size"),
+               pragma_int(s, "PRAGMA mmap_size"),
+               pragma_int(s, "PRAGMA journal_size_limit"),
+               s->ckpt.started ? "thread" : "automatic");
         return 0;
 }
 
@@ -1158,6 +1352,7 @@ static void sqlite_close(struct cs_sink *base)
 
         if (s->in_txn)
                 sqlite_rollback(base);
+        stop_checkpointer(s);
         finalize_all(s);
         free(s->keyed);
         cs_arena_destroy(s->old);
@@ -1282,6 +1477,7 @@ static const struct cs_sink_ops sqlite_ops = {
         .query = sqlite_query,
         .write_gaps = sqlite_write_gaps,
         .store_high_watermarks = sqlite_store_high_watermarks,
+        .set_durability = sqlite_set_durability,
 };
 
 /* The directory of path, in dir. */
@@ -1429,12 +1625,17 @@ int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
         }
         s->busy_limit_ms = BUSY_TIMEOUT_MS;
         sqlite3_busy_handler(s->db, on_busy, s);
-        /* WAL: readers (BI tools, sqlite3) never block the ingest. */
+        /* WAL: readers (BI tools, sqlite3) never block the ingest. The
+         * sizes: CACHE_KIB, MMAP_BYTES, WAL_LIMIT. */
         if ((r = exec(s,
                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                      "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY",
+                      "PRAGMA cache_size=-" CACHE_KIB "; "
+                      "PRAGMA mmap_size=" MMAP_BYTES "; "
+                      "PRAGMA journal_size_limit=" WAL_LIMIT "; "
+                      "PRAGMA temp_store=MEMORY",
                       "setting pragmas", errstr, errstr_size)) < 0)
                 goto fail;
+        start_checkpointer(s);
         *out = &s->base;
         return 0;
 fail:

@@ -92,6 +92,13 @@ static const char ingest_help[] =
         "      --batch-max-records N close a batch at N messages (default "
         "10000)\n"
         "      --batch-max-ms N      or after N ms (default 1000)\n"
+        "      --durability normal|full\n"
+        "                            SQLite: whether a committed batch also\n"
+        "                            survives a power failure (full: one\n"
+        "                            fsync per batch; normal, the default,\n"
+        "                            may undo the last batches, which are\n"
+        "                            read again); a crash of the process\n"
+        "                            loses nothing either way\n"
         "      --startup-timeout D   give up when the database, then the\n"
         "                            Kafka brokers, are still out of reach D\n"
         "                            after start (each; default: wait until\n"
@@ -133,6 +140,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"startup-timeout", required_argument, NULL, 'O'},
                 {"max-future", required_argument, NULL, 'F'},
                 {"broker-timeout", required_argument, NULL, 'K'},
+                {"durability", required_argument, NULL, 'D'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -227,6 +235,19 @@ int cs_cmd_ingest(int argc, char **argv)
                         conf.broker_timeout_ms = d * 1000;
                         broker_timeout_set = 1;
                         break;
+                case 'D':
+                        if (strcmp(optarg, "normal") &&
+                            strcmp(optarg, "full")) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --durability '%s':"
+                                                   " expected normal or full",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        conf.durability = !strcmp(optarg, "full")
+                                                  ? CS_DURABILITY_FULL
+                                                  : CS_DURABILITY_NORMAL;
+                        break;
                 case 'P':
                         if (strcmp(optarg, "count") && strcmp(optarg, "drop")) {
                                 cs_cli_usage_error("ingest",
@@ -317,8 +338,9 @@ int cs_cmd_ingest(int argc, char **argv)
                 conf.broker_timeout_ms = 30 * 1000;
         /* A mistyped property is a usage error, found before the database
          * is created or migrated. */
-        if (conf.nprops && cs_kafka_check_props(props, conf.nprops, errstr,
-                                                sizeof(errstr)) < 0) {
+        if (conf.nprops &&
+            cs_kafka_check_props(props, conf.nprops, conf.batch_max_records,
+                                 errstr, sizeof(errstr)) < 0) {
                 cs_cli_usage_error("ingest", "%s", errstr);
                 return CS_EXIT_USAGE;
         }
