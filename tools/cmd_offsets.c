@@ -1,10 +1,8 @@
 /* cmd_offsets.c: `callstream offsets list|reset|forget`, the stored
  * positions of the ingest's topics, seen and moved by hand. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cs_cli.h"
 #include "cs_cmd.h"
@@ -229,9 +227,8 @@ int cs_cmd_offsets(int argc, char **argv)
         }
 
         /* A mistyped path must not leave an empty database behind. */
-        if (!cs_sink_is_postgresql(db) &&
-            access(strncmp(db, "sqlite:", 7) ? db : db + 7, F_OK) != 0) {
-                cs_log(CS_LOG_ERROR, "%s: %s", db, strerror(errno));
+        if (cs_sink_require_existing(db, errstr, sizeof(errstr)) < 0) {
+                cs_log(CS_LOG_ERROR, "offsets: %s", errstr);
                 return CS_EXIT_FAILURE;
         }
         /* Migrated first: a database from before the replay fingerprints
