@@ -124,7 +124,13 @@ static const char *const state_sql[] = {
         "kafka_offsets",
 };
 
-static int read_state(const char *db, struct th_lines *out)
+/* Appends the rows of the statements sql[0..n) on db, a PostgreSQL
+ * conninfo or a SQLite path (opened read-write when writable, which rolls
+ * back a hot journal left by kill -9; a reader waits busy_ms for a lock),
+ * to out, unsorted. Returns 0, or -1 when the database cannot be opened or
+ * a statement fails (the latter said on stderr). */
+static int db_lines(const char *db, int writable, int busy_ms,
+                    const char *const *sql, size_t n, struct th_lines *out)
 {
         size_t i;
         int r = 0;
@@ -134,26 +140,36 @@ static int read_state(const char *db, struct th_lines *out)
 
                 if (!pc)
                         return -1;
-                for (i = 0;
-                     i < (sizeof(state_sql) / sizeof(state_sql[0])) && !r; i++)
-                        r = th_pg_lines(pc, state_sql[i], out);
+                for (i = 0; i < n && !r; i++)
+                        r = th_pg_lines(pc, sql[i], out);
                 PQfinish(pc);
         } else {
                 sqlite3 *lite;
 
-                if (sqlite3_open_v2(db, &lite, SQLITE_OPEN_READWRITE, NULL)) {
-                        fprintf(stderr, "# cannot open %s\n", db);
+                if (sqlite3_open_v2(db, &lite,
+                                    writable ? SQLITE_OPEN_READWRITE
+                                             : SQLITE_OPEN_READONLY,
+                                    NULL)) {
                         sqlite3_close(lite);
                         return -1;
                 }
-                sqlite3_busy_timeout(lite, 60000);
-                for (i = 0;
-                     i < (sizeof(state_sql) / sizeof(state_sql[0])) && !r; i++)
-                        r = th_lite_lines(lite, state_sql[i], NULL, NULL, out);
+                sqlite3_busy_timeout(lite, busy_ms);
+                for (i = 0; i < n && !r; i++)
+                        r = th_lite_lines(lite, sql[i], NULL, NULL, out);
                 sqlite3_close(lite);
         }
-        th_lines_sort(out);
         return r;
+}
+
+static int read_state(const char *db, struct th_lines *out)
+{
+        if (db_lines(db, 1, 60000, state_sql,
+                     sizeof(state_sql) / sizeof(state_sql[0]), out) < 0) {
+                fprintf(stderr, "# cannot read the state of %s\n", db);
+                return -1;
+        }
+        th_lines_sort(out);
+        return 0;
 }
 
 /* Splits "key|count" at the last '|'. */
@@ -315,30 +331,11 @@ static int wanted(const struct ctx *c, const char *fault, int pg)
 /* Calls committed so far, or -1. */
 static long long stored_calls(const char *db)
 {
+        static const char *const sql[] = {"SELECT COUNT(*) FROM calls"};
         struct th_lines l = {0};
         long long n = -1;
-        int r;
 
-        if (is_pg(db)) {
-                PGconn *pc = th_pg_open(db);
-
-                if (!pc)
-                        return -1;
-                r = th_pg_lines(pc, "SELECT COUNT(*) FROM calls", &l);
-                PQfinish(pc);
-        } else {
-                sqlite3 *lite;
-
-                if (sqlite3_open_v2(db, &lite, SQLITE_OPEN_READONLY, NULL)) {
-                        sqlite3_close(lite);
-                        return -1;
-                }
-                sqlite3_busy_timeout(lite, 10000);
-                r = th_lite_lines(lite, "SELECT COUNT(*) FROM calls", NULL,
-                                  NULL, &l);
-                sqlite3_close(lite);
-        }
-        if (r == 0 && l.n == 1)
+        if (db_lines(db, 0, 10000, sql, 1, &l) == 0 && l.n == 1)
                 n = atoll(l.v[0]);
         th_lines_free(&l);
         return n;
@@ -674,21 +671,16 @@ static void fault_leader_moves(struct ctx *c)
  * thawed. */
 static pid_t ingest_backend(const char *db)
 {
+        static const char *const sql[] = {
+                "SELECT pid FROM pg_stat_activity WHERE datname = "
+                "current_database() AND pid <> pg_backend_pid() AND "
+                "backend_type = 'client backend' ORDER BY backend_start "
+                "LIMIT 1"};
         struct th_lines l = {0};
-        PGconn *pc = th_pg_open(db);
         pid_t pid = -1;
 
-        if (pc &&
-            th_pg_lines(pc,
-                        "SELECT pid FROM pg_stat_activity WHERE "
-                        "datname = current_database() AND pid <> "
-                        "pg_backend_pid() AND backend_type = 'client "
-                        "backend' ORDER BY backend_start LIMIT 1",
-                        &l) == 0 &&
-            l.n == 1)
+        if (db_lines(db, 0, 0, sql, 1, &l) == 0 && l.n == 1)
                 pid = (pid_t)atol(l.v[0]);
-        if (pc)
-                PQfinish(pc);
         th_lines_free(&l);
         return pid;
 }
@@ -797,6 +789,23 @@ out:
         free(log);
 }
 
+/* finish() for an ingest started as a service (no --exit-at-end) once its
+ * fault ended: it gets to nine tenths of the stream, a few seconds for the
+ * rest, then SIGTERM, which commits what it holds and exits 0. */
+static void finish_service(struct ctx *c, const char *fault, int pg,
+                           const char *db, const char *log, pid_t pid,
+                           int fault_ok, const char *what)
+{
+        int64_t back = th_now_ms(), deadline = back + RUN_MS;
+
+        while (stored_calls(db) < c->calls * 9 / 10 && th_exited(pid) < 0 &&
+               th_now_ms() < deadline)
+                th_sleep_ms(200);
+        th_sleep_ms(3000);
+        kill(pid, SIGTERM);
+        finish(c, fault, pg, db, log, pid, back, fault_ok, what);
+}
+
 /* PostgreSQL stopped when the ingest starts, started hold_s later. */
 static void fault_pg_down_at_start(struct ctx *c, int hold_s)
 {
@@ -810,18 +819,8 @@ static void fault_pg_down_at_start(struct ctx *c, int hold_s)
         pid = ingest_start(c, "calls", db, log, 0);
         th_sleep_ms(hold_s * 1000LL);
         ok &= th_pg_ctl(&c->pg, NULL, "start") == 0;
-        /* A service: it waited; now let it finish the topic and stop it. */
-        {
-                int64_t back = th_now_ms(), deadline = back + RUN_MS;
-
-                while (stored_calls(db) < c->calls * 9 / 10 &&
-                       th_exited(pid) < 0 && th_now_ms() < deadline)
-                        th_sleep_ms(200);
-                th_sleep_ms(3000);
-                kill(pid, SIGTERM);
-                finish(c, "PostgreSQL down at start", 1, db, log, pid, back, ok,
+        finish_service(c, "PostgreSQL down at start", 1, db, log, pid, ok,
                        "waited for the server, finished, exit 0");
-        }
         free(db);
         free(log);
 }
@@ -841,17 +840,8 @@ static void fault_sqlite_locked_at_start(struct ctx *c, int hold_s)
         th_sleep_ms(hold_s * 1000LL);
         sqlite3_exec(lite, "COMMIT", NULL, NULL, NULL);
         sqlite3_close(lite);
-        {
-                int64_t back = th_now_ms(), deadline = back + RUN_MS;
-
-                while (stored_calls(db) < c->calls * 9 / 10 &&
-                       th_exited(pid) < 0 && th_now_ms() < deadline)
-                        th_sleep_ms(200);
-                th_sleep_ms(3000);
-                kill(pid, SIGTERM);
-                finish(c, "SQLite locked at start", 0, db, log, pid, back, ok,
+        finish_service(c, "SQLite locked at start", 0, db, log, pid, ok,
                        "waited for the lock, finished, exit 0");
-        }
         free(db);
         free(log);
 }
@@ -1129,6 +1119,7 @@ static char *hostile_outcome(const char *db, const struct hostile *m)
 {
         struct th_lines l = {0};
         char sql[256];
+        const char *const sqls[] = {sql};
         char *res = NULL;
         int r;
 
@@ -1140,20 +1131,7 @@ static char *hostile_outcome(const char *db, const struct hostile *m)
                  "kafka_partition = %d AND kafka_offset = %lld",
                  m->partition, (long long)m->offset, m->partition,
                  (long long)m->offset);
-        if (is_pg(db)) {
-                PGconn *pc = th_pg_open(db);
-
-                r = pc ? th_pg_lines(pc, sql, &l) : -1;
-                if (pc)
-                        PQfinish(pc);
-        } else {
-                sqlite3 *lite;
-
-                r = sqlite3_open_v2(db, &lite, SQLITE_OPEN_READONLY, NULL);
-                if (!r)
-                        r = th_lite_lines(lite, sql, NULL, NULL, &l);
-                sqlite3_close(lite);
-        }
+        r = db_lines(db, 0, 0, sqls, 1, &l);
         if (r == 0 && l.n == 1) {
                 /* Typed text is quoted: 'reject:...'. */
                 size_t len = strlen(l.v[0]);
