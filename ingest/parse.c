@@ -11,6 +11,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "cs_parse.h"
+#include "cs_time.h"
 
 const char *const cs_field_names[CS_F_COUNT] = {
         "crime_id",       "original_crime_type_name",
@@ -491,8 +492,7 @@ static int validate(struct cs_parser *p, struct cs_call *call, char *reason,
                 return -1;
         }
         if (p->kind[CS_F_CALL_DATE_TIME] != K_STRING ||
-            cs_parse_timestamp(dt->ptr, dt->len, &call->ts, &call->ts_usec) <
-                    0) {
+            cs_time_parse(dt->ptr, dt->len, &call->ts, &call->ts_usec) < 0) {
                 snprintf(reason, reason_size, "invalid call_date_time");
                 return -1;
         }
@@ -586,141 +586,4 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
         if (r < 0)
                 memset(call, 0, sizeof(*call));
         return r;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
- * (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-        int64_t era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = y - era * 400;
-        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-        int64_t era, doe, yoe, doy, mp;
-
-        z += 719468;
-        era = (z >= 0 ? z : z - 146096) / 146097;
-        doe = z - era * 146097;
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-        *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-        *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
-/* Reads exactly n digits at s. */
-static int digits(const char *s, int n, int *out)
-{
-        int v = 0, i;
-
-        for (i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -1;
-                v = v * 10 + (s[i] - '0');
-        }
-        *out = v;
-        return 0;
-}
-
-static int days_in_month(int y, int m)
-{
-        static const int mdays[12] = {31, 28, 31, 30, 31, 30,
-                                      31, 31, 30, 31, 30, 31};
-
-        if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
-                return 29;
-        return mdays[m - 1];
-}
-
-int cs_parse_timestamp(const char *s, size_t len, int64_t *ts, int32_t *usec)
-{
-        int y, mo, d, h, mi, sec = 0, frac = 0;
-        size_t i, nfrac;
-
-        /* YYYY-MM-DDTHH:MM is 16 bytes. */
-        if (len < 16 || s[4] != '-' || s[7] != '-' ||
-            (s[10] != 'T' && s[10] != ' ') || s[13] != ':')
-                return -1;
-        if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
-            digits(s + 11, 2, &h) || digits(s + 14, 2, &mi))
-                return -1;
-        i = 16;
-        if (i < len) {
-                if (len < 19 || s[16] != ':' || digits(s + 17, 2, &sec))
-                        return -1;
-                i = 19;
-                if (i < len) {
-                        if (s[19] != '.')
-                                return -1;
-                        nfrac = len - 20;
-                        if (nfrac < 1 || nfrac > 6)
-                                return -1;
-                        if (digits(s + 20, (int)nfrac, &frac))
-                                return -1;
-                        for (; nfrac < 6; nfrac++)
-                                frac *= 10;
-                }
-        }
-        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-            h > 23 || mi > 59 || sec > 59)
-                return -1;
-        *ts = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-        *usec = frac;
-        return 0;
-}
-
-size_t cs_format_bound(int64_t t, char *out)
-{
-        if (t < CS_TS_MIN)
-                t = CS_TS_MIN;
-        if (t >= CS_TS_END)
-                t = CS_TS_END - 1;
-        return cs_format_timestamp(t, 0, out);
-}
-
-/* Writes v as exactly n decimal digits. */
-static void put_digits(char *out, int v, int n)
-{
-        while (n--) {
-                out[n] = (char)('0' + v % 10);
-                v /= 10;
-        }
-}
-
-/* By hand rather than snprintf: it runs for every call and window row. */
-size_t cs_format_timestamp(int64_t ts, int32_t usec, char *out)
-{
-        int64_t days = ts >= 0 ? ts / 86400 : -((-ts + 86399) / 86400);
-        int secs = (int)(ts - days * 86400);
-        int y, m, d;
-        size_t n = 19;
-
-        civil_from_days(days, &y, &m, &d);
-        put_digits(out, y, 4);
-        out[4] = '-';
-        put_digits(out + 5, m, 2);
-        out[7] = '-';
-        put_digits(out + 8, d, 2);
-        out[10] = ' ';
-        put_digits(out + 11, secs / 3600, 2);
-        out[13] = ':';
-        put_digits(out + 14, secs / 60 % 60, 2);
-        out[16] = ':';
-        put_digits(out + 17, secs % 60, 2);
-        if (usec) {
-                out[19] = '.';
-                put_digits(out + 20, usec, 6);
-                n = 26;
-        }
-        out[n] = '\0';
-        return n;
 }

@@ -12,6 +12,7 @@
 #include "cs_cmd.h"
 #include "cs_common.h"
 #include "cs_parse.h"
+#include "cs_time.h"
 
 #define CMD "generate"
 
@@ -640,44 +641,6 @@ static unsigned pick(struct gen *g, const unsigned *cum, unsigned n)
 }
 
 /*
- * Calendar (proleptic Gregorian, H. Hinnant's days_from_civil algorithms).
- */
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-        int64_t era;
-        unsigned yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = (unsigned)(y - era * 400);
-        doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-        int64_t era;
-        unsigned doe, yoe, doy, mp;
-
-        z += 719468;
-        era = (z >= 0 ? z : z - 146096) / 146097;
-        doe = (unsigned)(z - era * 146097);
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-        *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-        *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-        return a / b - (a % b < 0);
-}
-
-/*
  * Formatting helpers: each writes at w and returns the new end.
  */
 
@@ -719,16 +682,7 @@ static char *put_u64(char *w, uint64_t v)
 static const char *date_text(struct gen *g, int64_t day)
 {
         if (day != g->cache_day) {
-                int y, m, d;
-                char *w = g->cache_date;
-
-                civil_from_days(day, &y, &m, &d);
-                w = put2(w, y / 100);
-                w = put2(w, y % 100);
-                *w++ = '-';
-                w = put2(w, m);
-                *w++ = '-';
-                put2(w, d);
+                cs_time_format_date(day, g->cache_date);
                 g->cache_day = day;
         }
         return g->cache_date;
@@ -751,7 +705,7 @@ static char *put_street_block(char *w, const struct call *c, int blk)
 static size_t render(struct gen *g, const struct call *c, char *out,
                      struct layout *lay)
 {
-        int64_t day = floor_div(c->ts, 86400);
+        int64_t day = cs_time_floor_div(c->ts, 86400);
         int sod = (int)(c->ts - day * 86400);
         const char *date = date_text(g, day);
         const struct place *pl = NULL;
@@ -1118,11 +1072,11 @@ static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr",
 static size_t bad_format(struct gen *g, const struct call *c, char *v,
                          size_t size)
 {
-        int64_t day = floor_div(c->ts, 86400);
+        int64_t day = cs_time_floor_div(c->ts, 86400);
         int sod = (int)(c->ts - day * 86400), h = sod / 3600,
             mi = sod / 60 % 60, y, mo, d, n;
 
-        civil_from_days(day, &y, &mo, &d);
+        cs_time_civil_from_days(day, &y, &mo, &d);
         switch (below(g, 18)) {
         case 0:
                 n = snprintf(v, size, "\"%02d/%02d/%04d %02d:%02d %s\"", mo, d,
@@ -1469,7 +1423,8 @@ static int generate(struct gen *g, long long count)
                         g->fill += render(g, &c, w, &lay);
                         break;
                 case K_MALFORMED:
-                        draw_call(g, &c, floor_div(g->clock_us, 1000000));
+                        draw_call(g, &c,
+                                  cs_time_floor_div(g->clock_us, 1000000));
                         g->fill += render_malformed(g, &c, w);
                         /* Sometimes the producer resends it correctly. */
                         if (!g->have_pending && below(g, 4) == 0) {
@@ -1478,7 +1433,7 @@ static int generate(struct gen *g, long long count)
                         }
                         break;
                 default: {
-                        int64_t now = floor_div(g->clock_us, 1000000);
+                        int64_t now = cs_time_floor_div(g->clock_us, 1000000);
 
                         if (g->have_pending) {
                                 c = g->pending;
@@ -1489,7 +1444,7 @@ static int generate(struct gen *g, long long count)
                                  * no printed time is later than
                                  * --max-delay. */
                                 int64_t ts =
-                                        floor_div(now, 60) * 60 -
+                                        cs_time_floor_div(now, 60) * 60 -
                                         60 * (1 +
                                               (int64_t)below(
                                                       g,
@@ -1592,50 +1547,22 @@ static void usage(void)
               stdout);
 }
 
-/* The value of the n ASCII digits at s, or -1 when one is not a digit. */
-static int digits(const char *s, int n)
-{
-        int v = 0;
-
-        while (n--) {
-                if (*s < '0' || *s > '9')
-                        return -1;
-                v = v * 10 + (*s++ - '0');
-        }
-        return v;
-}
-
 /* Parses "YYYY-MM-DD[(T| )HH:MM[:SS]]" into seconds since 1970. */
 static int parse_start(const char *s, int64_t *out)
 {
-        static const int mdays[] = {31, 29, 31, 30, 31, 30,
-                                    31, 31, 30, 31, 30, 31};
         size_t len = strlen(s);
-        int y, mo, d, h = 0, mi = 0, sec = 0;
+        int64_t days;
+        int32_t usec;
 
-        if ((len != 10 && len != 16 && len != 19) || s[4] != '-' || s[7] != '-')
-                return -1;
-        y = digits(s, 4);
-        mo = digits(s + 5, 2);
-        d = digits(s + 8, 2);
-        if (len > 10) {
-                if ((s[10] != 'T' && s[10] != ' ') || s[13] != ':')
+        if (len == 10) {
+                if (cs_time_parse_date(s, len, &days) < 0)
                         return -1;
-                h = digits(s + 11, 2);
-                mi = digits(s + 14, 2);
+                *out = days * 86400;
+                return 0;
         }
-        if (len > 16) {
-                if (s[16] != ':')
-                        return -1;
-                sec = digits(s + 17, 2);
-        }
-        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-            (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))) ||
-            h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59)
+        if (len != 16 && len != 19)
                 return -1;
-        *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
-               h * 3600 + mi * 60 + sec;
-        return 0;
+        return cs_time_parse(s, len, out, &usec);
 }
 
 enum {
