@@ -69,6 +69,19 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
                   struct cs_call *call, char *reason,
                   size_t reason_size) CS_MUSTCHECK;
 
+/* The same with yajl alone, without the flat reader cs_parse_call() tries
+ * first: the reference tests/test_parse_diff.c and tests/fuzz/fuzz_parse.c
+ * hold cs_parse_call() to (same return, reason and fields for every
+ * input). */
+int cs_parse_call_yajl(struct cs_parser *p, const char *buf, size_t len,
+                       struct cs_call *call, char *reason,
+                       size_t reason_size) CS_MUSTCHECK;
+
+/* How many messages cs_parse_call() read with the flat reader and how many
+ * it left to yajl, since the parser was made: for tests and benchmarks. */
+void cs_parser_counts(const struct cs_parser *p, uint64_t *flat,
+                      uint64_t *yajl);
+
 /* The time functions under their former names, for callers not yet moved
  * to cs_time.h. */
 static inline int cs_parse_timestamp(const char *s, size_t len, int64_t *ts,

@@ -1,4 +1,5 @@
-/* parse.c: validates one call record with yajl's event parser.
+/* parse.c: validates one call record: a flat reader for the common shape
+ * (at the end of this file), yajl's event parser for everything else.
  *
  * yajl checks the JSON (RFC 8259 grammar, UTF-8, no trailing data); the
  * callbacks below only pick out the known fields. yajl allocates a handle per
@@ -66,6 +67,10 @@ struct cs_parser {
         int not_object;
         size_t end;    /* where the top-level value ended */
         int finishing; /* in yajl_complete_parse(): all input is read */
+
+        /* Messages the flat reader decided and those it left to yajl. */
+        uint64_t n_flat;
+        uint64_t n_yajl;
 };
 
 /* The arena allocator handed to yajl. */
@@ -146,26 +151,54 @@ void cs_parser_destroy(struct cs_parser *p)
         free(p);
 }
 
-/* Returns the field named by key, or -1. Lengths first: most differ. */
+/* Returns the field named by key, or -1: by length first, then by
+ * comparisons of a constant size, which compile to a few loads (this runs
+ * for every member of every message). */
 static int field_of(const unsigned char *key, size_t len)
 {
-#define L(s) (sizeof(s) - 1)
-        static const unsigned char lens[CS_F_COUNT] = {
-                L("crime_id"),       L("original_crime_type_name"),
-                L("report_date"),    L("call_date"),
-                L("offense_date"),   L("call_time"),
-                L("call_date_time"), L("disposition"),
-                L("address"),        L("city"),
-                L("state"),          L("agency_id"),
-                L("address_type"),   L("common_location"),
-        };
-#undef L
-        int i;
-
-        for (i = 0; i < CS_F_COUNT; i++)
-                if (lens[i] == len && !memcmp(cs_field_names[i], key, len))
-                        return i;
+#define IS(name, f)                                                            \
+        do {                                                                   \
+                if (!memcmp(key, name, sizeof(name) - 1))                      \
+                        return f;                                              \
+        } while (0)
+        switch (len) {
+        case 4:
+                IS("city", CS_F_CITY);
+                break;
+        case 5:
+                IS("state", CS_F_STATE);
+                break;
+        case 7:
+                IS("address", CS_F_ADDRESS);
+                break;
+        case 8:
+                IS("crime_id", CS_F_CRIME_ID);
+                break;
+        case 9:
+                IS("call_date", CS_F_CALL_DATE);
+                IS("call_time", CS_F_CALL_TIME);
+                IS("agency_id", CS_F_AGENCY_ID);
+                break;
+        case 11:
+                IS("report_date", CS_F_REPORT_DATE);
+                IS("disposition", CS_F_DISPOSITION);
+                break;
+        case 12:
+                IS("offense_date", CS_F_OFFENSE_DATE);
+                IS("address_type", CS_F_ADDRESS_TYPE);
+                break;
+        case 14:
+                IS("call_date_time", CS_F_CALL_DATE_TIME);
+                break;
+        case 15:
+                IS("common_location", CS_F_COMMON_LOCATION);
+                break;
+        case 24:
+                IS("original_crime_type_name", CS_F_ORIGINAL_CRIME_TYPE_NAME);
+                break;
+        }
         return -1;
+#undef IS
 }
 
 /* Points the current field at s, copying it into scratch unless it lies in
@@ -441,9 +474,11 @@ static int all_digits(const struct cs_str *s)
         return s->len > 0;
 }
 
-/* Checks the required fields once the JSON itself is known to be valid. */
-static int validate(struct cs_parser *p, struct cs_call *call, char *reason,
-                    size_t reason_size)
+/* Checks the required fields once the JSON itself is known to be valid.
+ * nul_free says no string can hold U+0000 (the flat reader refuses both
+ * raw control characters and \u escapes), which spares the scan for it. */
+static int validate(struct cs_parser *p, struct cs_call *call, int nul_free,
+                    char *reason, size_t reason_size)
 {
         const struct cs_str *id = &call->field[CS_F_CRIME_ID];
         const struct cs_str *dt = &call->field[CS_F_CALL_DATE_TIME];
@@ -497,7 +532,7 @@ static int validate(struct cs_parser *p, struct cs_call *call, char *reason,
                 return -1;
         }
 
-        for (i = 0; i < CS_F_COUNT; i++) {
+        for (i = 0; i < CS_F_COUNT && !nul_free; i++) {
                 if (p->kind[i] == K_STRING && call->field[i].len &&
                     memchr(call->field[i].ptr, '\0', call->field[i].len)) {
                         snprintf(reason, reason_size,
@@ -509,8 +544,8 @@ static int validate(struct cs_parser *p, struct cs_call *call, char *reason,
         return 0;
 }
 
-int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
-                  struct cs_call *call, char *reason, size_t reason_size)
+int cs_parse_call_yajl(struct cs_parser *p, const char *buf, size_t len,
+                       struct cs_call *call, char *reason, size_t reason_size)
 {
         yajl_status st;
         size_t i, at;
@@ -580,10 +615,314 @@ int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
         else if (p->not_object)
                 snprintf(reason, reason_size, "not a JSON object");
         else
-                r = validate(p, call, reason, reason_size);
+                r = validate(p, call, 0, reason, reason_size);
         yajl_free(p->h);
         p->h = NULL;
         if (r < 0)
                 memset(call, 0, sizeof(*call));
         return r;
+}
+
+/*
+ * The flat reader: the fast path for what real calls are, one JSON object
+ * whose members are strings, numbers, true, false or null. It reads such a
+ * message in one pass without yajl and fills the call as the callbacks
+ * above would; it never rejects: whatever it does not know for sure is
+ * valid JSON of that shape (nesting, \u escapes, escapes in keys, control
+ * characters, invalid UTF-8, white space other than space, tab, CR and LF,
+ * trailing bytes, any syntax error) goes to cs_parse_call_yajl(), which
+ * then gives the reason. tests/test_parse_diff.c and tests/fuzz/ check that
+ * both paths give the same result for every input.
+ */
+
+#define ONES ((uint64_t)0x0101010101010101ULL)
+#define HIGH ((uint64_t)0x8080808080808080ULL)
+
+/* Non-zero when one of the 8 bytes of x is a byte a plain string run
+ * stops at: '"', '\\', a control character (< 0x20) or a byte >= 0x80. A
+ * subtraction borrows only from a byte that is itself one of these, so
+ * there are no false alarms on plain text. */
+static inline uint64_t special8(uint64_t x)
+{
+        return ((x - ONES * 0x20) | ((x ^ (ONES * '"')) - ONES) |
+                ((x ^ (ONES * '\\')) - ONES) | x) &
+               HIGH;
+}
+
+/* The same for one byte. */
+static inline int special1(unsigned char c)
+{
+        return c == '"' || c == '\\' || c < 0x20 || c >= 0x80;
+}
+
+static inline int is_ws(unsigned char c)
+{
+        return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static inline size_t skip_ws(const unsigned char *s, size_t i, size_t len)
+{
+        while (i < len && s[i] <= ' ' && is_ws(s[i]))
+                i++;
+        return i;
+}
+
+/* The escapes the flat reader decodes itself (all but \u). */
+static inline int simple_escape(unsigned char c)
+{
+        return c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' ||
+               c == 'n' || c == 'r' || c == 't';
+}
+
+/* Scans the string whose opening quote is at s[i - 1]. Returns the index of
+ * the closing quote, or 0 when the string is not one the flat reader takes
+ * (never a valid answer: a closing quote cannot be at 0). *esc is set when
+ * it holds a simple escape (\" \\ \/ \b \f \n \r \t); \u is refused. */
+static size_t scan_string(const unsigned char *s, size_t i, size_t len,
+                          int *esc)
+{
+        uint64_t w, m;
+        size_t n;
+
+        for (;;) {
+                if (i + 8 <= len) {
+                        memcpy(&w, s + i, 8);
+                        m = special8(w);
+                        if (!m) {
+                                i += 8;
+                                continue;
+                        }
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                        /* The lowest flagged byte is a true one. */
+                        i += (size_t)__builtin_ctzll(m) >> 3;
+#else
+                        while (!special1(s[i]))
+                                i++;
+#endif
+                } else {
+                        while (i < len && !special1(s[i]))
+                                i++;
+                        if (i >= len)
+                                return 0;
+                }
+                if (s[i] == '"')
+                        return i;
+                if (s[i] == '\\') {
+                        if (i + 1 >= len || !simple_escape(s[i + 1]))
+                                return 0;
+                        *esc = 1;
+                        i += 2;
+                } else if (s[i] >= 0x80) {
+                        n = utf8_len(s + i, len - i);
+                        if (!n)
+                                return 0;
+                        i += n;
+                } else {
+                        return 0; /* a control character */
+                }
+        }
+}
+
+/* Decodes the simple escapes of s[0..len) into out, as yajl does. Returns
+ * the decoded length. */
+static size_t unescape(const unsigned char *s, size_t len, char *out)
+{
+        size_t i, n = 0;
+
+        for (i = 0; i < len; i++) {
+                if (s[i] != '\\') {
+                        out[n++] = (char)s[i];
+                        continue;
+                }
+                switch (s[++i]) {
+                case 'b':
+                        out[n++] = '\b';
+                        break;
+                case 'f':
+                        out[n++] = '\f';
+                        break;
+                case 'n':
+                        out[n++] = '\n';
+                        break;
+                case 'r':
+                        out[n++] = '\r';
+                        break;
+                case 't':
+                        out[n++] = '\t';
+                        break;
+                default: /* '"', '\\', '/' stand for themselves */
+                        out[n++] = (char)s[i];
+                        break;
+                }
+        }
+        return n;
+}
+
+/* The end of the JSON number at s[i], or 0 when there is none (RFC 8259:
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?). What follows it is
+ * judged by the caller. */
+static size_t scan_number(const unsigned char *s, size_t i, size_t len)
+{
+        size_t d;
+
+        if (s[i] == '-' && ++i >= len)
+                return 0;
+        if (s[i] == '0')
+                i++;
+        else if (s[i] >= '1' && s[i] <= '9')
+                while (++i < len && s[i] >= '0' && s[i] <= '9')
+                        ;
+        else
+                return 0;
+        if (i < len && s[i] == '.') {
+                for (d = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+                        ;
+                if (i == d)
+                        return 0;
+        }
+        if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+                if (++i < len && (s[i] == '+' || s[i] == '-'))
+                        i++;
+                for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+                        ;
+                if (i == d)
+                        return 0;
+        }
+        return i;
+}
+
+/* Reads buf as a flat object into call and p->kind. Returns 1 when it did
+ * (the JSON is valid: only validate() is left), 0 when yajl must decide. */
+static int parse_flat(struct cs_parser *p, const char *buf, size_t len,
+                      struct cs_call *call)
+{
+        const unsigned char *s = (const unsigned char *)buf;
+        size_t i, k, end;
+        int field, esc;
+        enum kind kind;
+
+        memset(call, 0, sizeof(*call));
+        memset(p->kind, 0, sizeof(p->kind));
+        p->scratch_used = 0;
+        i = skip_ws(s, 0, len);
+        if (i >= len || s[i] != '{')
+                return 0;
+        i = skip_ws(s, i + 1, len);
+        if (i < len && s[i] == '}')
+                return skip_ws(s, i + 1, len) == len;
+        for (;;) {
+                /* The key, compared as is: one with escapes is left to
+                 * yajl, which decodes it first. */
+                if (i >= len || s[i] != '"')
+                        return 0;
+                esc = 0;
+                k = i + 1;
+                i = scan_string(s, k, len, &esc);
+                if (!i || esc)
+                        return 0;
+                field = field_of(s + k, i - k);
+                i = skip_ws(s, i + 1, len);
+                if (i >= len || s[i] != ':')
+                        return 0;
+                i = skip_ws(s, i + 1, len);
+                if (i >= len)
+                        return 0;
+
+                /* The value: [k, end) is its text, i the byte after it. */
+                esc = 0;
+                switch (s[i]) {
+                case '"':
+                        k = i + 1;
+                        end = scan_string(s, k, len, &esc);
+                        if (!end)
+                                return 0;
+                        i = end + 1;
+                        kind = K_STRING;
+                        break;
+                case 't':
+                case 'f':
+                case 'n':
+                        k = i;
+                        end = i + (s[i] == 'f' ? 5 : 4);
+                        if (end > len || memcmp(s + i,
+                                                s[i] == 't'   ? "true"
+                                                : s[i] == 'f' ? "false"
+                                                              : "null",
+                                                end - i))
+                                return 0;
+                        i = end;
+                        kind = s[k] == 'n' ? K_NULL : K_BOOL;
+                        break;
+                default:
+                        k = i;
+                        end = scan_number(s, i, len);
+                        if (!end)
+                                return 0;
+                        i = end;
+                        kind = K_NUMBER;
+                        break;
+                }
+                if (field >= 0) {
+                        struct cs_str *f = &call->field[field];
+
+                        p->kind[field] = (unsigned char)kind;
+                        if (kind == K_NULL) {
+                                f->ptr = NULL;
+                                f->len = 0;
+                        } else if (!esc) {
+                                f->ptr = buf + k;
+                                f->len = end - k;
+                        } else {
+                                /* Decoded text is shorter than its source,
+                                 * so len bytes hold every string of the
+                                 * message: scratch grows at most once, on
+                                 * the first escaped field, before anything
+                                 * points into it. */
+                                if (len + 16 > p->scratch_cap) {
+                                        char *n = realloc(p->scratch, len + 16);
+
+                                        if (!n)
+                                                return 0;
+                                        p->scratch = n;
+                                        p->scratch_cap = len + 16;
+                                }
+                                f->ptr = p->scratch + p->scratch_used;
+                                f->len = unescape(s + k, end - k,
+                                                  p->scratch + p->scratch_used);
+                                p->scratch_used += f->len;
+                        }
+                }
+
+                i = skip_ws(s, i, len);
+                if (i >= len)
+                        return 0;
+                if (s[i] == '}')
+                        return skip_ws(s, i + 1, len) == len;
+                if (s[i] != ',')
+                        return 0;
+                i = skip_ws(s, i + 1, len);
+        }
+}
+
+int cs_parse_call(struct cs_parser *p, const char *buf, size_t len,
+                  struct cs_call *call, char *reason, size_t reason_size)
+{
+        int r;
+
+        if (!parse_flat(p, buf, len, call)) {
+                p->n_yajl++;
+                return cs_parse_call_yajl(p, buf, len, call, reason,
+                                          reason_size);
+        }
+        p->n_flat++;
+        r = validate(p, call, 1, reason, reason_size);
+        if (r < 0)
+                memset(call, 0, sizeof(*call));
+        return r;
+}
+
+void cs_parser_counts(const struct cs_parser *p, uint64_t *flat, uint64_t *yajl)
+{
+        *flat = p->n_flat;
+        *yajl = p->n_yajl;
 }
