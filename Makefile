@@ -108,18 +108,23 @@ $(B)/tests/bench_parse: $(B)/tests/bench_parse.o $(LIB)
 deps:
 	@sh scripts/install-deps.sh all
 
-# The parser under libFuzzer, differential against jansson (clang needed):
+# The parser under libFuzzer, its flat reader differential against yajl and
+# both against jansson (clang needed):
 #   make fuzz FUZZ_SECONDS=300
 FUZZ_SECONDS ?= 60
 fuzz:
 	@sh scripts/install-deps.sh fuzz
 	@$(MAKE) --no-print-directory fuzz-run
 
-fuzz-run:
+# Seeded with generated calls, malformed ones among them, so the fuzzer
+# starts from the shape the flat reader takes.
+fuzz-run: $(BIN)
 	@mkdir -p build/fuzz/corpus
+	$(BIN) generate --count 64 --seed 9 --malformed 0.3 --int-ids 0.3 | \
+		split -l 1 - build/fuzz/corpus/seed-
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 		-Iinclude $(PKG_CFLAGS) tests/fuzz/fuzz_parse.c ingest/parse.c \
-		ingest/log.c -o build/fuzz/fuzz_parse \
+		ingest/time.c ingest/log.c -o build/fuzz/fuzz_parse \
 		$(shell pkg-config --libs yajl jansson 2>/dev/null)
 	build/fuzz/fuzz_parse build/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
 		-max_len=4096
