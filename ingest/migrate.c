@@ -136,7 +136,7 @@ static int apply(struct cs_sink *s, const struct cs_migrate_ops *ops,
         snprintf(version, sizeof(version), "%d", m->version);
         if ((r = ops->lock(s, "starting migration", errstr, errstr_size)) < 0)
                 return r;
-        r = s->ops->query(s, "migration_checksum", params, 1, keep_first, &sum,
+        r = cs_sink_query(s, "migration_checksum", params, 1, keep_first, &sum,
                           NULL, errstr, errstr_size);
         if (r == 0 && sum.found) {
                 if (strcmp(sum.text, m->checksum)) {
@@ -152,7 +152,7 @@ static int apply(struct cs_sink *s, const struct cs_migrate_ops *ops,
         if (r == 0)
                 r = ops->exec(s, m->sql, name, errstr, errstr_size);
         if (r == 0)
-                r = s->ops->query(s, "record_migration", params, 3, NULL, NULL,
+                r = cs_sink_query(s, "record_migration", params, 3, NULL, NULL,
                                   NULL, errstr, errstr_size);
         if (r == 0)
                 cs_log(CS_LOG_INFO, "%s: applied migration %s", s->name, name);
@@ -186,11 +186,11 @@ int cs_migrate_run(struct cs_sink *s, const struct cs_migrate_ops *ops,
         if ((r = ops->lock(s, "starting migration", errstr, errstr_size)) < 0)
                 return r;
         r = ops->prepare ? ops->prepare(s, errstr, errstr_size)
-                         : s->ops->query(s, "create_migrations_table", NULL, 0,
+                         : cs_sink_query(s, "create_migrations_table", NULL, 0,
                                          NULL, NULL, NULL, errstr, errstr_size);
         if ((r = finish(s, ops, r, "committing migration", errstr,
                         errstr_size)) < 0 ||
-            (r = s->ops->query(s, "latest_migration", NULL, 0, keep_first,
+            (r = cs_sink_query(s, "latest_migration", NULL, 0, keep_first,
                                &latest, NULL, errstr, errstr_size)) < 0)
                 return r;
         if (n > 0 && atoi(latest.text) > m[n - 1].version) {
