@@ -271,7 +271,8 @@ const struct cs_sink_type *cs_sink_type_of(const char *db);
  * sink in *out (the caller owns it: cs_sink_close()), or -1 with the reason
  * in errstr, or CS_SINK_RETRY when the server is not there yet (refused,
  * starting up, too many connections): *out is NULL then. db and schema are
- * copied. */
+ * copied. The kind is cs_sink_type_of(db)'s; a backend without one of the
+ * required operations is closed and refused (-1). */
 int cs_sink_open(const char *db, const char *schema, struct cs_sink **out,
                  char *errstr, size_t errstr_size) CS_MUSTCHECK;
 
