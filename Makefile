@@ -62,7 +62,8 @@ LIB_OBJ  := $(filter-out $(B)/tools/main.o,$(OBJ))
 $(LIB): $(LIB_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 
-TEST_HELPERS := $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o
+TEST_HELPERS := $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o \
+	$(B)/tests/features.o $(B)/tests/eventtime.o
 TEST_LIBS := $(shell pkg-config --libs cmocka jansson 2>/dev/null)
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 $(UNIT_TESTS): $(B)/tests/%: $(B)/tests/%.o $(TEST_HELPERS) $(LIB)

@@ -79,6 +79,13 @@ struct cs_offset_gap {
         int64_t first, last;
 };
 
+/* The operations of a backend. Every sink has the ingest's: migrate,
+ * load_offsets, begin, write_calls, write_window_counts, write_rejects,
+ * write_late_records, store_offsets, commit, rollback, reconnect, close,
+ * query, write_gaps and store_high_watermarks (cs_sink_open() refuses a
+ * backend that lacks one). The others are optional, marked so below: a
+ * backend may leave them NULL, and callers go through the cs_sink_...()
+ * wrappers at the end, which answer for a NULL one. */
 struct cs_sink_ops {
         const char *dialect; /* folder under migrations/ and sql/ */
 
@@ -125,7 +132,8 @@ struct cs_sink_ops {
         int (*store_offsets)(struct cs_sink *s, const struct cs_batch *b,
                              char *errstr, size_t errstr_size);
 
-        /* --retention: in one short transaction of its own, deletes at
+        /* Optional (NULL: --retention is refused).
+         * --retention: in one short transaction of its own, deletes at
          * most limit rows from each of calls, window_counts and
          * late_records older than the smallest watermark less retention
          * seconds, and rejected_records rejected more than retention
@@ -133,7 +141,8 @@ struct cs_sink_ops {
         int (*retain)(struct cs_sink *s, int64_t retention, int limit,
                       long *deleted, char *errstr, size_t errstr_size);
 
-        /* rebuild: starts a transaction that holds off ingest's writes to
+        /* Optional, all five or none (NULL: rebuild is refused).
+         * rebuild: starts a transaction that holds off ingest's writes to
          * window counts and late records until it commits. */
         int (*rebuild_begin)(struct cs_sink *s, char *errstr,
                              size_t errstr_size);
@@ -158,7 +167,8 @@ struct cs_sink_ops {
         int (*commit)(struct cs_sink *s, char *errstr, size_t errstr_size);
         void (*rollback)(struct cs_sink *s);
 
-        /* ingest: makes this process the database's only ingest for as
+        /* Optional (NULL: the backend takes any number of writers).
+         * ingest: makes this process the database's only ingest for as
          * long as the sink stays open, or fails (-1) naming the one that
          * is; NULL when the backend takes any number of writers. */
         int (*claim)(struct cs_sink *s, char *errstr, size_t errstr_size);
@@ -223,6 +233,37 @@ struct cs_sink {
         int64_t timeout_ms;
 };
 
+/* A kind of database, as the registry knows it: how a --db value names it
+ * and how it opens. */
+struct cs_sink_type {
+        const char *name; /* "sqlite", "postgresql": for messages */
+        /* Prefixes that name this kind whatever follows ("postgresql://"),
+         * NULL-terminated; may be NULL. */
+        const char *const *schemes;
+        /* Optional: whether db, which starts with no known scheme, is of
+         * this kind (PostgreSQL: key=value conninfo). */
+        int (*claims)(const char *db);
+        /* Opens db (the whole --db value); as cs_sink_open(). */
+        int (*open)(const char *db, const char *schema, struct cs_sink **out,
+                    char *errstr, size_t errstr_size);
+        /* Optional: as cs_sink_require_existing() (NULL: nothing to
+         * check). */
+        int (*require_existing)(const char *db, char *errstr,
+                                size_t errstr_size);
+};
+
+#define CS_SINK_TYPES_MAX 8
+
+/* Adds a kind of database, asked before those registered earlier and the
+ * built-in PostgreSQL and SQLite. For start-up, before any sink is opened
+ * (not thread-safe). type is borrowed: it must stay valid. Returns 0, or -1
+ * when CS_SINK_TYPES_MAX are registered. */
+int cs_sink_register(const struct cs_sink_type *type) CS_MUSTCHECK;
+
+/* The kind db names: the first whose scheme db starts with, else the first
+ * whose claims() takes it; a path (SQLite) when none does. */
+const struct cs_sink_type *cs_sink_type_of(const char *db);
+
 /* Opens the database named by db: a PostgreSQL URI ("postgresql://...") or
  * key=value conninfo ("host=... dbname=..."), else a SQLite path, or
  * "sqlite:PATH" for a path that looks like either. schema (PostgreSQL only,
@@ -230,7 +271,8 @@ struct cs_sink {
  * sink in *out (the caller owns it: cs_sink_close()), or -1 with the reason
  * in errstr, or CS_SINK_RETRY when the server is not there yet (refused,
  * starting up, too many connections): *out is NULL then. db and schema are
- * copied. */
+ * copied. The kind is cs_sink_type_of(db)'s; a backend without one of the
+ * required operations is closed and refused (-1). */
 int cs_sink_open(const char *db, const char *schema, struct cs_sink **out,
                  char *errstr, size_t errstr_size) CS_MUSTCHECK;
 
@@ -250,6 +292,134 @@ int cs_sink_set_durability(struct cs_sink *s, int durability, char *errstr,
 
 /* Closes the sink; NULL is accepted. */
 void cs_sink_close(struct cs_sink *s);
+
+/* The operations every sink has (struct cs_sink_ops says what each does). */
+static inline int cs_sink_migrate(struct cs_sink *s, char *errstr,
+                                  size_t errstr_size)
+{
+        return s->ops->migrate(s, errstr, errstr_size);
+}
+
+static inline int cs_sink_load_offsets(struct cs_sink *s, const char *topic,
+                                       struct cs_partition_offset *offs,
+                                       size_t n, char *errstr,
+                                       size_t errstr_size)
+{
+        return s->ops->load_offsets(s, topic, offs, n, errstr, errstr_size);
+}
+
+static inline int cs_sink_begin(struct cs_sink *s, char *errstr,
+                                size_t errstr_size)
+{
+        return s->ops->begin(s, errstr, errstr_size);
+}
+
+static inline int cs_sink_write_calls(struct cs_sink *s,
+                                      const struct cs_batch *b,
+                                      unsigned char *outcome,
+                                      struct cs_old_call *old, char *errstr,
+                                      size_t errstr_size)
+{
+        return s->ops->write_calls(s, b, outcome, old, errstr, errstr_size);
+}
+
+static inline int cs_sink_write_window_counts(
+        struct cs_sink *s, const struct cs_window_count *rows, size_t n,
+        const struct cs_window_spec *specs, char *errstr, size_t errstr_size)
+{
+        return s->ops->write_window_counts(s, rows, n, specs, errstr,
+                                           errstr_size);
+}
+
+static inline int cs_sink_write_rejects(struct cs_sink *s,
+                                        const struct cs_batch *b, char *errstr,
+                                        size_t errstr_size)
+{
+        return s->ops->write_rejects(s, b, errstr, errstr_size);
+}
+
+static inline int cs_sink_write_late_records(struct cs_sink *s,
+                                             const struct cs_batch *b,
+                                             const struct cs_late_record *recs,
+                                             size_t n,
+                                             const struct cs_window_spec *specs,
+                                             char *errstr, size_t errstr_size)
+{
+        return s->ops->write_late_records(s, b, recs, n, specs, errstr,
+                                          errstr_size);
+}
+
+static inline int cs_sink_store_offsets(struct cs_sink *s,
+                                        const struct cs_batch *b, char *errstr,
+                                        size_t errstr_size)
+{
+        return s->ops->store_offsets(s, b, errstr, errstr_size);
+}
+
+static inline int cs_sink_commit(struct cs_sink *s, char *errstr,
+                                 size_t errstr_size)
+{
+        return s->ops->commit(s, errstr, errstr_size);
+}
+
+static inline void cs_sink_rollback(struct cs_sink *s)
+{
+        s->ops->rollback(s);
+}
+
+static inline int cs_sink_reconnect(struct cs_sink *s, char *errstr,
+                                    size_t errstr_size)
+{
+        return s->ops->reconnect(s, errstr, errstr_size);
+}
+
+static inline int cs_sink_query(struct cs_sink *s, const char *name,
+                                const char *const *params, int n,
+                                cs_sink_row_cb *cb, void *opaque, long *changed,
+                                char *errstr, size_t errstr_size)
+{
+        return s->ops->query(s, name, params, n, cb, opaque, changed, errstr,
+                             errstr_size);
+}
+
+static inline int cs_sink_write_gaps(struct cs_sink *s, const char *topic,
+                                     const struct cs_offset_gap *gaps, size_t n,
+                                     char *errstr, size_t errstr_size)
+{
+        return s->ops->write_gaps(s, topic, gaps, n, errstr, errstr_size);
+}
+
+static inline int
+cs_sink_store_high_watermarks(struct cs_sink *s, const char *topic,
+                              const struct cs_partition_offset *offs, size_t n,
+                              char *errstr, size_t errstr_size)
+{
+        return s->ops->store_high_watermarks(s, topic, offs, n, errstr,
+                                             errstr_size);
+}
+
+/* The optional operations: a backend without claim takes any number of
+ * writers (0); one without retain or the rebuild operations fails them
+ * with -1 and "DB: this database does not support --retention" (or
+ * "rebuild") in errstr, *deleted and *n set to 0. */
+int cs_sink_claim(struct cs_sink *s, char *errstr,
+                  size_t errstr_size) CS_MUSTCHECK;
+int cs_sink_retain(struct cs_sink *s, int64_t retention, int limit,
+                   long *deleted, char *errstr,
+                   size_t errstr_size) CS_MUSTCHECK;
+int cs_sink_rebuild_begin(struct cs_sink *s, char *errstr,
+                          size_t errstr_size) CS_MUSTCHECK;
+int cs_sink_scan_calls(struct cs_sink *s, int64_t lo, int64_t hi,
+                       cs_sink_call_cb *cb, void *opaque, char *errstr,
+                       size_t errstr_size) CS_MUSTCHECK;
+int cs_sink_clear_windows(struct cs_sink *s, const char *spec, int64_t from,
+                          int64_t to, char *errstr,
+                          size_t errstr_size) CS_MUSTCHECK;
+int cs_sink_write_stored_late(struct cs_sink *s, const char *spec,
+                              const struct cs_stored_late *recs, size_t n,
+                              char *errstr, size_t errstr_size) CS_MUSTCHECK;
+int cs_sink_window_specs(struct cs_sink *s, char (*names)[32], int max, int *n,
+                         char *errstr, size_t errstr_size) CS_MUSTCHECK;
 
 /* The SQLite backend (sink_sqlite.c). path is copied. */
 int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,

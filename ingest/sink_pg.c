@@ -407,15 +407,6 @@ static int exec(struct pg_sink *s, const char *sql, const char *what,
                     errstr, errstr_size);
 }
 
-/* Runs one statement with n text parameters; as take(). */
-static int query(struct pg_sink *s, const char *sql, int n,
-                 const char *const *params, const char *what, PGresult **out,
-                 char *errstr, size_t errstr_size)
-{
-        return take(s, roundtrip(s, SEND_PARAMS, NULL, sql, n, params), what,
-                    out, errstr, errstr_size);
-}
-
 /* Runs a prepared statement; on success *out holds the result (the caller
  * PQclear()s it) unless out is NULL. */
 static int run(struct pg_sink *s, enum stmt st, const char *const *params,
@@ -605,52 +596,42 @@ static void rollback(struct pg_sink *s)
                 exec(s, "ROLLBACK", "ROLLBACK", err, sizeof(err));
 }
 
-/* Applies one migration unless it is recorded, under the migration lock. */
-static int apply_migration(struct pg_sink *s, const struct cs_migration *m,
-                           char *lock, char *check, char *record, char *errstr,
-                           size_t errstr_size)
+/* The migration primitives of migrate.c. The lock is a transaction-level
+ * advisory lock (lock_migrations): one migrating process at a time. */
+static int pg_migration_lock(struct cs_sink *base, const char *what,
+                             char *errstr, size_t errstr_size)
 {
-        const char *name = strrchr(m->path, '/') + 1;
-        char version[16];
-        const char *params[3] = {version, name, m->checksum};
-        PGresult *res = NULL;
+        struct pg_sink *s = (struct pg_sink *)base;
+        char *lock = statement("lock_migrations");
         int r;
 
-        snprintf(version, sizeof(version), "%d", m->version);
-        if ((r = exec(s, "BEGIN", "starting migration", errstr, errstr_size)) <
-                    0 ||
-            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) < 0)
-                goto done;
-        if ((r = query(s, check, 1, params, "reading schema_migrations", &res,
-                       errstr, errstr_size)) < 0)
-                goto done;
-        if (PQntuples(res) == 1) {
-                const char *sum = PQgetvalue(res, 0, 0);
-
-                if (strcmp(sum, m->checksum)) {
-                        snprintf(errstr, errstr_size,
-                                 "%s: migration %s was changed after it was "
-                                 "applied (checksum %s, now %s)",
-                                 s->base.name, name, sum, m->checksum);
-                        r = -1;
-                }
-                goto done;
+        if (!lock) {
+                snprintf(errstr, errstr_size, "no SQL statement %s",
+                         "lock_migrations");
+                return -1;
         }
-        PQclear(res);
-        res = NULL;
-        if ((r = exec(s, m->sql, name, errstr, errstr_size)) < 0 ||
-            (r = query(s, record, 3, params, "recording migration", NULL,
-                       errstr, errstr_size)) < 0)
-                goto done;
-        cs_log(CS_LOG_INFO, "%s: applied migration %s", s->base.name, name);
-done:
-        PQclear(res);
-        if (r == 0)
-                r = exec(s, "COMMIT", "committing migration", errstr,
-                         errstr_size);
-        else
+        if ((r = exec(s, "BEGIN", what, errstr, errstr_size)) == 0 &&
+            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) < 0)
                 rollback(s);
+        free(lock);
         return r;
+}
+
+static int pg_migration_unlock(struct cs_sink *base, const char *what,
+                               char *errstr, size_t errstr_size)
+{
+        struct pg_sink *s = (struct pg_sink *)base;
+        int r = what ? exec(s, "COMMIT", what, errstr, errstr_size) : -1;
+
+        if (r < 0)
+                rollback(s);
+        return what ? r : 0;
+}
+
+static int pg_migration_exec(struct cs_sink *base, const char *sql,
+                             const char *what, char *errstr, size_t errstr_size)
+{
+        return exec((struct pg_sink *)base, sql, what, errstr, errstr_size);
 }
 
 /* One view of sql/postgresql/views*.sql. */
@@ -843,9 +824,9 @@ done:
  * was installed, in the migration transaction: a view that is unchanged is
  * left alone, with its grants and the views built on it, and a start needs
  * no DDL privilege then. */
-static int install_views(struct pg_sink *s, const char *lock, char *errstr,
-                         size_t errstr_size)
+static int install_views(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
+        struct pg_sink *s = (struct pg_sink *)base;
         struct view v[VIEWS_MAX];
         struct buf sql = {0}, grants = {0};
         int n, i, r;
@@ -855,10 +836,10 @@ static int install_views(struct pg_sink *s, const char *lock, char *errstr,
         /* Without the lock first: nothing to do is the common case. */
         if ((r = views_due(s, v, n, errstr, errstr_size)) <= 0)
                 return r;
-        if ((r = exec(s, "BEGIN", "starting views", errstr, errstr_size)) < 0 ||
-            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) <
-                    0 ||
-            (r = views_due(s, v, n, errstr, errstr_size)) < 0)
+        if ((r = pg_migration_lock(base, "starting views", errstr,
+                                   errstr_size)) < 0)
+                return r;
+        if ((r = views_due(s, v, n, errstr, errstr_size)) < 0)
                 goto done;
         for (i = 0; i < n; i++) {
                 const char *params[2] = {v[i].name, v[i].checksum};
@@ -923,21 +904,18 @@ done:
 /* Under the migration lock: creates --schema and schema_migrations when
  * they are missing (only then: an existing schema needs no CREATE
  * privilege on the database). */
-static int prepare_schema(struct pg_sink *s, const char *lock,
-                          const char *create, char *errstr, size_t errstr_size)
+static int prepare_schema(struct cs_sink *base, char *errstr,
+                          size_t errstr_size)
 {
+        struct pg_sink *s = (struct pg_sink *)base;
         const char *params[1] = {s->schema};
         char has[8];
         int r;
 
-        if ((r = exec(s, "BEGIN", "starting migration", errstr, errstr_size)) <
-                    0 ||
-            (r = exec(s, lock, "locking migrations", errstr, errstr_size)) < 0)
-                goto done;
         if (s->schema) {
                 if ((r = value_of(s, "schema_exists", params, 1, has,
                                   sizeof(has), errstr, errstr_size)) < 0)
-                        goto done;
+                        return r;
                 if (!strcmp(has, "0")) {
                         char *id = PQescapeIdentifier(s->conn, s->schema,
                                                       strlen(s->schema));
@@ -948,78 +926,43 @@ static int prepare_schema(struct pg_sink *s, const char *lock,
                                 PQfreemem(id);
                                 free(q.p);
                                 snprintf(errstr, errstr_size, "out of memory");
-                                r = -1;
-                                goto done;
+                                return -1;
                         }
                         PQfreemem(id);
                         r = exec(s, q.p, "creating --schema", errstr,
                                  errstr_size);
                         free(q.p);
                         if (r < 0)
-                                goto done;
+                                return r;
                         cs_log(CS_LOG_INFO, "%s: created schema %s",
                                s->base.name, s->schema);
                 }
         }
         if ((r = value_of(s, "migrations_table_exists", NULL, 0, has,
-                          sizeof(has), errstr, errstr_size)) < 0)
-                goto done;
-        if (strcmp(has, "t"))
-                r = exec(s, create, "creating schema_migrations", errstr,
+                          sizeof(has), errstr, errstr_size)) < 0 ||
+            !strcmp(has, "t"))
+                return r;
+        return run_named(s, "create_migrations_table", NULL, 0, NULL, errstr,
                          errstr_size);
-done:
-        if (r == 0)
-                r = exec(s, "COMMIT", "committing migration", errstr,
-                         errstr_size);
-        else
-                rollback(s);
-        return r;
 }
+
+static const struct cs_migrate_ops pg_migrator = {
+        .lock = pg_migration_lock,
+        .unlock = pg_migration_unlock,
+        .exec = pg_migration_exec,
+        .prepare = prepare_schema,
+        .install_views = install_views,
+};
 
 static int pg_migrate(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         struct pg_sink *s = (struct pg_sink *)base;
-        struct cs_migration m[CS_MIGRATIONS_MAX];
-        int n = cs_migrations(DIALECT, m, CS_MIGRATIONS_MAX);
-        char *create = statement("create_migrations_table");
-        char *lock = statement("lock_migrations");
-        char *check = statement("migration_checksum");
-        char *record = statement("record_migration");
-        char *latest = statement("latest_migration");
-        char version[16];
-        int i, r = -1;
+        int r = cs_migrate_run(base, &pg_migrator, errstr, errstr_size);
 
-        if (!create || !lock || !check || !record || !latest) {
-                snprintf(errstr, errstr_size, "out of memory");
-                goto done;
-        }
-        if ((r = prepare_schema(s, lock, create, errstr, errstr_size)) < 0 ||
-            (r = value_of(s, "latest_migration", NULL, 0, version,
-                          sizeof(version), errstr, errstr_size)) < 0)
-                goto done;
-        if (n > 0 && atoi(version) > m[n - 1].version) {
-                snprintf(errstr, errstr_size,
-                         "%s: schema version %s is newer than this "
-                         "callstream knows (%d); upgrade callstream",
-                         s->base.name, version, m[n - 1].version);
-                r = -1;
-                goto done;
-        }
-        for (i = 0; i < n; i++)
-                if ((r = apply_migration(s, &m[i], lock, check, record, errstr,
-                                         errstr_size)) < 0)
-                        goto done;
-        if ((r = install_views(s, lock, errstr, errstr_size)) < 0)
-                goto done;
-        r = prepare_all(s, errstr, errstr_size);
-done:
+        if (r == 0)
+                r = prepare_all(s, errstr, errstr_size);
         if (r < 0)
                 rollback(s);
-        free(create);
-        free(lock);
-        free(check);
-        free(record);
-        free(latest);
         return r;
 }
 

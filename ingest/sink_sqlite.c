@@ -513,118 +513,47 @@ static int sqlite_set_durability(struct cs_sink *base, int durability,
         return 0;
 }
 
-/* Applies one migration unless it is recorded; an applied migration whose
- * text changed since is an error, not something to re-run. */
-static int apply_migration(struct sqlite_sink *s, const struct cs_migration *m,
-                           char *errstr, size_t errstr_size)
+/* The migration primitives of migrate.c: BEGIN IMMEDIATE is the lock. */
+static int sqlite_migration_lock(struct cs_sink *base, const char *what,
+                                 char *errstr, size_t errstr_size)
 {
-        sqlite3_stmt *check = NULL, *record = NULL;
-        const char *name = strrchr(m->path, '/') + 1;
-        int rc, r = -1;
+        return exec((struct sqlite_sink *)base, "BEGIN IMMEDIATE", what, errstr,
+                    errstr_size);
+}
 
-        if ((r = exec(s, "BEGIN IMMEDIATE", "starting migration", errstr,
-                      errstr_size)) < 0)
-                return r;
-        if ((r = prepare_named(s, "migration_checksum", &check, errstr,
-                               errstr_size)) < 0 ||
-            (r = prepare_named(s, "record_migration", &record, errstr,
-                               errstr_size)) < 0)
-                goto done;
-        r = -1;
-        sqlite3_bind_int(check, 1, m->version);
-        rc = sqlite3_step(check);
-        if (rc == SQLITE_ROW) {
-                const char *sum = (const char *)sqlite3_column_text(check, 0);
+static int sqlite_migration_unlock(struct cs_sink *base, const char *what,
+                                   char *errstr, size_t errstr_size)
+{
+        struct sqlite_sink *s = (struct sqlite_sink *)base;
+        int r = what ? exec(s, "COMMIT", what, errstr, errstr_size) : -1;
 
-                if (!sum || strcmp(sum, m->checksum)) {
-                        snprintf(errstr, errstr_size,
-                                 "%s: migration %s was changed after it was "
-                                 "applied (checksum %s, now %s)",
-                                 s->path, name, sum ? sum : "NULL",
-                                 m->checksum);
-                        goto done;
-                }
-                r = 0;
-                goto done;
-        }
-        if (rc != SQLITE_DONE) {
-                r = fail(s, "reading schema_migrations", errstr, errstr_size);
-                goto done;
-        }
-        if ((r = exec(s, m->sql, name, errstr, errstr_size)) < 0)
-                goto done;
-        r = -1;
-        sqlite3_bind_int(record, 1, m->version);
-        sqlite3_bind_text(record, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(record, 3, m->checksum, -1, SQLITE_STATIC);
-        if (run(record) < 0) {
-                r = fail(s, "recording migration", errstr, errstr_size);
-                goto done;
-        }
-        cs_log(CS_LOG_INFO, "%s: applied migration %s", s->path, name);
-        r = 0;
-done:
-        sqlite3_finalize(check);
-        sqlite3_finalize(record);
-        if (r == 0)
-                r = exec(s, "COMMIT", "committing migration", errstr,
-                         errstr_size);
         if (r < 0)
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return r;
+        return what ? r : 0;
 }
+
+static int sqlite_migration_exec(struct cs_sink *base, const char *sql,
+                                 const char *what, char *errstr,
+                                 size_t errstr_size)
+{
+        return exec((struct sqlite_sink *)base, sql, what, errstr, errstr_size);
+}
+
+/* Views are recreated at every migrate (migrate.c's default). */
+static const struct cs_migrate_ops sqlite_migrator = {
+        .lock = sqlite_migration_lock,
+        .unlock = sqlite_migration_unlock,
+        .exec = sqlite_migration_exec,
+};
 
 static int sqlite_migrate(struct cs_sink *base, char *errstr,
                           size_t errstr_size)
 {
-        struct sqlite_sink *s = (struct sqlite_sink *)base;
-        struct cs_migration m[CS_MIGRATIONS_MAX];
-        const char *views[CS_VIEWS_MAX];
-        int n = cs_migrations(DIALECT, m, CS_MIGRATIONS_MAX);
-        sqlite3_stmt *latest = NULL;
-        size_t len;
-        const char *sql;
-        int i, r, version = 0;
+        int r = cs_migrate_run(base, &sqlite_migrator, errstr, errstr_size);
 
-        sql = cs_sql_statement(DIALECT, "create_migrations_table", &len);
-        if (!sql || sqlite3_prepare_v2(s->db, sql, (int)len, &latest, NULL) ||
-            run(latest) < 0) {
-                sqlite3_finalize(latest);
-                return fail(s, "creating schema_migrations", errstr,
-                            errstr_size);
-        }
-        sqlite3_finalize(latest);
-        latest = NULL;
-        if ((r = prepare_named(s, "latest_migration", &latest, errstr,
-                               errstr_size)) < 0)
-                return r;
-        if (sqlite3_step(latest) == SQLITE_ROW)
-                version = sqlite3_column_int(latest, 0);
-        sqlite3_finalize(latest);
-        if (n > 0 && version > m[n - 1].version) {
-                snprintf(errstr, errstr_size,
-                         "%s: schema version %d is newer than this "
-                         "callstream knows (%d); upgrade callstream",
-                         s->path, version, m[n - 1].version);
-                return -1;
-        }
-        for (i = 0; i < n; i++)
-                if ((r = apply_migration(s, &m[i], errstr, errstr_size)) < 0)
-                        return r;
-
-        n = cs_views(DIALECT, views, CS_VIEWS_MAX);
-        if ((r = exec(s, "BEGIN IMMEDIATE", "starting views", errstr,
-                      errstr_size)) < 0)
-                return r;
-        for (i = 0; i < n && r == 0; i++)
-                r = exec(s, views[i], "creating views", errstr, errstr_size);
-        if (r == 0)
-                r = exec(s, "COMMIT", "committing views", errstr, errstr_size);
-        if (r < 0) {
-                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-                return r;
-        }
-        return prepare_all(s, errstr, errstr_size);
+        return r < 0 ? r
+                     : prepare_all((struct sqlite_sink *)base, errstr,
+                                   errstr_size);
 }
 
 /* Reads a stored time back; the database holds what cs_format_timestamp()

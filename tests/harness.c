@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "cs_sink.h"
 #include "harness.h"
 
 #define MAX_CHILDREN 32
@@ -1207,5 +1208,36 @@ int th_test_teardown(void **state)
 {
         (void)state;
         th_children_kill_all();
+        return 0;
+}
+
+/*
+ * A folder for one test of a sink.
+ */
+
+int th_sinkdir_setup(void **state)
+{
+        struct th_sinkdir *f = calloc(1, sizeof(*f));
+
+        if (!f)
+                return -1;
+        snprintf(f->dir, sizeof(f->dir), "/tmp/cs_sink_XXXXXX");
+        if (!mkdtemp(f->dir)) {
+                free(f);
+                return -1;
+        }
+        snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+        *state = f;
+        return 0;
+}
+
+int th_sinkdir_teardown(void **state)
+{
+        struct th_sinkdir *f = *state;
+
+        cs_sink_close(f->sink);
+        th_tmpdir_remove(f->dir);
+        free(f);
+        *state = NULL;
         return 0;
 }

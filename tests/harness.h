@@ -295,4 +295,24 @@ size_t th_lines_compare(const char *what, const char *an,
 void th_put_quoted(struct th_buf *b, const unsigned char *p, size_t n);
 void th_put_hex(struct th_buf *b, const unsigned char *p, size_t n);
 
+/*
+ * A folder for one test of a sink (test_migrate, test_window_keys), as a
+ * cmocka set-up and tear-down. The tear-down closes the sink with
+ * cs_sink_close(): a program that uses them links the project library.
+ */
+
+struct cs_sink;
+
+struct th_sinkdir {
+        char dir[64];         /* a new folder under /tmp */
+        char path[96];        /* dir/t.db, not created */
+        struct cs_sink *sink; /* the test's, or NULL: the tear-down closes it */
+};
+
+/* Makes the folder; *state gets a struct th_sinkdir. */
+int th_sinkdir_setup(void **state);
+
+/* Closes the sink, removes the folder and frees the state. */
+int th_sinkdir_teardown(void **state);
+
 #endif

@@ -14,37 +14,7 @@
 #include "cs_migrate.h"
 #include "cs_parse.h"
 #include "cs_sink.h"
-
-struct fixture {
-        char dir[64];
-        char path[96];
-        struct cs_sink *sink;
-};
-
-static int setup(void **state)
-{
-        struct fixture *f = calloc(1, sizeof(*f));
-
-        snprintf(f->dir, sizeof(f->dir), "/tmp/cs_migrate_XXXXXX");
-        if (!mkdtemp(f->dir))
-                return -1;
-        snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        char cmd[160];
-
-        cs_sink_close(f->sink);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        if (system(cmd) != 0)
-                return -1;
-        free(f);
-        return 0;
-}
+#include "harness.h"
 
 /* Runs a query returning one integer, through a separate connection. */
 static long long query_int(const char *path, const char *sql)
@@ -71,7 +41,7 @@ static void exec_sql(const char *path, const char *sql)
         sqlite3_close(db);
 }
 
-static void open_migrated(struct fixture *f)
+static void open_migrated(struct th_sinkdir *f)
 {
         char err[512];
 
@@ -105,7 +75,7 @@ static void test_migrations_listed_in_order(void **state)
 
 static void test_migrate_creates_schema_and_is_idempotent(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
         struct cs_migration m[CS_MIGRATIONS_MAX];
         int n = cs_migrations("sqlite", m, CS_MIGRATIONS_MAX);
         char err[512];
@@ -142,7 +112,7 @@ static void test_migrate_creates_schema_and_is_idempotent(void **state)
 
 static void test_changed_migration_is_refused(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
         char err[512];
 
         open_migrated(f);
@@ -159,7 +129,7 @@ static void test_changed_migration_is_refused(void **state)
 
 static void test_failed_migration_leaves_nothing(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
         char err[512];
 
         /* A table in the way makes 001 fail half-way through. */
@@ -180,7 +150,7 @@ static void test_failed_migration_leaves_nothing(void **state)
 
 static void test_newer_schema_is_refused(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
         char err[512];
 
         open_migrated(f);
@@ -245,7 +215,7 @@ static void add_call(struct cs_batch *b, struct cs_parser *p, const char *json,
 
 static void test_sink_batch_rollback_and_offsets(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
         struct cs_parser *p = cs_parser_new();
         struct cs_batch *b = cs_batch_new("t", 16);
         const struct cs_sink_ops *ops;
@@ -326,7 +296,7 @@ static void test_sink_batch_rollback_and_offsets(void **state)
 
 static void test_sink_window_counts_add_up(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
         struct cs_window_spec spec = {.size = 3600, .slide = 3600};
         struct cs_window_count rows[2];
         const struct cs_sink_ops *ops;
@@ -375,21 +345,26 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_migrations_listed_in_order),
                 cmocka_unit_test_setup_teardown(
-                        test_migrate_creates_schema_and_is_idempotent, setup,
-                        teardown),
+                        test_migrate_creates_schema_and_is_idempotent,
+                        th_sinkdir_setup, th_sinkdir_teardown),
                 cmocka_unit_test_setup_teardown(
-                        test_changed_migration_is_refused, setup, teardown),
+                        test_changed_migration_is_refused, th_sinkdir_setup,
+                        th_sinkdir_teardown),
                 cmocka_unit_test_setup_teardown(
-                        test_failed_migration_leaves_nothing, setup, teardown),
+                        test_failed_migration_leaves_nothing, th_sinkdir_setup,
+                        th_sinkdir_teardown),
                 cmocka_unit_test_setup_teardown(test_newer_schema_is_refused,
-                                                setup, teardown),
+                                                th_sinkdir_setup,
+                                                th_sinkdir_teardown),
                 cmocka_unit_test(test_database_kinds),
                 cmocka_unit_test(
                         test_postgres_unreachable_names_host_not_password),
                 cmocka_unit_test_setup_teardown(
-                        test_sink_batch_rollback_and_offsets, setup, teardown),
+                        test_sink_batch_rollback_and_offsets, th_sinkdir_setup,
+                        th_sinkdir_teardown),
                 cmocka_unit_test_setup_teardown(test_sink_window_counts_add_up,
-                                                setup, teardown),
+                                                th_sinkdir_setup,
+                                                th_sinkdir_teardown),
         };
 
         cs_log_threshold = CS_LOG_WARN;

@@ -15,38 +15,8 @@
 
 #include "cs_common.h"
 #include "cs_sink.h"
+#include "harness.h"
 #include "cs_window.h"
-
-struct fixture {
-        char dir[64];
-        char path[96];
-        struct cs_sink *sink;
-};
-
-static int setup(void **state)
-{
-        struct fixture *f = calloc(1, sizeof(*f));
-
-        snprintf(f->dir, sizeof(f->dir), "/tmp/cs_keys_XXXXXX");
-        if (!mkdtemp(f->dir))
-                return -1;
-        snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        char cmd[160];
-
-        cs_sink_close(f->sink);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        if (system(cmd) != 0)
-                return -1;
-        free(f);
-        return 0;
-}
 
 static void exec_sql(const char *path, const char *sql)
 {
@@ -93,7 +63,7 @@ static char *query_text(const char *path, const char *sql)
         return out;
 }
 
-static void open_migrated(struct fixture *f)
+static void open_migrated(struct th_sinkdir *f)
 {
         char err[512];
 
@@ -121,7 +91,7 @@ static void assert_text(const char *path, const char *sql, const char *want)
  * keys, holding rows; migrate moves them to window_totals unchanged. */
 static void test_migration_moves_rows(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
 
         open_migrated(f);
         cs_sink_close(f->sink);
@@ -191,7 +161,7 @@ static void test_migration_moves_rows(void **state)
 /* Rows written through the view land in window_totals; deletes too. */
 static void test_view_takes_writes(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
 
         open_migrated(f);
         exec_sql(f->path,
@@ -216,7 +186,7 @@ static void test_view_takes_writes(void **state)
  * next batch must not use them from memory. */
 static void test_rollback_forgets_ids(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
         struct cs_window_spec spec = {.size = 3600, .slide = 3600};
         struct cs_window_count row;
         const struct cs_sink_ops *ops;
@@ -262,7 +232,7 @@ static void test_rollback_forgets_ids(void **state)
  * with '' sharing a key: all counted. */
 static void test_batch_rows_sum(void **state)
 {
-        struct fixture *f = *state;
+        struct th_sinkdir *f = *state;
         struct cs_window_spec specs[2] = {{.size = 3600, .slide = 3600},
                                           {.size = 3600, .slide = 900}};
         struct cs_window_count rows[4];
@@ -306,13 +276,17 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_migration_moves_rows,
-                                                setup, teardown),
-                cmocka_unit_test_setup_teardown(test_view_takes_writes, setup,
-                                                teardown),
+                                                th_sinkdir_setup,
+                                                th_sinkdir_teardown),
+                cmocka_unit_test_setup_teardown(test_view_takes_writes,
+                                                th_sinkdir_setup,
+                                                th_sinkdir_teardown),
                 cmocka_unit_test_setup_teardown(test_rollback_forgets_ids,
-                                                setup, teardown),
-                cmocka_unit_test_setup_teardown(test_batch_rows_sum, setup,
-                                                teardown),
+                                                th_sinkdir_setup,
+                                                th_sinkdir_teardown),
+                cmocka_unit_test_setup_teardown(test_batch_rows_sum,
+                                                th_sinkdir_setup,
+                                                th_sinkdir_teardown),
         };
 
         cs_log_threshold = CS_LOG_WARN;

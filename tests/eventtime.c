@@ -1,21 +1,9 @@
-/* test_eventtime.c: end-to-end test of event time (issue 4): per-partition
- * watermarks, late calls counted or dropped, window finality, late_records,
- * calls.watermark_at_count and pipeline_progress, in SQLite and in a real
- * PostgreSQL that the test starts itself.
- *
- * Like test_e2e it drives build/callstream (CALLSTREAM_BIN) through
- * fork/exec only and links no project module. Expected rows come from an
- * independent model of the contract (context.md, "Event time"): the
- * messages of each partition in offset order (the real sample, one
- * partition in file order, or a generated stream read back from the broker
- * with kcat), validated with jansson, first valid copy of a crime_id kept,
- * each new call judged against its partition's watermark just before it
- * (the highest valid event time before it in the partition, less the
- * allowed lateness), windows from our own calendar arithmetic. Tables and
- * views are rendered as typed text rows and compared as sorted sets.
- *
- * E2E_KEEP=1 keeps the folder; ET_TEST_FILTER='test_pg*' runs some tests;
- * PG_BINDIR names the PostgreSQL server binaries. */
+/* eventtime.c: the fixture and the independent model of the end-to-end
+ * tests of event time (test_late_policy, test_watermark, test_partitions;
+ * eventtime.h): brokers, topics and baselines made once, the model of the
+ * contract, tables of either dialect rendered as typed text rows. Test
+ * code only: it drives build/callstream through fork/exec and links no
+ * project module. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -36,30 +24,15 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "harness.h"
+#include "eventtime.h"
 #include "model.h"
-#include "pgutil.h"
 
-/* Safety nets only: nothing here asserts on speed. */
-#define KILL_WAIT_MS (60 * 1000)
-#define WATCHDOG_S   600
+/* A safety net only: nothing here asserts on speed. */
+#define WATCHDOG_S 600
 
-#define MAX_SHOWN 10 /* differences printed per table */
-#define MAX_PARTS 16
-#define USEC      TM_USEC
+#define USEC TM_USEC
 
 #define SAMPLE_FILE "police-department-calls-for-service.sample.json"
-/* The real sample: one partition, lateness 0, small batches. */
-#define SAMPLE_BATCH    "25"
-#define SAMPLE_LATENESS "0"
-/* The generated stream of test 3 (seed fixed, so every run is the same). */
-#define GEN_COUNT      "20000"
-#define GEN_SEED       "21"
-#define GEN_PARTS      4
-#define GEN_LATENESS   "30m"
-#define GEN_LATENESS_S 1800
-#define GEN_BATCH      "500"
-#define KILL_BATCH     "50" /* many commits: kills land between and in them */
 
 /* The window specs every ingest here is given, as ingest names them. */
 struct spec {
@@ -78,21 +51,8 @@ static const struct spec specs[] = {
  * Messages: what a topic holds, by partition and offset.
  */
 
-struct msg {
-        int32_t part;
-        int64_t off;
-        char *p;
-        size_t len;
-};
-
-struct msgs {
-        struct msg *v;
-        size_t n;
-        size_t cap;
-};
-
-static void msgs_add(struct msgs *m, int32_t part, int64_t off, const char *p,
-                     size_t len)
+void et_msgs_add(struct et_msgs *m, int32_t part, int64_t off, const char *p,
+                 size_t len)
 {
         if (m->n == m->cap) {
                 m->cap = m->cap * 2 + 1024;
@@ -105,7 +65,7 @@ static void msgs_add(struct msgs *m, int32_t part, int64_t off, const char *p,
         m->n++;
 }
 
-static void msgs_free(struct msgs *m)
+void et_msgs_free(struct et_msgs *m)
 {
         size_t i;
 
@@ -117,7 +77,7 @@ static void msgs_free(struct msgs *m)
 
 static int msg_cmp(const void *pa, const void *pb)
 {
-        const struct msg *a = pa, *b = pb;
+        const struct et_msg *a = pa, *b = pb;
 
         if (a->part != b->part)
                 return a->part < b->part ? -1 : 1;
@@ -126,7 +86,7 @@ static int msg_cmp(const void *pa, const void *pb)
 
 /* The elements of the JSON array file at path, as the producer sends them
  * into a one-partition topic: partition 0, offsets in file order. */
-static void msgs_from_array(const char *path, struct msgs *out)
+static void msgs_from_array(const char *path, struct et_msgs *out)
 {
         json_error_t jerr;
         json_t *arr = json_load_file(path, 0, &jerr), *v;
@@ -139,7 +99,7 @@ static void msgs_from_array(const char *path, struct msgs *out)
                 char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 
                 assert_non_null(text);
-                msgs_add(out, 0, (int64_t)i, text, strlen(text));
+                et_msgs_add(out, 0, (int64_t)i, text, strlen(text));
                 free(text);
         }
         json_decref(arr);
@@ -161,7 +121,7 @@ static const char *read_num(const char *p, const char *end, long long *v)
 
 /* Parses kcat -f '%p %o %S %s\n' output into out. Returns 0, or -1 at the
  * first line that does not fit (said). */
-static int msgs_from_kcat(const char *text, size_t len, struct msgs *out)
+static int msgs_from_kcat(const char *text, size_t len, struct et_msgs *out)
 {
         const char *p = text, *end = text + len;
         long long part, off, size;
@@ -170,7 +130,7 @@ static int msgs_from_kcat(const char *text, size_t len, struct msgs *out)
                 if (!(p = read_num(p, end, &part)) ||
                     !(p = read_num(p, end, &off)) ||
                     !(p = read_num(p, end, &size)) || part < 0 ||
-                    part >= MAX_PARTS || size < 0 || size > end - p - 1 ||
+                    part >= ET_MAX_PARTS || size < 0 || size > end - p - 1 ||
                     p[size] != '\n') {
                         fprintf(stderr,
                                 "# kcat output: cannot read the message "
@@ -178,7 +138,7 @@ static int msgs_from_kcat(const char *text, size_t len, struct msgs *out)
                                 out->n);
                         return -1;
                 }
-                msgs_add(out, (int32_t)part, off, p, (size_t)size);
+                et_msgs_add(out, (int32_t)part, off, p, (size_t)size);
                 p += size + 1;
         }
         return 0;
@@ -198,47 +158,7 @@ static const char *const known_fields[] = {
         "address_type",   "common_location",
 };
 
-/* A call as the model keeps it. */
-struct xcall {
-        char *id;
-        char *type;
-        char *disp; /* NULL: no disposition or an empty one */
-        int64_t t;  /* event time, microseconds */
-        int32_t part;
-        int64_t off;
-        int has_mark;
-        int64_t mark; /* its partition's watermark just before it */
-        int late;     /* final for at least one of its windows */
-};
-
-/* One partition, as pipeline_progress should show it. */
-struct xpart {
-        int64_t next; /* the offset after its last message */
-        long long calls, dups, rejected, late;
-        int has_max;
-        int64_t max; /* highest valid event time */
-};
-
-struct xreject {
-        int32_t part;
-        int64_t off;
-};
-
-struct model {
-        int64_t lateness; /* microseconds */
-        struct xcall *calls;
-        size_t ncalls;
-        size_t cap;
-        struct xreject *rejects;
-        size_t nrejects;
-        size_t cap_rejects;
-        struct xpart parts[MAX_PARTS];
-        int nparts;    /* highest partition seen + 1 */
-        size_t *slots; /* crime_id index: calls[] position + 1, 0 empty */
-        size_t nslots;
-};
-
-static void xcall_free(struct xcall *c)
+static void xcall_free(struct et_xcall *c)
 {
         free(c->id);
         free(c->type);
@@ -246,7 +166,7 @@ static void xcall_free(struct xcall *c)
         memset(c, 0, sizeof(*c));
 }
 
-static void model_free(struct model *m)
+void et_model_free(struct et_model *m)
 {
         size_t i;
 
@@ -270,7 +190,7 @@ static uint64_t hash_str(const char *s)
 }
 
 /* The slot of crime_id: holding it, or empty. */
-static size_t *model_slot(struct model *m, const char *id)
+static size_t *model_slot(struct et_model *m, const char *id)
 {
         size_t i = hash_str(id) & (m->nslots - 1);
 
@@ -279,7 +199,7 @@ static size_t *model_slot(struct model *m, const char *id)
         return &m->slots[i];
 }
 
-static void model_grow_index(struct model *m)
+static void model_grow_index(struct et_model *m)
 {
         size_t i, *old = m->slots, n_old = m->nslots;
 
@@ -313,7 +233,7 @@ static int windows_fit(int64_t t)
  * RFC 8259, UTF-8, paired surrogates and nothing after the value; duplicate
  * keys: the last wins), and windows_fit(). Returns 0 and fills *c for a
  * valid call, -1 for a message ingest must reject. */
-static int parse_call(const char *p, size_t len, struct xcall *c)
+static int parse_call(const char *p, size_t len, struct et_xcall *c)
 {
         json_t *o = json_loadb(p, len, JSON_ALLOW_NUL, NULL), *v;
         size_t i;
@@ -361,13 +281,13 @@ done:
 
 /* Whether the window [start, start + size) of a call was final for it: its
  * end at or before the watermark just before the call. */
-static int window_final(const struct xcall *c, int64_t start, int64_t size)
+static int window_final(const struct et_xcall *c, int64_t start, int64_t size)
 {
         return c->has_mark && (start + size) * USEC <= c->mark;
 }
 
 /* Whether a call was late: final for at least one of its windows. */
-static int call_late(const struct xcall *c)
+static int call_late(const struct et_xcall *c)
 {
         int s;
         int64_t start, sec = tm_floor_div(c->t, USEC);
@@ -383,22 +303,22 @@ static int call_late(const struct xcall *c)
 
 /* The model of a topic holding in (sorted by partition and offset) under
  * allowed lateness lateness_s. */
-static struct model *model_build(const struct msgs *in, int64_t lateness_s)
+struct et_model *et_model_build(const struct et_msgs *in, int64_t lateness_s)
 {
-        struct model *m = calloc(1, sizeof(*m));
+        struct et_model *m = calloc(1, sizeof(*m));
         size_t i;
 
         assert_non_null(m);
         m->lateness = lateness_s * USEC;
         for (i = 0; i < in->n; i++) {
-                const struct msg *g = &in->v[i];
-                struct xpart *xp;
-                struct xcall c;
+                const struct et_msg *g = &in->v[i];
+                struct et_xpart *xp;
+                struct et_xcall c;
                 size_t *slot;
 
-                if (g->part < 0 || g->part >= MAX_PARTS)
+                if (g->part < 0 || g->part >= ET_MAX_PARTS)
                         fail_msg("partition %d: the model takes %d at most",
-                                 (int)g->part, MAX_PARTS);
+                                 (int)g->part, ET_MAX_PARTS);
                 if (i && msg_cmp(&in->v[i - 1], g) >= 0)
                         fail_msg("messages out of partition/offset order at "
                                  "%zu",
@@ -453,12 +373,12 @@ static struct model *model_build(const struct msgs *in, int64_t lateness_s)
 
 /* The smallest partition watermark, what is_final compares with: returns 1
  * with it in *mark, or 0 while no partition has one. */
-static int model_min_mark(const struct model *m, int64_t *mark)
+static int model_min_mark(const struct et_model *m, int64_t *mark)
 {
         int p, have = 0;
 
         for (p = 0; p < m->nparts; p++) {
-                const struct xpart *xp = &m->parts[p];
+                const struct et_xpart *xp = &m->parts[p];
 
                 if (xp->has_max && (!have || xp->max - m->lateness < *mark)) {
                         *mark = xp->max - m->lateness;
@@ -468,7 +388,7 @@ static int model_min_mark(const struct model *m, int64_t *mark)
         return have;
 }
 
-static long long model_late(const struct model *m)
+long long et_model_late(const struct et_model *m)
 {
         long long n = 0;
         int p;
@@ -516,19 +436,6 @@ static void col_time(struct th_buf *b, int have, int64_t us)
         col_text(b, have ? ts : NULL);
 }
 
-/* The tables and views compared, the same columns in both dialects; none
- * says when something happened. */
-enum {
-        T_CALL_COUNTS,
-        T_DISPOSITION_COUNTS,
-        T_CALLS,
-        T_LATE_RECORDS,
-        T_REJECTED,
-        T_PROGRESS,
-        T_WATERMARKS,
-        NT
-};
-
 #define PG_TS(col) "to_char(" col ", 'YYYY-MM-DD HH24:MI:SS')"
 /* A timestamp that may have a fraction: '.ffffff' only when it has one. */
 #define PG_TSF(col)                                                            \
@@ -547,7 +454,7 @@ static const struct query {
         const char *what;
         const char *sqlite_sql;
         const char *pg_sql;
-} queries[NT] = {
+} queries[ET_NT] = {
         {"call_counts",
          "SELECT window_spec, window_start, window_end, crime_type, calls, "
          "late_calls, is_final FROM call_counts",
@@ -587,15 +494,11 @@ static const struct query {
          "SELECT topic, " PG_MAX_EVENT ", " PG_MARK " FROM watermarks"},
 };
 
-struct tables {
-        struct th_lines t[NT];
-};
-
-static void tables_free(struct tables *x)
+void et_tables_free(struct et_tables *x)
 {
         int i;
 
-        for (i = 0; i < NT; i++)
+        for (i = 0; i < ET_NT; i++)
                 th_lines_free(&x->t[i]);
 }
 
@@ -659,7 +562,7 @@ static void put_counts(struct th_buf *b, const struct went *w, long long n,
 /* Aggregates the (window, call) pairs w[0..n) (sorted here) into
  * call_counts and disposition_counts rows; is_final against min_mark. */
 static void expect_windows(struct went *w, size_t n, json_t *radio,
-                           int have_mark, int64_t min_mark, struct tables *x)
+                           int have_mark, int64_t min_mark, struct et_tables *x)
 {
         size_t i, j, k;
 
@@ -680,7 +583,7 @@ static void expect_windows(struct went *w, size_t n, json_t *radio,
                 }
                 put_window(&b, &w[i]);
                 put_counts(&b, &w[i], calls, late, have_mark, min_mark);
-                th_lines_add(&x->t[T_CALL_COUNTS], b.p);
+                th_lines_add(&x->t[ET_T_CALL_COUNTS], b.p);
                 for (k = i; k < j;) {
                         size_t e = k;
                         const char *desc = NULL;
@@ -699,7 +602,7 @@ static void expect_windows(struct went *w, size_t n, json_t *radio,
                         col_text(&b, w[k].disp);
                         col_text(&b, desc ? desc : "Unknown");
                         put_counts(&b, &w[k], calls, late, have_mark, min_mark);
-                        th_lines_add(&x->t[T_DISPOSITION_COUNTS], b.p);
+                        th_lines_add(&x->t[ET_T_DISPOSITION_COUNTS], b.p);
                         k = e;
                 }
         }
@@ -708,8 +611,8 @@ static void expect_windows(struct went *w, size_t n, json_t *radio,
 /* The rows model m should give in every table, under the late policy
  * (drop or count), for topic; radio maps disposition codes to their
  * descriptions. */
-static void model_expect(const struct model *m, int drop, const char *topic,
-                         json_t *radio, struct tables *x)
+void et_model_expect(const struct et_model *m, int drop, const char *topic,
+                     json_t *radio, struct et_tables *x)
 {
         struct went *w = NULL;
         size_t n = 0, cap = 0, i;
@@ -718,7 +621,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
 
         have_mark = model_min_mark(m, &min_mark);
         for (i = 0; i < m->ncalls; i++) {
-                const struct xcall *c = &m->calls[i];
+                const struct et_xcall *c = &m->calls[i];
                 int64_t sec = tm_floor_div(c->t, USEC);
                 struct th_buf b = {0};
 
@@ -729,7 +632,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                 col_int(&b, c->off);
                 col_time(&b, c->has_mark, c->mark);
                 col_text(&b, drop ? "drop" : "count");
-                th_lines_add(&x->t[T_CALLS], b.p);
+                th_lines_add(&x->t[ET_T_CALLS], b.p);
 
                 for (s = 0; s < NSPECS; s++) {
                         const struct spec *sp = &specs[s];
@@ -765,7 +668,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                         col_text(&b, topic);
                         col_int(&b, c->part);
                         col_int(&b, c->off);
-                        th_lines_add(&x->t[T_LATE_RECORDS], b.p);
+                        th_lines_add(&x->t[ET_T_LATE_RECORDS], b.p);
                 }
         }
 
@@ -778,10 +681,10 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                 col_text(&b, topic);
                 col_int(&b, m->rejects[i].part);
                 col_int(&b, m->rejects[i].off);
-                th_lines_add(&x->t[T_REJECTED], b.p);
+                th_lines_add(&x->t[ET_T_REJECTED], b.p);
         }
         for (s = 0; s < m->nparts; s++) {
-                const struct xpart *xp = &m->parts[s];
+                const struct et_xpart *xp = &m->parts[s];
                 struct th_buf b = {0};
 
                 if (!xp->next)
@@ -797,7 +700,7 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                 col_int(&b, xp->dups);
                 col_int(&b, xp->rejected);
                 col_int(&b, xp->late);
-                th_lines_add(&x->t[T_PROGRESS], b.p);
+                th_lines_add(&x->t[ET_T_PROGRESS], b.p);
         }
         if (have_mark) {
                 struct th_buf b = {0};
@@ -810,9 +713,9 @@ static void model_expect(const struct model *m, int drop, const char *topic,
                 col_text(&b, topic);
                 col_time(&b, 1, max);
                 col_time(&b, 1, min_mark);
-                th_lines_add(&x->t[T_WATERMARKS], b.p);
+                th_lines_add(&x->t[ET_T_WATERMARKS], b.p);
         }
-        for (s = 0; s < NT; s++)
+        for (s = 0; s < ET_NT; s++)
                 th_lines_sort(&x->t[s]);
 }
 
@@ -843,12 +746,12 @@ static sqlite3 *db_open(const char *path)
 }
 
 /* Every table of queries[] from the SQLite database at path. */
-static void sqlite_tables(const char *path, int skip_topic, struct tables *x)
+void et_sqlite_tables(const char *path, int skip_topic, struct et_tables *x)
 {
         sqlite3 *db = db_open(path);
         int i, bad = 0;
 
-        for (i = 0; i < NT; i++) {
+        for (i = 0; i < ET_NT; i++) {
                 bad += th_lite_lines(db, queries[i].sqlite_sql, NULL,
                                      skip_topic ? is_topic_col : NULL,
                                      &x->t[i]) != 0;
@@ -902,7 +805,7 @@ static int dump_skip(const char *table, const char *col, int skip_topic)
  * storage of window_counts (window_totals and its dictionaries): its ids
  * go by which text came first, which depends on how partitions
  * interleaved; the view window_counts has the same rows by their text. */
-static void sqlite_dump(const char *path, int skip_topic, struct th_lines *out)
+void et_sqlite_dump(const char *path, int skip_topic, struct th_lines *out)
 {
         sqlite3 *db = db_open(path);
         struct th_lines names = {0};
@@ -964,7 +867,7 @@ static void sqlite_dump(const char *path, int skip_topic, struct th_lines *out)
 }
 
 /* SUM(next_offset) of the database at path; 0 while there is none. */
-static long long progress(const char *path)
+long long et_progress(const char *path)
 {
         sqlite3 *db = NULL;
         sqlite3_stmt *st = NULL;
@@ -987,17 +890,17 @@ static long long progress(const char *path)
 }
 
 /* Compares every table of a and b; returns how many differ. */
-static int tables_compare(const char *what, const char *an,
-                          const struct tables *a, const char *bn,
-                          const struct tables *b)
+int et_tables_compare(const char *what, const char *an,
+                      const struct et_tables *a, const char *bn,
+                      const struct et_tables *b)
 {
         int i, bad = 0;
 
-        for (i = 0; i < NT; i++) {
+        for (i = 0; i < ET_NT; i++) {
                 char *name = th_asprintf("%s: %s", what, queries[i].what);
 
                 bad += th_lines_compare(name, an, &a->t[i], bn, &b->t[i],
-                                        MAX_SHOWN) != 0;
+                                        ET_MAX_SHOWN) != 0;
                 free(name);
         }
         return bad;
@@ -1009,49 +912,26 @@ static int tables_compare(const char *what, const char *an,
  * use, a PostgreSQL server on a Unix socket in the folder.
  */
 
-enum { B_SAMPLE_COUNT, B_SAMPLE_DROP, B_GEN_COUNT, B_GEN_DROP, NBASE };
-
 /* The SQLite baselines, made once: the tests check them against the
  * model, the PostgreSQL tests compare with them. */
 static const struct base_def {
         const char *name;
         int gen;
         int drop;
-} base_defs[NBASE] = {
+} base_defs[ET_NBASE] = {
         {"sample_count", 0, 0},
         {"sample_drop", 0, 1},
         {"gen_count", 1, 0},
         {"gen_drop", 1, 1},
 };
 
-struct et {
-        char dir[PATH_MAX];
-        char *bin;
-        char *data;
-        json_t *radio; /* disposition_code -> description */
-        struct th_broker b1;
-        struct th_broker b4;
-
-        char *sample_path;
-        struct msgs sample; /* the file, as partition 0 */
-        int sample_state;   /* 0 not produced, 1 done, -1 failed */
-        char *gen_path;
-        struct msgs gen; /* read back from the broker */
-        int gen_state;
-
-        char *base[NBASE];
-        int base_state[NBASE];
-        struct th_pg pg;
-        int pg_state; /* 0 not tried, 1 running, -1 failed */
-};
-
-static char *path_in(const struct et *st, const char *name)
+char *et_path_in(const struct et *st, const char *name)
 {
         return th_asprintf("%s/%s", st->dir, name);
 }
 
 /* The server, started on first use; fails the test when it cannot be. */
-static void ensure_pg(struct et *st)
+void et_ensure_pg(struct et *st)
 {
         if (st->pg_state == 1)
                 return;
@@ -1075,7 +955,7 @@ static PGconn *pg_connect(const struct et *st, const char *db)
 }
 
 /* A fresh database named db; returns its conninfo (the caller frees it). */
-static char *pg_create_db(const struct et *st, const char *db)
+char *et_pg_create_db(const struct et *st, const char *db)
 {
         if (th_pg_createdb(&st->pg, db, NULL) != 0)
                 fail_msg("cannot create database %s", db);
@@ -1085,7 +965,7 @@ static char *pg_create_db(const struct et *st, const char *db)
 /* The contract's PostgreSQL type of is_final: boolean (SQLite: 0/1, which
  * the row comparisons see as integers). Returns the number of views where
  * it is something else. */
-static int pg_check_types(const struct et *st, const char *db)
+int et_pg_check_types(const struct et *st, const char *db)
 {
         static const char *const views[] = {"call_counts",
                                             "disposition_counts"};
@@ -1116,12 +996,12 @@ static int pg_check_types(const struct et *st, const char *db)
         return bad;
 }
 
-static void pg_tables(const struct et *st, const char *db, struct tables *x)
+void et_pg_tables(const struct et *st, const char *db, struct et_tables *x)
 {
         PGconn *c = pg_connect(st, db);
         int i, bad = 0;
 
-        for (i = 0; i < NT; i++) {
+        for (i = 0; i < ET_NT; i++) {
                 bad += th_pg_lines(c, queries[i].pg_sql, &x->t[i]) != 0;
                 th_lines_sort(&x->t[i]);
         }
@@ -1130,7 +1010,7 @@ static void pg_tables(const struct et *st, const char *db, struct tables *x)
                 fail_msg("PostgreSQL %s: %d queries failed", db, bad);
 }
 
-static int group_teardown(void **state)
+int et_group_teardown(void **state)
 {
         struct et *st = *state;
         int failed = 0, i;
@@ -1146,10 +1026,10 @@ static int group_teardown(void **state)
         th_fatal_broker(1, 0);
         th_tmpdir_remove(st->dir);
         th_fatal_dir(NULL);
-        for (i = 0; i < NBASE; i++)
+        for (i = 0; i < ET_NBASE; i++)
                 free(st->base[i]);
-        msgs_free(&st->sample);
-        msgs_free(&st->gen);
+        et_msgs_free(&st->sample);
+        et_msgs_free(&st->gen);
         json_decref(st->radio);
         free(st->sample_path);
         free(st->gen_path);
@@ -1160,7 +1040,7 @@ static int group_teardown(void **state)
         return failed ? -1 : 0;
 }
 
-static int group_setup(void **state)
+int et_group_setup(void **state, const char *name)
 {
         static const char *const b1_args[] = {
                 "--partitions", "1",       "--topic", "sample", "--topic",
@@ -1174,7 +1054,7 @@ static int group_setup(void **state)
         if (!st)
                 return -1;
         *state = st;
-        th_fatal_handlers("test_eventtime", WATCHDOG_S);
+        th_fatal_handlers(name, WATCHDOG_S);
         if (th_find_bin_data(&st->bin, &st->data))
                 goto fail;
         p = th_asprintf("%s/radio_code.json", st->data);
@@ -1188,13 +1068,13 @@ static int group_setup(void **state)
         th_fatal_dir(st->dir);
         fprintf(stderr, "# folder %s (E2E_KEEP=1 keeps it)\n", st->dir);
 
-        p = path_in(st, "broker1.err");
+        p = et_path_in(st, "broker1.err");
         r = th_broker_start(&st->b1, st->bin, b1_args, p);
         free(p);
         if (r < 0)
                 goto fail;
         th_fatal_broker(0, st->b1.pid);
-        p = path_in(st, "broker4.err");
+        p = et_path_in(st, "broker4.err");
         r = th_broker_start(&st->b4, st->bin, b4_args, p);
         free(p);
         if (r < 0)
@@ -1202,7 +1082,7 @@ static int group_setup(void **state)
         th_fatal_broker(1, st->b4.pid);
         return 0;
 fail:
-        group_teardown(state);
+        et_group_teardown(state);
         return -1;
 }
 
@@ -1210,8 +1090,8 @@ fail:
  * Commands.
  */
 
-static void produce(const struct et *st, const struct th_broker *b,
-                    const char *topic, const char *file)
+void et_produce(const struct et *st, const struct th_broker *b,
+                const char *topic, const char *file)
 {
         struct th_args a = {0};
 
@@ -1222,10 +1102,10 @@ static void produce(const struct et *st, const struct th_broker *b,
 
 /* The ingest command line of every test: windows 1h and 1h/15m from the
  * beginning, to the end of the topic. */
-static void ingest_args(const struct et *st, struct th_args *a,
-                        const struct th_broker *b, const char *topic,
-                        const char *db, int drop, const char *lateness,
-                        const char *batch)
+void et_ingest_args(const struct et *st, struct th_args *a,
+                    const struct th_broker *b, const char *topic,
+                    const char *db, int drop, const char *lateness,
+                    const char *batch)
 {
         th_args_addv(a, st->bin, "ingest", "--brokers", b->brokers, "--topic",
                      topic, "--db", db, "--window", specs[0].name, "--window",
@@ -1235,18 +1115,18 @@ static void ingest_args(const struct et *st, struct th_args *a,
                      NULL);
 }
 
-static void ingest(const struct et *st, const struct th_broker *b,
-                   const char *topic, const char *db, int drop,
-                   const char *lateness, const char *batch)
+void et_ingest(const struct et *st, const struct th_broker *b,
+               const char *topic, const char *db, int drop,
+               const char *lateness, const char *batch)
 {
         struct th_args a = {0};
 
-        ingest_args(st, &a, b, topic, db, drop, lateness, batch);
+        et_ingest_args(st, &a, b, topic, db, drop, lateness, batch);
         th_run_ok_free(&a);
 }
 
 /* The sample file in topic sample (one partition), produced once. */
-static void ensure_sample(struct et *st)
+void et_ensure_sample(struct et *st)
 {
         if (st->sample_state > 0)
                 return;
@@ -1256,13 +1136,13 @@ static void ensure_sample(struct et *st)
         th_broker_assert_alive(&st->b1);
         msgs_from_array(st->sample_path, &st->sample);
         assert_int_equal(st->sample.n, 700);
-        produce(st, &st->b1, "sample", st->sample_path);
+        et_produce(st, &st->b1, "sample", st->sample_path);
         st->sample_state = 1;
 }
 
 /* Whether the messages hold exactly the lines of the NDJSON text file (as
  * multisets): the topic got the whole stream, each line once. */
-static int same_lines(const struct msgs *m, const struct th_buf *file)
+static int same_lines(const struct et_msgs *m, const struct th_buf *file)
 {
         struct th_lines a = {0}, b = {0};
         const char *p = file->p, *end = file->p + file->len, *nl;
@@ -1280,7 +1160,7 @@ static int same_lines(const struct msgs *m, const struct th_buf *file)
         th_lines_sort(&a);
         th_lines_sort(&b);
         differ = th_lines_compare("generated lines vs messages in the topic",
-                                  "file ", &a, "topic", &b, MAX_SHOWN);
+                                  "file ", &a, "topic", &b, ET_MAX_SHOWN);
         th_lines_free(&a);
         th_lines_free(&b);
         return differ == 0;
@@ -1301,13 +1181,13 @@ static void ensure_gen(struct et *st)
                 fail_msg("the generated stream failed earlier");
         st->gen_state = -1;
         th_broker_assert_alive(&st->b4);
-        st->gen_path = path_in(st, "gen.ndjson");
-        th_args_addv(&a, st->bin, "generate", "--count", GEN_COUNT, "--seed",
-                     GEN_SEED, "--out-of-order", "0.2", "--max-delay", "3h",
+        st->gen_path = et_path_in(st, "gen.ndjson");
+        th_args_addv(&a, st->bin, "generate", "--count", ET_GEN_COUNT, "--seed",
+                     ET_GEN_SEED, "--out-of-order", "0.2", "--max-delay", "3h",
                      "--duplicates", "0.03", "--malformed", "0.01", "--output",
                      st->gen_path, NULL);
         th_run_ok_free(&a);
-        produce(st, &st->b4, "gen", st->gen_path);
+        et_produce(st, &st->b4, "gen", st->gen_path);
 
         th_args_addv(&a, "kcat", "-C", "-b", st->b4.brokers, "-t", "gen", "-o",
                      "beginning", "-e", "-q", "-f", "%p %o %S %s\\n", NULL);
@@ -1324,7 +1204,7 @@ static void ensure_gen(struct et *st)
         th_buf_free(&file);
         if (!ok)
                 fail_msg("topic gen does not hold the generated lines");
-        for (p = 0; p < MAX_PARTS; p++) {
+        for (p = 0; p < ET_MAX_PARTS; p++) {
                 size_t i;
 
                 for (i = 0; i < st->gen.n && st->gen.v[i].part != p; i++)
@@ -1333,12 +1213,12 @@ static void ensure_gen(struct et *st)
         }
         fprintf(stderr, "# topic gen: %zu messages in %d partitions\n",
                 st->gen.n, used);
-        assert_int_equal(used, GEN_PARTS);
+        assert_int_equal(used, ET_GEN_PARTS);
         st->gen_state = 1;
 }
 
 /* SQLite baseline which, made once by one uninterrupted ingest. */
-static const char *baseline(struct et *st, int which)
+const char *et_baseline(struct et *st, int which)
 {
         const struct base_def *d = &base_defs[which];
         char *name;
@@ -1351,40 +1231,40 @@ static const char *baseline(struct et *st, int which)
         if (d->gen)
                 ensure_gen(st);
         else
-                ensure_sample(st);
+                et_ensure_sample(st);
         name = th_asprintf("%s.db", d->name);
-        st->base[which] = path_in(st, name);
+        st->base[which] = et_path_in(st, name);
         free(name);
         if (d->gen)
-                ingest(st, &st->b4, "gen", st->base[which], d->drop,
-                       GEN_LATENESS, GEN_BATCH);
+                et_ingest(st, &st->b4, "gen", st->base[which], d->drop,
+                          ET_GEN_LATENESS, ET_GEN_BATCH);
         else
-                ingest(st, &st->b1, "sample", st->base[which], d->drop,
-                       SAMPLE_LATENESS, SAMPLE_BATCH);
+                et_ingest(st, &st->b1, "sample", st->base[which], d->drop,
+                          ET_SAMPLE_LATENESS, ET_SAMPLE_BATCH);
         st->base_state[which] = 1;
         return st->base[which];
 }
 
 /* Compares the SQLite database at path with model m under the policy;
  * returns the number of tables that differ. */
-static int check_sqlite(const struct et *st, const char *path,
-                        const struct model *m, int drop, const char *topic)
+int et_check_sqlite(const struct et *st, const char *path,
+                    const struct et_model *m, int drop, const char *topic)
 {
-        struct tables want = {0}, got = {0};
+        struct et_tables want = {0}, got = {0};
         int bad;
 
-        model_expect(m, drop, topic, st->radio, &want);
-        sqlite_tables(path, 0, &got);
-        bad = tables_compare(strrchr(path, '/') + 1, "expected", &want,
-                             "sqlite  ", &got);
-        tables_free(&want);
-        tables_free(&got);
+        et_model_expect(m, drop, topic, st->radio, &want);
+        et_sqlite_tables(path, 0, &got);
+        bad = et_tables_compare(strrchr(path, '/') + 1, "expected", &want,
+                                "sqlite  ", &got);
+        et_tables_free(&want);
+        et_tables_free(&got);
         return bad;
 }
 
 /* The integer a query gives on the database at path, compared with want. */
-static int check_int(const char *path, const char *what, const char *sql,
-                     long long want)
+int et_check_int(const char *path, const char *what, const char *sql,
+                 long long want)
 {
         long long got = sqlite_int(path, sql);
 
@@ -1398,8 +1278,8 @@ static int check_int(const char *path, const char *what, const char *sql,
 
 /* What the model says about the stream, so that a reader sees that the
  * checks had something to check. */
-static void model_summary(const char *what, const struct model *m, int drop,
-                          const struct tables *x)
+void et_model_summary(const char *what, const struct et_model *m, int drop,
+                      const struct et_tables *x)
 {
         long long late_windows = 0;
         size_t i;
@@ -1410,528 +1290,48 @@ static void model_summary(const char *what, const struct model *m, int drop,
                 "# model %s (lateness %lld s, %s): %zu calls, %zu rejected, "
                 "%lld late for some window; %zu late_records rows\n",
                 what, (long long)(m->lateness / USEC), drop ? "drop" : "count",
-                m->ncalls, m->nrejects, late_windows, x->t[T_LATE_RECORDS].n);
-}
-
-/*
- * Tests.
- */
-
-/* 1a, 1c, 1d: the real sample (descending event times, one partition),
- * lateness 0, late policy count: every call counted in every window, late
- * ones also in late_calls, against the model; is_final against the final
- * watermark. */
-static void test_sample_count(void **state)
-{
-        struct et *st = *state;
-        const char *db = baseline(st, B_SAMPLE_COUNT);
-        struct model *m = model_build(&st->sample, 0);
-        struct tables x = {0};
-        int bad;
-
-        model_expect(m, 0, "sample", st->radio, &x);
-        model_summary("sample", m, 0, &x);
-        /* Descending times: almost every call is late. */
-        assert_int_equal(m->ncalls, 700);
-        assert_true(model_late(m) > 600);
-        assert_int_equal(x.t[T_LATE_RECORDS].n, 0);
-        tables_free(&x);
-
-        bad = check_sqlite(st, db, m, 0, "sample");
-        bad += check_int(db, "sum(calls) of 1h windows",
-                         "SELECT SUM(calls) FROM call_counts WHERE "
-                         "window_spec = '1h'",
-                         700);
-        bad += check_int(db, "sum(calls) of 1h/15m windows",
-                         "SELECT SUM(calls) FROM call_counts WHERE "
-                         "window_spec = '1h/15m'",
-                         4 * 700);
-        /* The window of the latest call is open, the others final. */
-        bad += check_int(db, "distinct is_final values",
-                         "SELECT COUNT(DISTINCT is_final) FROM call_counts", 2);
-        bad += check_int(db, "calls without a watermark",
-                         "SELECT COUNT(*) FROM calls WHERE "
-                         "watermark_at_count IS NULL",
-                         1);
-        bad += check_int(db, "late (pipeline_progress)",
-                         "SELECT late FROM pipeline_progress", model_late(m));
-        model_free(m);
-        if (bad)
-                fail_msg("%d check(s) failed (details above)", bad);
-}
-
-/* 1b, 1c, 1d: the same under late policy drop: windows hold only the calls
- * that were not late for them; one late_records row per call and spec it
- * was dropped from. */
-static void test_sample_drop(void **state)
-{
-        struct et *st = *state;
-        const char *db = baseline(st, B_SAMPLE_DROP);
-        struct model *m = model_build(&st->sample, 0);
-        struct tables x = {0};
-        int bad;
-
-        model_expect(m, 1, "sample", st->radio, &x);
-        model_summary("sample", m, 1, &x);
-        assert_true(x.t[T_LATE_RECORDS].n > 600);
-        tables_free(&x);
-
-        bad = check_sqlite(st, db, m, 1, "sample");
-        bad += check_int(db, "1h: sum(calls) + late_records rows",
-                         "SELECT (SELECT SUM(calls) FROM call_counts WHERE "
-                         "window_spec = '1h') + (SELECT COUNT(*) FROM "
-                         "late_records WHERE window_spec = '1h')",
-                         700);
-        bad += check_int(db, "late_calls under drop",
-                         "SELECT SUM(late_calls) FROM window_counts", 0);
-        bad += check_int(db, "late (pipeline_progress)",
-                         "SELECT late FROM pipeline_progress", model_late(m));
-        model_free(m);
-        if (bad)
-                fail_msg("%d check(s) failed (details above)", bad);
-}
-
-/* Writes messages [from, to) of m as NDJSON to path. */
-static void write_ndjson(const struct msgs *m, size_t from, size_t to,
-                         const char *path)
-{
-        FILE *f = fopen(path, "w");
-        size_t i;
-
-        assert_non_null(f);
-        for (i = from; i < to; i++) {
-                assert_int_equal(fwrite(m->v[i].p, 1, m->v[i].len, f),
-                                 m->v[i].len);
-                assert_int_not_equal(fputc('\n', f), EOF);
-        }
-        assert_int_equal(fclose(f), 0);
-}
-
-/* The first n messages of m, as a topic holding only them would. */
-static void msgs_prefix(const struct msgs *m, size_t n, struct msgs *out)
-{
-        size_t i;
-
-        for (i = 0; i < n; i++)
-                msgs_add(out, m->v[i].part, m->v[i].off, m->v[i].p,
-                         m->v[i].len);
-}
-
-/* 2. Restarts keep the watermark: the first half of the sample ingested to
- * the end, then the second half produced and ingested by a new process
- * into the same database: the single run's result, under both policies. */
-static void test_restart_keeps_watermark(void **state)
-{
-        struct et *st = *state;
-        char *half[2] = {path_in(st, "half1.ndjson"),
-                         path_in(st, "half2.ndjson")};
-        char *db[2] = {path_in(st, "halves_count.db"),
-                       path_in(st, "halves_drop.db")};
-        struct msgs first = {0};
-        struct model *m1, *m;
-        size_t n;
-        int bad = 0, drop, step;
-
-        ensure_sample(st);
-        n = st->sample.n / 2;
-        write_ndjson(&st->sample, 0, n, half[0]);
-        write_ndjson(&st->sample, n, st->sample.n, half[1]);
-        msgs_prefix(&st->sample, n, &first);
-        m1 = model_build(&first, 0);
-        m = model_build(&st->sample, 0);
-        for (step = 0; step < 2; step++) {
-                th_broker_assert_alive(&st->b1);
-                produce(st, &st->b1, "halves", half[step]);
-                for (drop = 0; drop < 2; drop++) {
-                        ingest(st, &st->b1, "halves", db[drop], drop,
-                               SAMPLE_LATENESS, SAMPLE_BATCH);
-                        bad += check_sqlite(st, db[drop], step ? m : m1, drop,
-                                            "halves");
-                }
-        }
-        /* The single run of the whole file, row for row: every table and
-         * view but the topic's name and when things happened. */
-        for (drop = 0; drop < 2; drop++) {
-                struct th_lines a = {0}, b = {0};
-                const char *single =
-                        baseline(st, drop ? B_SAMPLE_DROP : B_SAMPLE_COUNT);
-
-                sqlite_dump(single, 1, &a);
-                sqlite_dump(db[drop], 1, &b);
-                bad += th_lines_compare(
-                               drop ? "single run vs restarted (drop)"
-                                    : "single run vs restarted (count)",
-                               "single   ", &a, "restarted", &b,
-                               MAX_SHOWN) != 0;
-                th_lines_free(&a);
-                th_lines_free(&b);
-        }
-        model_free(m1);
-        model_free(m);
-        msgs_free(&first);
-        free(half[0]);
-        free(half[1]);
-        free(db[0]);
-        free(db[1]);
-        if (bad)
-                fail_msg("%d check(s) failed (details above)", bad);
-}
-
-/* 2. --allowed-lateness 1h against 0 on the sample: other late calls,
- * other finality, each as the model computes. */
-static void test_lateness_1h(void **state)
-{
-        struct et *st = *state;
-        struct model *m0, *m1;
-        int bad = 0, drop;
-
-        ensure_sample(st);
-        m0 = model_build(&st->sample, 0);
-        m1 = model_build(&st->sample, 3600);
-        fprintf(stderr,
-                "# late calls: %lld with lateness 0, %lld with lateness 1h\n",
-                model_late(m0), model_late(m1));
-        assert_true(model_late(m1) > 0);
-        assert_true(model_late(m1) < model_late(m0));
-        for (drop = 0; drop < 2; drop++) {
-                char *db = path_in(st,
-                                   drop ? "late1h_drop.db" : "late1h_count.db");
-                const char *db0 =
-                        baseline(st, drop ? B_SAMPLE_DROP : B_SAMPLE_COUNT);
-
-                ingest(st, &st->b1, "sample", db, drop, "1h", SAMPLE_BATCH);
-                bad += check_sqlite(st, db, m1, drop, "sample");
-                bad += check_int(db, "late, lateness 1h",
-                                 "SELECT late FROM pipeline_progress",
-                                 model_late(m1));
-                bad += check_int(db0, "late, lateness 0",
-                                 "SELECT late FROM pipeline_progress",
-                                 model_late(m0));
-                free(db);
-        }
-        model_free(m0);
-        model_free(m1);
-        if (bad)
-                fail_msg("%d check(s) failed (details above)", bad);
-}
-
-/* Test 2b's hand-written stream, one partition, lateness 30m: where the
- * real data and the generator never put them, what moves the watermark (a
- * duplicate, changed, with a later time) and what must not (rejected
- * messages with later times), a fractional watermark, and window ends
- * exactly on the watermark. */
-static const char *const edge_lines[] = {
-        /* 0: no crime_id: rejected, no watermark from its 2030 time. */
-        "{\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2030-01-01T00:00:00\"}",
-        /* 1: E1, the first valid call: no watermark, not late. */
-        "{\"crime_id\":\"E1\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2019-01-01T10:00:00\",\"disposition\":\"ADM\"}",
-        /* 2: an impossible date: rejected. */
-        "{\"crime_id\":\"E2\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2019-02-30T10:00:00\"}",
-        /* 3: its windows end in year 10000: rejected, and must not move
-         * the watermark, or everything after would be final. */
-        "{\"crime_id\":\"E3\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"9999-12-31T23:30:00\"}",
-        /* 4: E4 at 09:15 against 09:30: the 1h/15m window [08:30, 09:30)
-         * ends exactly on it and is final; the others are not. */
-        "{\"crime_id\":\"E4\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2019-01-01T09:15:00\",\"disposition\":\"CIT\"}",
-        /* 5: E1 again, changed and later: not stored, but it moves the
-         * watermark to 12:00:00.5. */
-        "{\"crime_id\":\"E1\",\"original_crime_type_name\":\"Changed\","
-        "\"call_date_time\":\"2019-01-01T12:30:00.5\"}",
-        /* 6: E5 just before noon: [11:00, 12:00) is final in both specs. */
-        "{\"crime_id\":\"E5\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2019-01-01T11:59:59.999999\","
-        "\"disposition\":\"\"}",
-        /* 7: E6 at noon: no window of it ends by 12:00:00.5. */
-        "{\"crime_id\":\"E6\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2019-01-01T12:00:00\"}",
-        /* 8: an integer id, a space, no seconds: all five windows final. */
-        "{\"crime_id\":7,\"original_crime_type_name\":\"Int id\","
-        "\"call_date_time\":\"2019-01-01 11:00\"}",
-        /* 9: not JSON. */
-        "{\"crime_id\":\"E9\",",
-        /* 10, 11: E7 at 13:00 (watermark 12:30), then an exact copy. */
-        "{\"crime_id\":\"E7\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2019-01-01T13:00:00\"}",
-        "{\"crime_id\":\"E7\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2019-01-01T13:00:00\"}",
-        /* 12: E8 at 12:29:59: [11:30, 12:30) ends on the watermark. */
-        "{\"crime_id\":\"E8\",\"original_crime_type_name\":\"T\","
-        "\"call_date_time\":\"2019-01-01T12:29:59\","
-        "\"disposition\":\"Not recorded\"}",
-};
-
-/* 2b. The edge stream under both policies, against the model and against
- * values worked out by hand from the comments above. */
-static void test_edge_stream(void **state)
-{
-        static const char *const want_late_records[] = {
-                "'7'|'1h'|'2019-01-01 11:00:00'|'2019-01-01 12:00:00.500000'"
-                "|1|'edge'|0|8",
-                "'7'|'1h/15m'|'2019-01-01 11:00:00'|'2019-01-01 "
-                "12:00:00.500000'|4|'edge'|0|8",
-                "'E4'|'1h/15m'|'2019-01-01 09:15:00'|'2019-01-01 09:30:00'|1|"
-                "'edge'|0|4",
-                "'E5'|'1h'|'2019-01-01 11:59:59.999999'|'2019-01-01 "
-                "12:00:00.500000'|1|'edge'|0|6",
-                "'E5'|'1h/15m'|'2019-01-01 11:59:59.999999'|'2019-01-01 "
-                "12:00:00.500000'|1|'edge'|0|6",
-                "'E8'|'1h/15m'|'2019-01-01 12:29:59'|'2019-01-01 12:30:00'|1|"
-                "'edge'|0|12",
-        };
-        static const char *const want_progress =
-                "'edge'|0|13|13|0|'2019-01-01 13:00:00'|'2019-01-01 "
-                "12:30:00'|7|2|4|4";
-        struct et *st = *state;
-        char *file = path_in(st, "edge.ndjson");
-        struct msgs in = {0};
-        struct model *m;
-        struct tables x = {0};
-        size_t i;
-        int bad = 0, drop;
-        FILE *f;
-
-        th_broker_assert_alive(&st->b1);
-        f = fopen(file, "w");
-        assert_non_null(f);
-        for (i = 0; i < sizeof(edge_lines) / sizeof(edge_lines[0]); i++) {
-                fprintf(f, "%s\n", edge_lines[i]);
-                msgs_add(&in, 0, (int64_t)i, edge_lines[i],
-                         strlen(edge_lines[i]));
-        }
-        assert_int_equal(fclose(f), 0);
-        produce(st, &st->b1, "edge", file);
-        m = model_build(&in, 1800);
-
-        /* The model agrees with the hand-worked values. */
-        model_expect(m, 1, "edge", st->radio, &x);
-        assert_int_equal(x.t[T_LATE_RECORDS].n,
-                         sizeof(want_late_records) /
-                                 sizeof(want_late_records[0]));
-        for (i = 0; i < x.t[T_LATE_RECORDS].n; i++)
-                assert_string_equal(x.t[T_LATE_RECORDS].v[i],
-                                    want_late_records[i]);
-        assert_int_equal(x.t[T_PROGRESS].n, 1);
-        assert_string_equal(x.t[T_PROGRESS].v[0], want_progress);
-        tables_free(&x);
-
-        for (drop = 0; drop < 2; drop++) {
-                char *db = path_in(st, drop ? "edge_drop.db" : "edge_count.db");
-                char *name = th_asprintf("cs_edge_%s", drop ? "drop" : "count");
-                char *ci;
-                struct tables lite = {0}, pg = {0};
-
-                ingest(st, &st->b1, "edge", db, drop, "30m", "4");
-                bad += check_sqlite(st, db, m, drop, "edge");
-                ensure_pg(st);
-                ci = pg_create_db(st, name);
-                ingest(st, &st->b1, "edge", ci, drop, "30m", "4");
-                sqlite_tables(db, 0, &lite);
-                pg_tables(st, name, &pg);
-                bad += tables_compare(name, "sqlite    ", &lite, "postgresql",
-                                      &pg);
-                tables_free(&lite);
-                tables_free(&pg);
-                free(ci);
-                free(name);
-                free(db);
-        }
-        model_free(m);
-        msgs_free(&in);
-        free(file);
-        if (bad)
-                fail_msg("%d check(s) failed (details above)", bad);
-}
-
-/* Runs ingests on db that get kill -9 once the database holds about 15%,
- * 40% and 65% of the topic, then one that finishes. Returns how many kills
- * landed mid-stream (something stored, not everything). */
-static int ingest_killed(const struct et *st, const char *db, int drop,
-                         long long total)
-{
-        static const int pct[] = {15, 40, 65};
-        int mid = 0;
-        size_t k;
-
-        for (k = 0; k < sizeof(pct) / sizeof(pct[0]); k++) {
-                char *name = th_asprintf("kill_%s_%zu.err",
-                                         drop ? "drop" : "count", k);
-                char *log = path_in(st, name);
-                long long target = total * pct[k] / 100, got = 0;
-                int64_t deadline = th_now_ms() + KILL_WAIT_MS;
-                struct th_args a = {0};
-                int rc = -1;
-                pid_t pid;
-
-                ingest_args(st, &a, &st->b4, "gen", db, drop, GEN_LATENESS,
-                            KILL_BATCH);
-                pid = th_spawn_logged(&a, log);
-                th_args_free(&a);
-                assert_true(pid > 0);
-                while ((got = progress(db)) < target &&
-                       th_now_ms() < deadline && (rc = th_exited(pid)) < 0)
-                        th_sleep_ms(1);
-                if (rc < 0) {
-                        /* A few ms later each time: not always just after
-                         * a commit, also in the middle of a batch. */
-                        th_sleep_ms(3 * (int64_t)k);
-                        kill(pid, SIGKILL);
-                        rc = th_wait_until(pid, th_now_ms() + 10000);
-                }
-                got = progress(db);
-                fprintf(stderr,
-                        "# ingest killed at >= %d%%: status %d, %lld of %lld "
-                        "stored\n",
-                        pct[k], rc, got, total);
-                if (rc != 128 + SIGKILL && rc != 0) {
-                        th_show_file_tail("ingest", log);
-                        fail_msg("the ingest ended with %d before kill -9", rc);
-                }
-                mid += rc == 128 + SIGKILL && got > 0 && got < total;
-                free(name);
-                free(log);
-        }
-        return mid;
-}
-
-/* 3. A generated stream with late, duplicate and malformed messages on four
- * partitions, lateness 30m: one uninterrupted ingest and one killed with
- * kill -9 three times mid-stream then finished give identical tables, and
- * both equal the model with per-partition watermarks. */
-static void partitions(struct et *st, int drop)
-{
-        const char *base = baseline(st, drop ? B_GEN_DROP : B_GEN_COUNT);
-        char *db = path_in(st,
-                           drop ? "gen_killed_drop.db" : "gen_killed_count.db");
-        struct model *m = model_build(&st->gen, GEN_LATENESS_S);
-        struct th_lines a = {0}, b = {0};
-        struct tables x = {0};
-        int bad, mid, p;
-
-        model_expect(m, drop, "gen", st->radio, &x);
-        model_summary("gen", m, drop, &x);
-        assert_int_equal(m->nparts, GEN_PARTS);
-        for (p = 0; p < m->nparts; p++) {
-                fprintf(stderr,
-                        "#   partition %d: %lld messages, %lld calls, %lld "
-                        "duplicates, %lld rejected, %lld late\n",
-                        p, (long long)m->parts[p].next, m->parts[p].calls,
-                        m->parts[p].dups, m->parts[p].rejected,
-                        m->parts[p].late);
-                /* Each partition has late calls and duplicates to judge. */
-                assert_true(m->parts[p].late > 0 && m->parts[p].dups > 0);
-        }
-        assert_true(m->nrejects > 0);
-        if (drop)
-                assert_true(x.t[T_LATE_RECORDS].n > 0);
-        tables_free(&x);
-
-        bad = check_sqlite(st, base, m, drop, "gen");
-
-        th_broker_assert_alive(&st->b4);
-        mid = ingest_killed(st, db, drop, (long long)st->gen.n);
-        ingest(st, &st->b4, "gen", db, drop, GEN_LATENESS, KILL_BATCH);
-        sqlite_dump(base, 0, &a);
-        sqlite_dump(db, 0, &b);
-        bad += th_lines_compare("uninterrupted vs killed", "uninterrupted", &a,
-                                "killed       ", &b, MAX_SHOWN) != 0;
-        bad += check_sqlite(st, db, m, drop, "gen");
-        th_lines_free(&a);
-        th_lines_free(&b);
-        model_free(m);
-        free(db);
-        if (mid == 0)
-                fail_msg("no kill -9 landed mid-stream (see the progress "
-                         "above)");
-        if (bad)
-                fail_msg("%d check(s) failed (details above)", bad);
-}
-
-static void test_partitions_count(void **state)
-{
-        partitions(*state, 0);
-}
-
-static void test_partitions_drop(void **state)
-{
-        partitions(*state, 1);
+                m->ncalls, m->nrejects, late_windows,
+                x->t[ET_T_LATE_RECORDS].n);
 }
 
 /* 4. PostgreSQL: the same topic ingested into a fresh PostgreSQL database
  * gives SQLite's rows (and the model's) in every compared table. */
-static void pg_equivalence(struct et *st, int which)
+void et_pg_equivalence(struct et *st, int which)
 {
         const struct base_def *d = &base_defs[which];
-        const char *base = baseline(st, which);
+        const char *base = et_baseline(st, which);
         char *pgdb = th_asprintf("cs_%s", d->name);
-        struct tables lite = {0}, pg = {0}, want = {0};
-        struct model *m;
+        struct et_tables lite = {0}, pg = {0}, want = {0};
+        struct et_model *m;
         char *ci;
         int bad;
 
-        ensure_pg(st);
-        ci = pg_create_db(st, pgdb);
+        et_ensure_pg(st);
+        ci = et_pg_create_db(st, pgdb);
         if (d->gen)
-                ingest(st, &st->b4, "gen", ci, d->drop, GEN_LATENESS,
-                       GEN_BATCH);
+                et_ingest(st, &st->b4, "gen", ci, d->drop, ET_GEN_LATENESS,
+                          ET_GEN_BATCH);
         else
-                ingest(st, &st->b1, "sample", ci, d->drop, SAMPLE_LATENESS,
-                       SAMPLE_BATCH);
-        sqlite_tables(base, 0, &lite);
-        pg_tables(st, pgdb, &pg);
-        bad = tables_compare(d->name, "sqlite    ", &lite, "postgresql", &pg);
-        bad += pg_check_types(st, pgdb);
-        m = d->gen ? model_build(&st->gen, GEN_LATENESS_S)
-                   : model_build(&st->sample, 0);
-        model_expect(m, d->drop, d->gen ? "gen" : "sample", st->radio, &want);
-        bad += tables_compare(d->name, "expected  ", &want, "postgresql", &pg);
-        model_free(m);
-        tables_free(&lite);
-        tables_free(&pg);
-        tables_free(&want);
+                et_ingest(st, &st->b1, "sample", ci, d->drop,
+                          ET_SAMPLE_LATENESS, ET_SAMPLE_BATCH);
+        et_sqlite_tables(base, 0, &lite);
+        et_pg_tables(st, pgdb, &pg);
+        bad = et_tables_compare(d->name, "sqlite    ", &lite, "postgresql",
+                                &pg);
+        bad += et_pg_check_types(st, pgdb);
+        m = d->gen ? et_model_build(&st->gen, ET_GEN_LATENESS_S)
+                   : et_model_build(&st->sample, 0);
+        et_model_expect(m, d->drop, d->gen ? "gen" : "sample", st->radio,
+                        &want);
+        bad += et_tables_compare(d->name, "expected  ", &want, "postgresql",
+                                 &pg);
+        et_model_free(m);
+        et_tables_free(&lite);
+        et_tables_free(&pg);
+        et_tables_free(&want);
         free(ci);
         free(pgdb);
         if (bad)
                 fail_msg("%s: %d table(s) differ (details above)", d->name,
                          bad);
-}
-
-static void test_pg_sample(void **state)
-{
-        pg_equivalence(*state, B_SAMPLE_COUNT);
-        pg_equivalence(*state, B_SAMPLE_DROP);
-}
-
-static void test_pg_partitions(void **state)
-{
-        pg_equivalence(*state, B_GEN_COUNT);
-        pg_equivalence(*state, B_GEN_DROP);
-}
-
-int main(void)
-{
-        const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(test_sample_count, th_test_teardown),
-                cmocka_unit_test_teardown(test_sample_drop, th_test_teardown),
-                cmocka_unit_test_teardown(test_restart_keeps_watermark,
-                                          th_test_teardown),
-                cmocka_unit_test_teardown(test_lateness_1h, th_test_teardown),
-                cmocka_unit_test_teardown(test_edge_stream, th_test_teardown),
-                cmocka_unit_test_teardown(test_partitions_count,
-                                          th_test_teardown),
-                cmocka_unit_test_teardown(test_partitions_drop,
-                                          th_test_teardown),
-                cmocka_unit_test_teardown(test_pg_sample, th_test_teardown),
-                cmocka_unit_test_teardown(test_pg_partitions, th_test_teardown),
-        };
-        const char *only = getenv("ET_TEST_FILTER");
-
-        if (only && *only)
-                cmocka_set_test_filter(only);
-        return cmocka_run_group_tests_name("eventtime", tests, group_setup,
-                                           group_teardown);
 }
