@@ -48,6 +48,8 @@ enum stmt {
         ST_FIND_WINDOW_KEYS,
         ST_LOCK_WINDOW_KEYS,
         ST_ADD_WINDOW_KEYS,
+        ST_STORED_WINDOW_KEYS,
+        ST_STORED_CALLS,
         ST_COUNT
 };
 
@@ -70,6 +72,8 @@ static const struct {
         [ST_FIND_WINDOW_KEYS] = {"find_window_keys", 3},
         [ST_LOCK_WINDOW_KEYS] = {"lock_window_keys", 0},
         [ST_ADD_WINDOW_KEYS] = {"add_window_keys", 3},
+        [ST_STORED_WINDOW_KEYS] = {"stored_window_keys", 4},
+        [ST_STORED_CALLS] = {"stored_calls", 1},
 };
 
 /* A growable text buffer, kept across batches. */
@@ -103,6 +107,7 @@ struct keyed_row {
         int64_t key[4]; /* spec id, window start, crime type, disposition */
         int64_t end, calls, late_calls;
         int negative; /* a row summed into it had calls < 0 */
+        int stored;   /* window_totals holds its key */
 };
 
 struct pg_sink {
@@ -120,7 +125,7 @@ struct pg_sink {
         int ids_uncommitted;
         struct keyed_row *keyed; /* write_window_counts' rows */
         size_t keyed_cap;
-        struct buf bin[7];   /* its binary arrays */
+        struct buf bin[11];  /* its binary arrays */
         struct buf names[3]; /* text arrays of missing dictionary keys */
         int64_t stop_at;     /* when the stop request was first seen */
         char why[256];       /* why the connection was given up */
@@ -481,7 +486,7 @@ static int copy_in(struct pg_sink *s, const char *name, char *errstr,
 {
         size_t len;
         const char *sql = cs_sql_statement(DIALECT, name, &len);
-        char query_text[128];
+        char query_text[512];
         PGresult *res;
         int r = 0, k;
 
@@ -1262,6 +1267,81 @@ static int replace_changed(struct pg_sink *s, const struct cs_batch *b,
         return 0;
 }
 
+static int bin_array(struct buf *a, uint32_t oid, size_t n, size_t elem);
+static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
+                      int n, PGresult **out, char *errstr, size_t errstr_size);
+
+/* Without --on-duplicate update: under lock_window_keys, the batch's
+ * crime_ids that calls holds are found with one probe each, and the rest
+ * copied straight into calls: no staging table, no INSERT ... ON
+ * CONFLICT. Calls are unique in a batch (cs_batch). */
+static int write_new_calls(struct pg_sink *s, const struct cs_batch *b,
+                           unsigned char *inserted, char *errstr,
+                           size_t errstr_size)
+{
+        enum { TEXT_OID = 25 };
+        char ts[CS_TS_BUFSZ];
+        struct buf *ids = &s->bin[0];
+        PGresult *res;
+        size_t i;
+        int f, row, r;
+
+        if (bin_array(ids, TEXT_OID, b->ncalls, 0) < 0)
+                return oom(errstr, errstr_size);
+        for (i = 0; i < b->ncalls; i++) {
+                struct cs_str id = b->calls[i].field[CS_F_CRIME_ID];
+
+                if (reserve(ids, 4 + id.len) < 0)
+                        return oom(errstr, errstr_size);
+                put_be(ids, id.len, 4);
+                memcpy(ids->p + ids->len, id.ptr, id.len);
+                ids->len += id.len;
+        }
+        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
+                    0 ||
+            (r = run_binary(s, ST_STORED_CALLS, ids, 1, &res, errstr,
+                            errstr_size)) < 0)
+                return r;
+        /* inserted[] is all CS_CALL_KEPT: mark the stored, then flip. */
+        for (row = 0; row < PQntuples(res); row++) {
+                long at = atol(PQgetvalue(res, row, 0));
+
+                if (at >= 1 && (size_t)at <= b->ncalls)
+                        inserted[at - 1] = 1;
+        }
+        PQclear(res);
+        s->copy.len = 0;
+        for (i = 0; i < b->ncalls; i++) {
+                const struct cs_batch_call *c = &b->calls[i];
+                struct cs_str t = {ts, 0};
+
+                inserted[i] = inserted[i] ? CS_CALL_KEPT : CS_CALL_NEW;
+                if (inserted[i] != CS_CALL_NEW)
+                        continue;
+                for (f = 0; f < CS_F_COUNT; f++)
+                        if (put_field(&s->copy, c->field[f], '\t') < 0)
+                                return oom(errstr, errstr_size);
+                t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
+                if (put_field(&s->copy, t, '\t') < 0 ||
+                    put_text(&s->copy, b->topic, '\t') < 0 ||
+                    putf(&s->copy, "%lld\t", c->partition) < 0 ||
+                    putf(&s->copy, "%lld\t", c->offset) < 0)
+                        return oom(errstr, errstr_size);
+                t.ptr = c->has_mark ? ts : NULL;
+                t.len = c->has_mark ? cs_format_timestamp(c->mark.sec,
+                                                          c->mark.usec, ts)
+                                    : 0;
+                if (put_field(&s->copy, t, '\t') < 0 ||
+                    put_text(&s->copy, b->late_policy, '\n') < 0)
+                        return oom(errstr, errstr_size);
+        }
+        if (!s->copy.len)
+                return 0;
+        if ((r = copy_in(s, "copy_new_calls", errstr, errstr_size)) < 0)
+                memset(inserted, CS_CALL_KEPT, b->ncalls);
+        return r;
+}
+
 static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                           unsigned char *inserted, struct cs_old_call *old,
                           char *errstr, size_t errstr_size)
@@ -1276,6 +1356,8 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
         memset(inserted, 0, b->ncalls);
         if (!b->ncalls)
                 return 0;
+        if (!b->update)
+                return write_new_calls(s, b, inserted, errstr, errstr_size);
         s->copy.len = 0;
         for (i = 0; i < b->ncalls; i++) {
                 const struct cs_batch_call *c = &b->calls[i];
@@ -1542,9 +1624,10 @@ static int bin_array(struct buf *a, uint32_t oid, size_t n, size_t elem)
         return 0;
 }
 
-/* Runs a prepared statement whose n parameters are binary arrays. */
+/* Runs a prepared statement whose n parameters are binary arrays; *out
+ * gets its result (the caller PQclear()s it) unless out is NULL. */
 static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
-                      int n, char *errstr, size_t errstr_size)
+                      int n, PGresult **out, char *errstr, size_t errstr_size)
 {
         const char *values[7];
         int lengths[7], formats[7], i;
@@ -1560,22 +1643,96 @@ static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
                         lost(s);
                 return fail(s, NULL, stmts[st].name, errstr, errstr_size);
         }
-        return take(s, collect(s), stmts[st].name, NULL, errstr, errstr_size);
+        return take(s, collect(s), stmts[st].name, out, errstr, errstr_size);
+}
+
+/* int4 and int8, as pg_type has them, and which of a window_totals row's
+ * seven columns are int4. */
+enum { INT4_OID = 23, INT8_OID = 20 };
+#define IS_INT4(col) ((col) == 0 || (col) == 2 || (col) == 3)
+
+/* Fills arrays[0..ncols) with column 0..ncols of the rows of s->keyed[0,
+ * m) that are stored (or not, as stored says; -1: all). */
+static int window_arrays(struct pg_sink *s, struct buf *arrays, int ncols,
+                         size_t m, int stored)
+{
+        size_t i, n = 0;
+        int a;
+
+        for (i = 0; i < m; i++)
+                n += stored < 0 || s->keyed[i].stored == stored;
+        for (a = 0; a < ncols; a++)
+                if (bin_array(&arrays[a], IS_INT4(a) ? INT4_OID : INT8_OID, n,
+                              8) < 0)
+                        return -1;
+        for (i = 0; i < m; i++) {
+                const struct keyed_row *k = &s->keyed[i];
+                const int64_t v[7] = {k->key[0],    k->key[1], k->key[2],
+                                      k->key[3],    k->end,    k->calls,
+                                      k->late_calls};
+
+                if (stored >= 0 && k->stored != stored)
+                        continue;
+                for (a = 0; a < ncols; a++) {
+                        size_t size = IS_INT4(a) ? 4 : 8;
+
+                        put_be(&arrays[a], size, 4);
+                        put_be(&arrays[a], (uint64_t)v[a], size);
+                }
+        }
+        return 0;
+}
+
+/* The binary COPY of the rows of s->keyed[0, m) not stored, in s->copy;
+ * how many in *n. */
+static int window_copy(struct pg_sink *s, size_t m, size_t *n)
+{
+        static const char head[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+        size_t i;
+        int a;
+
+        s->copy.len = 0;
+        *n = 0;
+        if (put(&s->copy, head, sizeof(head)) < 0 ||
+            reserve(&s->copy, m * (2 + 7 * 4 + 4 * 3 + 8 * 4) + 2) < 0)
+                return -1;
+        for (i = 0; i < m; i++) {
+                const struct keyed_row *k = &s->keyed[i];
+                const int64_t v[7] = {k->key[0],    k->key[1], k->key[2],
+                                      k->key[3],    k->end,    k->calls,
+                                      k->late_calls};
+
+                if (k->stored)
+                        continue;
+                put_be(&s->copy, 7, 2);
+                for (a = 0; a < 7; a++) {
+                        size_t size = IS_INT4(a) ? 4 : 8;
+
+                        put_be(&s->copy, size, 4);
+                        put_be(&s->copy, (uint64_t)v[a], size);
+                }
+                (*n)++;
+        }
+        put_be(&s->copy, 0xffff, 2);
+        return 0;
 }
 
 /* The batch's rows (summed by key by the pipeline) go as stored: keyed by
  * dictionary ids, summed again where two texts share a key (no disposition
- * and ''), in key order, in one statement of binary arrays. */
+ * and ''), in key order. Under lock_window_keys the keys already stored
+ * are found with one probe each and updated; the rest, in a batch that
+ * reaches back in event time most of them, are copied in, binary, without
+ * INSERT ... ON CONFLICT's speculative insertion: about half the server's
+ * work per row (see the README, PostgreSQL). */
 static int pg_write_window_counts(struct cs_sink *base,
                                   const struct cs_window_count *rows, size_t n,
                                   const struct cs_window_spec *specs,
                                   char *errstr, size_t errstr_size)
 {
-        /* int4 and int8, as pg_type has them. */
-        enum { INT4_OID = 23, INT8_OID = 20 };
         struct pg_sink *s = (struct pg_sink *)base;
-        size_t i, m;
-        int a, d, negative = 0, r;
+        PGresult *res;
+        size_t i, m, nstored, ncopy;
+        int d, row, negative = 0, r;
 
         if (!n)
                 return 0;
@@ -1605,6 +1762,7 @@ static int pg_write_window_counts(struct cs_sink *base,
                 k->calls = w->calls;
                 k->late_calls = w->late_calls;
                 k->negative = w->calls < 0;
+                k->stored = 0;
         }
         qsort(s->keyed, n, sizeof(*s->keyed), cmp_keyed);
         for (i = 1, m = 1; i < n; i++) {
@@ -1618,31 +1776,36 @@ static int pg_write_window_counts(struct cs_sink *base,
                 last->late_calls += k->late_calls;
                 last->negative |= k->negative;
         }
-        for (a = 0; a < 7; a++)
-                if (bin_array(&s->bin[a],
-                              a == 0 || a == 2 || a == 3 ? INT4_OID : INT8_OID,
-                              m, 8) < 0)
-                        return oom(errstr, errstr_size);
-        for (i = 0; i < m; i++) {
-                const struct keyed_row *k = &s->keyed[i];
-                const int64_t v[7] = {k->key[0],    k->key[1], k->key[2],
-                                      k->key[3],    k->end,    k->calls,
-                                      k->late_calls};
-
-                for (a = 0; a < 7; a++) {
-                        size_t size = a == 0 || a == 2 || a == 3 ? 4 : 8;
-
-                        put_be(&s->bin[a], size, 4);
-                        put_be(&s->bin[a], (uint64_t)v[a], size);
-                }
-                negative |= k->negative;
-        }
-        if ((r = run_binary(s, ST_ADD_WINDOW_COUNTS, s->bin, 7, errstr,
+        for (i = 0; i < m; i++)
+                negative |= s->keyed[i].negative;
+        /* s->bin[0..3]: every key; [4..10]: the stored rows. */
+        if (window_arrays(s, s->bin, 4, m, -1) < 0)
+                return oom(errstr, errstr_size);
+        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
+                    0 ||
+            (r = run_binary(s, ST_STORED_WINDOW_KEYS, s->bin, 4, &res, errstr,
                             errstr_size)) < 0)
+                return r;
+        nstored = (size_t)PQntuples(res);
+        for (row = 0; row < PQntuples(res); row++) {
+                long at = atol(PQgetvalue(res, row, 0));
+
+                if (at >= 1 && (size_t)at <= m)
+                        s->keyed[at - 1].stored = 1;
+        }
+        PQclear(res);
+        if (nstored && (window_arrays(s, s->bin + 4, 7, m, 1) < 0 ||
+                        (r = run_binary(s, ST_ADD_WINDOW_COUNTS, s->bin + 4, 7,
+                                        NULL, errstr, errstr_size)) < 0))
+                return r < 0 ? r : oom(errstr, errstr_size);
+        if (window_copy(s, m, &ncopy) < 0)
+                return oom(errstr, errstr_size);
+        if (ncopy &&
+            (r = copy_in(s, "copy_window_totals", errstr, errstr_size)) < 0)
                 return r;
         /* As before 011: any count that moved down drops every key of the
          * batch that is at zero. */
-        return negative ? run_binary(s, ST_DROP_EMPTY_WINDOWS, s->bin, 4,
+        return negative ? run_binary(s, ST_DROP_EMPTY_WINDOWS, s->bin, 4, NULL,
                                      errstr, errstr_size)
                         : 0;
 }

@@ -57,6 +57,9 @@ JOIN crime_type_ids AS c ON c.crime_type = w.crime_type
 JOIN disposition_ids AS d ON d.disposition = w.disposition
 ORDER BY 1, 2, 3, 4;
 
+-- The sink copies new calls in (COPY cannot call now()).
+ALTER TABLE calls ALTER COLUMN ingested_at SET DEFAULT (now() AT TIME ZONE 'UTC');
+
 -- Rows inserted into or deleted from the view go to window_totals, so
 -- scripts that wrote the old table keep working. New dictionary ids are
 -- taken under the same lock as the ingest's (sql/postgresql/statements.sql,
@@ -80,7 +83,7 @@ BEGIN
                   AND w.disposition_id = d.id;
                 RETURN OLD;
         END IF;
-        PERFORM pg_advisory_xact_lock(hashtext('callstream window keys'));
+        PERFORM pg_advisory_xact_lock(hashtext('callstream writes'));
         INSERT INTO window_spec_ids (id, window_spec)
         SELECT COALESCE(MAX(id), 0) + 1, NEW.window_spec FROM window_spec_ids
         ON CONFLICT (window_spec) DO NOTHING;

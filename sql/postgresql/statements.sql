@@ -24,6 +24,23 @@ CREATE TEMP TABLE IF NOT EXISTS cs_stage_rejects (
 -- name: copy_calls
 COPY cs_stage_calls FROM STDIN
 
+-- name: stored_calls
+-- After lock_window_keys: which of a batch's crime_ids (a text array sent
+-- in binary) calls holds, by their 1-based position; one probe each.
+SELECT k.i
+FROM unnest($1::text[]) WITH ORDINALITY AS k (crime_id, i)
+CROSS JOIN LATERAL (
+        SELECT 1 FROM calls AS c WHERE c.crime_id = k.crime_id LIMIT 1) AS c
+
+-- The calls stored_calls did not find, copied in whole (ingested_at is
+-- the transaction's time, its default since 011).
+-- name: copy_new_calls
+COPY calls (crime_id, original_crime_type_name, report_date, call_date,
+            offense_date, call_time, call_date_time, disposition, address,
+            city, state, agency_id, address_type, common_location, call_ts,
+            kafka_topic, kafka_partition, kafka_offset, watermark_at_count,
+            late_policy) FROM STDIN
+
 -- name: insert_calls
 -- First valid copy wins. Returns the batch index of each call that was new;
 -- rows go in key order so concurrent ingests lock in the same order.
@@ -98,19 +115,40 @@ WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
       AND w.crime_type_id = k.crime_type_id
       AND w.disposition_id = k.disposition_id AND w.calls <= 0
 
+-- name: stored_window_keys
+-- After lock_window_keys: which of a batch's keys (four arrays sent in
+-- binary, in key order) window_totals holds, by their 1-based position;
+-- one probe of the key per row.
+SELECT k.i
+FROM unnest($1::integer[], $2::bigint[], $3::integer[], $4::integer[])
+     WITH ORDINALITY AS k (spec_id, window_start, crime_type_id,
+                           disposition_id, i)
+CROSS JOIN LATERAL (
+        SELECT 1 FROM window_totals AS w
+        WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
+          AND w.crime_type_id = k.crime_type_id
+          AND w.disposition_id = k.disposition_id
+        LIMIT 1) AS w
+
 -- name: add_window_counts
--- A batch's window counts, summed by key and in key order, as seven
--- arrays sent in binary (011_window_keys.sql: dictionary ids, seconds
--- since 1970). Rows go in key order, so concurrent ingests lock in the
--- same order.
-INSERT INTO window_totals (spec_id, window_start, crime_type_id,
-                           disposition_id, window_end, calls, late_calls)
-SELECT *
+-- The counts of a batch's stored keys (seven arrays sent in binary, in key
+-- order, so concurrent writers lock rows in the same order) added; its new
+-- keys go in with copy_window_totals.
+UPDATE window_totals AS w
+SET calls = w.calls + k.calls, late_calls = w.late_calls + k.late_calls
 FROM unnest($1::integer[], $2::bigint[], $3::integer[], $4::integer[],
             $5::bigint[], $6::bigint[], $7::bigint[])
-ON CONFLICT (spec_id, window_start, crime_type_id, disposition_id)
-DO UPDATE SET calls = window_totals.calls + excluded.calls,
-              late_calls = window_totals.late_calls + excluded.late_calls
+     AS k (spec_id, window_start, crime_type_id, disposition_id, window_end,
+           calls, late_calls)
+WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
+      AND w.crime_type_id = k.crime_type_id
+      AND w.disposition_id = k.disposition_id
+
+-- Keys stored_window_keys did not find, under lock_window_keys, which every
+-- writer of window_totals takes (the ingest, window_counts' trigger), so no
+-- one adds them meanwhile: plain rows, binary, in key order.
+-- name: copy_window_totals
+COPY window_totals FROM STDIN (FORMAT binary)
 
 -- name: find_window_keys
 -- The dictionary ids of the texts in $1 (window specs), $2 (crime types)
@@ -125,10 +163,12 @@ SELECT 2, id, disposition FROM disposition_ids
 WHERE disposition = ANY ($3::text[])
 
 -- name: lock_window_keys
--- Held to the end of the transaction by whoever adds dictionary ids (the
--- ingest, and window_counts' trigger), so MAX(id) + n is free: no
--- sequence, which a role that only writes rows could not use.
-SELECT pg_advisory_xact_lock(hashtext('callstream window keys'))
+-- Held to the end of the transaction by whoever adds calls, dictionary ids
+-- or window_totals rows (the ingest, rebuild, window_counts' trigger), so
+-- MAX(id) + n is free (no sequence, which a role that only writes rows
+-- could not use) and a call or key found missing stays missing until it
+-- is copied in. Ingests sharing a database write one batch at a time.
+SELECT pg_advisory_xact_lock(hashtext('callstream writes'))
 
 -- name: add_window_keys
 -- After lock_window_keys: adds the texts of $1, $2 and $3 (distinct) that
@@ -260,8 +300,11 @@ DELETE FROM rejected_records WHERE ctid IN (
         LIMIT $2)
 
 -- name: rebuild_begin
--- rebuild: ingest's window and late writes wait until it commits.
+-- rebuild: ingest's window and late writes wait until it commits. The
+-- ingest's lock (lock_window_keys) first, as the ingest takes it, so that
+-- neither waits for the other holding what the other needs.
 BEGIN;
+SELECT pg_advisory_xact_lock(hashtext('callstream writes'));
 LOCK TABLE window_totals, late_records IN SHARE ROW EXCLUSIVE MODE
 
 -- name: scan_calls
