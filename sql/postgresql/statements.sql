@@ -116,19 +116,20 @@ WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
       AND w.disposition_id = k.disposition_id AND w.calls <= 0
 
 -- name: stored_window_keys
--- After lock_window_keys: which of a batch's keys (four arrays sent in
--- binary, in key order) window_totals holds, by their 1-based position;
--- one probe of the key per row.
-SELECT k.i
-FROM unnest($1::integer[], $2::bigint[], $3::integer[], $4::integer[])
-     WITH ORDINALITY AS k (spec_id, window_start, crime_type_id,
-                           disposition_id, i)
+-- After lock_window_keys: the keys window_totals holds in the stretches
+-- of window starts a batch's keys fall in ($1 spec ids, $2 first and $3
+-- last starts, arrays sent in binary): a range scan of the key each, so a
+-- batch's new keys, most of them when a stream is read from its start,
+-- cost no probe. OFFSET 0 keeps the subquery a scan of the key per range:
+-- a generic plan would otherwise join a scan of the whole table.
+SELECT w.spec_id, w.window_start, w.crime_type_id, w.disposition_id
+FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS r (spec_id, lo, hi)
 CROSS JOIN LATERAL (
-        SELECT 1 FROM window_totals AS w
-        WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
-          AND w.crime_type_id = k.crime_type_id
-          AND w.disposition_id = k.disposition_id
-        LIMIT 1) AS w
+        SELECT spec_id, window_start, crime_type_id, disposition_id
+        FROM window_totals
+        WHERE spec_id = r.spec_id AND window_start >= r.lo
+          AND window_start <= r.hi
+        OFFSET 0) AS w
 
 -- name: add_window_counts
 -- The counts of a batch's stored keys (seven arrays sent in binary, in key
