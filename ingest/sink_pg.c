@@ -1380,7 +1380,11 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                 if (put_field(&s->copy, t, '\n') < 0)
                         return oom(errstr, errstr_size);
         }
-        if ((r = copy_in(s, "copy_calls", errstr, errstr_size)) < 0 ||
+        /* The same lock as write_new_calls(), whose copies would fail on
+         * a call inserted meanwhile. */
+        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
+                    0 ||
+            (r = copy_in(s, "copy_calls", errstr, errstr_size)) < 0 ||
             (b->update && (r = replace_changed(s, b, inserted, old, errstr,
                                                errstr_size)) < 0) ||
             (r = run(s, ST_INSERT_CALLS, params, &res, errstr, errstr_size)) <
@@ -2099,8 +2103,15 @@ static int pg_retain(struct cs_sink *base, int64_t retention, int limit,
         *deleted = 0;
         snprintf(secs, sizeof(secs), "%lld", (long long)retention);
         snprintf(lim, sizeof(lim), "%d", limit);
+        /* Under the ingests' lock: a batch that found a call or window
+         * count stored must not see it deleted before it commits. */
         if ((r = exec(s, "BEGIN", "BEGIN", errstr, errstr_size)) < 0)
                 return r;
+        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
+            0) {
+                rollback(s);
+                return r;
+        }
         for (i = ST_RETAIN_CALLS; i <= ST_RETAIN_REJECTS; i++) {
                 if ((r = run(s, i, params, &res, errstr, errstr_size)) < 0) {
                         rollback(s);

@@ -61,9 +61,9 @@ ORDER BY 1, 2, 3, 4;
 ALTER TABLE calls ALTER COLUMN ingested_at SET DEFAULT (now() AT TIME ZONE 'UTC');
 
 -- Rows inserted into or deleted from the view go to window_totals, so
--- scripts that wrote the old table keep working. New dictionary ids are
--- taken under the same lock as the ingest's (sql/postgresql/statements.sql,
--- lock_window_keys).
+-- scripts that wrote the old table keep working, under the lock every
+-- writer of window_totals and the dictionaries takes
+-- (sql/postgresql/statements.sql, lock_window_keys).
 CREATE FUNCTION window_counts_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -71,6 +71,7 @@ DECLARE
         ct integer;
         disp integer;
 BEGIN
+        PERFORM pg_advisory_xact_lock(hashtext('callstream writes'));
         IF TG_OP = 'DELETE' THEN
                 DELETE FROM window_totals AS w
                 USING window_spec_ids AS s, crime_type_ids AS c,
@@ -83,7 +84,6 @@ BEGIN
                   AND w.disposition_id = d.id;
                 RETURN OLD;
         END IF;
-        PERFORM pg_advisory_xact_lock(hashtext('callstream writes'));
         INSERT INTO window_spec_ids (id, window_spec)
         SELECT COALESCE(MAX(id), 0) + 1, NEW.window_spec FROM window_spec_ids
         ON CONFLICT (window_spec) DO NOTHING;

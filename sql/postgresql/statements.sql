@@ -164,11 +164,12 @@ SELECT 2, id, disposition FROM disposition_ids
 WHERE disposition = ANY ($3::text[])
 
 -- name: lock_window_keys
--- Held to the end of the transaction by whoever adds calls, dictionary ids
--- or window_totals rows (the ingest, rebuild, window_counts' trigger), so
--- MAX(id) + n is free (no sequence, which a role that only writes rows
--- could not use) and a call or key found missing stays missing until it
--- is copied in. Ingests sharing a database write one batch at a time.
+-- Held to the end of the transaction by whoever adds or deletes calls,
+-- dictionary ids or window_totals rows (the ingest, --retention, rebuild,
+-- window_counts' trigger), so MAX(id) + n is free (no sequence, which a
+-- role that only writes rows could not use), and a call or key found
+-- missing stays missing until it is copied in, one found stored stays
+-- stored. Ingests sharing a database write one batch at a time.
 SELECT pg_advisory_xact_lock(hashtext('callstream writes'))
 
 -- name: add_window_keys
