@@ -13,7 +13,8 @@
  * - a user's view on window_counts survives the view being installed
  *   again;
  * - a role that only reads and writes rows assigns dictionary ids, also
- *   with two ingests at once.
+ *   with two ingests at once, and deletes with --retention, which leaves
+ *   every window after its horizon as it was.
  *
  * The group setup starts a PostgreSQL server of its own and writes a
  * generated input. Timeouts are hang guards only. E2E_KEEP=1 keeps the
@@ -853,6 +854,67 @@ static void test_rows_only_role(void **state)
                 fail_msg("%zu row(s) differ (above)", bad);
 }
 
+/* --retention over window_totals (by a range of its key per spec), as a
+ * role that only reads and writes rows: nothing ended by the horizon is
+ * left, and every window after it is the same as without retention. */
+static void test_retention(void **state)
+{
+        struct keys *st = *state;
+        struct th_args a = {0};
+        struct th_lines full = {0}, kept = {0};
+        char *ci, *q, *horizon;
+        PGconn *c, *f;
+        size_t bad;
+
+        createdb(st, "keys_full", "cs_owner");
+        ingest_ok(st, st->gen, "gen", "cs_owner", "keys_full", NULL);
+        createdb(st, "keys_ret", "cs_owner");
+        migrate_ok(st, "cs_owner", "keys_ret");
+        grant_roles(st, "keys_ret");
+        ci = ci_as(st, "cs_rows", "keys_ret");
+        ingest_args(st, &a, st->gen, "gen", ci);
+        /* One batch: retention steps come after it (a step that finds
+         * nothing holds the next ones off for 5 s, longer than this run). */
+        th_args_addv(&a, "--retention", "1d", NULL);
+        free(ci);
+        th_run_ok_free(&a);
+
+        c = open_as(st, "cs_owner", "keys_ret");
+        f = open_as(st, "cs_owner", "keys_full");
+        horizon = value_of(c,
+                           "SELECT MIN(watermark) - interval '1 day' FROM "
+                           "kafka_offsets",
+                           NULL, 0);
+        assert_non_null(horizon);
+        fprintf(stderr, "# horizon %s\n", horizon);
+        q = th_asprintf("SELECT count(*) FROM window_counts WHERE window_end "
+                        "<= '%s'",
+                        horizon);
+        assert_true(int_of(f, q) > 100);
+        assert_int_equal(int_of(c, q), 0);
+        free(q);
+        q = th_asprintf("SELECT count(*) FROM calls WHERE call_ts < '%s'",
+                        horizon);
+        assert_true(int_of(f, q) > 100);
+        assert_int_equal(int_of(c, q), 0);
+        free(q);
+        q = th_asprintf("%s WHERE window_end > '%s'", view_queries[0].sql,
+                        horizon);
+        lines_of(f, q, &full);
+        lines_of(c, q, &kept);
+        free(q);
+        bad = th_lines_compare("window_counts after the horizon",
+                               "no retention", &full, "--retention 1d", &kept,
+                               MAX_SHOWN);
+        th_lines_free(&full);
+        th_lines_free(&kept);
+        free(horizon);
+        PQfinish(c);
+        PQfinish(f);
+        if (bad)
+                fail_msg("%zu row(s) differ (above)", bad);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -861,6 +923,7 @@ int main(void)
                 cmocka_unit_test(test_migration_carries_rows),
                 cmocka_unit_test(test_user_view_survives),
                 cmocka_unit_test(test_rows_only_role),
+                cmocka_unit_test(test_retention),
         };
 
         return cmocka_run_group_tests_name("pg_keys", tests, group_setup,
