@@ -45,6 +45,11 @@ enum stmt {
         ST_RETAIN_WINDOWS,
         ST_RETAIN_LATE,
         ST_RETAIN_REJECTS,
+        ST_FIND_WINDOW_KEYS,
+        ST_LOCK_WINDOW_KEYS,
+        ST_ADD_WINDOW_KEYS,
+        ST_STORED_WINDOW_KEYS,
+        ST_STORED_CALLS,
         ST_COUNT
 };
 
@@ -53,17 +58,22 @@ static const struct {
         int nparams;
 } stmts[ST_COUNT] = {
         [ST_INSERT_CALLS] = {"insert_calls", 2},
-        [ST_ADD_WINDOW_COUNTS] = {"add_window_counts", 0},
+        [ST_ADD_WINDOW_COUNTS] = {"add_window_counts", 7},
         [ST_INSERT_REJECTS] = {"insert_rejects", 1},
         [ST_STORE_OFFSETS] = {"store_offsets", 11},
         [ST_LOAD_OFFSETS] = {"load_offsets", 2},
         [ST_INSERT_LATE_RECORDS] = {"insert_late_records", 1},
         [ST_REPLACE_CALLS] = {"replace_calls", 2},
-        [ST_DROP_EMPTY_WINDOWS] = {"drop_empty_windows", 0},
+        [ST_DROP_EMPTY_WINDOWS] = {"drop_empty_windows", 4},
         [ST_RETAIN_CALLS] = {"retain_calls", 2},
         [ST_RETAIN_WINDOWS] = {"retain_windows", 2},
         [ST_RETAIN_LATE] = {"retain_late", 2},
         [ST_RETAIN_REJECTS] = {"retain_rejects", 2},
+        [ST_FIND_WINDOW_KEYS] = {"find_window_keys", 3},
+        [ST_LOCK_WINDOW_KEYS] = {"lock_window_keys", 0},
+        [ST_ADD_WINDOW_KEYS] = {"add_window_keys", 3},
+        [ST_STORED_WINDOW_KEYS] = {"stored_window_keys", 3},
+        [ST_STORED_CALLS] = {"stored_calls", 1},
 };
 
 /* A growable text buffer, kept across batches. */
@@ -71,6 +81,33 @@ struct buf {
         char *p;
         size_t len;
         size_t cap;
+};
+
+/* The dictionaries of window_totals (011_window_keys.sql), in the order of
+ * find_window_keys' first column. */
+enum dict { DICT_SPEC, DICT_CRIME_TYPE, DICT_DISPOSITION, DICT_COUNT };
+
+/* A dictionary's ids by text, as stored: open addressing with linear
+ * probing; keys are owned copies. Ids never change once committed, so they
+ * are kept across batches and connections. */
+struct id_entry {
+        char *key; /* NULL: free slot */
+        size_t len;
+        uint64_t hash;
+        int32_t id;
+};
+
+struct id_map {
+        struct id_entry *slot;
+        size_t cap, n; /* cap a power of two, or 0 */
+};
+
+/* A window count row with its key as stored, for writing in key order. */
+struct keyed_row {
+        int64_t key[4]; /* spec id, window start, crime type, disposition */
+        int64_t end, calls, late_calls;
+        int negative; /* a row summed into it had calls < 0 */
+        int stored;   /* window_totals holds its key */
 };
 
 struct pg_sink {
@@ -82,8 +119,16 @@ struct pg_sink {
         struct cs_arena *old; /* strings of replaced calls */
         unsigned staged;      /* staging tables filled in this transaction */
         struct buf arr[9];    /* array literals for store_offsets */
-        int64_t stop_at;      /* when the stop request was first seen */
-        char why[256];        /* why the connection was given up */
+        struct id_map ids[DICT_COUNT];
+        /* The open transaction added dictionary ids: until it commits,
+         * they may yet be undone, so the next begin forgets the maps. */
+        int ids_uncommitted;
+        struct keyed_row *keyed; /* write_window_counts' rows */
+        size_t keyed_cap;
+        struct buf bin[11];  /* its binary arrays */
+        struct buf names[3]; /* text arrays of missing dictionary keys */
+        int64_t stop_at;     /* when the stop request was first seen */
+        char why[256];       /* why the connection was given up */
 };
 
 static int reserve(struct buf *b, size_t more)
@@ -111,6 +156,14 @@ static int put(struct buf *b, const char *s, size_t n)
         memcpy(b->p + b->len, s, n);
         b->len += n;
         return 0;
+}
+
+/* Appends the size low bytes of v, most significant first (room
+ * reserved by the caller). */
+static void put_be(struct buf *b, uint64_t v, size_t size)
+{
+        while (size--)
+                b->p[b->len++] = (char)(v >> (8 * size));
 }
 
 static int putf(struct buf *b, const char *fmt, long long v)
@@ -424,12 +477,12 @@ static int copy_in(struct pg_sink *s, const char *name, char *errstr,
 {
         size_t len;
         const char *sql = cs_sql_statement(DIALECT, name, &len);
-        char query_text[128];
+        char query_text[512];
         PGresult *res;
         int r = 0, k;
 
-        static const char *const copies[] = {"copy_calls", "copy_windows",
-                                             "copy_rejects", "copy_late"};
+        static const char *const copies[] = {"copy_calls", "copy_rejects",
+                                             "copy_late"};
         unsigned bit = 0;
         size_t i;
 
@@ -1081,9 +1134,20 @@ static int pg_load_offsets(struct cs_sink *base, const char *topic,
         return 0;
 }
 
+static void forget_ids(struct pg_sink *s);
+
+/* Before a transaction: ids that a transaction added but did not see
+ * committed may have been undone with it. */
+static void forget_uncommitted_ids(struct pg_sink *s)
+{
+        if (s->ids_uncommitted)
+                forget_ids(s);
+}
+
 static int pg_begin(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         ((struct pg_sink *)base)->staged = 0;
+        forget_uncommitted_ids((struct pg_sink *)base);
         return exec((struct pg_sink *)base, "BEGIN", "BEGIN", errstr,
                     errstr_size);
 }
@@ -1146,6 +1210,81 @@ static int replace_changed(struct pg_sink *s, const struct cs_batch *b,
         return 0;
 }
 
+static int bin_array(struct buf *a, uint32_t oid, size_t n, size_t elem);
+static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
+                      int n, PGresult **out, char *errstr, size_t errstr_size);
+
+/* Without --on-duplicate update: under lock_window_keys, the batch's
+ * crime_ids that calls holds are found with one probe each, and the rest
+ * copied straight into calls: no staging table, no INSERT ... ON
+ * CONFLICT. Calls are unique in a batch (cs_batch). */
+static int write_new_calls(struct pg_sink *s, const struct cs_batch *b,
+                           unsigned char *inserted, char *errstr,
+                           size_t errstr_size)
+{
+        enum { TEXT_OID = 25 };
+        char ts[CS_TS_BUFSZ];
+        struct buf *ids = &s->bin[0];
+        PGresult *res;
+        size_t i;
+        int f, row, r;
+
+        if (bin_array(ids, TEXT_OID, b->ncalls, 0) < 0)
+                return oom(errstr, errstr_size);
+        for (i = 0; i < b->ncalls; i++) {
+                struct cs_str id = b->calls[i].field[CS_F_CRIME_ID];
+
+                if (reserve(ids, 4 + id.len) < 0)
+                        return oom(errstr, errstr_size);
+                put_be(ids, id.len, 4);
+                memcpy(ids->p + ids->len, id.ptr, id.len);
+                ids->len += id.len;
+        }
+        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
+                    0 ||
+            (r = run_binary(s, ST_STORED_CALLS, ids, 1, &res, errstr,
+                            errstr_size)) < 0)
+                return r;
+        /* inserted[] is all CS_CALL_KEPT: mark the stored, then flip. */
+        for (row = 0; row < PQntuples(res); row++) {
+                long at = atol(PQgetvalue(res, row, 0));
+
+                if (at >= 1 && (size_t)at <= b->ncalls)
+                        inserted[at - 1] = 1;
+        }
+        PQclear(res);
+        s->copy.len = 0;
+        for (i = 0; i < b->ncalls; i++) {
+                const struct cs_batch_call *c = &b->calls[i];
+                struct cs_str t = {ts, 0};
+
+                inserted[i] = inserted[i] ? CS_CALL_KEPT : CS_CALL_NEW;
+                if (inserted[i] != CS_CALL_NEW)
+                        continue;
+                for (f = 0; f < CS_F_COUNT; f++)
+                        if (put_field(&s->copy, c->field[f], '\t') < 0)
+                                return oom(errstr, errstr_size);
+                t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
+                if (put_field(&s->copy, t, '\t') < 0 ||
+                    put_text(&s->copy, b->topic, '\t') < 0 ||
+                    putf(&s->copy, "%lld\t", c->partition) < 0 ||
+                    putf(&s->copy, "%lld\t", c->offset) < 0)
+                        return oom(errstr, errstr_size);
+                t.ptr = c->has_mark ? ts : NULL;
+                t.len = c->has_mark ? cs_format_timestamp(c->mark.sec,
+                                                          c->mark.usec, ts)
+                                    : 0;
+                if (put_field(&s->copy, t, '\t') < 0 ||
+                    put_text(&s->copy, b->late_policy, '\n') < 0)
+                        return oom(errstr, errstr_size);
+        }
+        if (!s->copy.len)
+                return 0;
+        if ((r = copy_in(s, "copy_new_calls", errstr, errstr_size)) < 0)
+                memset(inserted, CS_CALL_KEPT, b->ncalls);
+        return r;
+}
+
 static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                           unsigned char *inserted, struct cs_old_call *old,
                           char *errstr, size_t errstr_size)
@@ -1160,6 +1299,8 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
         memset(inserted, 0, b->ncalls);
         if (!b->ncalls)
                 return 0;
+        if (!b->update)
+                return write_new_calls(s, b, inserted, errstr, errstr_size);
         s->copy.len = 0;
         for (i = 0; i < b->ncalls; i++) {
                 const struct cs_batch_call *c = &b->calls[i];
@@ -1182,7 +1323,11 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                 if (put_field(&s->copy, t, '\n') < 0)
                         return oom(errstr, errstr_size);
         }
-        if ((r = copy_in(s, "copy_calls", errstr, errstr_size)) < 0 ||
+        /* The same lock as write_new_calls(), whose copies would fail on
+         * a call inserted meanwhile. */
+        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
+                    0 ||
+            (r = copy_in(s, "copy_calls", errstr, errstr_size)) < 0 ||
             (b->update && (r = replace_changed(s, b, inserted, old, errstr,
                                                errstr_size)) < 0) ||
             (r = run(s, ST_INSERT_CALLS, params, &res, errstr, errstr_size)) <
@@ -1198,47 +1343,472 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
         return 0;
 }
 
+static void id_map_clear(struct id_map *m)
+{
+        size_t i;
+
+        for (i = 0; i < m->cap; i++)
+                free(m->slot[i].key);
+        free(m->slot);
+        memset(m, 0, sizeof(*m));
+}
+
+/* The id of key, or -1. */
+static int64_t id_map_find(const struct id_map *m, const char *key, size_t len,
+                           uint64_t h)
+{
+        size_t i;
+
+        if (!m->cap)
+                return -1;
+        for (i = h & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
+                if (m->slot[i].hash == h && m->slot[i].len == len &&
+                    !memcmp(m->slot[i].key, key, len))
+                        return m->slot[i].id;
+        return -1;
+}
+
+/* Adds key (copied) unless present; grows the table at half full. */
+static int id_map_add(struct id_map *m, const char *key, size_t len, int32_t id)
+{
+        uint64_t h = cs_hash(key, len, 0);
+        size_t i;
+
+        if (id_map_find(m, key, len, h) >= 0)
+                return 0;
+        if ((m->n + 1) * 2 > m->cap) {
+                struct id_map big = {0};
+
+                big.cap = m->cap ? m->cap * 2 : 64;
+                if (!(big.slot = calloc(big.cap, sizeof(*big.slot))))
+                        return -1;
+                for (i = 0; i < m->cap; i++) {
+                        struct id_entry *e = &m->slot[i];
+                        size_t j;
+
+                        if (!e->key)
+                                continue;
+                        for (j = e->hash & (big.cap - 1); big.slot[j].key;
+                             j = (j + 1) & (big.cap - 1))
+                                ;
+                        big.slot[j] = *e;
+                }
+                big.n = m->n;
+                free(m->slot);
+                *m = big;
+        }
+        for (i = h & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
+                ;
+        if (!(m->slot[i].key = malloc(len ? len : 1)))
+                return -1;
+        memcpy(m->slot[i].key, key, len);
+        m->slot[i].len = len;
+        m->slot[i].hash = h;
+        m->slot[i].id = id;
+        m->n++;
+        return 0;
+}
+
+/* Forgets the dictionary ids in memory (they are read again). */
+static void forget_ids(struct pg_sink *s)
+{
+        int d;
+
+        for (d = 0; d < DICT_COUNT; d++)
+                id_map_clear(&s->ids[d]);
+        s->ids_uncommitted = 0;
+}
+
+/* Appends text to the array literal a as one quoted element ("{" first):
+ * every byte as it is but '"' and '\', which get a backslash. */
+static int put_quoted_elem(struct buf *a, const char *text, size_t len)
+{
+        size_t i;
+
+        if (reserve(a, len * 2 + 4) < 0)
+                return -1;
+        a->p[a->len] = a->len ? ',' : '{';
+        a->len++;
+        a->p[a->len++] = '"';
+        for (i = 0; i < len; i++) {
+                if (text[i] == '"' || text[i] == '\\')
+                        a->p[a->len++] = '\\';
+                a->p[a->len++] = text[i];
+        }
+        a->p[a->len++] = '"';
+        return 0;
+}
+
+/* The text of row w's key in dictionary d ('' for no disposition). */
+static struct cs_str key_text(const struct cs_window_count *w,
+                              const struct cs_window_spec *specs, enum dict d)
+{
+        struct cs_str t = {"", 0};
+
+        if (d == DICT_SPEC) {
+                t.ptr = specs[w->spec].name;
+                t.len = strlen(t.ptr);
+        } else if (d == DICT_CRIME_TYPE) {
+                t = w->crime_type;
+        } else if (w->disposition.ptr) {
+                t = w->disposition;
+        }
+        return t;
+}
+
+/* Keeps the (dictionary, id, text) rows of find_window_keys or
+ * add_window_keys in the maps. */
+static int keep_ids(struct pg_sink *s, const PGresult *res)
+{
+        int row;
+
+        for (row = 0; row < PQntuples(res); row++) {
+                int d = atoi(PQgetvalue(res, row, 0));
+
+                if (d < 0 || d >= DICT_COUNT ||
+                    id_map_add(&s->ids[d], PQgetvalue(res, row, 2),
+                               (size_t)PQgetlength(res, row, 2),
+                               atoi(PQgetvalue(res, row, 1))) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* Makes sure the maps hold the id of every key text of rows: the texts
+ * missing are looked up in one statement, and those still missing added
+ * under lock_window_keys (rare: a new crime type or disposition). */
+static int resolve_ids(struct pg_sink *s, const struct cs_window_count *rows,
+                       size_t n, const struct cs_window_spec *specs,
+                       char *errstr, size_t errstr_size)
+{
+        const char *params[3];
+        PGresult *res;
+        int d, pass, missing, r;
+        size_t i;
+
+        /* Pass 0 finds, pass 1 adds, pass 2 only checks. */
+        for (pass = 0; pass < 3; pass++) {
+                struct id_map seen[DICT_COUNT] = {{0}};
+
+                missing = 0;
+                for (d = 0; d < DICT_COUNT; d++)
+                        s->names[d].len = 0;
+                for (i = 0; i < n; i++)
+                        for (d = 0; d < DICT_COUNT; d++) {
+                                struct cs_str t = key_text(&rows[i], specs, d);
+                                uint64_t h = cs_hash(t.ptr, t.len, 0);
+
+                                if (id_map_find(&s->ids[d], t.ptr, t.len, h) >=
+                                            0 ||
+                                    id_map_find(&seen[d], t.ptr, t.len, h) >= 0)
+                                        continue;
+                                missing++;
+                                if (id_map_add(&seen[d], t.ptr, t.len, 0) < 0 ||
+                                    put_quoted_elem(&s->names[d], t.ptr,
+                                                    t.len) < 0) {
+                                        missing = -1;
+                                        break;
+                                }
+                        }
+                for (d = 0; d < DICT_COUNT; d++) {
+                        id_map_clear(&seen[d]);
+                        if (missing >= 0 &&
+                            ((!s->names[d].len && put(&s->names[d], "{", 1)) ||
+                             put(&s->names[d], "}", 2) < 0))
+                                missing = -1;
+                        params[d] = s->names[d].p;
+                }
+                if (missing <= 0)
+                        return missing < 0 ? oom(errstr, errstr_size) : 0;
+                if (pass == 2)
+                        break;
+                if (pass == 0) {
+                        r = run(s, ST_FIND_WINDOW_KEYS, params, &res, errstr,
+                                errstr_size);
+                } else {
+                        s->ids_uncommitted = 1;
+                        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr,
+                                     errstr_size)) < 0)
+                                return r;
+                        r = run(s, ST_ADD_WINDOW_KEYS, params, &res, errstr,
+                                errstr_size);
+                }
+                if (r < 0)
+                        return r;
+                r = keep_ids(s, res);
+                PQclear(res);
+                if (r < 0)
+                        return oom(errstr, errstr_size);
+        }
+        snprintf(errstr, errstr_size, "%s: window keys missing after adding",
+                 s->base.name);
+        return -1;
+}
+
+static int cmp_keyed(const void *pa, const void *pb)
+{
+        const struct keyed_row *a = pa, *b = pb;
+        int i;
+
+        for (i = 0; i < 4; i++)
+                if (a->key[i] != b->key[i])
+                        return a->key[i] < b->key[i] ? -1 : 1;
+        return 0;
+}
+
+/* Starts a one-dimensional binary array (array_recv's format) of n
+ * elements of type oid. */
+static int bin_array(struct buf *a, uint32_t oid, size_t n, size_t elem)
+{
+        const uint32_t head[5] = {1, 0, oid, (uint32_t)n, 1};
+        int i;
+
+        a->len = 0;
+        if (reserve(a, sizeof(head) + n * (4 + elem)) < 0)
+                return -1;
+        for (i = 0; i < 5; i++)
+                put_be(a, head[i], 4);
+        return 0;
+}
+
+/* Runs a prepared statement whose n parameters are binary arrays; *out
+ * gets its result (the caller PQclear()s it) unless out is NULL. */
+static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
+                      int n, PGresult **out, char *errstr, size_t errstr_size)
+{
+        const char *values[7];
+        int lengths[7], formats[7], i;
+
+        for (i = 0; i < n; i++) {
+                values[i] = arrays[i].p;
+                lengths[i] = (int)arrays[i].len;
+                formats[i] = 1;
+        }
+        if (!s->conn || !PQsendQueryPrepared(s->conn, stmts[st].name, n, values,
+                                             lengths, formats, 0)) {
+                if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
+                        lost(s);
+                return fail(s, NULL, stmts[st].name, errstr, errstr_size);
+        }
+        return take(s, collect(s), stmts[st].name, out, errstr, errstr_size);
+}
+
+/* int4 and int8, as pg_type has them, and which of a window_totals row's
+ * seven columns are int4. */
+enum { INT4_OID = 23, INT8_OID = 20 };
+#define IS_INT4(col) ((col) == 0 || (col) == 2 || (col) == 3)
+
+/* Fills arrays[0..ncols) with column 0..ncols of the rows of s->keyed[0,
+ * m) that are stored (or not, as stored says; -1: all). */
+static int window_arrays(struct pg_sink *s, struct buf *arrays, int ncols,
+                         size_t m, int stored)
+{
+        size_t i, n = 0;
+        int a;
+
+        for (i = 0; i < m; i++)
+                n += stored < 0 || s->keyed[i].stored == stored;
+        for (a = 0; a < ncols; a++)
+                if (bin_array(&arrays[a], IS_INT4(a) ? INT4_OID : INT8_OID, n,
+                              8) < 0)
+                        return -1;
+        for (i = 0; i < m; i++) {
+                const struct keyed_row *k = &s->keyed[i];
+                const int64_t v[7] = {k->key[0],    k->key[1], k->key[2],
+                                      k->key[3],    k->end,    k->calls,
+                                      k->late_calls};
+
+                if (stored >= 0 && k->stored != stored)
+                        continue;
+                for (a = 0; a < ncols; a++) {
+                        size_t size = IS_INT4(a) ? 4 : 8;
+
+                        put_be(&arrays[a], size, 4);
+                        put_be(&arrays[a], (uint64_t)v[a], size);
+                }
+        }
+        return 0;
+}
+
+/* Keys within this many seconds of each other are looked up in one range:
+ * a stretch of a stream, even reaching back, is one range per spec, and a
+ * call far out of order one of its own. */
+#define RANGE_GAP (6 * 3600)
+
+/* Fills arrays[0..2] with the spec ids, first and last window starts of
+ * the stretches that the keys of s->keyed[0, m) (in key order) fall in. */
+static int window_ranges(struct pg_sink *s, struct buf *arrays, size_t m)
+{
+        size_t i, n = 0, pass;
+
+        /* Pass 0 counts the ranges, pass 1 writes them. */
+        for (pass = 0; pass < 2; pass++) {
+                int64_t spec = 0, lo = 0, hi = 0;
+                int open = 0;
+
+                if (pass == 1 && (bin_array(&arrays[0], INT4_OID, n, 4) < 0 ||
+                                  bin_array(&arrays[1], INT8_OID, n, 8) < 0 ||
+                                  bin_array(&arrays[2], INT8_OID, n, 8) < 0))
+                        return -1;
+                n = 0;
+                for (i = 0; i <= m; i++) {
+                        const struct keyed_row *k = i < m ? &s->keyed[i] : NULL;
+
+                        if (open && k && k->key[0] == spec &&
+                            k->key[1] - hi <= RANGE_GAP) {
+                                hi = k->key[1];
+                                continue;
+                        }
+                        if (open && pass == 1) {
+                                put_be(&arrays[0], 4, 4);
+                                put_be(&arrays[0], (uint64_t)spec, 4);
+                                put_be(&arrays[1], 8, 4);
+                                put_be(&arrays[1], (uint64_t)lo, 8);
+                                put_be(&arrays[2], 8, 4);
+                                put_be(&arrays[2], (uint64_t)hi, 8);
+                        }
+                        n += open;
+                        if ((open = k != NULL)) {
+                                spec = k->key[0];
+                                lo = hi = k->key[1];
+                        }
+                }
+        }
+        return 0;
+}
+
+/* The binary COPY of the rows of s->keyed[0, m) not stored, in s->copy;
+ * how many in *n. */
+static int window_copy(struct pg_sink *s, size_t m, size_t *n)
+{
+        static const char head[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+        size_t i;
+        int a;
+
+        s->copy.len = 0;
+        *n = 0;
+        if (put(&s->copy, head, sizeof(head)) < 0 ||
+            reserve(&s->copy, m * (2 + 7 * 4 + 4 * 3 + 8 * 4) + 2) < 0)
+                return -1;
+        for (i = 0; i < m; i++) {
+                const struct keyed_row *k = &s->keyed[i];
+                const int64_t v[7] = {k->key[0],    k->key[1], k->key[2],
+                                      k->key[3],    k->end,    k->calls,
+                                      k->late_calls};
+
+                if (k->stored)
+                        continue;
+                put_be(&s->copy, 7, 2);
+                for (a = 0; a < 7; a++) {
+                        size_t size = IS_INT4(a) ? 4 : 8;
+
+                        put_be(&s->copy, size, 4);
+                        put_be(&s->copy, (uint64_t)v[a], size);
+                }
+                (*n)++;
+        }
+        put_be(&s->copy, 0xffff, 2);
+        return 0;
+}
+
+/* The batch's rows (summed by key by the pipeline) go as stored: keyed by
+ * dictionary ids, summed again where two texts share a key (no disposition
+ * and ''), in key order. Under lock_window_keys the keys already stored
+ * are found with one probe each and updated; the rest, in a batch that
+ * reaches back in event time most of them, are copied in, binary, without
+ * INSERT ... ON CONFLICT's speculative insertion: about half the server's
+ * work per row (see the README, PostgreSQL). */
 static int pg_write_window_counts(struct cs_sink *base,
                                   const struct cs_window_count *rows, size_t n,
                                   const struct cs_window_spec *specs,
                                   char *errstr, size_t errstr_size)
 {
         struct pg_sink *s = (struct pg_sink *)base;
-        char start[CS_TS_BUFSZ], end[CS_TS_BUFSZ];
-        size_t i;
-        int r;
+        PGresult *res;
+        size_t i, m, nstored, ncopy;
+        int d, row, negative = 0, r;
 
         if (!n)
                 return 0;
-        s->copy.len = 0;
+        if ((r = resolve_ids(s, rows, n, specs, errstr, errstr_size)) < 0)
+                return r;
+        if (n > s->keyed_cap) {
+                struct keyed_row *k = realloc(s->keyed, n * sizeof(*k));
+
+                if (!k)
+                        return oom(errstr, errstr_size);
+                s->keyed = k;
+                s->keyed_cap = n;
+        }
         for (i = 0; i < n; i++) {
                 const struct cs_window_count *w = &rows[i];
-                const struct cs_window_spec *spec = &specs[w->spec];
-                struct cs_str disp = w->disposition;
+                struct keyed_row *k = &s->keyed[i];
 
-                /* The key column is NOT NULL: no disposition is ''. */
-                if (!disp.ptr)
-                        disp.ptr = "";
-                cs_format_timestamp(w->start, 0, start);
-                cs_format_timestamp(w->start + spec->size, 0, end);
-                if (put_text(&s->copy, spec->name, '\t') < 0 ||
-                    put_text(&s->copy, start, '\t') < 0 ||
-                    put_text(&s->copy, end, '\t') < 0 ||
-                    put_field(&s->copy, w->crime_type, '\t') < 0 ||
-                    put_field(&s->copy, disp, '\t') < 0 ||
-                    putf(&s->copy, "%lld\t", w->calls) < 0 ||
-                    putf(&s->copy, "%lld\n", w->late_calls) < 0)
-                        return oom(errstr, errstr_size);
+                k->key[1] = w->start;
+                for (d = 0; d < DICT_COUNT; d++) {
+                        struct cs_str t = key_text(w, specs, d);
+
+                        k->key[d ? d + 1 : 0] =
+                                id_map_find(&s->ids[d], t.ptr, t.len,
+                                            cs_hash(t.ptr, t.len, 0));
+                }
+                k->end = w->start + specs[w->spec].size;
+                k->calls = w->calls;
+                k->late_calls = w->late_calls;
+                k->negative = w->calls < 0;
+                k->stored = 0;
         }
-        if ((r = copy_in(s, "copy_windows", errstr, errstr_size)) < 0 ||
-            (r = run(s, ST_ADD_WINDOW_COUNTS, NULL, NULL, errstr,
-                     errstr_size)) < 0)
+        qsort(s->keyed, n, sizeof(*s->keyed), cmp_keyed);
+        for (i = 1, m = 1; i < n; i++) {
+                struct keyed_row *last = &s->keyed[m - 1], *k = &s->keyed[i];
+
+                if (cmp_keyed(last, k)) {
+                        s->keyed[m++] = *k;
+                        continue;
+                }
+                last->calls += k->calls;
+                last->late_calls += k->late_calls;
+                last->negative |= k->negative;
+        }
+        for (i = 0; i < m; i++)
+                negative |= s->keyed[i].negative;
+        /* s->bin[0..3]: every key; [4..6]: the stretches of window starts
+         * to look in; [4..10] then: the stored rows. */
+        if (window_arrays(s, s->bin, 4, m, -1) < 0 ||
+            window_ranges(s, s->bin + 4, m) < 0)
+                return oom(errstr, errstr_size);
+        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
+                    0 ||
+            (r = run_binary(s, ST_STORED_WINDOW_KEYS, s->bin + 4, 3, &res,
+                            errstr, errstr_size)) < 0)
                 return r;
-        for (i = 0; i < n; i++)
-                if (rows[i].calls < 0)
-                        return run(s, ST_DROP_EMPTY_WINDOWS, NULL, NULL, errstr,
-                                   errstr_size);
-        return 0;
+        nstored = 0;
+        for (row = 0; row < PQntuples(res); row++) {
+                struct keyed_row key, *k;
+
+                for (d = 0; d < 4; d++)
+                        key.key[d] = atoll(PQgetvalue(res, row, d));
+                k = bsearch(&key, s->keyed, m, sizeof(*s->keyed), cmp_keyed);
+                if (k && !k->stored) {
+                        k->stored = 1;
+                        nstored++;
+                }
+        }
+        PQclear(res);
+        if (nstored && (window_arrays(s, s->bin + 4, 7, m, 1) < 0 ||
+                        (r = run_binary(s, ST_ADD_WINDOW_COUNTS, s->bin + 4, 7,
+                                        NULL, errstr, errstr_size)) < 0))
+                return r < 0 ? r : oom(errstr, errstr_size);
+        if (window_copy(s, m, &ncopy) < 0)
+                return oom(errstr, errstr_size);
+        if (ncopy &&
+            (r = copy_in(s, "copy_window_totals", errstr, errstr_size)) < 0)
+                return r;
+        /* As before 011: any count that moved down drops every key of the
+         * batch that is at zero. */
+        return negative ? run_binary(s, ST_DROP_EMPTY_WINDOWS, s->bin, 4, NULL,
+                                     errstr, errstr_size)
+                        : 0;
 }
 
 static int pg_write_rejects(struct cs_sink *base, const struct cs_batch *b,
@@ -1345,6 +1915,7 @@ static int pg_rebuild_begin(struct cs_sink *base, char *errstr,
                             size_t errstr_size)
 {
         ((struct pg_sink *)base)->staged = 0;
+        forget_uncommitted_ids((struct pg_sink *)base);
         return run_named((struct pg_sink *)base, "rebuild_begin", NULL, 0, NULL,
                          errstr, errstr_size);
 }
@@ -1408,11 +1979,14 @@ static int pg_clear_windows(struct cs_sink *base, const char *spec,
         const char *params[3] = {spec, lo, hi};
         int r;
 
-        cs_format_bound(from, lo);
-        cs_format_bound(to, hi);
+        /* window_totals keeps seconds, late_records timestamps. */
+        snprintf(lo, sizeof(lo), "%lld", (long long)from);
+        snprintf(hi, sizeof(hi), "%lld", (long long)to);
         if ((r = run_named(s, "clear_windows", params, 3, NULL, errstr,
                            errstr_size)) < 0)
                 return r;
+        cs_format_bound(from, lo);
+        cs_format_bound(to, hi);
         return run_named(s, "clear_late", params, 3, NULL, errstr, errstr_size);
 }
 
@@ -1472,8 +2046,15 @@ static int pg_retain(struct cs_sink *base, int64_t retention, int limit,
         *deleted = 0;
         snprintf(secs, sizeof(secs), "%lld", (long long)retention);
         snprintf(lim, sizeof(lim), "%d", limit);
+        /* Under the ingests' lock: a batch that found a call or window
+         * count stored must not see it deleted before it commits. */
         if ((r = exec(s, "BEGIN", "BEGIN", errstr, errstr_size)) < 0)
                 return r;
+        if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
+            0) {
+                rollback(s);
+                return r;
+        }
         for (i = ST_RETAIN_CALLS; i <= ST_RETAIN_REJECTS; i++) {
                 if ((r = run(s, i, params, &res, errstr, errstr_size)) < 0) {
                         rollback(s);
@@ -1489,8 +2070,12 @@ static int pg_retain(struct cs_sink *base, int64_t retention, int limit,
 
 static int pg_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
-        return exec((struct pg_sink *)base, "COMMIT", "COMMIT", errstr,
-                    errstr_size);
+        struct pg_sink *s = (struct pg_sink *)base;
+        int r = exec(s, "COMMIT", "COMMIT", errstr, errstr_size);
+
+        if (r == 0)
+                s->ids_uncommitted = 0;
+        return r;
 }
 
 static void pg_rollback(struct cs_sink *base)
@@ -1645,6 +2230,12 @@ static void pg_close(struct cs_sink *base)
         free(s->copy.p);
         for (size_t i = 0; i < CS_ARRAY_SIZE(s->arr); i++)
                 free(s->arr[i].p);
+        for (size_t i = 0; i < CS_ARRAY_SIZE(s->bin); i++)
+                free(s->bin[i].p);
+        for (size_t i = 0; i < CS_ARRAY_SIZE(s->names); i++)
+                free(s->names[i].p);
+        forget_ids(s);
+        free(s->keyed);
         free(s->conninfo);
         free(s->schema);
         free(s);

@@ -618,7 +618,8 @@ static void test_schema(void **state)
                 char kind;
         } objs[] = {
                 {"calls", 'r'},         {"rejected_records", 'r'},
-                {"kafka_offsets", 'r'}, {"window_counts", 'r'},
+                {"kafka_offsets", 'r'}, {"window_counts", 'v'},
+                {"window_totals", 'r'}, {"crime_type_ids", 'r'},
                 {"radio_codes", 'r'},   {"schema_migrations", 'r'},
                 {"call_counts", 'v'},   {"disposition_counts", 'v'},
         };

@@ -11,10 +11,6 @@ CREATE TEMP TABLE IF NOT EXISTS cs_stage_calls (
         call_ts timestamp, kafka_partition integer, kafka_offset bigint,
         watermark_at_count timestamp
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS cs_stage_windows (
-        window_spec text, window_start timestamp, window_end timestamp,
-        crime_type text, disposition text, calls bigint, late_calls bigint
-) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS cs_stage_late (
         crime_id text, window_spec text, call_ts timestamp,
         watermark timestamp, windows_dropped integer,
@@ -27,6 +23,23 @@ CREATE TEMP TABLE IF NOT EXISTS cs_stage_rejects (
 
 -- name: copy_calls
 COPY cs_stage_calls FROM STDIN
+
+-- name: stored_calls
+-- After lock_window_keys: which of a batch's crime_ids (a text array sent
+-- in binary) calls holds, by their 1-based position; one probe each.
+SELECT k.i
+FROM unnest($1::text[]) WITH ORDINALITY AS k (crime_id, i)
+CROSS JOIN LATERAL (
+        SELECT 1 FROM calls AS c WHERE c.crime_id = k.crime_id LIMIT 1) AS c
+
+-- The calls stored_calls did not find, copied in whole (ingested_at is
+-- the transaction's time, its default since 011).
+-- name: copy_new_calls
+COPY calls (crime_id, original_crime_type_name, report_date, call_date,
+            offense_date, call_time, call_date_time, disposition, address,
+            city, state, agency_id, address_type, common_location, call_ts,
+            kafka_topic, kafka_partition, kafka_offset, watermark_at_count,
+            late_policy) FROM STDIN
 
 -- name: insert_calls
 -- First valid copy wins. Returns the batch index of each call that was new;
@@ -94,24 +107,108 @@ FROM old JOIN cs_stage_calls AS s USING (crime_id)
 
 -- name: drop_empty_windows
 -- A window count that moved to zero goes: views list windows with calls.
-DELETE FROM window_counts AS w USING cs_stage_windows AS s
-WHERE w.window_spec = s.window_spec AND w.window_start = s.window_start
-      AND w.crime_type = s.crime_type AND w.disposition = s.disposition
-      AND w.calls <= 0
+-- $1..$4: the batch's keys, as add_window_counts.
+DELETE FROM window_totals AS w
+USING unnest($1::integer[], $2::bigint[], $3::integer[], $4::integer[])
+      AS k (spec_id, window_start, crime_type_id, disposition_id)
+WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
+      AND w.crime_type_id = k.crime_type_id
+      AND w.disposition_id = k.disposition_id AND w.calls <= 0
 
--- name: copy_windows
-COPY cs_stage_windows FROM STDIN
+-- name: stored_window_keys
+-- After lock_window_keys: the keys window_totals holds in the stretches
+-- of window starts a batch's keys fall in ($1 spec ids, $2 first and $3
+-- last starts, arrays sent in binary): a range scan of the key each, so a
+-- batch's new keys, most of them when a stream is read from its start,
+-- cost no probe. OFFSET 0 keeps the subquery a scan of the key per range:
+-- a generic plan would otherwise join a scan of the whole table.
+SELECT w.spec_id, w.window_start, w.crime_type_id, w.disposition_id
+FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS r (spec_id, lo, hi)
+CROSS JOIN LATERAL (
+        SELECT spec_id, window_start, crime_type_id, disposition_id
+        FROM window_totals
+        WHERE spec_id = r.spec_id AND window_start >= r.lo
+          AND window_start <= r.hi
+        OFFSET 0) AS w
 
 -- name: add_window_counts
-INSERT INTO window_counts (window_spec, window_start, window_end, crime_type,
-                           disposition, calls, late_calls)
-SELECT window_spec, window_start, window_end, crime_type, disposition, calls,
-       late_calls
-FROM cs_stage_windows
-ORDER BY window_spec, window_start, crime_type, disposition
-ON CONFLICT (window_spec, window_start, crime_type, disposition)
-DO UPDATE SET calls = window_counts.calls + excluded.calls,
-              late_calls = window_counts.late_calls + excluded.late_calls
+-- The counts of a batch's stored keys (seven arrays sent in binary, in key
+-- order, so concurrent writers lock rows in the same order) added; its new
+-- keys go in with copy_window_totals.
+UPDATE window_totals AS w
+SET calls = w.calls + k.calls, late_calls = w.late_calls + k.late_calls
+FROM unnest($1::integer[], $2::bigint[], $3::integer[], $4::integer[],
+            $5::bigint[], $6::bigint[], $7::bigint[])
+     AS k (spec_id, window_start, crime_type_id, disposition_id, window_end,
+           calls, late_calls)
+WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
+      AND w.crime_type_id = k.crime_type_id
+      AND w.disposition_id = k.disposition_id
+
+-- Keys stored_window_keys did not find, under lock_window_keys, which every
+-- writer of window_totals takes (the ingest, window_counts' trigger), so no
+-- one adds them meanwhile: plain rows, binary, in key order.
+-- name: copy_window_totals
+COPY window_totals FROM STDIN (FORMAT binary)
+
+-- name: find_window_keys
+-- The dictionary ids of the texts in $1 (window specs), $2 (crime types)
+-- and $3 (dispositions), as (dictionary 0, 1 or 2, id, text).
+SELECT 0, id, window_spec FROM window_spec_ids
+WHERE window_spec = ANY ($1::text[])
+UNION ALL
+SELECT 1, id, crime_type FROM crime_type_ids
+WHERE crime_type = ANY ($2::text[])
+UNION ALL
+SELECT 2, id, disposition FROM disposition_ids
+WHERE disposition = ANY ($3::text[])
+
+-- name: lock_window_keys
+-- Held to the end of the transaction by whoever adds or deletes calls,
+-- dictionary ids or window_totals rows (the ingest, --retention, rebuild,
+-- window_counts' trigger), so MAX(id) + n is free (no sequence, which a
+-- role that only writes rows could not use), and a call or key found
+-- missing stays missing until it is copied in, one found stored stays
+-- stored. Ingests sharing a database write one batch at a time.
+SELECT pg_advisory_xact_lock(hashtext('callstream writes'))
+
+-- name: add_window_keys
+-- After lock_window_keys: adds the texts of $1, $2 and $3 (distinct) that
+-- are missing, and returns the ids of all, as find_window_keys.
+WITH s AS (
+        INSERT INTO window_spec_ids (id, window_spec)
+        SELECT (SELECT COALESCE(MAX(id), 0) FROM window_spec_ids) +
+               row_number() OVER (), t
+        FROM unnest($1::text[]) AS t
+        WHERE NOT EXISTS (SELECT 1 FROM window_spec_ids WHERE window_spec = t)
+        RETURNING id, window_spec
+), c AS (
+        INSERT INTO crime_type_ids (id, crime_type)
+        SELECT (SELECT COALESCE(MAX(id), 0) FROM crime_type_ids) +
+               row_number() OVER (), t
+        FROM unnest($2::text[]) AS t
+        WHERE NOT EXISTS (SELECT 1 FROM crime_type_ids WHERE crime_type = t)
+        RETURNING id, crime_type
+), d AS (
+        INSERT INTO disposition_ids (id, disposition)
+        SELECT (SELECT COALESCE(MAX(id), 0) FROM disposition_ids) +
+               row_number() OVER (), t
+        FROM unnest($3::text[]) AS t
+        WHERE NOT EXISTS (SELECT 1 FROM disposition_ids WHERE disposition = t)
+        RETURNING id, disposition
+)
+SELECT 0, id, window_spec FROM s
+UNION ALL SELECT 1, id, crime_type FROM c
+UNION ALL SELECT 2, id, disposition FROM d
+UNION ALL
+SELECT 0, id, window_spec FROM window_spec_ids
+WHERE window_spec = ANY ($1::text[])
+UNION ALL
+SELECT 1, id, crime_type FROM crime_type_ids
+WHERE crime_type = ANY ($2::text[])
+UNION ALL
+SELECT 2, id, disposition FROM disposition_ids
+WHERE disposition = ANY ($3::text[])
 
 -- name: copy_rejects
 COPY cs_stage_rejects FROM STDIN
@@ -172,10 +269,21 @@ DELETE FROM calls WHERE ctid IN (
         LIMIT $2)
 
 -- name: retain_windows
-DELETE FROM window_counts WHERE ctid IN (
-        SELECT ctid FROM window_counts
-        WHERE window_end <= (SELECT MIN(watermark) FROM kafka_offsets) -
-                            make_interval(secs => $1)
+-- Per spec through window_totals' key: a window that ended by the horizon
+-- started before it.
+WITH h AS (
+        SELECT extract(epoch FROM MIN(watermark) -
+                                  make_interval(secs => $1))::bigint AS t
+        FROM kafka_offsets
+)
+DELETE FROM window_totals WHERE ctid IN (
+        SELECT w.ctid
+        FROM h, window_spec_ids AS s
+        CROSS JOIN LATERAL (
+                SELECT ctid FROM window_totals
+                WHERE spec_id = s.id AND window_start < h.t
+                  AND window_end <= h.t
+                LIMIT $2) AS w
         LIMIT $2)
 
 -- name: retain_late
@@ -194,9 +302,12 @@ DELETE FROM rejected_records WHERE ctid IN (
         LIMIT $2)
 
 -- name: rebuild_begin
--- rebuild: ingest's window and late writes wait until it commits.
+-- rebuild: ingest's window and late writes wait until it commits. The
+-- ingest's lock (lock_window_keys) first, as the ingest takes it, so that
+-- neither waits for the other holding what the other needs.
 BEGIN;
-LOCK TABLE window_counts, late_records IN SHARE ROW EXCLUSIVE MODE
+SELECT pg_advisory_xact_lock(hashtext('callstream writes'));
+LOCK TABLE window_totals, late_records IN SHARE ROW EXCLUSIVE MODE
 
 -- name: scan_calls
 -- rebuild: the calls whose windows it recomputes.
@@ -206,8 +317,10 @@ SELECT crime_id, original_crime_type_name, disposition, call_ts,
 FROM calls WHERE call_ts >= $1 AND call_ts < $2
 
 -- name: clear_windows
-DELETE FROM window_counts
-WHERE window_spec = $1 AND window_start >= $2 AND window_start < $3
+-- $2 and $3 in seconds since 1970.
+DELETE FROM window_totals
+WHERE spec_id = (SELECT id FROM window_spec_ids WHERE window_spec = $1)
+      AND window_start >= $2::bigint AND window_start < $3::bigint
 
 -- name: clear_late
 DELETE FROM late_records
@@ -223,7 +336,9 @@ SET call_ts = excluded.call_ts, watermark = excluded.watermark,
     windows_dropped = excluded.windows_dropped
 
 -- name: window_specs
-SELECT DISTINCT window_spec FROM window_counts ORDER BY 1
+SELECT window_spec FROM window_spec_ids AS s
+WHERE EXISTS (SELECT 1 FROM window_totals WHERE spec_id = s.id)
+ORDER BY 1
 
 -- name: load_offsets
 SELECT kafka_partition, next_offset, max_event_ts, watermark
@@ -284,7 +399,9 @@ SELECT window_spec, maintained::int FROM window_specs ORDER BY 1
 SELECT EXISTS (SELECT 1 FROM calls)::int
 
 -- name: spec_has_counts
-SELECT EXISTS (SELECT 1 FROM window_counts WHERE window_spec = $1)::int
+SELECT EXISTS (SELECT 1 FROM window_totals
+               WHERE spec_id = (SELECT id FROM window_spec_ids
+                                WHERE window_spec = $1))::int
 
 -- name: spec_maintain
 -- A rerun with the same specs changes nothing.

@@ -2,6 +2,22 @@
 -- CREATE VIEW; migrate installs it (as CREATE OR REPLACE VIEW) only when its
 -- text changed since it was installed, so grants and user views stay.
 
+-- Calls per window spec, window, crime type and disposition ('' when the
+-- call has none), as window_counts was before 011_window_keys.sql: the
+-- counts of window_totals with their dictionaries' text and the times as
+-- timestamps. Rows inserted into or deleted from it go to window_totals
+-- (the trigger window_counts_write of 011).
+CREATE VIEW window_counts AS
+SELECT s.window_spec AS window_spec,
+       to_timestamp(w.window_start) AT TIME ZONE 'UTC' AS window_start,
+       to_timestamp(w.window_end) AT TIME ZONE 'UTC' AS window_end,
+       c.crime_type AS crime_type, d.disposition AS disposition,
+       w.calls AS calls, w.late_calls AS late_calls
+FROM window_totals AS w
+JOIN window_spec_ids AS s ON s.id = w.spec_id
+JOIN crime_type_ids AS c ON c.id = w.crime_type_id
+JOIN disposition_ids AS d ON d.id = w.disposition_id;
+
 -- Per topic: the highest event time seen, and the watermark: the smallest
 -- of its partitions' (each partition's highest event time less the allowed
 -- lateness), so a window is final only when every partition has passed it.
