@@ -41,11 +41,15 @@
  * of calls and its call_ts index, and the window counts of recent windows;
  * older pages are read through the memory map, from the OS's page cache
  * without a copy. */
-#define CACHE_KIB  "65536"
-#define MMAP_BYTES "268435456"
+#define CACHE_KIB  "16384"
+#define MMAP_BYTES "0"
 /* The WAL is checkpointed once a commit leaves it this many pages long
  * (SQLite's default, 4 MB), and truncated to this size after it grew. */
 #define CKPT_FRAMES 1000
+/* Window count rows one step of add_window_count writes: its VALUES row
+ * repeated (7 parameters each), so that the statement's start, cursors
+ * and end are paid once for so many rows rather than for each. */
+#define WINDOW_ROWS 64
 #define WAL_LIMIT   "67108864"
 
 enum stmt {
@@ -59,6 +63,7 @@ enum stmt {
         ST_LOAD_OFFSET,
         ST_INSERT_LATE_RECORD,
         ST_STORED_CALL,
+        ST_STORED_TEXT_CALL,
         ST_REPLACE_CALL,
         ST_FORGET_LATE,
         ST_DROP_EMPTY_WINDOW,
@@ -86,6 +91,7 @@ static const char *const stmt_names[ST_COUNT] = {
         [ST_LOAD_OFFSET] = "load_offset",
         [ST_INSERT_LATE_RECORD] = "insert_late_record",
         [ST_STORED_CALL] = "stored_call",
+        [ST_STORED_TEXT_CALL] = "stored_text_call",
         [ST_REPLACE_CALL] = "replace_call",
         [ST_FORGET_LATE] = "forget_late_records",
         [ST_DROP_EMPTY_WINDOW] = "drop_empty_window",
@@ -131,9 +137,11 @@ struct sqlite_sink {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *stmt[ST_COUNT];
+        sqlite3_stmt *add_windows; /* add_window_count for WINDOW_ROWS */
         int in_txn;
         struct cs_arena *old;  /* strings of replaced calls */
         char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
+        int64_t now_sec;       /* the same in seconds since 1970 */
         int lock_fd;           /* PATH-lock once claimed, else -1 */
         struct id_map ids[DICT_COUNT];
         struct keyed_row *keyed; /* write_window_counts' sort buffer */
@@ -315,6 +323,51 @@ static int prepare_named(struct sqlite_sink *s, const char *name,
         return 0;
 }
 
+/* add_window_count with its VALUES row repeated WINDOW_ROWS times. */
+static int prepare_add_windows(struct sqlite_sink *s, char *errstr,
+                               size_t errstr_size)
+{
+        static const char values[] = "VALUES (";
+        size_t len, head, row, i;
+        const char *sql = cs_sql_statement(DIALECT, "add_window_count", &len);
+        const char *at =
+                sql ? memmem(sql, len, values, sizeof(values) - 1) : NULL;
+        const char *end = at ? memchr(at, ')', len - (size_t)(at - sql)) : NULL;
+        char *text, *p;
+        int rc;
+
+        if (!end) {
+                snprintf(errstr, errstr_size,
+                         "statement add_window_count has no VALUES row");
+                return -1;
+        }
+        head = (size_t)(at - sql) + sizeof(values) - 2; /* up to the ( */
+        row = (size_t)(end + 1 - (sql + head));
+        if (!(text = malloc(len + WINDOW_ROWS * (row + 2)))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        memcpy(text, sql, head);
+        p = text + head;
+        for (i = 0; i < WINDOW_ROWS; i++) {
+                if (i) {
+                        memcpy(p, ", ", 2);
+                        p += 2;
+                }
+                memcpy(p, sql + head, row);
+                p += row;
+        }
+        memcpy(p, end + 1, len - (head + row));
+        p += len - (head + row);
+        rc = sqlite3_prepare_v3(s->db, text, (int)(p - text),
+                                SQLITE_PREPARE_PERSISTENT, &s->add_windows,
+                                NULL);
+        free(text);
+        return rc == SQLITE_OK ? 0
+                               : fail(s, "preparing add_window_count", errstr,
+                                      errstr_size);
+}
+
 static int prepare_all(struct sqlite_sink *s, char *errstr, size_t errstr_size)
 {
         int i, r;
@@ -324,6 +377,8 @@ static int prepare_all(struct sqlite_sink *s, char *errstr, size_t errstr_size)
                     (r = prepare_named(s, stmt_names[i], &s->stmt[i], errstr,
                                        errstr_size)) < 0)
                         return r;
+        if (!s->add_windows)
+                return prepare_add_windows(s, errstr, errstr_size);
         return 0;
 }
 
@@ -336,6 +391,8 @@ static void finalize_all(struct sqlite_sink *s)
                 sqlite3_finalize(s->stmt[i]);
                 s->stmt[i] = NULL;
         }
+        sqlite3_finalize(s->add_windows);
+        s->add_windows = NULL;
 }
 
 static int exec(struct sqlite_sink *s, const char *sql, const char *what,
@@ -668,20 +725,38 @@ static int sqlite_begin(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
 
-        cs_format_timestamp((int64_t)time(NULL), 0, s->now);
+        s->now_sec = (int64_t)time(NULL);
+        cs_format_timestamp(s->now_sec, 0, s->now);
         if (run(s->stmt[ST_BEGIN]) < 0)
                 return fail(s, "BEGIN", errstr, errstr_size);
         s->in_txn = 1;
         return 0;
 }
 
-/* Binds call c of b to ?1..?21 of insert_call or replace_call (they number
- * their parameters alike). ts and mark are the caller's buffers. */
-static void bind_call(struct sqlite_sink *s, sqlite3_stmt *st,
-                      const struct cs_batch *b, const struct cs_batch_call *c,
-                      char *ts, char *mark)
+/* The crime_id as the integer key of call_rows (012_compact_calls.sql):
+ * 1 to 18 digits without a leading zero; else -1, and it is kept as text. */
+static int64_t numeric_id(struct cs_str id)
 {
-        size_t n;
+        int64_t v = 0;
+        size_t i;
+
+        if (id.len < 1 || id.len > 18 || id.ptr[0] < '1' || id.ptr[0] > '9')
+                return -1;
+        for (i = 0; i < id.len; i++) {
+                if (id.ptr[i] < '0' || id.ptr[i] > '9')
+                        return -1;
+                v = v * 10 + (id.ptr[i] - '0');
+        }
+        return v;
+}
+
+/* Binds call c of b to ?1..?23 of insert_call or replace_call (they number
+ * their parameters alike), its numeric crime_id (or NULL) to ?24. Every
+ * text is the batch's, which outlives the statement's step. */
+static void bind_call(struct sqlite_sink *s, sqlite3_stmt *st,
+                      const struct cs_batch *b, const struct cs_batch_call *c)
+{
+        int64_t id = numeric_id(c->field[CS_F_CRIME_ID]);
         int f;
 
         for (f = 0; f < CS_F_COUNT; f++) {
@@ -691,19 +766,24 @@ static void bind_call(struct sqlite_sink *s, sqlite3_stmt *st,
                 else
                         sqlite3_bind_null(st, f + 1);
         }
-        n = cs_format_timestamp(c->ts, c->ts_usec, ts);
-        sqlite3_bind_text(st, 15, ts, (int)n, SQLITE_STATIC);
-        sqlite3_bind_text(st, 16, b->topic, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 17, c->partition);
-        sqlite3_bind_int64(st, 18, c->offset);
-        sqlite3_bind_text(st, 19, s->now, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 15, c->ts);
+        sqlite3_bind_int(st, 16, c->ts_usec);
+        sqlite3_bind_text(st, 17, b->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 18, c->partition);
+        sqlite3_bind_int64(st, 19, c->offset);
+        sqlite3_bind_int64(st, 20, s->now_sec);
         if (c->has_mark) {
-                n = cs_format_timestamp(c->mark.sec, c->mark.usec, mark);
-                sqlite3_bind_text(st, 20, mark, (int)n, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 21, c->mark.sec);
+                sqlite3_bind_int(st, 22, c->mark.usec);
         } else {
-                sqlite3_bind_null(st, 20);
+                sqlite3_bind_null(st, 21);
+                sqlite3_bind_null(st, 22);
         }
-        sqlite3_bind_text(st, 21, b->late_policy, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 23, !strcmp(b->late_policy, "drop"));
+        if (id >= 0)
+                sqlite3_bind_int64(st, 24, id);
+        else
+                sqlite3_bind_null(st, 24);
 }
 
 /* Column col of st as a string copied into the sink's arena. */
@@ -716,6 +796,17 @@ static int column_str(struct sqlite_sink *s, sqlite3_stmt *st, int col,
         return cs_arena_copy(s->old, v, out);
 }
 
+/* Columns col (seconds) and col + 1 (microseconds) of st as a time; -1
+ * when NULL. */
+static int column_time(sqlite3_stmt *st, int col, struct cs_time *t)
+{
+        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                return -1;
+        t->sec = sqlite3_column_int64(st, col);
+        t->usec = sqlite3_column_int(st, col + 1);
+        return 0;
+}
+
 /* With --on-duplicate update: replaces the stored copy of c when its fields
  * differ, saying in *old what it was. Returns 1 if replaced, 0 if not, or
  * an error. */
@@ -724,15 +815,20 @@ static int replace_changed(struct sqlite_sink *s, const struct cs_batch *b,
                            struct cs_old_call *old, char *errstr,
                            size_t errstr_size)
 {
-        sqlite3_stmt *get = s->stmt[ST_STORED_CALL];
+        const struct cs_str *key = &c->field[CS_F_CRIME_ID];
+        int64_t id = numeric_id(*key);
+        sqlite3_stmt *get =
+                s->stmt[id >= 0 ? ST_STORED_CALL : ST_STORED_TEXT_CALL];
+        sqlite3_stmt *put = s->stmt[ST_REPLACE_CALL];
         struct cs_str stored[CS_F_COUNT];
-        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
-        const char *text;
-        int32_t usec;
+        struct cs_time ts = {0, 0};
         int f, r = 0;
 
-        sqlite3_bind_text(get, 1, c->field[0].ptr, (int)c->field[0].len,
-                          SQLITE_STATIC);
+        if (id >= 0)
+                sqlite3_bind_int64(get, 1, id);
+        else
+                sqlite3_bind_text(get, 1, key->ptr, (int)key->len,
+                                  SQLITE_STATIC);
         if (sqlite3_step(get) != SQLITE_ROW) {
                 r = fail(s, "reading calls", errstr, errstr_size);
                 goto done;
@@ -752,23 +848,17 @@ static int replace_changed(struct sqlite_sink *s, const struct cs_batch *b,
                 r = -1;
                 goto done;
         }
-        text = (const char *)sqlite3_column_text(get, 14);
-        if (!text ||
-            cs_parse_timestamp(text, strlen(text), &old->ts, &usec) < 0) {
-                snprintf(errstr, errstr_size, "%s: unreadable call_ts of %.*s",
-                         s->path, (int)c->field[0].len, c->field[0].ptr);
-                r = -1;
-                goto done;
-        }
-        old->has_mark = read_time(get, 15, &old->mark) == 0;
-        text = (const char *)sqlite3_column_text(get, 16);
-        old->late_drop = text && !strcmp(text, "drop");
+        column_time(get, 14, &ts);
+        old->ts = ts.sec;
+        old->has_mark = column_time(get, 16, &old->mark) == 0;
+        old->late_drop = sqlite3_column_int(get, 18);
+        bind_call(s, put, b, c);
+        sqlite3_bind_int64(put, 25, sqlite3_column_int64(get, 19));
         sqlite3_reset(get);
-        bind_call(s, s->stmt[ST_REPLACE_CALL], b, c, ts, mark);
-        if (run(s->stmt[ST_REPLACE_CALL]) < 0)
+        if (run(put) < 0)
                 return fail(s, "replacing a call", errstr, errstr_size);
-        sqlite3_bind_text(s->stmt[ST_FORGET_LATE], 1, c->field[0].ptr,
-                          (int)c->field[0].len, SQLITE_STATIC);
+        sqlite3_bind_text(s->stmt[ST_FORGET_LATE], 1, key->ptr, (int)key->len,
+                          SQLITE_STATIC);
         if (run(s->stmt[ST_FORGET_LATE]) < 0)
                 return fail(s, "deleting late_records", errstr, errstr_size);
         return 1;
@@ -783,13 +873,12 @@ static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
         sqlite3_stmt *st = s->stmt[ST_INSERT_CALL];
-        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
         size_t i;
         int r;
 
         cs_arena_reset(s->old);
         for (i = 0; i < b->ncalls; i++) {
-                bind_call(s, st, b, &b->calls[i], ts, mark);
+                bind_call(s, st, b, &b->calls[i]);
                 if (sqlite3_step(st) != SQLITE_DONE) {
                         sqlite3_reset(st);
                         return fail(s, "inserting into calls", errstr,
@@ -860,10 +949,25 @@ static void bind_key(sqlite3_stmt *st, const struct keyed_row *k)
                 sqlite3_bind_int64(st, i + 1, k->key[i]);
 }
 
+/* Binds the row of k to parameters at + 1 to at + 7 of add_window_count. */
+static void bind_row(sqlite3_stmt *st, int at, const struct keyed_row *k,
+                     const struct cs_window_count *rows,
+                     const struct cs_window_spec *specs)
+{
+        const struct cs_window_count *w = &rows[k->row];
+        int i;
+
+        for (i = 0; i < 4; i++)
+                sqlite3_bind_int64(st, at + i + 1, k->key[i]);
+        sqlite3_bind_int64(st, at + 5, w->start + specs[w->spec].size);
+        sqlite3_bind_int64(st, at + 6, w->calls);
+        sqlite3_bind_int64(st, at + 7, w->late_calls);
+}
+
 /* The batch's rows (already summed by key) are written in key order, so
  * that the inserts walk window_totals' B-tree forwards. */
 static int sqlite_write_window_counts(struct cs_sink *base,
-                                      const struct cs_window_count *rows,
+                                      const struct cs_window_count *rows_in,
                                       size_t n,
                                       const struct cs_window_spec *specs,
                                       char *errstr, size_t errstr_size)
@@ -885,7 +989,7 @@ static int sqlite_write_window_counts(struct cs_sink *base,
                 s->keyed_cap = n;
         }
         for (i = 0; i < n; i++) {
-                const struct cs_window_count *w = &rows[i];
+                const struct cs_window_count *w = &rows_in[i];
                 const char *name = specs[w->spec].name;
                 struct keyed_row *k = &s->keyed[i];
 
@@ -904,20 +1008,26 @@ static int sqlite_write_window_counts(struct cs_sink *base,
                         return r;
         }
         qsort(s->keyed, n, sizeof(*s->keyed), cmp_keyed);
-        for (i = 0; i < n; i++) {
-                const struct keyed_row *k = &s->keyed[i];
-                const struct cs_window_count *w = &rows[k->row];
+        /* WINDOW_ROWS rows a step, then the rest one by one. A step takes
+         * its rows in turn, so a key met twice would add up as in two. */
+        for (i = 0; i < n;) {
+                size_t rows = n - i >= WINDOW_ROWS ? WINDOW_ROWS : 1, j;
+                sqlite3_stmt *put = rows > 1 ? s->add_windows : st;
 
-                bind_key(st, k);
-                sqlite3_bind_int64(st, 5, w->start + specs[w->spec].size);
-                sqlite3_bind_int64(st, 6, w->calls);
-                sqlite3_bind_int64(st, 7, w->late_calls);
-                if (run(st) < 0)
+                for (j = 0; j < rows; j++)
+                        bind_row(put, (int)j * 7, &s->keyed[i + j], rows_in,
+                                 specs);
+                if (run(put) < 0)
                         return fail(s, "updating window_totals", errstr,
                                     errstr_size);
-                if (w->calls >= 0)
+                i += rows;
+        }
+        /* A count that moved to zero goes (the views list windows with
+         * calls): only a replaced copy takes calls away. */
+        for (i = 0; i < n; i++) {
+                if (rows_in[s->keyed[i].row].calls >= 0)
                         continue;
-                bind_key(drop, k);
+                bind_key(drop, &s->keyed[i]);
                 if (run(drop) < 0)
                         return fail(s, "deleting an empty window count", errstr,
                                     errstr_size);
@@ -1071,19 +1181,15 @@ static int sqlite_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
                              size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
-        char from[CS_TS_BUFSZ], to[CS_TS_BUFSZ];
         sqlite3_stmt *st = NULL;
         int rc, r;
 
         if ((r = prepare_named(s, "scan_calls", &st, errstr, errstr_size)) < 0)
                 return r;
-        cs_format_bound(lo, from);
-        cs_format_bound(hi, to);
-        sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, lo);
+        sqlite3_bind_int64(st, 2, hi);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct cs_stored_call c;
-                const char *policy = (const char *)sqlite3_column_text(st, 5);
 
                 memset(&c, 0, sizeof(c));
                 c.crime_id.ptr = (const char *)sqlite3_column_text(st, 0);
@@ -1092,13 +1198,14 @@ static int sqlite_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
                 c.crime_type.len = (size_t)sqlite3_column_bytes(st, 1);
                 c.disposition.ptr = (const char *)sqlite3_column_text(st, 2);
                 c.disposition.len = (size_t)sqlite3_column_bytes(st, 2);
-                c.topic.ptr = (const char *)sqlite3_column_text(st, 6);
-                c.topic.len = (size_t)sqlite3_column_bytes(st, 6);
-                c.partition = sqlite3_column_int(st, 7);
-                c.offset = sqlite3_column_int64(st, 8);
-                c.late_drop = policy && !strcmp(policy, "drop");
-                c.has_mark = read_time(st, 4, &c.mark) == 0;
-                if (read_time(st, 3, &c.ts) < 0 || cb(opaque, &c)) {
+                column_time(st, 3, &c.ts);
+                c.has_mark = column_time(st, 5, &c.mark) == 0;
+                c.late_drop = sqlite3_column_int(st, 7);
+                c.topic.ptr = (const char *)sqlite3_column_text(st, 8);
+                c.topic.len = (size_t)sqlite3_column_bytes(st, 8);
+                c.partition = sqlite3_column_int(st, 9);
+                c.offset = sqlite3_column_int64(st, 10);
+                if (cb(opaque, &c)) {
                         snprintf(errstr, errstr_size,
                                  "%s: reading back call %.*s failed", s->path,
                                  (int)c.crime_id.len, c.crime_id.ptr);
