@@ -50,7 +50,11 @@
  * repeated (7 parameters each), so that the statement's start, cursors
  * and end are paid once for so many rows rather than for each. */
 #define WINDOW_ROWS 64
-#define WAL_LIMIT   "67108864"
+/* The same for new calls with numeric crime_ids (insert_numeric_calls, 23
+ * parameters a row). */
+#define CALL_ROWS 32
+#define CALL_COLS 23
+#define WAL_LIMIT "67108864"
 
 enum stmt {
         ST_BEGIN,
@@ -64,6 +68,7 @@ enum stmt {
         ST_INSERT_LATE_RECORD,
         ST_STORED_CALL,
         ST_STORED_TEXT_CALL,
+        ST_MAX_CALL_ID,
         ST_REPLACE_CALL,
         ST_FORGET_LATE,
         ST_DROP_EMPTY_WINDOW,
@@ -92,6 +97,7 @@ static const char *const stmt_names[ST_COUNT] = {
         [ST_INSERT_LATE_RECORD] = "insert_late_record",
         [ST_STORED_CALL] = "stored_call",
         [ST_STORED_TEXT_CALL] = "stored_text_call",
+        [ST_MAX_CALL_ID] = "max_call_id",
         [ST_REPLACE_CALL] = "replace_call",
         [ST_FORGET_LATE] = "forget_late_records",
         [ST_DROP_EMPTY_WINDOW] = "drop_empty_window",
@@ -138,6 +144,7 @@ struct sqlite_sink {
         char *path;
         sqlite3_stmt *stmt[ST_COUNT];
         sqlite3_stmt *add_windows; /* add_window_count for WINDOW_ROWS */
+        sqlite3_stmt *add_calls;   /* insert_numeric_calls for CALL_ROWS */
         int in_txn;
         struct cs_arena *old;  /* strings of replaced calls */
         char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
@@ -323,33 +330,34 @@ static int prepare_named(struct sqlite_sink *s, const char *name,
         return 0;
 }
 
-/* add_window_count with its VALUES row repeated WINDOW_ROWS times. */
-static int prepare_add_windows(struct sqlite_sink *s, char *errstr,
-                               size_t errstr_size)
+/* The statement called name with its VALUES row repeated rows times. */
+static int prepare_repeated(struct sqlite_sink *s, const char *name,
+                            size_t rows, sqlite3_stmt **out, char *errstr,
+                            size_t errstr_size)
 {
         static const char values[] = "VALUES (";
         size_t len, head, row, i;
-        const char *sql = cs_sql_statement(DIALECT, "add_window_count", &len);
+        const char *sql = cs_sql_statement(DIALECT, name, &len);
         const char *at =
                 sql ? memmem(sql, len, values, sizeof(values) - 1) : NULL;
         const char *end = at ? memchr(at, ')', len - (size_t)(at - sql)) : NULL;
-        char *text, *p;
+        char *text, *p, what[96];
         int rc;
 
         if (!end) {
-                snprintf(errstr, errstr_size,
-                         "statement add_window_count has no VALUES row");
+                snprintf(errstr, errstr_size, "statement %s has no VALUES row",
+                         name);
                 return -1;
         }
         head = (size_t)(at - sql) + sizeof(values) - 2; /* up to the ( */
         row = (size_t)(end + 1 - (sql + head));
-        if (!(text = malloc(len + WINDOW_ROWS * (row + 2)))) {
+        if (!(text = malloc(len + rows * (row + 2)))) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
         memcpy(text, sql, head);
         p = text + head;
-        for (i = 0; i < WINDOW_ROWS; i++) {
+        for (i = 0; i < rows; i++) {
                 if (i) {
                         memcpy(p, ", ", 2);
                         p += 2;
@@ -360,12 +368,12 @@ static int prepare_add_windows(struct sqlite_sink *s, char *errstr,
         memcpy(p, end + 1, len - (head + row));
         p += len - (head + row);
         rc = sqlite3_prepare_v3(s->db, text, (int)(p - text),
-                                SQLITE_PREPARE_PERSISTENT, &s->add_windows,
-                                NULL);
+                                SQLITE_PREPARE_PERSISTENT, out, NULL);
         free(text);
-        return rc == SQLITE_OK ? 0
-                               : fail(s, "preparing add_window_count", errstr,
-                                      errstr_size);
+        if (rc == SQLITE_OK)
+                return 0;
+        snprintf(what, sizeof(what), "preparing %s", name);
+        return fail(s, what, errstr, errstr_size);
 }
 
 static int prepare_all(struct sqlite_sink *s, char *errstr, size_t errstr_size)
@@ -377,8 +385,14 @@ static int prepare_all(struct sqlite_sink *s, char *errstr, size_t errstr_size)
                     (r = prepare_named(s, stmt_names[i], &s->stmt[i], errstr,
                                        errstr_size)) < 0)
                         return r;
-        if (!s->add_windows)
-                return prepare_add_windows(s, errstr, errstr_size);
+        if (!s->add_windows &&
+            (r = prepare_repeated(s, "add_window_count", WINDOW_ROWS,
+                                  &s->add_windows, errstr, errstr_size)) < 0)
+                return r;
+        if (!s->add_calls &&
+            (r = prepare_repeated(s, "insert_numeric_calls", CALL_ROWS,
+                                  &s->add_calls, errstr, errstr_size)) < 0)
+                return r;
         return 0;
 }
 
@@ -393,6 +407,8 @@ static void finalize_all(struct sqlite_sink *s)
         }
         sqlite3_finalize(s->add_windows);
         s->add_windows = NULL;
+        sqlite3_finalize(s->add_calls);
+        s->add_calls = NULL;
 }
 
 static int exec(struct sqlite_sink *s, const char *sql, const char *what,
@@ -750,36 +766,47 @@ static int64_t numeric_id(struct cs_str id)
         return v;
 }
 
-/* Binds call c of b to ?1..?23 of insert_call or replace_call (they number
- * their parameters alike), its numeric crime_id (or NULL) to ?24. Every
- * text is the batch's, which outlives the statement's step. */
+/* Binds call c of b, but for its crime_id, to parameters at + 2 to at + 23
+ * of insert_call, replace_call or insert_numeric_calls (they number them
+ * alike). Every text is the batch's, which outlives the statement's step. */
+static void bind_fields(struct sqlite_sink *s, sqlite3_stmt *st, int at,
+                        const struct cs_batch *b, const struct cs_batch_call *c)
+{
+        int f;
+
+        for (f = 1; f < CS_F_COUNT; f++) {
+                if (c->field[f].ptr)
+                        sqlite3_bind_text(st, at + f + 1, c->field[f].ptr,
+                                          (int)c->field[f].len, SQLITE_STATIC);
+                else
+                        sqlite3_bind_null(st, at + f + 1);
+        }
+        sqlite3_bind_int64(st, at + 15, c->ts);
+        sqlite3_bind_int(st, at + 16, c->ts_usec);
+        sqlite3_bind_text(st, at + 17, b->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, at + 18, c->partition);
+        sqlite3_bind_int64(st, at + 19, c->offset);
+        sqlite3_bind_int64(st, at + 20, s->now_sec);
+        if (c->has_mark) {
+                sqlite3_bind_int64(st, at + 21, c->mark.sec);
+                sqlite3_bind_int(st, at + 22, c->mark.usec);
+        } else {
+                sqlite3_bind_null(st, at + 21);
+                sqlite3_bind_null(st, at + 22);
+        }
+        sqlite3_bind_int(st, at + 23, !strcmp(b->late_policy, "drop"));
+}
+
+/* Binds call c of b to ?1..?23 of insert_call or replace_call, and its
+ * numeric crime_id (or NULL) to ?24. */
 static void bind_call(struct sqlite_sink *s, sqlite3_stmt *st,
                       const struct cs_batch *b, const struct cs_batch_call *c)
 {
-        int64_t id = numeric_id(c->field[CS_F_CRIME_ID]);
-        int f;
+        const struct cs_str *key = &c->field[CS_F_CRIME_ID];
+        int64_t id = numeric_id(*key);
 
-        for (f = 0; f < CS_F_COUNT; f++) {
-                if (c->field[f].ptr)
-                        sqlite3_bind_text(st, f + 1, c->field[f].ptr,
-                                          (int)c->field[f].len, SQLITE_STATIC);
-                else
-                        sqlite3_bind_null(st, f + 1);
-        }
-        sqlite3_bind_int64(st, 15, c->ts);
-        sqlite3_bind_int(st, 16, c->ts_usec);
-        sqlite3_bind_text(st, 17, b->topic, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 18, c->partition);
-        sqlite3_bind_int64(st, 19, c->offset);
-        sqlite3_bind_int64(st, 20, s->now_sec);
-        if (c->has_mark) {
-                sqlite3_bind_int64(st, 21, c->mark.sec);
-                sqlite3_bind_int(st, 22, c->mark.usec);
-        } else {
-                sqlite3_bind_null(st, 21);
-                sqlite3_bind_null(st, 22);
-        }
-        sqlite3_bind_int(st, 23, !strcmp(b->late_policy, "drop"));
+        sqlite3_bind_text(st, 1, key->ptr, (int)key->len, SQLITE_STATIC);
+        bind_fields(s, st, 0, b, c);
         if (id >= 0)
                 sqlite3_bind_int64(st, 24, id);
         else
@@ -867,34 +894,111 @@ done:
         return r;
 }
 
+/* Inserts call i of b alone (insert_call), setting outcome[i]. */
+static int insert_one(struct sqlite_sink *s, const struct cs_batch *b, size_t i,
+                      unsigned char *outcome, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *st = s->stmt[ST_INSERT_CALL];
+
+        bind_call(s, st, b, &b->calls[i]);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+                sqlite3_reset(st);
+                return fail(s, "inserting into calls", errstr, errstr_size);
+        }
+        outcome[i] = sqlite3_changes(s->db) > 0 ? CS_CALL_NEW : CS_CALL_KEPT;
+        sqlite3_reset(st);
+        return 0;
+}
+
+/* Inserts CALL_ROWS new calls of b, idx[j] with numeric crime_id key[j],
+ * in one step of insert_numeric_calls. */
+static int insert_new(struct sqlite_sink *s, const struct cs_batch *b,
+                      const size_t *idx, const int64_t *key,
+                      unsigned char *outcome, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *st = s->add_calls;
+        size_t j;
+
+        for (j = 0; j < CALL_ROWS; j++) {
+                sqlite3_bind_int64(st, (int)j * CALL_COLS + 1, key[j]);
+                bind_fields(s, st, (int)j * CALL_COLS, b, &b->calls[idx[j]]);
+                outcome[idx[j]] = CS_CALL_NEW;
+        }
+        if (run(st) < 0)
+                return fail(s, "inserting into calls", errstr, errstr_size);
+        /* Never so, as long as the transaction holds the write lock: a
+         * count short would be calls counted that were not new. */
+        if (sqlite3_changes(s->db) != CALL_ROWS) {
+                snprintf(errstr, errstr_size,
+                         "%s: calls above the largest crime_id were stored "
+                         "already",
+                         s->path);
+                return -1;
+        }
+        return 0;
+}
+
+/* The largest numeric crime_id stored, or -1. */
+static int max_call_id(struct sqlite_sink *s, int64_t *max, char *errstr,
+                       size_t errstr_size)
+{
+        sqlite3_stmt *st = s->stmt[ST_MAX_CALL_ID];
+        int rc = sqlite3_step(st);
+
+        *max = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL
+                       ? sqlite3_column_int64(st, 0)
+                       : -1;
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0
+                                : fail(s, "reading calls", errstr, errstr_size);
+}
+
+/* A numeric crime_id above the largest stored is new (a batch holds each
+ * crime_id once): such calls go CALL_ROWS to a step, without a lookup of
+ * their own. Streams mostly bring growing ids; the others, and the rest,
+ * go one by one. Stored copies are compared (b->update) once all are in. */
 static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
                               unsigned char *outcome, struct cs_old_call *old,
                               char *errstr, size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
-        sqlite3_stmt *st = s->stmt[ST_INSERT_CALL];
-        size_t i;
+        size_t idx[CALL_ROWS], i, j, n = 0;
+        int64_t key[CALL_ROWS], max;
         int r;
 
         cs_arena_reset(s->old);
+        if ((r = max_call_id(s, &max, errstr, errstr_size)) < 0)
+                return r;
         for (i = 0; i < b->ncalls; i++) {
-                bind_call(s, st, b, &b->calls[i]);
-                if (sqlite3_step(st) != SQLITE_DONE) {
-                        sqlite3_reset(st);
-                        return fail(s, "inserting into calls", errstr,
+                int64_t id = numeric_id(b->calls[i].field[CS_F_CRIME_ID]);
+
+                if (id <= max) { /* text ids are -1 */
+                        r = insert_one(s, b, i, outcome, errstr, errstr_size);
+                } else {
+                        idx[n] = i;
+                        key[n++] = id;
+                        if (n < CALL_ROWS)
+                                continue;
+                        n = 0;
+                        r = insert_new(s, b, idx, key, outcome, errstr,
+                                       errstr_size);
+                }
+                if (r < 0)
+                        return r;
+        }
+        for (j = 0; j < n; j++)
+                if ((r = insert_one(s, b, idx[j], outcome, errstr,
+                                    errstr_size)) < 0)
+                        return r;
+        for (i = 0; i < b->ncalls && b->update; i++) {
+                if (outcome[i] != CS_CALL_KEPT)
+                        continue;
+                r = replace_changed(s, b, &b->calls[i], &old[i], errstr,
                                     errstr_size);
-                }
-                outcome[i] =
-                        sqlite3_changes(s->db) > 0 ? CS_CALL_NEW : CS_CALL_KEPT;
-                sqlite3_reset(st);
-                if (outcome[i] == CS_CALL_KEPT && b->update) {
-                        r = replace_changed(s, b, &b->calls[i], &old[i], errstr,
-                                            errstr_size);
-                        if (r < 0)
-                                return r;
-                        if (r)
-                                outcome[i] = CS_CALL_REPLACED;
-                }
+                if (r < 0)
+                        return r;
+                if (r)
+                        outcome[i] = CS_CALL_REPLACED;
         }
         return 0;
 }
@@ -1724,6 +1828,10 @@ int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
                 goto fail;
         }
         r = -1;
+        /* No statistics of SQLite's memory, which nobody reads: they take
+         * a global mutex at every allocation. Only before SQLite starts;
+         * later (a second sink in one process) it refuses, harmlessly. */
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
         if (sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                             NULL) != SQLITE_OK) {

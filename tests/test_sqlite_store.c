@@ -7,8 +7,10 @@
  *                               without --retention, in batches of 3 and of
  *                               100: row for row what an independent model
  *                               of the same input gives
- *   test_many_window_rows       more window rows in a batch than one
- *                               statement step writes: counts stay exact
+ *   test_many_rows              more window rows and calls in a batch than
+ *                               one statement step writes: counts and
+ *                               dedup stay exact, for crime_ids above the
+ *                               largest stored, below it, and copies
  *   test_migration_carries_calls  a database with the text-keyed calls
  *                               table: migrate carries every row over, the
  *                               view shows them as they were, dedup holds
@@ -466,29 +468,42 @@ static void test_views_match_model(void **state)
         replay_and_compare(st, "100", 4 * 3600);
 }
 
-/* 300 calls an hour apart in 7 types and 3 dispositions, one batch: some
- * 600 window rows, written 64 to a statement step, then the rest; the
- * view's totals and a few rows checked against the arithmetic. */
-static void test_many_window_rows(void **state)
+/* n calls "<id>", id from first, an hour apart from start + hour * 3600,
+ * in 7 types and 3 dispositions, appended to b. */
+static void add_hourly(struct th_buf *b, int first, int n, int64_t start,
+                       int hour)
 {
-        struct st *st = *state;
-        char *file = path_in(st, "many.ndjson"), *db = path_in(st, "many.db");
         static const char *const disp[] = {"HAN", "GOA", "CIT"};
-        struct th_buf b = {0};
         char ts[TM_TS_SIZE];
-        int64_t start = us_of("2019-03-01T00:00:00") / TM_USEC;
         int i;
 
-        th_buf_add(&b, "", 0);
-        for (i = 0; i < 300; i++) {
-                tm_format_sec(start + (int64_t)i * 3600 + 60 * (i % 7), ts);
+        for (i = 0; i < n; i++, hour++) {
+                tm_format_sec(start + (int64_t)hour * 3600 + 60 * (hour % 7),
+                              ts);
                 ts[10] = 'T';
-                th_buf_addf(&b,
+                th_buf_addf(b,
                             "{\"crime_id\":\"%d\",\"original_crime_type_"
                             "name\":\"Type %d\",\"call_date_time\":\"%s\","
                             "\"disposition\":\"%s\"}\n",
-                            500000 + i, i % 7, ts, disp[i % 3]);
+                            first + i, hour % 7, ts, disp[hour % 3]);
         }
+}
+
+/* 300 calls an hour apart in 7 types and 3 dispositions, one batch: 1500
+ * window rows, written 64 to a statement step, then the rest, and calls
+ * with growing numeric ids, 32 to a step; the view's totals and a few rows
+ * checked against the arithmetic. Then one batch of 40 copies, 40 calls
+ * above the largest id and 40 below it, new: each counted once. */
+static void test_many_rows(void **state)
+{
+        struct st *st = *state;
+        char *file = path_in(st, "many.ndjson"), *db = path_in(st, "many.db");
+        char *more = path_in(st, "more.ndjson");
+        struct th_buf b = {0};
+        int64_t start = us_of("2019-03-01T00:00:00") / TM_USEC;
+
+        th_buf_add(&b, "", 0);
+        add_hourly(&b, 500000, 300, start, 0);
         if (th_write_file(file, b.p, 0))
                 fail_msg("cannot write %s", file);
         th_buf_free(&b);
@@ -514,6 +529,35 @@ static void test_many_window_rows(void **state)
                                    "04:00:00') AND window_end = "
                                    "datetime(window_start, '+1 hour')"),
                          5);
+
+        /* Copies of 500100..500139, new 600000..600039 (above the largest
+         * id) and 400000..400039 (below it), at hours 300 to 419. */
+        th_buf_add(&b, "", 0);
+        add_hourly(&b, 500100, 40, start, 100);
+        add_hourly(&b, 600000, 40, start, 300);
+        add_hourly(&b, 400000, 40, start, 340);
+        if (th_write_file(more, b.p, 0))
+                fail_msg("cannot write %s", more);
+        th_buf_free(&b);
+        free(run_ok(st, "ingest", "--file", more, "--topic", "m2", "--db", db,
+                    "--window", "1h", "--window", "1h/15m", "-q", NULL));
+        assert_int_equal(query_int(db, "SELECT count(*) FROM calls"), 380);
+        assert_int_equal(query_int(db, "SELECT calls_total * 1000 + "
+                                       "duplicates_total FROM kafka_offsets "
+                                       "WHERE topic = 'm2'"),
+                         80 * 1000 + 40);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM calls WHERE "
+                                       "kafka_topic = 'm2' AND (crime_id "
+                                       "BETWEEN '600000' AND '600039' OR "
+                                       "crime_id BETWEEN '400000' AND "
+                                       "'400039')"),
+                         80);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM window_counts"),
+                         380 * 5);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM window_counts "
+                                       "WHERE calls != 1 OR late_calls != 0"),
+                         0);
+        free(more);
         free(file);
         free(db);
 }
@@ -713,8 +757,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_views_match_model,
                                           th_test_teardown),
-                cmocka_unit_test_teardown(test_many_window_rows,
-                                          th_test_teardown),
+                cmocka_unit_test_teardown(test_many_rows, th_test_teardown),
                 cmocka_unit_test_teardown(test_migration_carries_calls,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_settings_and_memory,

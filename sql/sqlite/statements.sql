@@ -28,6 +28,24 @@ VALUES (COALESCE(?24, (SELECT MIN(COALESCE(MIN(id), 0), 0) - 1
         ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
 ON CONFLICT DO NOTHING
 
+-- name: max_call_id
+-- The largest numeric crime_id stored: a larger one is new.
+SELECT MAX(id) FROM call_rows
+
+-- name: insert_numeric_calls
+-- insert_call for calls known to be new (numeric crime_ids above
+-- max_call_id), the id bound directly: the sink repeats the VALUES row to
+-- write many calls in one step, so its parameters are plain ?, in column
+-- order.
+INSERT INTO call_rows (id, original_crime_type_name, report_date, call_date,
+                       offense_date, call_time, call_date_time, disposition,
+                       address, city, state, agency_id, address_type,
+                       common_location, call_sec, call_usec, kafka_topic,
+                       kafka_partition, kafka_offset, ingested_at, mark_sec,
+                       mark_usec, late_drop)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+
 -- name: stored_call
 -- With --on-duplicate update: the stored copy, to compare and to move its
 -- counts; by the numeric crime_id.
