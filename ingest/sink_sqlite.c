@@ -151,7 +151,8 @@ struct sqlite_sink {
         int64_t now_sec;       /* the same in seconds since 1970 */
         int lock_fd;           /* PATH-lock once claimed, else -1 */
         struct id_map ids[DICT_COUNT];
-        struct keyed_row *keyed; /* write_window_counts' sort buffer */
+        struct keyed_row *keyed; /* write_window_counts' rows, by key */
+        struct keyed_row *merge; /* and the merge sort's other half */
         size_t keyed_cap;
 
         /* The busy handler's state: how long a wait may last, when the
@@ -1032,16 +1033,54 @@ static int dict_id(struct sqlite_sink *s, enum dict d, const char *text,
         return 0;
 }
 
-static int cmp_keyed(const void *pa, const void *pb)
+/* Whether row a goes before b: by key, then (a call without disposition
+ * and one with '' share a key) by row. */
+static int keyed_before(const struct keyed_row *a, const struct keyed_row *b)
 {
-        const struct keyed_row *a = pa, *b = pb;
         int i;
 
         for (i = 0; i < 4; i++)
                 if (a->key[i] != b->key[i])
-                        return a->key[i] < b->key[i] ? -1 : 1;
-        /* A call without disposition and one with '' share a key. */
-        return a->row < b->row ? -1 : a->row > b->row;
+                        return a->key[i] < b->key[i];
+        return a->row < b->row;
+}
+
+/* Sorts a[0..n) by key, tmp having room for n: a bottom-up merge sort,
+ * the comparison inline (qsort's calls through a pointer cost more than
+ * the sort). The rows arrive nearly in order: runs already in order are
+ * copied rather than merged. Returns where the sorted rows are. */
+static struct keyed_row *sort_keyed(struct keyed_row *a, struct keyed_row *tmp,
+                                    size_t n)
+{
+        size_t width, lo;
+
+        for (width = 1; width < n; width *= 2) {
+                for (lo = 0; lo < n; lo += 2 * width) {
+                        size_t mid = lo + width < n ? lo + width : n;
+                        size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+                        size_t i = lo, j = mid, k = lo;
+
+                        if (mid == hi || !keyed_before(&a[mid], &a[mid - 1])) {
+                                memcpy(&tmp[lo], &a[lo],
+                                       (hi - lo) * sizeof(*a));
+                                continue;
+                        }
+                        while (i < mid && j < hi)
+                                tmp[k++] = keyed_before(&a[j], &a[i]) ? a[j++]
+                                                                      : a[i++];
+                        while (i < mid)
+                                tmp[k++] = a[i++];
+                        while (j < hi)
+                                tmp[k++] = a[j++];
+                }
+                {
+                        struct keyed_row *t = a;
+
+                        a = tmp;
+                        tmp = t;
+                }
+        }
+        return a;
 }
 
 /* Binds the key of k to parameters 1 to 4 of st. */
@@ -1079,17 +1118,23 @@ static int sqlite_write_window_counts(struct cs_sink *base,
         struct sqlite_sink *s = (struct sqlite_sink *)base;
         sqlite3_stmt *st = s->stmt[ST_ADD_WINDOW_COUNT];
         sqlite3_stmt *drop = s->stmt[ST_DROP_EMPTY_WINDOW];
+        struct keyed_row *keyed;
+        int64_t spec_id[16]; /* by spec index, found once per batch */
+        unsigned known = 0;  /* bit i: spec_id[i] is */
         size_t i;
         int r;
 
         if (n > s->keyed_cap) {
                 struct keyed_row *k = realloc(s->keyed, n * sizeof(*k));
 
+                if (k)
+                        s->keyed = k;
+                if (k && (k = realloc(s->merge, n * sizeof(*k))))
+                        s->merge = k;
                 if (!k) {
                         snprintf(errstr, errstr_size, "out of memory");
                         return -1;
                 }
-                s->keyed = k;
                 s->keyed_cap = n;
         }
         for (i = 0; i < n; i++) {
@@ -1099,10 +1144,17 @@ static int sqlite_write_window_counts(struct cs_sink *base,
 
                 k->row = i;
                 k->key[1] = w->start;
+                if (w->spec < 16 && (known >> w->spec & 1)) {
+                        k->key[0] = spec_id[w->spec];
+                } else if ((r = dict_id(s, DICT_SPEC, name, strlen(name),
+                                        &k->key[0], errstr, errstr_size)) < 0) {
+                        return r;
+                } else if (w->spec < 16) {
+                        spec_id[w->spec] = k->key[0];
+                        known |= 1u << w->spec;
+                }
                 /* The key column is NOT NULL: no disposition is ''. */
-                if ((r = dict_id(s, DICT_SPEC, name, strlen(name), &k->key[0],
-                                 errstr, errstr_size)) < 0 ||
-                    (r = dict_id(s, DICT_CRIME_TYPE, w->crime_type.ptr,
+                if ((r = dict_id(s, DICT_CRIME_TYPE, w->crime_type.ptr,
                                  w->crime_type.len, &k->key[2], errstr,
                                  errstr_size)) < 0 ||
                     (r = dict_id(s, DICT_DISPOSITION,
@@ -1111,7 +1163,7 @@ static int sqlite_write_window_counts(struct cs_sink *base,
                                  errstr_size)) < 0)
                         return r;
         }
-        qsort(s->keyed, n, sizeof(*s->keyed), cmp_keyed);
+        keyed = sort_keyed(s->keyed, s->merge, n);
         /* WINDOW_ROWS rows a step, then the rest one by one. A step takes
          * its rows in turn, so a key met twice would add up as in two. */
         for (i = 0; i < n;) {
@@ -1119,7 +1171,7 @@ static int sqlite_write_window_counts(struct cs_sink *base,
                 sqlite3_stmt *put = rows > 1 ? s->add_windows : st;
 
                 for (j = 0; j < rows; j++)
-                        bind_row(put, (int)j * 7, &s->keyed[i + j], rows_in,
+                        bind_row(put, (int)j * 7, &keyed[i + j], rows_in,
                                  specs);
                 if (run(put) < 0)
                         return fail(s, "updating window_totals", errstr,
@@ -1129,9 +1181,9 @@ static int sqlite_write_window_counts(struct cs_sink *base,
         /* A count that moved to zero goes (the views list windows with
          * calls): only a replaced copy takes calls away. */
         for (i = 0; i < n; i++) {
-                if (rows_in[s->keyed[i].row].calls >= 0)
+                if (rows_in[keyed[i].row].calls >= 0)
                         continue;
-                bind_key(drop, &s->keyed[i]);
+                bind_key(drop, &keyed[i]);
                 if (run(drop) < 0)
                         return fail(s, "deleting an empty window count", errstr,
                                     errstr_size);
@@ -1566,6 +1618,7 @@ static void sqlite_close(struct cs_sink *base)
         stop_checkpointer(s);
         finalize_all(s);
         free(s->keyed);
+        free(s->merge);
         cs_arena_destroy(s->old);
         sqlite3_close(s->db);
         /* After SQLite's: its locks outlive no descriptor of ours. */
