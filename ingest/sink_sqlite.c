@@ -1039,9 +1039,11 @@ static int keyed_before(const struct keyed_row *a, const struct keyed_row *b)
 {
         int i;
 
+        static const int order[4] = {1, 0, 2, 3}; /* window_totals' key */
+
         for (i = 0; i < 4; i++)
-                if (a->key[i] != b->key[i])
-                        return a->key[i] < b->key[i];
+                if (a->key[order[i]] != b->key[order[i]])
+                        return a->key[order[i]] < b->key[order[i]];
         return a->row < b->row;
 }
 

@@ -593,11 +593,17 @@ static void test_migration_carries_calls(void **state)
 {
         struct st *st = *state;
         char *db = path_in(st, "old.db"), *file = path_in(st, "more.ndjson");
-        struct th_lines want = {0}, got = {0};
+        struct th_lines want = {0}, got = {0}, wwant = {0};
         struct th_buf sql = {0};
         size_t i;
 
         free(run_ok(st, "migrate", "--db", db, NULL));
+        /* Window counts, which 012 moves to a table keyed by start. */
+        exec_sql(db, "INSERT INTO window_counts VALUES ('1h', '2019-01-01 "
+                     "08:00:00', '2019-01-01 09:00:00', 'Theft', 'HAN', 3, "
+                     "1), ('1h/15m', '1969-12-31 23:15:00', '1970-01-01 "
+                     "00:15:00', 'Noise', '', 2, 0)");
+        query_lines(db, "SELECT * FROM window_counts", &wwant);
         th_buf_addf(&sql,
                     "DROP VIEW calls; DROP TABLE call_rows; "
                     "DELETE FROM schema_migrations WHERE version = 12; "
@@ -628,6 +634,16 @@ static void test_migration_carries_calls(void **state)
         query_lines(db, "SELECT * FROM calls", &got);
         expect_same("calls carried over by 012", &want, &got);
         th_lines_free(&got);
+        query_lines(db, "SELECT * FROM window_counts", &got);
+        expect_same("window counts carried over by 012", &wwant, &got);
+        th_lines_free(&got);
+        th_lines_free(&wwant);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM "
+                                       "pragma_index_xinfo('sqlite_"
+                                       "autoindex_window_totals_1') WHERE "
+                                       "seqno = 0 AND name = "
+                                       "'window_start'"),
+                         1);
         /* Numbers became keys, the rest stayed text. */
         assert_int_equal(query_int(db, "SELECT count(*) FROM call_rows "
                                        "WHERE crime_id IS NULL"),
@@ -653,7 +669,7 @@ static void test_migration_carries_calls(void **state)
                                        "kafka_topic = 'more'"),
                          1);
         assert_int_equal(query_int(db, "SELECT sum(calls) FROM window_counts"),
-                         1);
+                         3 + 2 + 1);
         query_lines(db, "SELECT crime_id FROM calls WHERE crime_id = 'B-2'",
                     &got);
         assert_int_equal(got.n, 1);

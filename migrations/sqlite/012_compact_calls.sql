@@ -6,7 +6,8 @@
 -- rowid itself; any other crime_id is kept as text under a unique index,
 -- with a negative rowid. Event times are seconds since 1970 and
 -- microseconds, the ingest time seconds, the late policy 0 or 1. The view
--- calls (views.sql) shows them with the old columns and text.
+-- calls (views.sql) shows them with the old columns and text. And
+-- window_totals is keyed by window start first (below).
 CREATE TABLE call_rows (
         id                       INTEGER PRIMARY KEY,
         crime_id                 TEXT,  -- NULL when id is the crime_id
@@ -70,3 +71,33 @@ DROP TABLE calls;
 CREATE UNIQUE INDEX call_rows_crime_id ON call_rows (crime_id)
 WHERE crime_id IS NOT NULL;
 CREATE INDEX call_rows_call_sec ON call_rows (call_sec);
+
+-- Window counts keyed by their start first: a batch's new windows go at
+-- the end of the B-tree, where an insert needs no search from its root.
+CREATE TABLE window_totals_by_start (
+        window_start   INTEGER NOT NULL,
+        spec_id        INTEGER NOT NULL,
+        crime_type_id  INTEGER NOT NULL,
+        disposition_id INTEGER NOT NULL,
+        window_end     INTEGER NOT NULL,
+        calls          INTEGER NOT NULL,
+        late_calls     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (window_start, spec_id, crime_type_id, disposition_id)
+) WITHOUT ROWID;
+INSERT INTO window_totals_by_start
+SELECT window_start, spec_id, crime_type_id, disposition_id, window_end,
+       calls, late_calls
+FROM window_totals;
+DROP TABLE window_totals;
+CREATE TABLE window_totals (
+        window_start   INTEGER NOT NULL,  -- seconds since 1970, UTC
+        spec_id        INTEGER NOT NULL,
+        crime_type_id  INTEGER NOT NULL,
+        disposition_id INTEGER NOT NULL,
+        window_end     INTEGER NOT NULL,
+        calls          INTEGER NOT NULL,
+        late_calls     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (window_start, spec_id, crime_type_id, disposition_id)
+) WITHOUT ROWID;
+INSERT INTO window_totals SELECT * FROM window_totals_by_start;
+DROP TABLE window_totals_by_start;

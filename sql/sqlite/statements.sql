@@ -165,11 +165,17 @@ DELETE FROM call_rows WHERE id IN (
 
 -- name: retain_windows
 -- The horizon in whole seconds, as the text window_end compared with it.
+-- A window starts before it ends: the key's first column limits the scan
+-- to the old windows (012_compact_calls.sql).
 DELETE FROM window_totals
-WHERE (spec_id, window_start, crime_type_id, disposition_id) IN (
-        SELECT spec_id, window_start, crime_type_id, disposition_id
+WHERE (window_start, spec_id, crime_type_id, disposition_id) IN (
+        SELECT window_start, spec_id, crime_type_id, disposition_id
         FROM window_totals
-        WHERE window_end <= (SELECT CAST(strftime('%s', datetime(
+        WHERE window_start < (SELECT CAST(strftime('%s', datetime(
+                                        MIN(watermark), '-' || ?1 ||
+                                        ' seconds')) AS INTEGER)
+                              FROM kafka_offsets)
+          AND window_end <= (SELECT CAST(strftime('%s', datetime(
                                         MIN(watermark), '-' || ?1 ||
                                         ' seconds')) AS INTEGER)
                              FROM kafka_offsets)
