@@ -15,9 +15,10 @@
  *                               table: migrate carries every row over, the
  *                               view shows them as they were, dedup holds
  *                               against them, a DELETE on the view works
- *   test_settings_and_memory    -v shows cache_size and mmap_size as the
- *                               README states; a replay's peak RSS stays
- *                               under 64 MB */
+ *   test_settings_and_memory    -v shows cache_size, mmap_size and
+ *                               page_size as the README states, and the
+ *                               database has that page size; a replay's
+ *                               peak RSS stays under 64 MB */
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -706,9 +707,11 @@ static void test_settings_and_memory(void **state)
         err = run_ok(st, "ingest", "--file", file, "--db", db, "--window", "1h",
                      "--window", "1h/15m", "-v", "--batch-max-records", "20000",
                      NULL);
-        if (!strstr(err, "cache_size=-16384") || !strstr(err, "mmap_size=0 "))
+        if (!strstr(err, "cache_size=-16384") || !strstr(err, "mmap_size=0 ") ||
+            !strstr(err, "page_size=8192 "))
                 fail_msg("settings not as the README says:\n%s", err);
         free(err);
+        assert_int_equal(query_int(db, "PRAGMA page_size"), 8192);
 
         /* Peak RSS of a fresh replay of the same file: a child of ours,
          * waited for alone. */
