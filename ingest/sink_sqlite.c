@@ -36,17 +36,27 @@
 #define BUSY_NAP_MS     10
 
 /* The settings of the writer's connection (README, "SQLite settings").
- * The page cache holds what every batch touches: the crime_id index that
- * dedups (about 20 bytes a call: 64 MB is some 3 million calls), the ends
- * of calls and its call_ts index, and the window counts of recent windows;
- * older pages are read through the memory map, from the OS's page cache
- * without a copy. */
-#define CACHE_KIB  "65536"
-#define MMAP_BYTES "268435456"
-/* The WAL is checkpointed once a commit leaves it this many pages long
- * (SQLite's default, 4 MB), and truncated to this size after it grew. */
-#define CKPT_FRAMES 1000
-#define WAL_LIMIT   "67108864"
+ * The page cache holds what a batch touches, near the ends of call_rows,
+ * its call_sec index and window_totals (a 10000-call batch dirties about
+ * 4 MB); more costs memory and saves no CPU. No memory map: the pages it
+ * touched would count in the process's memory. Pages of 8 KB for a new
+ * database: half the WAL writes and checkpoint reads of 4 KB ones. */
+#define CACHE_KIB  "16384"
+#define MMAP_BYTES "0"
+#define PAGE_BYTES "8192"
+/* The WAL is checkpointed once a commit leaves it this long (SQLite's
+ * default of 1000 pages of 4 KB), and truncated to WAL_LIMIT after it
+ * grew. */
+#define CKPT_BYTES (4 << 20)
+/* Window count rows one step of add_window_count writes: its VALUES row
+ * repeated (7 parameters each), so that the statement's start, cursors
+ * and end are paid once for so many rows rather than for each. */
+#define WINDOW_ROWS 64
+/* The same for new calls with numeric crime_ids (insert_numeric_calls, 23
+ * parameters a row). */
+#define CALL_ROWS 32
+#define CALL_COLS 23
+#define WAL_LIMIT "67108864"
 
 enum stmt {
         ST_BEGIN,
@@ -59,6 +69,8 @@ enum stmt {
         ST_LOAD_OFFSET,
         ST_INSERT_LATE_RECORD,
         ST_STORED_CALL,
+        ST_STORED_TEXT_CALL,
+        ST_MAX_CALL_ID,
         ST_REPLACE_CALL,
         ST_FORGET_LATE,
         ST_DROP_EMPTY_WINDOW,
@@ -86,6 +98,8 @@ static const char *const stmt_names[ST_COUNT] = {
         [ST_LOAD_OFFSET] = "load_offset",
         [ST_INSERT_LATE_RECORD] = "insert_late_record",
         [ST_STORED_CALL] = "stored_call",
+        [ST_STORED_TEXT_CALL] = "stored_text_call",
+        [ST_MAX_CALL_ID] = "max_call_id",
         [ST_REPLACE_CALL] = "replace_call",
         [ST_FORGET_LATE] = "forget_late_records",
         [ST_DROP_EMPTY_WINDOW] = "drop_empty_window",
@@ -131,12 +145,16 @@ struct sqlite_sink {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *stmt[ST_COUNT];
+        sqlite3_stmt *add_windows; /* add_window_count for WINDOW_ROWS */
+        sqlite3_stmt *add_calls;   /* insert_numeric_calls for CALL_ROWS */
         int in_txn;
         struct cs_arena *old;  /* strings of replaced calls */
         char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
+        int64_t now_sec;       /* the same in seconds since 1970 */
         int lock_fd;           /* PATH-lock once claimed, else -1 */
         struct id_map ids[DICT_COUNT];
-        struct keyed_row *keyed; /* write_window_counts' sort buffer */
+        struct keyed_row *keyed; /* write_window_counts' rows, by key */
+        struct keyed_row *merge; /* and the merge sort's other half */
         size_t keyed_cap;
 
         /* The busy handler's state: how long a wait may last, when the
@@ -153,6 +171,7 @@ struct sqlite_sink {
                 pthread_mutex_t mu;
                 pthread_cond_t wake;
                 int started, pending, quit;
+                int frames; /* CKPT_BYTES in pages */
         } ckpt;
 };
 
@@ -315,6 +334,52 @@ static int prepare_named(struct sqlite_sink *s, const char *name,
         return 0;
 }
 
+/* The statement called name with its VALUES row repeated rows times. */
+static int prepare_repeated(struct sqlite_sink *s, const char *name,
+                            size_t rows, sqlite3_stmt **out, char *errstr,
+                            size_t errstr_size)
+{
+        static const char values[] = "VALUES (";
+        size_t len, head, row, i;
+        const char *sql = cs_sql_statement(DIALECT, name, &len);
+        const char *at =
+                sql ? memmem(sql, len, values, sizeof(values) - 1) : NULL;
+        const char *end = at ? memchr(at, ')', len - (size_t)(at - sql)) : NULL;
+        char *text, *p, what[96];
+        int rc;
+
+        if (!end) {
+                snprintf(errstr, errstr_size, "statement %s has no VALUES row",
+                         name);
+                return -1;
+        }
+        head = (size_t)(at - sql) + sizeof(values) - 2; /* up to the ( */
+        row = (size_t)(end + 1 - (sql + head));
+        if (!(text = malloc(len + rows * (row + 2)))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -1;
+        }
+        memcpy(text, sql, head);
+        p = text + head;
+        for (i = 0; i < rows; i++) {
+                if (i) {
+                        memcpy(p, ", ", 2);
+                        p += 2;
+                }
+                memcpy(p, sql + head, row);
+                p += row;
+        }
+        memcpy(p, end + 1, len - (head + row));
+        p += len - (head + row);
+        rc = sqlite3_prepare_v3(s->db, text, (int)(p - text),
+                                SQLITE_PREPARE_PERSISTENT, out, NULL);
+        free(text);
+        if (rc == SQLITE_OK)
+                return 0;
+        snprintf(what, sizeof(what), "preparing %s", name);
+        return fail(s, what, errstr, errstr_size);
+}
+
 static int prepare_all(struct sqlite_sink *s, char *errstr, size_t errstr_size)
 {
         int i, r;
@@ -324,6 +389,14 @@ static int prepare_all(struct sqlite_sink *s, char *errstr, size_t errstr_size)
                     (r = prepare_named(s, stmt_names[i], &s->stmt[i], errstr,
                                        errstr_size)) < 0)
                         return r;
+        if (!s->add_windows &&
+            (r = prepare_repeated(s, "add_window_count", WINDOW_ROWS,
+                                  &s->add_windows, errstr, errstr_size)) < 0)
+                return r;
+        if (!s->add_calls &&
+            (r = prepare_repeated(s, "insert_numeric_calls", CALL_ROWS,
+                                  &s->add_calls, errstr, errstr_size)) < 0)
+                return r;
         return 0;
 }
 
@@ -336,6 +409,10 @@ static void finalize_all(struct sqlite_sink *s)
                 sqlite3_finalize(s->stmt[i]);
                 s->stmt[i] = NULL;
         }
+        sqlite3_finalize(s->add_windows);
+        s->add_windows = NULL;
+        sqlite3_finalize(s->add_calls);
+        s->add_calls = NULL;
 }
 
 static int exec(struct sqlite_sink *s, const char *sql, const char *what,
@@ -389,6 +466,8 @@ static void *checkpointer(void *opaque)
         return NULL;
 }
 
+static long long pragma_int(struct sqlite_sink *s, const char *sql);
+
 /* SQLite's WAL hook, in the writer after each commit: wakes the
  * checkpointer once the WAL is long. Replaces SQLite's own automatic
  * checkpoint, which runs in the committing connection and so holds the
@@ -399,7 +478,7 @@ static int on_wal(void *opaque, sqlite3 *db, const char *name, int frames)
 
         (void)db;
         (void)name;
-        if (frames >= CKPT_FRAMES) {
+        if (frames >= s->ckpt.frames) {
                 pthread_mutex_lock(&s->ckpt.mu);
                 s->ckpt.pending = 1;
                 pthread_cond_signal(&s->ckpt.wake);
@@ -414,8 +493,10 @@ static int on_wal(void *opaque, sqlite3 *db, const char *name, int frames)
 static void start_checkpointer(struct sqlite_sink *s)
 {
         const char *why = NULL;
+        long long page = pragma_int(s, "PRAGMA page_size");
         sigset_t all, old;
 
+        s->ckpt.frames = page > 0 ? (int)(CKPT_BYTES / page) : 1000;
         if (sqlite3_open_v2(s->path, &s->ckpt.db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                             NULL) != SQLITE_OK) {
@@ -504,11 +585,12 @@ static int sqlite_set_durability(struct cs_sink *base, int durability,
         cs_log(CS_LOG_DEBUG,
                "%s: SQLite settings: synchronous=%lld (1 NORMAL, 2 FULL) "
                "cache_size=%lld mmap_size=%lld journal_size_limit=%lld "
-               "checkpoint %s",
+               "page_size=%lld checkpoint %s",
                s->path, pragma_int(s, "PRAGMA synchronous"),
                pragma_int(s, "PRAGMA cache_size"),
                pragma_int(s, "PRAGMA mmap_size"),
                pragma_int(s, "PRAGMA journal_size_limit"),
+               pragma_int(s, "PRAGMA page_size"),
                s->ckpt.started ? "thread" : "automatic");
         return 0;
 }
@@ -597,42 +679,76 @@ static int sqlite_begin(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
 
-        cs_format_timestamp((int64_t)time(NULL), 0, s->now);
+        s->now_sec = (int64_t)time(NULL);
+        cs_format_timestamp(s->now_sec, 0, s->now);
         if (run(s->stmt[ST_BEGIN]) < 0)
                 return fail(s, "BEGIN", errstr, errstr_size);
         s->in_txn = 1;
         return 0;
 }
 
-/* Binds call c of b to ?1..?21 of insert_call or replace_call (they number
- * their parameters alike). ts and mark are the caller's buffers. */
-static void bind_call(struct sqlite_sink *s, sqlite3_stmt *st,
-                      const struct cs_batch *b, const struct cs_batch_call *c,
-                      char *ts, char *mark)
+/* The crime_id as the integer key of call_rows (012_compact_calls.sql):
+ * 1 to 18 digits without a leading zero; else -1, and it is kept as text. */
+static int64_t numeric_id(struct cs_str id)
 {
-        size_t n;
+        int64_t v = 0;
+        size_t i;
+
+        if (id.len < 1 || id.len > 18 || id.ptr[0] < '1' || id.ptr[0] > '9')
+                return -1;
+        for (i = 0; i < id.len; i++) {
+                if (id.ptr[i] < '0' || id.ptr[i] > '9')
+                        return -1;
+                v = v * 10 + (id.ptr[i] - '0');
+        }
+        return v;
+}
+
+/* Binds call c of b, but for its crime_id, to parameters at + 2 to at + 23
+ * of insert_call, replace_call or insert_numeric_calls (they number them
+ * alike). Every text is the batch's, which outlives the statement's step. */
+static void bind_fields(struct sqlite_sink *s, sqlite3_stmt *st, int at,
+                        const struct cs_batch *b, const struct cs_batch_call *c)
+{
         int f;
 
-        for (f = 0; f < CS_F_COUNT; f++) {
+        for (f = 1; f < CS_F_COUNT; f++) {
                 if (c->field[f].ptr)
-                        sqlite3_bind_text(st, f + 1, c->field[f].ptr,
+                        sqlite3_bind_text(st, at + f + 1, c->field[f].ptr,
                                           (int)c->field[f].len, SQLITE_STATIC);
                 else
-                        sqlite3_bind_null(st, f + 1);
+                        sqlite3_bind_null(st, at + f + 1);
         }
-        n = cs_format_timestamp(c->ts, c->ts_usec, ts);
-        sqlite3_bind_text(st, 15, ts, (int)n, SQLITE_STATIC);
-        sqlite3_bind_text(st, 16, b->topic, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 17, c->partition);
-        sqlite3_bind_int64(st, 18, c->offset);
-        sqlite3_bind_text(st, 19, s->now, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, at + 15, c->ts);
+        sqlite3_bind_int(st, at + 16, c->ts_usec);
+        sqlite3_bind_text(st, at + 17, b->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, at + 18, c->partition);
+        sqlite3_bind_int64(st, at + 19, c->offset);
+        sqlite3_bind_int64(st, at + 20, s->now_sec);
         if (c->has_mark) {
-                n = cs_format_timestamp(c->mark.sec, c->mark.usec, mark);
-                sqlite3_bind_text(st, 20, mark, (int)n, SQLITE_STATIC);
+                sqlite3_bind_int64(st, at + 21, c->mark.sec);
+                sqlite3_bind_int(st, at + 22, c->mark.usec);
         } else {
-                sqlite3_bind_null(st, 20);
+                sqlite3_bind_null(st, at + 21);
+                sqlite3_bind_null(st, at + 22);
         }
-        sqlite3_bind_text(st, 21, b->late_policy, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, at + 23, !strcmp(b->late_policy, "drop"));
+}
+
+/* Binds call c of b to ?1..?23 of insert_call or replace_call, and its
+ * numeric crime_id (or NULL) to ?24. */
+static void bind_call(struct sqlite_sink *s, sqlite3_stmt *st,
+                      const struct cs_batch *b, const struct cs_batch_call *c)
+{
+        const struct cs_str *key = &c->field[CS_F_CRIME_ID];
+        int64_t id = numeric_id(*key);
+
+        sqlite3_bind_text(st, 1, key->ptr, (int)key->len, SQLITE_STATIC);
+        bind_fields(s, st, 0, b, c);
+        if (id >= 0)
+                sqlite3_bind_int64(st, 24, id);
+        else
+                sqlite3_bind_null(st, 24);
 }
 
 /* Column col of st as a string copied into the sink's arena. */
@@ -645,6 +761,17 @@ static int column_str(struct sqlite_sink *s, sqlite3_stmt *st, int col,
         return cs_arena_copy(s->old, v, out);
 }
 
+/* Columns col (seconds) and col + 1 (microseconds) of st as a time; -1
+ * when NULL. */
+static int column_time(sqlite3_stmt *st, int col, struct cs_time *t)
+{
+        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                return -1;
+        t->sec = sqlite3_column_int64(st, col);
+        t->usec = sqlite3_column_int(st, col + 1);
+        return 0;
+}
+
 /* With --on-duplicate update: replaces the stored copy of c when its fields
  * differ, saying in *old what it was. Returns 1 if replaced, 0 if not, or
  * an error. */
@@ -653,15 +780,20 @@ static int replace_changed(struct sqlite_sink *s, const struct cs_batch *b,
                            struct cs_old_call *old, char *errstr,
                            size_t errstr_size)
 {
-        sqlite3_stmt *get = s->stmt[ST_STORED_CALL];
+        const struct cs_str *key = &c->field[CS_F_CRIME_ID];
+        int64_t id = numeric_id(*key);
+        sqlite3_stmt *get =
+                s->stmt[id >= 0 ? ST_STORED_CALL : ST_STORED_TEXT_CALL];
+        sqlite3_stmt *put = s->stmt[ST_REPLACE_CALL];
         struct cs_str stored[CS_F_COUNT];
-        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
-        const char *text;
-        int32_t usec;
+        struct cs_time ts = {0, 0};
         int f, r = 0;
 
-        sqlite3_bind_text(get, 1, c->field[0].ptr, (int)c->field[0].len,
-                          SQLITE_STATIC);
+        if (id >= 0)
+                sqlite3_bind_int64(get, 1, id);
+        else
+                sqlite3_bind_text(get, 1, key->ptr, (int)key->len,
+                                  SQLITE_STATIC);
         if (sqlite3_step(get) != SQLITE_ROW) {
                 r = fail(s, "reading calls", errstr, errstr_size);
                 goto done;
@@ -681,23 +813,17 @@ static int replace_changed(struct sqlite_sink *s, const struct cs_batch *b,
                 r = -1;
                 goto done;
         }
-        text = (const char *)sqlite3_column_text(get, 14);
-        if (!text ||
-            cs_parse_timestamp(text, strlen(text), &old->ts, &usec) < 0) {
-                snprintf(errstr, errstr_size, "%s: unreadable call_ts of %.*s",
-                         s->path, (int)c->field[0].len, c->field[0].ptr);
-                r = -1;
-                goto done;
-        }
-        old->has_mark = read_time(get, 15, &old->mark) == 0;
-        text = (const char *)sqlite3_column_text(get, 16);
-        old->late_drop = text && !strcmp(text, "drop");
+        column_time(get, 14, &ts);
+        old->ts = ts.sec;
+        old->has_mark = column_time(get, 16, &old->mark) == 0;
+        old->late_drop = sqlite3_column_int(get, 18);
+        bind_call(s, put, b, c);
+        sqlite3_bind_int64(put, 25, sqlite3_column_int64(get, 19));
         sqlite3_reset(get);
-        bind_call(s, s->stmt[ST_REPLACE_CALL], b, c, ts, mark);
-        if (run(s->stmt[ST_REPLACE_CALL]) < 0)
+        if (run(put) < 0)
                 return fail(s, "replacing a call", errstr, errstr_size);
-        sqlite3_bind_text(s->stmt[ST_FORGET_LATE], 1, c->field[0].ptr,
-                          (int)c->field[0].len, SQLITE_STATIC);
+        sqlite3_bind_text(s->stmt[ST_FORGET_LATE], 1, key->ptr, (int)key->len,
+                          SQLITE_STATIC);
         if (run(s->stmt[ST_FORGET_LATE]) < 0)
                 return fail(s, "deleting late_records", errstr, errstr_size);
         return 1;
@@ -706,35 +832,111 @@ done:
         return r;
 }
 
+/* Inserts call i of b alone (insert_call), setting outcome[i]. */
+static int insert_one(struct sqlite_sink *s, const struct cs_batch *b, size_t i,
+                      unsigned char *outcome, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *st = s->stmt[ST_INSERT_CALL];
+
+        bind_call(s, st, b, &b->calls[i]);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+                sqlite3_reset(st);
+                return fail(s, "inserting into calls", errstr, errstr_size);
+        }
+        outcome[i] = sqlite3_changes(s->db) > 0 ? CS_CALL_NEW : CS_CALL_KEPT;
+        sqlite3_reset(st);
+        return 0;
+}
+
+/* Inserts CALL_ROWS new calls of b, idx[j] with numeric crime_id key[j],
+ * in one step of insert_numeric_calls. */
+static int insert_new(struct sqlite_sink *s, const struct cs_batch *b,
+                      const size_t *idx, const int64_t *key,
+                      unsigned char *outcome, char *errstr, size_t errstr_size)
+{
+        sqlite3_stmt *st = s->add_calls;
+        size_t j;
+
+        for (j = 0; j < CALL_ROWS; j++) {
+                sqlite3_bind_int64(st, (int)j * CALL_COLS + 1, key[j]);
+                bind_fields(s, st, (int)j * CALL_COLS, b, &b->calls[idx[j]]);
+                outcome[idx[j]] = CS_CALL_NEW;
+        }
+        if (run(st) < 0)
+                return fail(s, "inserting into calls", errstr, errstr_size);
+        /* Never so, as long as the transaction holds the write lock: a
+         * count short would be calls counted that were not new. */
+        if (sqlite3_changes(s->db) != CALL_ROWS) {
+                snprintf(errstr, errstr_size,
+                         "%s: calls above the largest crime_id were stored "
+                         "already",
+                         s->path);
+                return -1;
+        }
+        return 0;
+}
+
+/* The largest numeric crime_id stored, or -1. */
+static int max_call_id(struct sqlite_sink *s, int64_t *max, char *errstr,
+                       size_t errstr_size)
+{
+        sqlite3_stmt *st = s->stmt[ST_MAX_CALL_ID];
+        int rc = sqlite3_step(st);
+
+        *max = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL
+                       ? sqlite3_column_int64(st, 0)
+                       : -1;
+        sqlite3_reset(st);
+        return rc == SQLITE_ROW ? 0
+                                : fail(s, "reading calls", errstr, errstr_size);
+}
+
+/* A numeric crime_id above the largest stored is new (a batch holds each
+ * crime_id once): such calls go CALL_ROWS to a step, without a lookup of
+ * their own. Streams mostly bring growing ids; the others, and the rest,
+ * go one by one. Stored copies are compared (b->update) once all are in. */
 static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
                               unsigned char *outcome, struct cs_old_call *old,
                               char *errstr, size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
-        sqlite3_stmt *st = s->stmt[ST_INSERT_CALL];
-        char ts[CS_TS_BUFSZ], mark[CS_TS_BUFSZ];
-        size_t i;
+        size_t idx[CALL_ROWS], i, j, n = 0;
+        int64_t key[CALL_ROWS], max;
         int r;
 
         cs_arena_reset(s->old);
+        if ((r = max_call_id(s, &max, errstr, errstr_size)) < 0)
+                return r;
         for (i = 0; i < b->ncalls; i++) {
-                bind_call(s, st, b, &b->calls[i], ts, mark);
-                if (sqlite3_step(st) != SQLITE_DONE) {
-                        sqlite3_reset(st);
-                        return fail(s, "inserting into calls", errstr,
+                int64_t id = numeric_id(b->calls[i].field[CS_F_CRIME_ID]);
+
+                if (id <= max) { /* text ids are -1 */
+                        r = insert_one(s, b, i, outcome, errstr, errstr_size);
+                } else {
+                        idx[n] = i;
+                        key[n++] = id;
+                        if (n < CALL_ROWS)
+                                continue;
+                        n = 0;
+                        r = insert_new(s, b, idx, key, outcome, errstr,
+                                       errstr_size);
+                }
+                if (r < 0)
+                        return r;
+        }
+        for (j = 0; j < n; j++)
+                if ((r = insert_one(s, b, idx[j], outcome, errstr,
+                                    errstr_size)) < 0)
+                        return r;
+        for (i = 0; i < b->ncalls && b->update; i++) {
+                if (outcome[i] != CS_CALL_KEPT)
+                        continue;
+                r = replace_changed(s, b, &b->calls[i], &old[i], errstr,
                                     errstr_size);
-                }
-                outcome[i] =
-                        sqlite3_changes(s->db) > 0 ? CS_CALL_NEW : CS_CALL_KEPT;
-                sqlite3_reset(st);
-                if (outcome[i] == CS_CALL_KEPT && b->update) {
-                        r = replace_changed(s, b, &b->calls[i], &old[i], errstr,
-                                            errstr_size);
-                        if (r < 0)
-                                return r;
-                        if (r)
-                                outcome[i] = CS_CALL_REPLACED;
-                }
+                if (r < 0)
+                        return r;
+                if (r)
+                        outcome[i] = CS_CALL_REPLACED;
         }
         return 0;
 }
@@ -768,16 +970,56 @@ static int dict_id(struct sqlite_sink *s, enum dict d, const char *text,
         return 0;
 }
 
-static int cmp_keyed(const void *pa, const void *pb)
+/* Whether row a goes before b: by key, then (a call without disposition
+ * and one with '' share a key) by row. */
+static int keyed_before(const struct keyed_row *a, const struct keyed_row *b)
 {
-        const struct keyed_row *a = pa, *b = pb;
         int i;
 
+        static const int order[4] = {1, 0, 2, 3}; /* window_totals' key */
+
         for (i = 0; i < 4; i++)
-                if (a->key[i] != b->key[i])
-                        return a->key[i] < b->key[i] ? -1 : 1;
-        /* A call without disposition and one with '' share a key. */
-        return a->row < b->row ? -1 : a->row > b->row;
+                if (a->key[order[i]] != b->key[order[i]])
+                        return a->key[order[i]] < b->key[order[i]];
+        return a->row < b->row;
+}
+
+/* Sorts a[0..n) by key, tmp having room for n: a bottom-up merge sort,
+ * the comparison inline (qsort's calls through a pointer cost more than
+ * the sort). The rows arrive nearly in order: runs already in order are
+ * copied rather than merged. Returns where the sorted rows are. */
+static struct keyed_row *sort_keyed(struct keyed_row *a, struct keyed_row *tmp,
+                                    size_t n)
+{
+        size_t width, lo;
+
+        for (width = 1; width < n; width *= 2) {
+                for (lo = 0; lo < n; lo += 2 * width) {
+                        size_t mid = lo + width < n ? lo + width : n;
+                        size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+                        size_t i = lo, j = mid, k = lo;
+
+                        if (mid == hi || !keyed_before(&a[mid], &a[mid - 1])) {
+                                memcpy(&tmp[lo], &a[lo],
+                                       (hi - lo) * sizeof(*a));
+                                continue;
+                        }
+                        while (i < mid && j < hi)
+                                tmp[k++] = keyed_before(&a[j], &a[i]) ? a[j++]
+                                                                      : a[i++];
+                        while (i < mid)
+                                tmp[k++] = a[i++];
+                        while (j < hi)
+                                tmp[k++] = a[j++];
+                }
+                {
+                        struct keyed_row *t = a;
+
+                        a = tmp;
+                        tmp = t;
+                }
+        }
+        return a;
 }
 
 /* Binds the key of k to parameters 1 to 4 of st. */
@@ -789,10 +1031,25 @@ static void bind_key(sqlite3_stmt *st, const struct keyed_row *k)
                 sqlite3_bind_int64(st, i + 1, k->key[i]);
 }
 
+/* Binds the row of k to parameters at + 1 to at + 7 of add_window_count. */
+static void bind_row(sqlite3_stmt *st, int at, const struct keyed_row *k,
+                     const struct cs_window_count *rows,
+                     const struct cs_window_spec *specs)
+{
+        const struct cs_window_count *w = &rows[k->row];
+        int i;
+
+        for (i = 0; i < 4; i++)
+                sqlite3_bind_int64(st, at + i + 1, k->key[i]);
+        sqlite3_bind_int64(st, at + 5, w->start + specs[w->spec].size);
+        sqlite3_bind_int64(st, at + 6, w->calls);
+        sqlite3_bind_int64(st, at + 7, w->late_calls);
+}
+
 /* The batch's rows (already summed by key) are written in key order, so
  * that the inserts walk window_totals' B-tree forwards. */
 static int sqlite_write_window_counts(struct cs_sink *base,
-                                      const struct cs_window_count *rows,
+                                      const struct cs_window_count *rows_in,
                                       size_t n,
                                       const struct cs_window_spec *specs,
                                       char *errstr, size_t errstr_size)
@@ -800,30 +1057,43 @@ static int sqlite_write_window_counts(struct cs_sink *base,
         struct sqlite_sink *s = (struct sqlite_sink *)base;
         sqlite3_stmt *st = s->stmt[ST_ADD_WINDOW_COUNT];
         sqlite3_stmt *drop = s->stmt[ST_DROP_EMPTY_WINDOW];
+        struct keyed_row *keyed;
+        int64_t spec_id[16]; /* by spec index, found once per batch */
+        unsigned known = 0;  /* bit i: spec_id[i] is */
         size_t i;
         int r;
 
         if (n > s->keyed_cap) {
                 struct keyed_row *k = realloc(s->keyed, n * sizeof(*k));
 
+                if (k)
+                        s->keyed = k;
+                if (k && (k = realloc(s->merge, n * sizeof(*k))))
+                        s->merge = k;
                 if (!k) {
                         snprintf(errstr, errstr_size, "out of memory");
                         return -1;
                 }
-                s->keyed = k;
                 s->keyed_cap = n;
         }
         for (i = 0; i < n; i++) {
-                const struct cs_window_count *w = &rows[i];
+                const struct cs_window_count *w = &rows_in[i];
                 const char *name = specs[w->spec].name;
                 struct keyed_row *k = &s->keyed[i];
 
                 k->row = i;
                 k->key[1] = w->start;
+                if (w->spec < 16 && (known >> w->spec & 1)) {
+                        k->key[0] = spec_id[w->spec];
+                } else if ((r = dict_id(s, DICT_SPEC, name, strlen(name),
+                                        &k->key[0], errstr, errstr_size)) < 0) {
+                        return r;
+                } else if (w->spec < 16) {
+                        spec_id[w->spec] = k->key[0];
+                        known |= 1u << w->spec;
+                }
                 /* The key column is NOT NULL: no disposition is ''. */
-                if ((r = dict_id(s, DICT_SPEC, name, strlen(name), &k->key[0],
-                                 errstr, errstr_size)) < 0 ||
-                    (r = dict_id(s, DICT_CRIME_TYPE, w->crime_type.ptr,
+                if ((r = dict_id(s, DICT_CRIME_TYPE, w->crime_type.ptr,
                                  w->crime_type.len, &k->key[2], errstr,
                                  errstr_size)) < 0 ||
                     (r = dict_id(s, DICT_DISPOSITION,
@@ -832,21 +1102,27 @@ static int sqlite_write_window_counts(struct cs_sink *base,
                                  errstr_size)) < 0)
                         return r;
         }
-        qsort(s->keyed, n, sizeof(*s->keyed), cmp_keyed);
-        for (i = 0; i < n; i++) {
-                const struct keyed_row *k = &s->keyed[i];
-                const struct cs_window_count *w = &rows[k->row];
+        keyed = sort_keyed(s->keyed, s->merge, n);
+        /* WINDOW_ROWS rows a step, then the rest one by one. A step takes
+         * its rows in turn, so a key met twice would add up as in two. */
+        for (i = 0; i < n;) {
+                size_t rows = n - i >= WINDOW_ROWS ? WINDOW_ROWS : 1, j;
+                sqlite3_stmt *put = rows > 1 ? s->add_windows : st;
 
-                bind_key(st, k);
-                sqlite3_bind_int64(st, 5, w->start + specs[w->spec].size);
-                sqlite3_bind_int64(st, 6, w->calls);
-                sqlite3_bind_int64(st, 7, w->late_calls);
-                if (run(st) < 0)
+                for (j = 0; j < rows; j++)
+                        bind_row(put, (int)j * 7, &keyed[i + j], rows_in,
+                                 specs);
+                if (run(put) < 0)
                         return fail(s, "updating window_totals", errstr,
                                     errstr_size);
-                if (w->calls >= 0)
+                i += rows;
+        }
+        /* A count that moved to zero goes (the views list windows with
+         * calls): only a replaced copy takes calls away. */
+        for (i = 0; i < n; i++) {
+                if (rows_in[keyed[i].row].calls >= 0)
                         continue;
-                bind_key(drop, k);
+                bind_key(drop, &keyed[i]);
                 if (run(drop) < 0)
                         return fail(s, "deleting an empty window count", errstr,
                                     errstr_size);
@@ -1000,19 +1276,15 @@ static int sqlite_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
                              size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
-        char from[CS_TS_BUFSZ], to[CS_TS_BUFSZ];
         sqlite3_stmt *st = NULL;
         int rc, r;
 
         if ((r = prepare_named(s, "scan_calls", &st, errstr, errstr_size)) < 0)
                 return r;
-        cs_format_bound(lo, from);
-        cs_format_bound(hi, to);
-        sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, lo);
+        sqlite3_bind_int64(st, 2, hi);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct cs_stored_call c;
-                const char *policy = (const char *)sqlite3_column_text(st, 5);
 
                 memset(&c, 0, sizeof(c));
                 c.crime_id.ptr = (const char *)sqlite3_column_text(st, 0);
@@ -1021,13 +1293,14 @@ static int sqlite_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
                 c.crime_type.len = (size_t)sqlite3_column_bytes(st, 1);
                 c.disposition.ptr = (const char *)sqlite3_column_text(st, 2);
                 c.disposition.len = (size_t)sqlite3_column_bytes(st, 2);
-                c.topic.ptr = (const char *)sqlite3_column_text(st, 6);
-                c.topic.len = (size_t)sqlite3_column_bytes(st, 6);
-                c.partition = sqlite3_column_int(st, 7);
-                c.offset = sqlite3_column_int64(st, 8);
-                c.late_drop = policy && !strcmp(policy, "drop");
-                c.has_mark = read_time(st, 4, &c.mark) == 0;
-                if (read_time(st, 3, &c.ts) < 0 || cb(opaque, &c)) {
+                column_time(st, 3, &c.ts);
+                c.has_mark = column_time(st, 5, &c.mark) == 0;
+                c.late_drop = sqlite3_column_int(st, 7);
+                c.topic.ptr = (const char *)sqlite3_column_text(st, 8);
+                c.topic.len = (size_t)sqlite3_column_bytes(st, 8);
+                c.partition = sqlite3_column_int(st, 9);
+                c.offset = sqlite3_column_int64(st, 10);
+                if (cb(opaque, &c)) {
                         snprintf(errstr, errstr_size,
                                  "%s: reading back call %.*s failed", s->path,
                                  (int)c.crime_id.len, c.crime_id.ptr);
@@ -1284,6 +1557,7 @@ static void sqlite_close(struct cs_sink *base)
         stop_checkpointer(s);
         finalize_all(s);
         free(s->keyed);
+        free(s->merge);
         cs_arena_destroy(s->old);
         sqlite3_close(s->db);
         /* After SQLite's: its locks outlive no descriptor of ours. */
@@ -1546,6 +1820,10 @@ int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
                 goto fail;
         }
         r = -1;
+        /* No statistics of SQLite's memory, which nobody reads: they take
+         * a global mutex at every allocation. Only before SQLite starts;
+         * later (a second sink in one process) it refuses, harmlessly. */
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
         if (sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                             NULL) != SQLITE_OK) {
@@ -1555,8 +1833,10 @@ int cs_sink_sqlite_open(const char *path, struct cs_sink **out, char *errstr,
         s->busy_limit_ms = BUSY_TIMEOUT_MS;
         sqlite3_busy_handler(s->db, on_busy, s);
         /* WAL: readers (BI tools, sqlite3) never block the ingest. The
-         * sizes: CACHE_KIB, MMAP_BYTES, WAL_LIMIT. */
+         * sizes: PAGE_BYTES (a new database only: before its first write),
+         * CACHE_KIB, MMAP_BYTES, WAL_LIMIT. */
         if ((r = exec(s,
+                      "PRAGMA page_size=" PAGE_BYTES "; "
                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                       "PRAGMA cache_size=-" CACHE_KIB "; "
                       "PRAGMA mmap_size=" MMAP_BYTES "; "

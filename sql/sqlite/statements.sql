@@ -12,34 +12,69 @@ ROLLBACK
 
 -- name: insert_call
 -- First valid copy wins: a stored crime_id is left alone, and the sink
--- learns from sqlite3_changes() whether this copy was new.
-INSERT INTO calls (crime_id, original_crime_type_name, report_date, call_date,
-                   offense_date, call_time, call_date_time, disposition,
-                   address, city, state, agency_id, address_type,
-                   common_location, call_ts, kafka_topic, kafka_partition,
-                   kafka_offset, ingested_at, watermark_at_count, late_policy)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-        ?17, ?18, ?19, ?20, ?21)
-ON CONFLICT (crime_id) DO NOTHING
+-- learns from sqlite3_changes() whether this copy was new. ?24 is the
+-- crime_id as a number when it is one (012_compact_calls.sql); any other
+-- gets the next negative id, and its text in crime_id. Times are seconds
+-- and microseconds.
+INSERT INTO call_rows (id, crime_id, original_crime_type_name, report_date,
+                       call_date, offense_date, call_time, call_date_time,
+                       disposition, address, city, state, agency_id,
+                       address_type, common_location, call_sec, call_usec,
+                       kafka_topic, kafka_partition, kafka_offset,
+                       ingested_at, mark_sec, mark_usec, late_drop)
+VALUES (COALESCE(?24, (SELECT MIN(COALESCE(MIN(id), 0), 0) - 1
+                       FROM call_rows)),
+        CASE WHEN ?24 IS NULL THEN ?1 END, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+        ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
+ON CONFLICT DO NOTHING
+
+-- name: max_call_id
+-- The largest numeric crime_id stored: a larger one is new.
+SELECT MAX(id) FROM call_rows
+
+-- name: insert_numeric_calls
+-- insert_call for calls known to be new (numeric crime_ids above
+-- max_call_id), the id bound directly: the sink repeats the VALUES row to
+-- write many calls in one step, so its parameters are plain ?, in column
+-- order.
+INSERT INTO call_rows (id, original_crime_type_name, report_date, call_date,
+                       offense_date, call_time, call_date_time, disposition,
+                       address, city, state, agency_id, address_type,
+                       common_location, call_sec, call_usec, kafka_topic,
+                       kafka_partition, kafka_offset, ingested_at, mark_sec,
+                       mark_usec, late_drop)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
 
 -- name: stored_call
 -- With --on-duplicate update: the stored copy, to compare and to move its
--- counts.
+-- counts; by the numeric crime_id.
+SELECT COALESCE(crime_id, CAST(id AS TEXT)), original_crime_type_name,
+       report_date, call_date, offense_date, call_time, call_date_time,
+       disposition, address, city, state, agency_id, address_type,
+       common_location, call_sec, call_usec, mark_sec, mark_usec, late_drop,
+       id
+FROM call_rows WHERE id = ?1
+
+-- name: stored_text_call
+-- The same by a crime_id that is not a number.
 SELECT crime_id, original_crime_type_name, report_date, call_date,
        offense_date, call_time, call_date_time, disposition, address, city,
-       state, agency_id, address_type, common_location, call_ts,
-       watermark_at_count, late_policy
-FROM calls WHERE crime_id = ?1
+       state, agency_id, address_type, common_location, call_sec, call_usec,
+       mark_sec, mark_usec, late_drop, id
+FROM call_rows WHERE crime_id = ?1
 
 -- name: replace_call
-UPDATE calls
+-- ?25: the stored row's id.
+UPDATE call_rows
 SET original_crime_type_name = ?2, report_date = ?3, call_date = ?4,
     offense_date = ?5, call_time = ?6, call_date_time = ?7, disposition = ?8,
     address = ?9, city = ?10, state = ?11, agency_id = ?12,
-    address_type = ?13, common_location = ?14, call_ts = ?15,
-    kafka_topic = ?16, kafka_partition = ?17, kafka_offset = ?18,
-    ingested_at = ?19, watermark_at_count = ?20, late_policy = ?21
-WHERE crime_id = ?1
+    address_type = ?13, common_location = ?14, call_sec = ?15,
+    call_usec = ?16, kafka_topic = ?17, kafka_partition = ?18,
+    kafka_offset = ?19, ingested_at = ?20, mark_sec = ?21, mark_usec = ?22,
+    late_drop = ?23
+WHERE id = ?25
 
 -- name: forget_late_records
 DELETE FROM late_records WHERE crime_id = ?1
@@ -52,9 +87,11 @@ WHERE spec_id = ?1 AND window_start = ?2 AND crime_type_id = ?3
 
 -- name: add_window_count
 -- Keys are dictionary ids and seconds since 1970 (010_window_keys.sql).
+-- The sink also prepares it with the VALUES row repeated, to write many
+-- rows in one step: so its parameters are plain ?, in column order.
 INSERT INTO window_totals (spec_id, window_start, crime_type_id,
                            disposition_id, window_end, calls, late_calls)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (spec_id, window_start, crime_type_id, disposition_id)
 DO UPDATE SET calls = calls + excluded.calls,
               late_calls = late_calls + excluded.late_calls
@@ -116,20 +153,29 @@ ON CONFLICT (crime_id, window_spec) DO NOTHING
 
 -- name: retain_calls
 -- --retention: at most ?2 rows a time, so the ingest is never held up long.
--- The horizon is the smallest watermark less ?1 seconds.
-DELETE FROM calls WHERE rowid IN (
-        SELECT rowid FROM calls
-        WHERE call_ts < (SELECT datetime(MIN(watermark), '-' || ?1 ||
-                                         ' seconds') FROM kafka_offsets)
+-- The horizon is the smallest watermark less ?1 seconds, in whole seconds
+-- (as call_ts < the text horizon was).
+DELETE FROM call_rows WHERE id IN (
+        SELECT id FROM call_rows
+        WHERE call_sec < (SELECT CAST(strftime('%s', datetime(
+                                        MIN(watermark), '-' || ?1 ||
+                                        ' seconds')) AS INTEGER)
+                          FROM kafka_offsets)
         LIMIT ?2)
 
 -- name: retain_windows
 -- The horizon in whole seconds, as the text window_end compared with it.
+-- A window starts before it ends: the key's first column limits the scan
+-- to the old windows (012_compact_calls.sql).
 DELETE FROM window_totals
-WHERE (spec_id, window_start, crime_type_id, disposition_id) IN (
-        SELECT spec_id, window_start, crime_type_id, disposition_id
+WHERE (window_start, spec_id, crime_type_id, disposition_id) IN (
+        SELECT window_start, spec_id, crime_type_id, disposition_id
         FROM window_totals
-        WHERE window_end <= (SELECT CAST(strftime('%s', datetime(
+        WHERE window_start < (SELECT CAST(strftime('%s', datetime(
+                                        MIN(watermark), '-' || ?1 ||
+                                        ' seconds')) AS INTEGER)
+                              FROM kafka_offsets)
+          AND window_end <= (SELECT CAST(strftime('%s', datetime(
                                         MIN(watermark), '-' || ?1 ||
                                         ' seconds')) AS INTEGER)
                              FROM kafka_offsets)
@@ -150,11 +196,11 @@ DELETE FROM rejected_records WHERE id IN (
         LIMIT ?2)
 
 -- name: scan_calls
--- rebuild: the calls whose windows it recomputes.
-SELECT crime_id, original_crime_type_name, disposition, call_ts,
-       watermark_at_count, late_policy, kafka_topic, kafka_partition,
-       kafka_offset
-FROM calls WHERE call_ts >= ?1 AND call_ts < ?2
+-- rebuild: the calls whose windows it recomputes, ?1 <= call_sec < ?2.
+SELECT COALESCE(crime_id, CAST(id AS TEXT)), original_crime_type_name,
+       disposition, call_sec, call_usec, mark_sec, mark_usec, late_drop,
+       kafka_topic, kafka_partition, kafka_offset
+FROM call_rows WHERE call_sec >= ?1 AND call_sec < ?2
 
 -- name: clear_windows
 -- ?2 and ?3 in seconds since 1970.
@@ -232,7 +278,7 @@ WHERE (replay_sources.path, replay_sources.fingerprint,
 SELECT window_spec, maintained FROM window_specs ORDER BY 1
 
 -- name: calls_exist
-SELECT EXISTS (SELECT 1 FROM calls)
+SELECT EXISTS (SELECT 1 FROM call_rows)
 
 -- name: spec_has_counts
 SELECT EXISTS (SELECT 1 FROM window_totals
@@ -265,11 +311,12 @@ ORDER BY o.topic, o.kafka_partition
 
 -- name: offsets_at_time
 -- offsets reset --to-timestamp: per partition, the first offset holding a
--- stored call at or after ?3 (NULL when there is none).
+-- stored call at or after ?3 (NULL when there is none), a whole second.
 SELECT o.kafka_partition,
-       (SELECT MIN(c.kafka_offset) FROM calls AS c
+       (SELECT MIN(c.kafka_offset) FROM call_rows AS c
         WHERE c.kafka_topic = o.topic
-          AND c.kafka_partition = o.kafka_partition AND c.call_ts >= ?3)
+          AND c.kafka_partition = o.kafka_partition
+          AND c.call_sec >= CAST(strftime('%s', ?3) AS INTEGER))
 FROM kafka_offsets AS o
 WHERE o.topic = ?1 AND (?2 IS NULL OR o.kafka_partition = CAST(?2 AS INTEGER))
 ORDER BY 1

@@ -5,6 +5,35 @@ DROP VIEW IF EXISTS watermarks;
 DROP VIEW IF EXISTS pipeline_progress;
 DROP VIEW IF EXISTS final_watermark;
 DROP VIEW IF EXISTS window_counts;
+DROP VIEW IF EXISTS calls;
+
+-- One row per deduplicated call, as the table calls was before
+-- 012_compact_calls.sql: the rows of call_rows with the crime_id as text
+-- and the times as 'YYYY-MM-DD HH:MM:SS[.ffffff]'. Rows deleted here go
+-- from call_rows.
+CREATE VIEW calls AS
+SELECT COALESCE(crime_id, CAST(id AS TEXT)) AS crime_id,
+       original_crime_type_name, report_date, call_date, offense_date,
+       call_time, call_date_time, disposition, address, city, state,
+       agency_id, address_type, common_location,
+       datetime(call_sec, 'unixepoch') ||
+               CASE WHEN call_usec THEN printf('.%06d', call_usec) ELSE ''
+               END AS call_ts,
+       kafka_topic, kafka_partition, kafka_offset,
+       datetime(ingested_at, 'unixepoch') AS ingested_at,
+       datetime(mark_sec, 'unixepoch') ||
+               CASE WHEN mark_usec THEN printf('.%06d', mark_usec) ELSE ''
+               END AS watermark_at_count,
+       CASE WHEN late_drop THEN 'drop' ELSE 'count' END AS late_policy
+FROM call_rows;
+
+CREATE TRIGGER calls_delete INSTEAD OF DELETE ON calls
+BEGIN
+        DELETE FROM call_rows
+        WHERE id = COALESCE((SELECT id FROM call_rows
+                             WHERE crime_id = OLD.crime_id),
+                            CAST(OLD.crime_id AS INTEGER));
+END;
 
 -- Calls per window spec, window, crime type and disposition ('' when the
 -- call has none), as window_counts was before 010_window_keys.sql: the
