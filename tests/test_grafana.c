@@ -218,7 +218,8 @@ static char *macros_expand(const char *sql)
 
 /* The front end's pass first: $name and ${name} of the variables given
  * (names[i] = values[i]); a single-valued variable goes in as it is, without
- * quoting. Anything else is left for the macro pass. Caller frees. */
+ * quotes of its own (the dashboard quotes it; window specs hold no quote to
+ * escape). Anything else is left for the macro pass. Caller frees. */
 static char *vars_expand(const char *sql, const char *const *names,
                          const char *const *values, int n)
 {
@@ -344,16 +345,31 @@ static int bad_datasources(json_t *v, const char *where)
 struct ds_check {
         int panels;
         int bad;
+        json_t *ids; /* panel ids seen, as keys */
 };
 
 static void check_panel_ds(json_t *panel, void *arg)
 {
         struct ds_check *c = arg;
+        char id[32];
         json_t *targets = json_object_get(panel, "targets");
         size_t i;
         json_t *t;
 
         c->panels++;
+        snprintf(id, sizeof(id), "%lld",
+                 (long long)json_integer_value(json_object_get(panel, "id")));
+        if (!json_is_integer(json_object_get(panel, "id")) ||
+            json_object_get(c->ids, id)) {
+                fprintf(stderr, "# panel '%s': id missing or not unique\n",
+                        title_of(panel));
+                c->bad++;
+        }
+        json_object_set_new(c->ids, id, json_true());
+        if (!json_is_object(json_object_get(panel, "gridPos"))) {
+                fprintf(stderr, "# panel '%s': no gridPos\n", title_of(panel));
+                c->bad++;
+        }
         if (!ds_is_variable(json_object_get(panel, "datasource"))) {
                 fprintf(stderr, "# panel '%s': no datasource ${datasource}\n",
                         title_of(panel));
@@ -937,7 +953,7 @@ static void test_macros(void **state)
 static void test_datasource_variable(void **state)
 {
         struct gt *st = *state;
-        struct ds_check c = {0};
+        struct ds_check c = {0, 0, json_object()};
         json_t *ds = variable(st->dash, "datasource");
         const char *type = json_string_value(json_object_get(ds, "type"));
         const char *query = json_string_value(json_object_get(ds, "query"));
@@ -951,7 +967,18 @@ static void test_datasource_variable(void **state)
                          "import instead of using the variable");
         each_panel(json_object_get(st->dash, "panels"), check_panel_ds, &c);
         c.bad += bad_datasources(st->dash, "dashboard");
+
+        /* The walk itself finds a data source pinned by uid, deep down. */
+        json_t *pinned = json_pack("{s:[{s:[{s:{s:s,s:s}}]}]}", "panels",
+                                   "targets", "datasource", "type", DS_TYPE,
+                                   "uid", "P44368ADAD746BC27");
+
+        assert_non_null(pinned);
+        if (bad_datasources(pinned, "self-check (expected)") != 1)
+                c.bad++;
+        json_decref(pinned);
         fprintf(stderr, "# %d panels\n", c.panels);
+        json_decref(c.ids);
         if (c.bad)
                 fail_msg("%d data source problem(s)", c.bad);
 }
