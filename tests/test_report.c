@@ -20,6 +20,8 @@
  *       the file parses whole, several files are written, a database gone
  *       for a while is logged and retried, SIGTERM ends it, no temporary
  *       file left;
+ *   test_every_pg         the same with PostgreSQL stopped and started
+ *       again under it;
  *   test_bad_options      one-line errors and exit 2. */
 #include <fcntl.h>
 #include <limits.h>
@@ -1000,6 +1002,54 @@ static void test_every(void **state)
         free(ilog);
 }
 
+/* PostgreSQL stopped under --every: logged, retried, written again once
+ * it is back; each file a whole standard report. */
+static void test_every_pg(void **state)
+{
+        struct rt *st = *state;
+        char *out = th_asprintf("%s/pg-report.json", st->dir);
+        char *rlog = th_asprintf("%s/every-pg.log", st->dir);
+        struct th_args ra = {0};
+        int64_t deadline;
+        ino_t ino = 0;
+        pid_t rep;
+        int wrote;
+
+        if (!st->pg_ok)
+                skip();
+        th_args_addv(&ra, st->bin, "report", "--db", st->pg_db, "--schema",
+                     "rpt", "--format", "json", "--out", out, "--every", "1s",
+                     NULL);
+        rep = th_spawn_logged(&ra, rlog);
+        assert_true(rep > 0);
+        deadline = th_now_ms() + 60000;
+        while (count_in_file(rlog, "wrote") < 2 && th_now_ms() < deadline)
+                th_sleep_ms(100);
+        assert_true(count_in_file(rlog, "wrote") >= 2);
+        assert_int_equal(th_pg_ctl(&st->pg, "fast", "stop"), 0);
+        while (count_in_file(rlog, "error") == 0 && th_now_ms() < deadline)
+                th_sleep_ms(100);
+        if (count_in_file(rlog, "error") == 0) {
+                th_show_file_tail("report log", rlog);
+                fail_msg("no error logged while PostgreSQL was down");
+        }
+        wrote = count_in_file(rlog, "wrote");
+        assert_int_equal(th_pg_ctl(&st->pg, NULL, "start"), 0);
+        while (count_in_file(rlog, "wrote") <= wrote && th_now_ms() < deadline)
+                th_sleep_ms(100);
+        if (count_in_file(rlog, "wrote") <= wrote) {
+                th_show_file_tail("report log", rlog);
+                fail_msg("no file written after PostgreSQL came back");
+        }
+        assert_whole_json(out, &ino);
+        assert_int_equal(th_exited(rep), -1); /* still running */
+        kill(rep, SIGTERM);
+        assert_int_equal(th_wait_until(rep, th_now_ms() + 20000), 0);
+        th_args_free(&ra);
+        free(out);
+        free(rlog);
+}
+
 static void test_bad_options(void **state)
 {
         struct rt *st = *state;
@@ -1154,6 +1204,7 @@ int main(void)
                 cmocka_unit_test_teardown(test_formats_pg, th_test_teardown),
                 cmocka_unit_test_teardown(test_html_chromium, th_test_teardown),
                 cmocka_unit_test_teardown(test_every, th_test_teardown),
+                cmocka_unit_test_teardown(test_every_pg, th_test_teardown),
                 cmocka_unit_test_teardown(test_bad_options, th_test_teardown),
         };
 
