@@ -1103,6 +1103,33 @@ static void test_bad_options(void **state)
                 th_run_free(&r);
                 th_args_free(&a);
         }
+        /* the options every command shares */
+        {
+                static const char *const ok[][2] = {{"--help", NULL},
+                                                    {"-h", NULL},
+                                                    {"-q", "--help"},
+                                                    {"--version", NULL}};
+
+                for (i = 0; i < CS_ARRAY_SIZE_T(ok); i++) {
+                        struct th_args a = {0};
+                        struct th_run r;
+
+                        th_args_addv(&a, st->bin, "report", ok[i][0], ok[i][1],
+                                     NULL);
+                        th_run_args(&a, TH_RUN_TIMEOUT_MS, &r);
+                        assert_int_equal(r.status, 0);
+                        assert_non_null(r.out.p);
+                        if (i < 3 &&
+                            (strncmp(r.out.p, "Usage: callstream report", 24) ||
+                             !strstr(r.out.p, "--quiet") ||
+                             !strstr(r.out.p, "--version")))
+                                fail_msg("report %s: %s", ok[i][0], r.out.p);
+                        if (i == 3 && strncmp(r.out.p, "callstream ", 11))
+                                fail_msg("report --version: %s", r.out.p);
+                        th_run_free(&r);
+                        th_args_free(&a);
+                }
+        }
         /* a database that is not there: a runtime failure, nothing made */
         {
                 struct th_args a = {0};

@@ -51,7 +51,11 @@ static const char report_help[] =
         "  -o, --out FILE       write FILE atomically ('-': stdout, default)\n"
         "      --every D        write --out again every D until SIGINT or\n"
         "                       SIGTERM (D: 30s, 15m, 1h...)\n"
-        "  -h, --help           show this help\n";
+        "  -v, --verbose        log more\n"
+        "  -q, --quiet          log errors only (not each file written)\n"
+        "  -h, --help           show this help\n"
+        "      --version        show the versions of callstream and its\n"
+        "                       libraries\n";
 
 static volatile sig_atomic_t stop_requested;
 
