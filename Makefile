@@ -38,7 +38,7 @@ GEN_SQL  := $(B)/gen/sql_embed.c
 OBJ      := $(MODULES:%.c=$(B)/%.o) $(TOOLS:%.c=$(B)/%.o) $(GEN_SQL:.c=.o)
 BIN      := $(B)/callstream
 
-.PHONY: all test run-tests reliability run-reliability demo bench check fuzz fuzz-run format install \
+.PHONY: all test run-tests reliability run-reliability demo report-screenshot bench check fuzz fuzz-run format install \
 	clean clean-objs deps
 all: $(BIN)
 
@@ -93,6 +93,16 @@ demo:
 	@sh scripts/install-deps.sh demo
 	@$(MAKE) --no-print-directory $(BIN)
 	@sh scripts/demo.sh $(BIN)
+	@$(BIN) report --db build/callstream.db --window 1h --last 12h --top 8 \
+		--format html --out build/report.html -q
+	@echo "== the standard report: open build/report.html in a browser"
+	@echo "   (callstream report --help for CSV, JSON, Markdown and the views)"
+
+# docs/report.png, the README's picture of the demo's report page.
+report-screenshot:
+	@sh scripts/install-deps.sh screenshot
+	@$(MAKE) --no-print-directory demo
+	@sh scripts/report-screenshot.sh build/report.html docs/report.png
 
 # Throughput, peak memory and freshness against their anchors (kcat,
 # sqlite3 .import, COPY); minutes, never part of `make test`. BENCH_RUNS and

@@ -24,6 +24,8 @@ static const struct subcommand {
          "recompute window counts from the stored calls"},
         {"offsets", cs_cmd_offsets,
          "list, reset or forget the stored positions of topics"},
+        {"report", cs_cmd_report,
+         "export a view or the standard report as CSV, JSON, HTML..."},
 };
 
 static void usage(FILE *out)
