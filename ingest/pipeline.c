@@ -323,9 +323,11 @@ static long retain(struct pipeline *pl)
         return deleted;
 }
 
-/* Before exiting: the retention steps still due, until none is left. */
+/* Before exiting: every retention step, due or not (the batches before
+ * may have been small and early), until none finds anything. */
 static void retain_all(struct pipeline *pl)
 {
+        pl->w.retain_at = 0;
         while (retain(pl) > 0)
                 ;
 }
