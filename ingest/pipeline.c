@@ -851,6 +851,12 @@ static int consume(struct pipeline *pl, const struct cs_source_msg *m)
                    not_too_far(pl, call.ts, reason, sizeof(reason))) {
                 struct cs_time t = {call.ts, call.ts_usec};
 
+                /* One copy of a call per batch under --on-duplicate
+                 * update: each change is applied in order. */
+                if (cs_batch_changes(b, &call)) {
+                        hand_over(pl, 1);
+                        b = c->fill->batch;
+                }
                 r = cs_batch_add_call(b, &call, m->partition, m->offset, w);
                 /* Every valid call moves its partition's watermark,
                  * duplicates too: the order of a partition is fixed, so
