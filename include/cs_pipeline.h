@@ -54,6 +54,12 @@ struct cs_pipeline_conf {
 int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
                           volatile sig_atomic_t *stop, struct cs_sink **out);
 
+/* Fault injection for tests: hook gets each sink cs_pipeline_run() opens,
+ * before the run uses it, and may replace its ops (a table that fails or
+ * slows some calls and passes the rest on). NULL: none. Set it only while
+ * no pipeline runs. */
+void cs_pipeline_set_sink_hook(void (*hook)(struct cs_sink *s));
+
 /* Runs until *stop is set (by a signal handler), or with exit_at_end until
  * every assigned partition is consumed to its end and committed. With a
  * file, replays it (from where an earlier replay of it stopped) and returns

@@ -126,6 +126,11 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                 if (src && !src->cause[0])
                         snprintf(src->cause, sizeof(src->cause), "%s", buf);
                 cs_log(CS_LOG_DEBUG, "librdkafka: %s: %s", fac, buf);
+        } else if (!strcmp(fac, "COMMITFAIL")) {
+                /* Kafka's copy of the offsets is informational (the
+                 * database holds them): a commit refused while the group
+                 * rebalances is no cause for alarm. */
+                cs_log(CS_LOG_INFO, "librdkafka: %s: %s", fac, buf);
         } else if (!strcmp(fac, "AUTOCREATE")) {
                 /* Old brokers cannot be told not to create topics: the
                  * metadata check at start stands in for it. */

@@ -1105,6 +1105,13 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
         return 0;
 }
 
+static void (*sink_hook)(struct cs_sink *s);
+
+void cs_pipeline_set_sink_hook(void (*hook)(struct cs_sink *s))
+{
+        sink_hook = hook;
+}
+
 int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                     volatile sig_atomic_t *stop)
 {
@@ -1135,6 +1142,8 @@ int cs_pipeline_run(const struct cs_pipeline_conf *conf,
                 r = r > 0 ? 0 : -1;
                 goto freed;
         }
+        if (sink_hook)
+                sink_hook(w->sink);
         r = -1;
         pl->c.parser = cs_parser_new();
         w->agg = cs_window_agg_new();
