@@ -40,8 +40,8 @@ struct cs_pipeline_conf {
          * unreachable this long, in ms; 0 retries until stopped. */
         int64_t broker_timeout_ms;
         size_t batch_max_records;
-        int batch_max_ms;
-        int durability; /* --durability: CS_DURABILITY_... (cs_sink.h) */
+        int batch_max_ms; /* accepted, unused: batches wait for no timer */
+        int durability;   /* --durability: CS_DURABILITY_... (cs_sink.h) */
         const char *const *props; /* -X name=value */
         size_t nprops;
 };
