@@ -2,7 +2,7 @@
  *
  * A batch owns copies of everything it holds (in its arena), so each Kafka
  * message can be freed as soon as it is parsed, and a full batch can be handed
- * to a sink (later: to a writer thread) while the next one fills. Memory is
+ * to the pipeline's writer thread while the next one fills. Memory is
  * kept across batches: steady-state batching does not allocate. */
 #ifndef CS_BATCH_H
 #define CS_BATCH_H

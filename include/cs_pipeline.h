@@ -1,5 +1,7 @@
-/* cs_pipeline.h: the ingest pipeline, kafka_source -> parse -> dedup ->
- * window -> sink, one database transaction per batch. */
+/* cs_pipeline.h: the ingest pipeline, source (Kafka or a file) -> parse ->
+ * dedup -> window -> sink, one database transaction per batch: a consumer
+ * thread fills the next batch while the caller's thread commits the last
+ * (pipeline.c says who owns what). */
 #ifndef CS_PIPELINE_H
 #define CS_PIPELINE_H
 
