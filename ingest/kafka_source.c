@@ -477,29 +477,27 @@ static int user_sets(const struct cs_kafka_source_conf *conf, const char *name)
 
 /* librdkafka's prefetch sized from the batch rather than its defaults
  * (100,000 messages or 64 MB queued, 50 MB fetches), which are what bounds
- * an ingest's memory. queued.min.messages and queued.max.messages.kbytes
- * bound each partition's queue (the consumer keeps one per partition), so
- * with many partitions they add up: one batch of messages and 0.8 KB per
- * record of the batch (1 to 64 MB) each. fetch.max.bytes bounds a whole
- * fetch response: 2 KB per record (at most 50 MB), so that one response
- * refills the queues while the consumer thread works through a batch.
- * 10,000 records: 10,000 messages and 8 MB a partition, 20 MB fetches, as
- * fast as four batches and 20 MB a partition in a 16-partition trial, with
- * 27 MB less peak memory (README). A fetch.max.bytes below
- * message.max.bytes is refused, so it is left alone when -X sets either;
- * -X overrides every one of them anyway. */
+ * an ingest's memory. Smaller is slower: with 8 MB and one batch of
+ * messages (per partition, as CONFIGURATION.md has it for
+ * queued.min.messages) a 16-partition ingest took about twice as long. The
+ * queue is refilled only when librdkafka's broker thread next looks, so it must
+ * hold what the pipeline consumes meanwhile: 2 KB per record of the batch (a
+ * call is 0.4 to 1 KB of JSON), 1 to 64 MB, fetched at most that much at a
+ * time; the message limit, 4 batches, only binds for small records. 10,000
+ * records: 20 MB, as fast as the defaults in a 32-partition trial (README). A
+ * fetch.max.bytes below message.max.bytes is refused, so it is left alone when
+ * -X sets either; -X overrides every one of them anyway. */
 static int set_prefetch(rd_kafka_conf_t *kc,
                         const struct cs_kafka_source_conf *conf, char *errstr,
                         size_t errstr_size)
 {
-        size_t batch = conf->batch_max_records, kbytes, msgs, fetch;
+        size_t batch = conf->batch_max_records, kbytes, msgs;
         char v[32];
 
         if (!batch)
                 return 0;
-        kbytes = batch > 81920 ? 65536 : batch < 1280 ? 1024 : batch * 4 / 5;
-        msgs = batch > 100000 ? 100000 : batch < 1000 ? 1000 : batch;
-        fetch = batch > 25600 ? 52428800 : batch < 512 ? 1048576 : batch * 2048;
+        kbytes = batch > 32768 ? 65536 : batch < 512 ? 1024 : 2 * batch;
+        msgs = batch > 25000 ? 100000 : batch < 250 ? 1000 : 4 * batch;
         snprintf(v, sizeof(v), "%zu", msgs);
         if (set(kc, "queued.min.messages", v, errstr, errstr_size))
                 return -1;
@@ -509,7 +507,8 @@ static int set_prefetch(rd_kafka_conf_t *kc,
         if (user_sets(conf, "message.max.bytes") ||
             user_sets(conf, "fetch.max.bytes"))
                 return 0;
-        snprintf(v, sizeof(v), "%zu", fetch);
+        snprintf(v, sizeof(v), "%zu",
+                 kbytes * 1024 > 52428800 ? (size_t)52428800 : kbytes * 1024);
         return set(kc, "fetch.max.bytes", v, errstr, errstr_size);
 }
 

@@ -77,16 +77,15 @@ static void expect_prop(size_t batch, const char *const *props, size_t nprops,
         free(got);
 }
 
-/* Per partition 0.8 KB of queue per record of the batch (1 to 64 MB) and
- * a batch of messages (1,000 to 100,000); fetches of 2 KB per record (1 to
- * 50 MB). */
+/* 2 KB of queue per record of the batch (1 to 64 MB), fetches of that
+ * size at most (50 MB), 4 batches of messages (1,000 to 100,000). */
 static void test_prefetch_from_batch(void **state)
 {
         char *def;
 
         (void)state;
-        expect_prop(10000, NULL, 0, "queued.min.messages", "10000");
-        expect_prop(10000, NULL, 0, "queued.max.messages.kbytes", "8000");
+        expect_prop(10000, NULL, 0, "queued.min.messages", "40000");
+        expect_prop(10000, NULL, 0, "queued.max.messages.kbytes", "20000");
         expect_prop(10000, NULL, 0, "fetch.max.bytes", "20480000");
         expect_prop(100, NULL, 0, "queued.min.messages", "1000");
         expect_prop(100, NULL, 0, "queued.max.messages.kbytes", "1024");
@@ -367,7 +366,7 @@ static void test_kafka_prefetch_in_effect(void **state)
         log = ingest_log(st, db1, "-b", st->broker.brokers, "-t", TOPIC,
                          "--from-beginning", "--exit-at-end",
                          "--batch-max-records", "500", NULL);
-        expect_in(log, "Kafka prefetch: queued.min.messages=1000 "
+        expect_in(log, "Kafka prefetch: queued.min.messages=2000 "
                        "queued.max.messages.kbytes=1024 "
                        "fetch.max.bytes=1048576");
         assert_int_equal(count_calls(db1), 2000);
