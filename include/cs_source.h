@@ -51,8 +51,9 @@ struct cs_source_ops {
          * out of next, and the caller drops them. */
         void (*pause)(struct cs_source *s);
         /* Asks on_assign for the stored offset of every assigned partition,
-         * goes back there and resumes. Returns 0, CS_SINK_RETRY (the
-         * database is away again: still paused) or -1. */
+         * goes back there and resumes. Returns 0, 1 (not done in time:
+         * still paused, call it again), CS_SINK_RETRY (the database is
+         * away again: still paused) or -1. */
         int (*rewind)(struct cs_source *s);
         /* The end offset of partition last seen, or -1 when not known. */
         int64_t (*high_watermark)(struct cs_source *s, int32_t partition);

@@ -906,7 +906,15 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src)
         mem_free(offs);
         if (r == 0) {
                 error = rd_kafka_seek_partitions(src->rk, list, 10000);
-                if (error) {
+                if (error && rd_kafka_error_code(error) ==
+                                     RD_KAFKA_RESP_ERR__TIMED_OUT) {
+                        /* Seen to come early, under load: the seeks stay
+                         * queued, and the next try seeks again. */
+                        cs_log(CS_LOG_WARN, "rewinding %s: %s; trying again",
+                               src->conf.topic, rd_kafka_error_string(error));
+                        rd_kafka_error_destroy(error);
+                        r = 1;
+                } else if (error) {
                         cs_log(CS_LOG_ERROR, "rewinding %s: %s",
                                src->conf.topic, rd_kafka_error_string(error));
                         rd_kafka_error_destroy(error);

@@ -93,8 +93,9 @@ struct consumer {
         struct cs_source *src;
         struct cs_parser *parser;
         struct slot *fill;
-        unsigned epoch; /* the epoch fill belongs to */
-        int paused;     /* the database is away: messages are dropped */
+        unsigned epoch;   /* the epoch fill belongs to */
+        int paused;       /* the database is away: messages are dropped */
+        int rewind_again; /* the last rewind did not finish in time */
         /* Each assigned partition's watermark, by partition number. */
         struct cs_watermark *marks;
         size_t nmarks;
@@ -911,19 +912,27 @@ static int consume_loop(struct pipeline *pl)
                                 cs_source_pause(c->src);
                         c->paused = 1;
                 }
-                if (rewind && c->paused) {
+                if (*pl->stop) {
+                        /* A final batch lost to an outage stays unwritten:
+                         * nothing is lost, the next run reads it again. */
+                        return drain(pl) < 0 ? -1 : 0;
+                }
+                if ((rewind || c->rewind_again) && c->paused) {
+                        c->rewind_again = 0;
                         r = cs_source_rewind(c->src);
                         if (r == -1)
                                 return -1;
                         /* CS_SINK_RETRY: lost again, the epoch says so. */
                         if (r == 0)
                                 c->paused = 0;
+                        /* Not done in time: again, after a pause. */
+                        if (r == 1) {
+                                struct timespec ts = {0, 100 * 1000 * 1000};
+
+                                nanosleep(&ts, NULL);
+                                c->rewind_again = 1;
+                        }
                         continue;
-                }
-                if (*pl->stop) {
-                        /* A final batch lost to an outage stays unwritten:
-                         * nothing is lost, the next run reads it again. */
-                        return drain(pl) < 0 ? -1 : 0;
                 }
                 /* Freshness: the writer is free, so the batch goes now; at
                  * its size limit it waits for the writer. */
