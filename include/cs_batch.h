@@ -2,7 +2,7 @@
  *
  * A batch owns copies of everything it holds (in its arena), so each Kafka
  * message can be freed as soon as it is parsed, and a full batch can be handed
- * to a sink (later: to a writer thread) while the next one fills. Memory is
+ * to the pipeline's writer thread while the next one fills. Memory is
  * kept across batches: steady-state batching does not allocate. */
 #ifndef CS_BATCH_H
 #define CS_BATCH_H
@@ -106,6 +106,14 @@ void cs_batch_reset(struct cs_batch *b);
 int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
                       int32_t partition, int64_t offset,
                       const struct cs_watermark *before) CS_MUSTCHECK;
+
+/* With b->update: whether the batch holds call's crime_id with other
+ * fields, so that adding it would replace that copy within the batch. The
+ * pipeline starts a new batch instead: a chain of changes inside one batch
+ * would collapse to its last copy, and a last copy equal to the stored one
+ * would then leave the stored row (its offset, its watermark) unchanged,
+ * unlike the same copies in separate batches. */
+int cs_batch_changes(const struct cs_batch *b, const struct cs_call *call);
 
 /* Moves watermark w past event time t. */
 void cs_watermark_advance(struct cs_watermark *w, struct cs_time t);

@@ -124,7 +124,8 @@ void cs_kafka_source_pause(struct cs_kafka_source *src);
 
 /* Asks on_assign for the stored offsets of every assigned partition, seeks
  * each there and resumes fetching. Returns 0, or what on_assign returned,
- * or -1 when the seek fails. */
+ * 1 when the seeks did not finish in time (still paused: call it again), or
+ * -1 when the seek fails. */
 int cs_kafka_source_rewind(struct cs_kafka_source *src);
 
 /* Commits the batch's offsets to Kafka, asynchronously (informational). */

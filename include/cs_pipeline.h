@@ -1,5 +1,7 @@
-/* cs_pipeline.h: the ingest pipeline, kafka_source -> parse -> dedup ->
- * window -> sink, one database transaction per batch. */
+/* cs_pipeline.h: the ingest pipeline, source (Kafka or a file) -> parse ->
+ * dedup -> window -> sink, one database transaction per batch: a consumer
+ * thread fills the next batch while the caller's thread commits the last
+ * (pipeline.c says who owns what). */
 #ifndef CS_PIPELINE_H
 #define CS_PIPELINE_H
 
@@ -40,8 +42,8 @@ struct cs_pipeline_conf {
          * unreachable this long, in ms; 0 retries until stopped. */
         int64_t broker_timeout_ms;
         size_t batch_max_records;
-        int batch_max_ms;
-        int durability; /* --durability: CS_DURABILITY_... (cs_sink.h) */
+        int batch_max_ms; /* accepted, unused: batches wait for no timer */
+        int durability;   /* --durability: CS_DURABILITY_... (cs_sink.h) */
         const char *const *props; /* -X name=value */
         size_t nprops;
 };
@@ -53,6 +55,12 @@ struct cs_pipeline_conf {
  * logging why. */
 int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
                           volatile sig_atomic_t *stop, struct cs_sink **out);
+
+/* Fault injection for tests: hook gets each sink cs_pipeline_run() opens,
+ * before the run uses it, and may replace its ops (a table that fails or
+ * slows some calls and passes the rest on). NULL: none. Set it only while
+ * no pipeline runs. */
+void cs_pipeline_set_sink_hook(void (*hook)(struct cs_sink *s));
 
 /* Runs until *stop is set (by a signal handler), or with exit_at_end until
  * every assigned partition is consumed to its end and committed. With a

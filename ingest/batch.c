@@ -83,6 +83,17 @@ int cs_batch_call_same(const struct cs_batch_call *a, const struct cs_str *f)
         return 1;
 }
 
+int cs_batch_changes(const struct cs_batch *b, const struct cs_call *call)
+{
+        size_t i;
+
+        if (!b->update || !b->ncalls)
+                return 0;
+        i = cs_dedup_index(b->dedup, call->field[CS_F_CRIME_ID]);
+        return i != (size_t)-1 &&
+               !cs_batch_call_same(&b->calls[i], call->field);
+}
+
 int cs_batch_add_call(struct cs_batch *b, const struct cs_call *call,
                       int32_t partition, int64_t offset,
                       const struct cs_watermark *before)

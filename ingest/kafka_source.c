@@ -126,6 +126,11 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                 if (src && !src->cause[0])
                         snprintf(src->cause, sizeof(src->cause), "%s", buf);
                 cs_log(CS_LOG_DEBUG, "librdkafka: %s: %s", fac, buf);
+        } else if (!strcmp(fac, "COMMITFAIL")) {
+                /* Kafka's copy of the offsets is informational (the
+                 * database holds them): a commit refused while the group
+                 * rebalances is no cause for alarm. */
+                cs_log(CS_LOG_INFO, "librdkafka: %s: %s", fac, buf);
         } else if (!strcmp(fac, "AUTOCREATE")) {
                 /* Old brokers cannot be told not to create topics: the
                  * metadata check at start stands in for it. */
@@ -472,14 +477,16 @@ static int user_sets(const struct cs_kafka_source_conf *conf, const char *name)
 
 /* librdkafka's prefetch sized from the batch rather than its defaults
  * (100,000 messages or 64 MB queued, 50 MB fetches), which are what bounds
- * an ingest's memory. The queue is refilled only when librdkafka's broker
- * thread next looks, so it must hold what the pipeline consumes meanwhile:
- * 2 KB per record of the batch (a call is 0.4 to 1 KB of JSON), 1 to 64 MB,
- * fetched at most that much at a time; the message limit, 4 batches, only
- * binds for small records. 10,000 records: 20 MB, as fast as the defaults
- * in a 32-partition trial (README). A fetch.max.bytes below
- * message.max.bytes is refused, so it is left alone when -X sets either;
- * -X overrides every one of them anyway. */
+ * an ingest's memory. Smaller is slower: with 8 MB and one batch of
+ * messages (per partition, as CONFIGURATION.md has it for
+ * queued.min.messages) a 16-partition ingest took about twice as long. The
+ * queue is refilled only when librdkafka's broker thread next looks, so it must
+ * hold what the pipeline consumes meanwhile: 2 KB per record of the batch (a
+ * call is 0.4 to 1 KB of JSON), 1 to 64 MB, fetched at most that much at a
+ * time; the message limit, 4 batches, only binds for small records. 10,000
+ * records: 20 MB, as fast as the defaults in a 32-partition trial (README). A
+ * fetch.max.bytes below message.max.bytes is refused, so it is left alone when
+ * -X sets either; -X overrides every one of them anyway. */
 static int set_prefetch(rd_kafka_conf_t *kc,
                         const struct cs_kafka_source_conf *conf, char *errstr,
                         size_t errstr_size)
@@ -899,7 +906,15 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src)
         mem_free(offs);
         if (r == 0) {
                 error = rd_kafka_seek_partitions(src->rk, list, 10000);
-                if (error) {
+                if (error && rd_kafka_error_code(error) ==
+                                     RD_KAFKA_RESP_ERR__TIMED_OUT) {
+                        /* Seen to come early, under load: the seeks stay
+                         * queued, and the next try seeks again. */
+                        cs_log(CS_LOG_WARN, "rewinding %s: %s; trying again",
+                               src->conf.topic, rd_kafka_error_string(error));
+                        rd_kafka_error_destroy(error);
+                        r = 1;
+                } else if (error) {
                         cs_log(CS_LOG_ERROR, "rewinding %s: %s",
                                src->conf.topic, rd_kafka_error_string(error));
                         rd_kafka_error_destroy(error);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cs_arena.h"
+#include "cs_count.h"
 #include "cs_rebuild.h"
 #include "cs_sink.h"
 
@@ -35,32 +36,26 @@ static int keep(struct cs_arena *a, struct cs_str s, struct cs_str *out)
 }
 
 /* Counts one stored call into the spec's windows in range, as the ingest
- * did: final windows got it as late under count, not at all under drop. */
+ * did (cs_count_call()). */
 static int on_call(void *opaque, const struct cs_stored_call *c)
 {
         struct rebuild *rb = opaque;
-        const struct cs_window_spec *spec = rb->spec;
-        struct cs_str disp = c->disposition;
-        int j, n = cs_window_assign(spec, c->ts.sec, rb->starts);
-        int dropped = 0, counted = 0;
+        struct cs_count_call cc = {
+                .crime_type = c->crime_type,
+                .disposition = c->disposition,
+                .ts = c->ts.sec,
+                .has_mark = c->has_mark,
+                .mark = c->mark,
+                .drop = c->late_drop,
+        };
+        struct cs_count_result res;
+        int dropped, counted;
 
-        if (!disp.len)
-                disp.ptr = NULL;
-        for (j = 0; j < n; j++) {
-                int64_t start = rb->starts[j];
-                int final = c->has_mark && start + spec->size <= c->mark.sec;
-
-                if (final && c->late_drop) {
-                        dropped++;
-                        continue;
-                }
-                if (start < rb->conf->from || start >= rb->conf->to)
-                        continue;
-                if (cs_window_agg_add(rb->agg, 0, start, c->crime_type, disp, 1,
-                                      final) < 0)
-                        return -1;
-                counted = 1;
-        }
+        if (cs_count_call(rb->agg, 0, rb->spec, &cc, 1, rb->conf->from,
+                          rb->conf->to, rb->starts, &res) < 0)
+                return -1;
+        dropped = res.dropped;
+        counted = res.counted > 0;
         /* The scan reaches a window size past --to: not every call it
          * returns falls in a window in range. */
         if (counted)

@@ -53,13 +53,15 @@ int cs_topics_check_replay(struct cs_sink *s, const char *topic,
         long long nbytes;
         int r;
 
-        if ((r = first_row(s, "replay_source", params, 1, &src, errstr,
+        /* Offsets first: a replay commits its fingerprint with its first
+         * offsets, so an ingest of the same input committing between the
+         * two reads is seen with its fingerprint. */
+        if ((r = first_row(s, "topic_offsets_count", params, 1, &offs, errstr,
+                           errstr_size)) < 0 ||
+            (r = first_row(s, "replay_source", params, 1, &src, errstr,
                            errstr_size)) < 0)
                 return r;
         if (!src.found) {
-                if ((r = first_row(s, "topic_offsets_count", params, 1, &offs,
-                                   errstr, errstr_size)) < 0)
-                        return r;
                 if (offs.found && atoll(offs.v[0]) > 0) {
                         snprintf(errstr, errstr_size,
                                  "topic '%s' has stored offsets but no "
