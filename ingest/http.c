@@ -419,8 +419,8 @@ int cs_http_start(const char *addr, const char *db, const char *schema,
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
         if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0) {
-                snprintf(errstr, errstr_size, "invalid address '%s': %s", addr,
-                         gai_strerror(rc));
+                snprintf(errstr, errstr_size, "http: invalid address '%s': %s",
+                         addr, gai_strerror(rc));
                 return -2;
         }
         /* Our own socket rather than MHD's: a port in use is then said as
