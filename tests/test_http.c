@@ -18,6 +18,8 @@
  *   test_start_errors   a port in use: exit 1, one line; a malformed
  *       address: exit 2;
  *   test_unreachable    a PostgreSQL database out of reach: 503, one line;
+ *   test_pg_schema      PostgreSQL with --schema: /report.json equals the
+ *       command's (skipped without a PostgreSQL server);
  *   test_sigterm        SIGTERM ends ingest and server with status 0. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -429,6 +431,68 @@ static void test_unreachable(void **state)
         free(log);
 }
 
+static void test_pg_schema(void **state)
+{
+        struct th_pg pg;
+        struct th_args a = {0};
+        struct th_run run;
+        json_error_t jerr;
+        json_t *got, *want;
+        char *sample, *conn, *log, host[64];
+        struct resp r;
+        int port = g->port, status;
+        pid_t pid;
+
+        (void)state;
+        if (th_pg_start(&pg, g->dir, 0) || th_pg_createdb(&pg, "http", NULL)) {
+                th_pg_stop(&pg);
+                skip();
+        }
+        conn = th_pg_conninfo(&pg, "http");
+        sample = th_asprintf("%s/police-department-calls-for-service.sample"
+                             ".json",
+                             g->data);
+        th_args_addv(&a, g->bin, "ingest", "--file", sample, "--db", conn,
+                     "--schema", "sfpd", "--quiet", NULL);
+        th_run_ok_free(&a);
+        memset(&a, 0, sizeof(a));
+        log = th_asprintf("%s/pg.log", g->dir);
+        th_args_addv(&a, g->bin, "ingest", "--brokers", g->broker.brokers,
+                     "--topic", "live", "--db", conn, "--schema", "sfpd",
+                     "--http", ":0", NULL);
+        pid = th_spawn_logged(&a, log);
+        th_args_free(&a);
+        g->port = wait_url(log, pid, host);
+        if (g->port < 0)
+                th_show_file_tail("ingest", log);
+        assert_true(g->port > 0);
+        http_get("/report.json?view=call_counts&window=1h&top=2", &r);
+        assert_int_equal(r.status, 200);
+        got = json_loadb(r.body, r.len, 0, &jerr);
+        assert_non_null(got);
+        th_args_addv(&a, g->bin, "report", "--db", conn, "--schema", "sfpd",
+                     "--view", "call_counts", "--window", "1h", "--top", "2",
+                     "--format", "json", NULL);
+        th_run_ok(&a, &run);
+        want = json_loadb(run.out.p, run.out.len, 0, &jerr);
+        assert_non_null(want);
+        assert_true(json_array_size(want) > 0);
+        assert_true(json_equal(got, want));
+        json_decref(got);
+        json_decref(want);
+        th_run_free(&run);
+        th_args_free(&a);
+        resp_free(&r);
+        g->port = port;
+        kill(pid, SIGTERM);
+        status = th_wait_until(pid, th_now_ms() + 60 * 1000);
+        assert_int_equal(status, 0);
+        th_pg_stop(&pg);
+        free(sample);
+        free(conn);
+        free(log);
+}
+
 static void test_sigterm(void **state)
 {
         int status, fd;
@@ -541,6 +605,7 @@ int main(void)
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_start_errors),
                 cmocka_unit_test(test_unreachable),
+                cmocka_unit_test(test_pg_schema),
                 cmocka_unit_test(test_sigterm),
         };
 
