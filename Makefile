@@ -6,7 +6,7 @@
 #   make check   format check, -Werror build, sanitized test run
 #   SAN=address,undefined make ...  builds a sanitized tree under build/san
 
-PKGS     := rdkafka sqlite3 yajl libpq
+PKGS     := rdkafka sqlite3 yajl libpq libmicrohttpd
 CC       ?= cc
 # CFLAGS is the caller's (optimisation, -Werror...); CS_CFLAGS always applies.
 CFLAGS   ?= -O2 -g

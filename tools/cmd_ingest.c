@@ -8,6 +8,7 @@
 
 #include "cs_cli.h"
 #include "cs_cmd.h"
+#include "cs_http.h"
 #include "cs_kafka.h"
 #include "cs_pipeline.h"
 #include "cs_sink.h"
@@ -110,6 +111,12 @@ static const char ingest_help[] =
         "                            brokers have been unreachable for D\n"
         "                            (default: retry until stopped; 30s with\n"
         "                            --exit-at-end; 0: no limit)\n"
+        "      --http [HOST]:PORT    serve the report while ingesting: / (a\n"
+        "                            page that refreshes itself), "
+        "/report.csv,\n"
+        "                            /report.json... with the parameters of\n"
+        "                            `callstream report` (default host\n"
+        "                            127.0.0.1; 0.0.0.0 for every interface)\n"
         "  -X name=value             librdkafka property, repeatable (not\n"
         "                            with --file); checked before anything\n"
         "                            is opened\n"
@@ -143,6 +150,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"max-future", required_argument, NULL, 'F'},
                 {"broker-timeout", required_argument, NULL, 'K'},
                 {"durability", required_argument, NULL, 'D'},
+                {"http", required_argument, NULL, 'H'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -157,6 +165,8 @@ int cs_cmd_ingest(int argc, char **argv)
                 .props = props,
         };
         char errstr[256], *real = NULL;
+        const char *http_addr = NULL;
+        struct cs_http *http = NULL;
         long long v;
         int64_t d;
         int c, r, startup_timeout_set = 0, broker_timeout_set = 0;
@@ -278,6 +288,15 @@ int cs_cmd_ingest(int argc, char **argv)
                         }
                         conf.update = !strcmp(optarg, "update");
                         break;
+                case 'H':
+                        if (cs_http_addr_check(optarg, errstr, sizeof(errstr)) <
+                            0) {
+                                cs_cli_usage_error("ingest", "--http: %s",
+                                                   errstr);
+                                return CS_EXIT_USAGE;
+                        }
+                        http_addr = optarg;
+                        break;
                 case 'X':
                         if (conf.nprops == MAX_PROPS) {
                                 cs_cli_usage_error("ingest", "too many -X");
@@ -356,7 +375,17 @@ int cs_cmd_ingest(int argc, char **argv)
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         signal(SIGPIPE, SIG_IGN);
+        /* The page reads through its own connections: it can start before
+         * the database exists (503 until then). */
+        if (http_addr &&
+            (r = cs_http_start(http_addr, conf.db, conf.schema, &http, errstr,
+                               sizeof(errstr))) < 0) {
+                cs_log(CS_LOG_ERROR, "%s", errstr);
+                free(real);
+                return r == -2 ? CS_EXIT_USAGE : CS_EXIT_FAILURE;
+        }
         r = cs_pipeline_run(&conf, &stop);
+        cs_http_stop(http);
         free(real);
         return r == 0            ? CS_EXIT_OK
                : r == CS_REFUSED ? CS_EXIT_USAGE
