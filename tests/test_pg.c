@@ -1424,6 +1424,18 @@ static void test_restarts(void **state)
         assert_true(pid > 0);
 
         for (i = 0; i < 2; i++) {
+                int64_t deadline = th_now_ms() + SETTLE_TIMEOUT_MS;
+
+                /* Back from the last restart first: a batch may commit just
+                 * before a fast shutdown ends its session, so progress alone
+                 * does not say the ingest has reconnected, and a restart
+                 * during its reconnect is a failed attempt, not an outage. */
+                while (count_matches(log, "database back after") < i) {
+                        assert_running(pid, log, "reconnecting");
+                        if (th_now_ms() > deadline)
+                                fail_msg("no reconnect after restart %d", i);
+                        th_sleep_ms(20);
+                }
                 floor = wait_progress(st, pid, log, floor);
                 lock = hold_offsets(st, "restart", &at[i]);
                 if (at[i] <= 0 || at[i] >= total) {
