@@ -10,6 +10,17 @@
 #define CS_ARRAY_SIZE(a)     (sizeof(a) / sizeof((a)[0]))
 
 /* Exit statuses of every subcommand. */
+/* Status codes: a function returning int returns CS_OK (0) or one of
+ * these, as its header says; callers compare with the names, never with
+ * bare numbers. */
+enum cs_status {
+        CS_OK = 0,
+        CS_ERR = -1,     /* failed for good; the reason is in errstr */
+        CS_RETRY = -2,   /* out of reach for now: the database, the broker */
+        CS_REFUSED = -3, /* the stored state does not fit: a usage error */
+        CS_STOPPED = -4, /* a callback or a signal asked to stop */
+};
+
 #define CS_EXIT_OK      0
 #define CS_EXIT_FAILURE 1
 #define CS_EXIT_USAGE   2

@@ -35,8 +35,8 @@ int cs_http_addr_check(const char *addr, char *errstr,
 /* Listens on addr (as cs_http_addr_check()) and serves the reports of the
  * database db (schema: PostgreSQL schema or NULL) until cs_http_stop();
  * logs the URL it listens on. db and schema are copied. Returns 0 and sets
- * *out, -1 with the reason in errstr (an address in use, say), or -2 when
- * addr itself is malformed. */
+ * *out, CS_ERR with the reason in errstr (an address in use, say), or
+ * CS_REFUSED when addr itself is malformed. */
 int cs_http_start(const char *addr, const char *db, const char *schema,
                   struct cs_http **out, char *errstr,
                   size_t errstr_size) CS_MUSTCHECK;

@@ -20,8 +20,8 @@
 /* Deepest nesting of objects and arrays inside one array element. */
 #define CS_JSONSPLIT_MAX_DEPTH 1024
 
-/* Returned by feed and end when the callback asked to stop. */
-#define CS_JSONSPLIT_STOPPED (-2)
+/* feed and end return CS_STOPPED (cs_common.h) when the callback asked to
+ * stop. */
 
 enum cs_jsonsplit_mode {
         CS_JSONSPLIT_UNKNOWN = 0, /* nothing but white space seen yet */
@@ -49,7 +49,7 @@ void cs_jsonsplit_destroy(struct cs_jsonsplit *js);
 
 /* Feeds the next len bytes of input (borrowed). Returns 0; -1 when the
  * array structure is broken or memory ran out (see cs_jsonsplit_error());
- * or CS_JSONSPLIT_STOPPED when on_msg returned non-zero. After a non-zero
+ * or CS_STOPPED when on_msg returned non-zero. After a non-zero
  * return the splitter accepts no more input. */
 int cs_jsonsplit_feed(struct cs_jsonsplit *js, const char *buf,
                       size_t len) CS_MUSTCHECK;

@@ -43,7 +43,7 @@ struct cs_kafka_source_conf {
 
         /* Sets offs[i].next_offset to the stored offset of each newly
          * assigned partition, or -1 when none is stored. Returns 0, -1 on
-         * a fatal error, or CS_SINK_RETRY when the database is out of
+         * a fatal error, or CS_RETRY when the database is out of
          * reach: the partitions are then assigned paused, to be rewound. */
         int (*on_assign)(void *opaque, struct cs_partition_offset *offs,
                          size_t n);

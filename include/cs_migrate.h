@@ -40,7 +40,7 @@ int cs_views(const char *dialect, const char **out, int max);
 const char *cs_sql_statement(const char *dialect, const char *name,
                              size_t *len);
 
-/* What a backend gives cs_migrate_run(). Each returns 0, or CS_SINK_RETRY
+/* What a backend gives cs_migrate_run(). Each returns 0, or CS_RETRY
  * or -1 with a one-line reason in errstr. */
 struct cs_migrate_ops {
         /* Begins a transaction that holds the migration lock, so that one

@@ -49,7 +49,7 @@ struct cs_pipeline_conf {
 };
 
 /* Waits for the database to come up (cs_sink_open() or migrate returning
- * CS_SINK_RETRY), with backoff and a warning per attempt, up to
+ * CS_RETRY), with backoff and a warning per attempt, up to
  * conf->startup_timeout_ms; *stop ends the wait at once. Returns 0 with the
  * migrated sink in *out (the caller closes it), 1 when stopped, or -1 after
  * logging why. */

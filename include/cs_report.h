@@ -67,7 +67,7 @@ int cs_report_format_parse(const char *name,
 /* Renders the report o describes into out (borrowed, not closed; written
  * only once the queries succeeded, so a failure leaves out untouched).
  * Returns 0, -1 with a one-line reason in errstr (naming the database,
- * never a password), or -2 (CS_SINK_RETRY) when the database is out of
+ * never a password), or -2 (CS_RETRY) when the database is out of
  * reach for now: a later try may succeed. */
 int cs_report_render(const struct cs_report_opts *o, FILE *out, char *errstr,
                      size_t errstr_size) CS_MUSTCHECK;

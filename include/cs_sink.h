@@ -4,7 +4,7 @@
  * One batch is one transaction: begin, write_calls, write_window_counts,
  * write_rejects, store_offsets, commit. Nothing is visible until commit, and
  * a failed step is followed by rollback, so the database always holds whole
- * batches. Every function returning int returns 0, or CS_SINK_RETRY when the
+ * batches. Every function returning int returns 0, or CS_RETRY when the
  * database is unreachable or the transaction lost a race (reconnect and try
  * again later), or -1 for an error that retrying will not fix; errors come
  * with a one-line reason in errstr that names the database, never a
@@ -17,9 +17,8 @@
 #include "cs_batch.h"
 #include "cs_window.h"
 
-/* The database is down or the transaction must be retried: not a bad record,
- * not a bug. */
-#define CS_SINK_RETRY (-2)
+/* CS_RETRY (cs_common.h): the database is down or the transaction must be
+ * retried: not a bad record, not a bug. */
 
 struct cs_sink;
 
@@ -269,7 +268,7 @@ const struct cs_sink_type *cs_sink_type_of(const char *db);
  * "sqlite:PATH" for a path that looks like either. schema (PostgreSQL only,
  * may be NULL) keeps every table and view in that schema. Returns 0 and a
  * sink in *out (the caller owns it: cs_sink_close()), or -1 with the reason
- * in errstr, or CS_SINK_RETRY when the server is not there yet (refused,
+ * in errstr, or CS_RETRY when the server is not there yet (refused,
  * starting up, too many connections): *out is NULL then. db and schema are
  * copied. The kind is cs_sink_type_of(db)'s; a backend without one of the
  * required operations is closed and refused (-1). */

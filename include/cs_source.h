@@ -52,7 +52,7 @@ struct cs_source_ops {
         void (*pause)(struct cs_source *s);
         /* Asks on_assign for the stored offset of every assigned partition,
          * goes back there and resumes. Returns 0, 1 (not done in time:
-         * still paused, call it again), CS_SINK_RETRY (the database is
+         * still paused, call it again), CS_RETRY (the database is
          * away again: still paused) or -1. */
         int (*rewind)(struct cs_source *s);
         /* The end offset of partition last seen, or -1 when not known. */
@@ -89,7 +89,7 @@ struct cs_source_file_conf {
 
 /* Makes a source of file (borrowed: it must outlive the source): assigns
  * partition 0 through on_assign and reads from the offset it gives (the
- * first message when -1). Returns 0 with *out, CS_SINK_RETRY (paused: the
+ * first message when -1). Returns 0 with *out, CS_RETRY (paused: the
  * database is away) or -1 with errstr. */
 int cs_source_file_new(struct cs_file_source *file,
                        const struct cs_source_file_conf *conf,

@@ -4,7 +4,7 @@
  * positions.
  *
  * Every function runs named statements through the sink's query(), so each
- * value is bound; errors come back as the sink's (0, CS_SINK_RETRY or -1)
+ * value is bound; errors come back as the sink's (0, CS_RETRY or -1)
  * with a one-line reason in errstr, plus CS_REFUSED below. */
 #ifndef CS_TOPICS_H
 #define CS_TOPICS_H
@@ -12,9 +12,9 @@
 #include "cs_sink.h"
 #include "cs_window.h"
 
-/* What is stored does not fit what the user asked for (another input
- * under a replay's topic, an unknown topic): say errstr and exit 2. */
-#define CS_REFUSED (-3)
+/* CS_REFUSED (cs_common.h): what is stored does not fit what the user
+ * asked for (another input under a replay's topic, an unknown topic): say
+ * errstr and exit 2. */
 
 /* Before a file replay under topic: its head (the first bytes, see
  * cs_file_source_head()) must begin with the bytes the stored position was

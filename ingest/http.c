@@ -360,7 +360,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                 free(buf);
                 cs_log(CS_LOG_WARN, "http: %s: %s", url, errstr);
                 return reply_text(conn,
-                                  r == CS_SINK_RETRY
+                                  r == CS_RETRY
                                           ? MHD_HTTP_SERVICE_UNAVAILABLE
                                           : MHD_HTTP_INTERNAL_SERVER_ERROR,
                                   errstr);
@@ -413,7 +413,7 @@ int cs_http_start(const char *addr, const char *db, const char *schema,
         *out = NULL;
         if (split_addr(addr, host, sizeof(host), port, sizeof(port), errstr,
                        errstr_size) < 0)
-                return -2;
+                return CS_REFUSED;
         memset(&hints, 0, sizeof(hints));
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
@@ -421,7 +421,7 @@ int cs_http_start(const char *addr, const char *db, const char *schema,
         if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0) {
                 snprintf(errstr, errstr_size, "http: invalid address '%s': %s",
                          addr, gai_strerror(rc));
-                return -2;
+                return CS_REFUSED;
         }
         /* Our own socket rather than MHD's: a port in use is then said as
          * such, and port 0 tells which port it got. */

@@ -175,7 +175,7 @@ static int deliver(struct cs_jsonsplit *js, const char *msg, size_t len,
         if (js->on_msg(js->opaque, msg, len, js->msg_offset)) {
                 snprintf(js->err, sizeof(js->err), "stopped");
                 js->state = S_FAILED;
-                return CS_JSONSPLIT_STOPPED;
+                return CS_STOPPED;
         }
         return 0;
 }

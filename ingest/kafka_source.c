@@ -222,7 +222,7 @@ static int assign(struct cs_kafka_source *src,
         for (i = 0; i < n; i++)
                 offs[i].partition = list->elems[i].partition;
         r = src->conf.on_assign(src->conf.opaque, offs, (size_t)n);
-        if (r == -1) {
+        if (r == CS_ERR) {
                 mem_free(offs);
                 return -1;
         }

@@ -334,7 +334,7 @@ static void retain_all(struct pipeline *pl)
 }
 
 /* Writes one batch in one transaction. Returns 0, -1 on an error, or
- * CS_SINK_RETRY after starting recovery. */
+ * CS_RETRY after starting recovery. */
 static int flush(struct pipeline *pl, struct slot *job, struct cs_source *src)
 {
         struct writer *w = &pl->w;
@@ -394,7 +394,7 @@ static int flush(struct pipeline *pl, struct slot *job, struct cs_source *src)
         return 0;
 fail:
         ops->rollback(sink);
-        if (r == CS_SINK_RETRY) {
+        if (r == CS_RETRY) {
                 start_recovery(pl, errstr);
                 return r;
         }
@@ -429,7 +429,7 @@ static int recover(struct pipeline *pl)
                 signal_unlock(&pl->ch);
                 return 0;
         }
-        if (r == -1) {
+        if (r == CS_ERR) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 return -1;
         }
@@ -481,7 +481,7 @@ static int replay_done(struct pipeline *pl)
                                         sizeof(errstr))) < 0 ||
             (r = ops->commit(sink, errstr, sizeof(errstr))) < 0) {
                 ops->rollback(sink);
-                if (r == CS_SINK_RETRY) {
+                if (r == CS_RETRY) {
                         start_recovery(pl, errstr);
                         return r;
                 }
@@ -501,7 +501,7 @@ static int serve(struct pipeline *pl, enum request req,
         if (w->failed)
                 return -1;
         if (w->recovering)
-                return CS_SINK_RETRY;
+                return CS_RETRY;
         if (req == REQ_END) {
                 /* Everything consumed is committed (the consumer waited
                  * for it): a replay is complete, old data may go. */
@@ -512,7 +512,7 @@ static int serve(struct pipeline *pl, enum request req,
         }
         r = w->sink->ops->load_offsets(w->sink, pl->conf->topic, offs, n,
                                        errstr, sizeof(errstr));
-        if (r == CS_SINK_RETRY)
+        if (r == CS_RETRY)
                 start_recovery(pl, errstr);
         else if (r < 0)
                 cs_log(CS_LOG_ERROR, "%s", errstr);
@@ -526,7 +526,8 @@ static void write_job(struct pipeline *pl, struct slot *job,
 {
         struct writer *w = &pl->w;
 
-        if (job->epoch == w->epoch && !w->failed && flush(pl, job, src) == -1)
+        if (job->epoch == w->epoch && !w->failed &&
+            flush(pl, job, src) == CS_ERR)
                 w->failed = 1;
         slot_reset(job);
         lock(&pl->ch);
@@ -737,7 +738,7 @@ static int on_assign(void *opaque, struct cs_partition_offset *offs, size_t n)
         int r = request(pl, REQ_ASSIGN, offs, n);
 
         if (r < 0)
-                return r; /* CS_SINK_RETRY: the source stays paused */
+                return r; /* CS_RETRY: the source stays paused */
         for (i = 0; i < n; i++) {
                 struct cs_watermark *w = mark_of(&pl->c, offs[i].partition);
 
@@ -920,9 +921,9 @@ static int consume_loop(struct pipeline *pl)
                 if ((rewind || c->rewind_again) && c->paused) {
                         c->rewind_again = 0;
                         r = cs_source_rewind(c->src);
-                        if (r == -1)
+                        if (r == CS_ERR)
                                 return -1;
-                        /* CS_SINK_RETRY: lost again, the epoch says so. */
+                        /* CS_RETRY: lost again, the epoch says so. */
                         if (r == 0)
                                 c->paused = 0;
                         /* Not done in time: again, after a pause. */
@@ -964,7 +965,7 @@ static int consume_loop(struct pipeline *pl)
                                 return -1;
                         if (r == 0) {
                                 r = request(pl, REQ_END, NULL, 0);
-                                if (r != CS_SINK_RETRY)
+                                if (r != CS_RETRY)
                                         return r < 0 ? -1 : 0;
                         }
                         /* The database went away: rewind when back. */
@@ -1007,7 +1008,7 @@ static void *consumer_main(void *arg)
         else
                 r = cs_source_kafka_new(&kconf, &pl->c.src, errstr,
                                         sizeof(errstr));
-        if (r == CS_SINK_RETRY)
+        if (r == CS_RETRY)
                 r = 0; /* paused until the database is back */
         if (r != 0) {
                 /* Stopped while waiting for the brokers: nothing to do. */
@@ -1076,7 +1077,7 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
                         cs_sink_close(*out);
                         *out = NULL;
                 }
-                if (r != CS_SINK_RETRY)
+                if (r != CS_RETRY)
                         break;
                 if (*stop)
                         return 1;

@@ -258,7 +258,7 @@ static int conn_open(const char *db, const char *schema, struct conn *c,
                         transient = pg_transient(c->pq);
                         PQfinish(c->pq);
                         c->pq = NULL;
-                        return transient ? CS_SINK_RETRY : -1;
+                        return transient ? CS_RETRY : -1;
                 }
                 res = PQexec(c->pq, "SET client_encoding TO 'UTF8'; "
                                     "SET DateStyle TO ISO");
@@ -294,7 +294,7 @@ static int conn_open(const char *db, const char *schema, struct conn *c,
                 db += 7;
         snprintf(c->name, sizeof(c->name), "%s", db);
         if (cs_sink_require_existing(db, errstr, errstr_size) < 0)
-                return CS_SINK_RETRY; /* a file moved away may come back */
+                return CS_RETRY; /* a file moved away may come back */
         /* Read-only: the report can never change the database, and its
          * statements are short reads under WAL, which never block the
          * ingest; a checkpoint in progress is waited for a while. */
@@ -304,7 +304,7 @@ static int conn_open(const char *db, const char *schema, struct conn *c,
                          c->lite ? sqlite3_errmsg(c->lite) : "out of memory");
                 sqlite3_close(c->lite);
                 c->lite = NULL;
-                return CS_SINK_RETRY;
+                return CS_RETRY;
         }
         sqlite3_busy_timeout(c->lite, 10000);
         return 0;
@@ -337,7 +337,7 @@ static int conn_begin(struct conn *c, char *errstr, size_t errstr_size)
 
                 snprintf(pre, sizeof(pre), "%s: BEGIN", c->name);
                 one_line(errstr, errstr_size, pre, PQerrorMessage(c->pq));
-                return PQstatus(c->pq) == CONNECTION_BAD ? CS_SINK_RETRY : -1;
+                return PQstatus(c->pq) == CONNECTION_BAD ? CS_RETRY : -1;
         }
         return 0;
 }
@@ -414,7 +414,7 @@ fail:
         rc = sqlite3_errcode(c->lite);
         if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_IOERR ||
             rc == SQLITE_CANTOPEN)
-                r = CS_SINK_RETRY;
+                r = CS_RETRY;
 out:
         free(row);
         sqlite3_finalize(st);
@@ -461,7 +461,7 @@ static int pg_query(struct conn *c, const char *sql, const struct param *params,
 
                 snprintf(pre, sizeof(pre), "%s", c->name);
                 one_line(errstr, errstr_size, pre, PQerrorMessage(c->pq));
-                r = PQstatus(c->pq) == CONNECTION_BAD ? CS_SINK_RETRY : -1;
+                r = PQstatus(c->pq) == CONNECTION_BAD ? CS_RETRY : -1;
                 goto out;
         }
         ncol = PQnfields(res);

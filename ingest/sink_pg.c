@@ -6,7 +6,7 @@
  * key order, so ingest processes sharing the database lock rows in the same
  * order. Errors that a reconnect or a retry can cure (the server restarting,
  * a dropped connection, a deadlock, a lock or statement timeout) come back
- * as CS_SINK_RETRY.
+ * as CS_RETRY.
  *
  * The connection is non-blocking: every wait on the server is a poll() of
  * at most SLICE_MS that also looks at the caller's stop request and the
@@ -429,7 +429,7 @@ static int fail(struct pg_sink *s, const PGresult *res, const char *what,
                     !strncmp(state, "08", 2) || !strncmp(state, "57", 2) ||
                     !strncmp(state, "40", 2) || !strncmp(state, "53", 2) ||
                     !strcmp(state, "55P03");
-        return transient ? CS_SINK_RETRY : -1;
+        return transient ? CS_RETRY : -1;
 }
 
 /* Takes the result of a statement: 0 with it in *out (the caller
@@ -2130,7 +2130,7 @@ static int64_t connect_timeout(PGconn *c)
 
 /* Opens s->conn without blocking, looking at the stop request between
  * waits, names the sink after it and readies the session. Returns 0,
- * CS_SINK_RETRY when the server may come (or stopping), or -1. */
+ * CS_RETRY when the server may come (or stopping), or -1. */
 static int connect_db(struct pg_sink *s, char *errstr, size_t errstr_size)
 {
         /* Defaults first: the caller's conninfo (expanded from dbname)
@@ -2182,14 +2182,13 @@ static int connect_db(struct pg_sink *s, char *errstr, size_t errstr_size)
                 if (st == PGRES_POLLING_FAILED ||
                     PQstatus(s->conn) == CONNECTION_BAD) {
                         msg = PQerrorMessage(s->conn);
-                        r = connect_transient(s->conn, msg) ? CS_SINK_RETRY
-                                                            : -1;
+                        r = connect_transient(s->conn, msg) ? CS_RETRY : -1;
                 } else if (s->base.stop && *s->base.stop) {
                         msg = "stopped while connecting";
-                        r = CS_SINK_RETRY;
+                        r = CS_RETRY;
                 } else {
                         msg = "timeout expired";
-                        r = CS_SINK_RETRY;
+                        r = CS_RETRY;
                 }
                 snprintf(errstr, errstr_size, "%s: cannot connect: %.*s",
                          s->base.name, (int)strcspn(msg, "\n"), msg);

@@ -227,7 +227,7 @@ static int fail(struct sqlite_sink *s, const char *what, char *errstr,
                          s->path, what);
         s->busy_stopped = 0;
         s->busy_gave_up_ms = 0;
-        return CS_SINK_RETRY;
+        return CS_RETRY;
 }
 
 /* Runs a statement that returns no rows, then resets it. */

@@ -264,7 +264,7 @@ int cs_source_file_new(struct cs_file_source *file,
         fs->f = file;
         fs->conf = *conf;
         r = file_rewind(&fs->base);
-        if (r == -1) {
+        if (r == CS_ERR) {
                 snprintf(errstr, errstr_size, "replay not started");
                 free(fs);
                 return -1;

@@ -248,7 +248,7 @@ static void test_stop_and_bom(void **state)
         (void)state;
         s.stop_after = 1;
         assert_int_equal(split_both("[1,2,3]", 64, &s, err, sizeof(err)),
-                         CS_JSONSPLIT_STOPPED);
+                         CS_STOPPED);
         assert_int_equal(s.count, 1);
 
         memset(&s, 0, sizeof(s));

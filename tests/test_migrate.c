@@ -181,7 +181,7 @@ static void test_database_kinds(void **state)
         assert_non_null(strstr(err, "--schema"));
 }
 
-/* Nothing listens on port 1: a server that may yet come (CS_SINK_RETRY),
+/* Nothing listens on port 1: a server that may yet come (CS_RETRY),
  * with a one-line error naming the host, never the password. */
 static void test_postgres_unreachable_names_host_not_password(void **state)
 {
@@ -191,7 +191,7 @@ static void test_postgres_unreachable_names_host_not_password(void **state)
         (void)state;
         assert_int_equal(cs_sink_open("postgresql://u:s3cr3t@127.0.0.1:1/db",
                                       NULL, &s, err, sizeof(err)),
-                         CS_SINK_RETRY);
+                         CS_RETRY);
         assert_null(s);
         assert_non_null(strstr(err, "127.0.0.1"));
         assert_null(strstr(err, "s3cr3t"));

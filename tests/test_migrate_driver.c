@@ -16,7 +16,7 @@
  *                                refused before anything runs
  *   test_failed_script           a failing script is rolled back unrecorded
  *                                and stops the run with its status
- *   test_lock_busy               a lock that cannot be had (CS_SINK_RETRY)
+ *   test_lock_busy               a lock that cannot be had (CS_RETRY)
  *                                stops the run with that status
  *   test_backend_prepare_views   a backend's own prepare and view
  *                                installation replace the defaults
@@ -449,10 +449,10 @@ static void test_lock_busy(void **state)
         struct fake *f = *state;
         char err[256] = "";
 
-        f->lock_status = CS_SINK_RETRY;
+        f->lock_status = CS_RETRY;
         assert_int_equal(
                 cs_migrate_run(&f->base, &fake_migrator, err, sizeof(err)),
-                CS_SINK_RETRY);
+                CS_RETRY);
         assert_string_equal(err, "busy");
         assert_string_equal(f->trace, "");
         assert_int_equal(f->ndone, 0);

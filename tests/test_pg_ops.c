@@ -965,7 +965,7 @@ static void test_sink_statement_timeout(void **state)
                               "EXCLUSIVE MODE");
         assert_int_equal(
                 s->ops->window_specs(s, names, 4, &n, err, sizeof(err)),
-                CS_SINK_RETRY);
+                CS_RETRY);
         fprintf(stderr, "# behind a lock: %s\n", err);
         assert_non_null(strstr(err, "cancel"));
         th_pg_exec_ok(holder, "COMMIT");
@@ -985,7 +985,7 @@ static void test_sink_statement_timeout(void **state)
         n = s->ops->begin(s, err, sizeof(err));
         kill(backend, SIGCONT);
         fprintf(stderr, "# frozen backend: %s\n", err);
-        assert_int_equal(n, CS_SINK_RETRY);
+        assert_int_equal(n, CS_RETRY);
         assert_non_null(strstr(err, "no answer"));
         assert_int_equal(s->ops->reconnect(s, err, sizeof(err)), 0);
         assert_int_equal(s->ops->begin(s, err, sizeof(err)), 0);

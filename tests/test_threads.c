@@ -177,7 +177,7 @@ static int failing_commit(struct cs_sink *s, char *errstr, size_t errstr_size)
         }
         if (fail) {
                 snprintf(errstr, errstr_size, "injected outage");
-                return CS_SINK_RETRY;
+                return CS_RETRY;
         }
         return fault.real->commit(s, errstr, errstr_size);
 }

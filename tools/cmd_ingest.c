@@ -382,7 +382,7 @@ int cs_cmd_ingest(int argc, char **argv)
                                sizeof(errstr))) < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 free(real);
-                return r == -2 ? CS_EXIT_USAGE : CS_EXIT_FAILURE;
+                return r == CS_REFUSED ? CS_EXIT_USAGE : CS_EXIT_FAILURE;
         }
         r = cs_pipeline_run(&conf, &stop);
         cs_http_stop(http);
