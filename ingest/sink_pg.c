@@ -24,6 +24,7 @@
 
 #include "cs_arena.h"
 #include "cs_migrate.h"
+#include "cs_idmap.h"
 #include "cs_sink.h"
 
 #define DIALECT "postgresql"
@@ -87,21 +88,6 @@ struct buf {
  * find_window_keys' first column. */
 enum dict { DICT_SPEC, DICT_CRIME_TYPE, DICT_DISPOSITION, DICT_COUNT };
 
-/* A dictionary's ids by text, as stored: open addressing with linear
- * probing; keys are owned copies. Ids never change once committed, so they
- * are kept across batches and connections. */
-struct id_entry {
-        char *key; /* NULL: free slot */
-        size_t len;
-        uint64_t hash;
-        int32_t id;
-};
-
-struct id_map {
-        struct id_entry *slot;
-        size_t cap, n; /* cap a power of two, or 0 */
-};
-
 /* A window count row with its key as stored, for writing in key order. */
 struct keyed_row {
         int64_t key[4]; /* spec id, window start, crime type, disposition */
@@ -119,7 +105,9 @@ struct pg_sink {
         struct cs_arena *old; /* strings of replaced calls */
         unsigned staged;      /* staging tables filled in this transaction */
         struct buf arr[9];    /* array literals for store_offsets */
-        struct id_map ids[DICT_COUNT];
+        /* Each dictionary's ids by text, as stored. Ids never change once
+         * committed, so they are kept across batches and connections. */
+        struct cs_idmap ids[DICT_COUNT];
         /* The open transaction added dictionary ids: until it commits,
          * they may yet be undone, so the next begin forgets the maps. */
         int ids_uncommitted;
@@ -1343,79 +1331,13 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
         return 0;
 }
 
-static void id_map_clear(struct id_map *m)
-{
-        size_t i;
-
-        for (i = 0; i < m->cap; i++)
-                free(m->slot[i].key);
-        free(m->slot);
-        memset(m, 0, sizeof(*m));
-}
-
-/* The id of key, or -1. */
-static int64_t id_map_find(const struct id_map *m, const char *key, size_t len,
-                           uint64_t h)
-{
-        size_t i;
-
-        if (!m->cap)
-                return -1;
-        for (i = h & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
-                if (m->slot[i].hash == h && m->slot[i].len == len &&
-                    !memcmp(m->slot[i].key, key, len))
-                        return m->slot[i].id;
-        return -1;
-}
-
-/* Adds key (copied) unless present; grows the table at half full. */
-static int id_map_add(struct id_map *m, const char *key, size_t len, int32_t id)
-{
-        uint64_t h = cs_hash(key, len, 0);
-        size_t i;
-
-        if (id_map_find(m, key, len, h) >= 0)
-                return 0;
-        if ((m->n + 1) * 2 > m->cap) {
-                struct id_map big = {0};
-
-                big.cap = m->cap ? m->cap * 2 : 64;
-                if (!(big.slot = calloc(big.cap, sizeof(*big.slot))))
-                        return -1;
-                for (i = 0; i < m->cap; i++) {
-                        struct id_entry *e = &m->slot[i];
-                        size_t j;
-
-                        if (!e->key)
-                                continue;
-                        for (j = e->hash & (big.cap - 1); big.slot[j].key;
-                             j = (j + 1) & (big.cap - 1))
-                                ;
-                        big.slot[j] = *e;
-                }
-                big.n = m->n;
-                free(m->slot);
-                *m = big;
-        }
-        for (i = h & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
-                ;
-        if (!(m->slot[i].key = malloc(len ? len : 1)))
-                return -1;
-        memcpy(m->slot[i].key, key, len);
-        m->slot[i].len = len;
-        m->slot[i].hash = h;
-        m->slot[i].id = id;
-        m->n++;
-        return 0;
-}
-
 /* Forgets the dictionary ids in memory (they are read again). */
 static void forget_ids(struct pg_sink *s)
 {
         int d;
 
         for (d = 0; d < DICT_COUNT; d++)
-                id_map_clear(&s->ids[d]);
+                cs_idmap_clear(&s->ids[d]);
         s->ids_uncommitted = 0;
 }
 
@@ -1466,9 +1388,11 @@ static int keep_ids(struct pg_sink *s, const PGresult *res)
                 int d = atoi(PQgetvalue(res, row, 0));
 
                 if (d < 0 || d >= DICT_COUNT ||
-                    id_map_add(&s->ids[d], PQgetvalue(res, row, 2),
-                               (size_t)PQgetlength(res, row, 2),
-                               atoi(PQgetvalue(res, row, 1))) < 0)
+                    cs_idmap_add(&s->ids[d], PQgetvalue(res, row, 2),
+                                 (size_t)PQgetlength(res, row, 2),
+                                 cs_hash(PQgetvalue(res, row, 2),
+                                         (size_t)PQgetlength(res, row, 2), 0),
+                                 atoi(PQgetvalue(res, row, 1))) < 0)
                         return -1;
         }
         return 0;
@@ -1488,7 +1412,7 @@ static int resolve_ids(struct pg_sink *s, const struct cs_window_count *rows,
 
         /* Pass 0 finds, pass 1 adds, pass 2 only checks. */
         for (pass = 0; pass < 3; pass++) {
-                struct id_map seen[DICT_COUNT] = {{0}};
+                struct cs_idmap seen[DICT_COUNT] = {{0}};
 
                 missing = 0;
                 for (d = 0; d < DICT_COUNT; d++)
@@ -1498,12 +1422,14 @@ static int resolve_ids(struct pg_sink *s, const struct cs_window_count *rows,
                                 struct cs_str t = key_text(&rows[i], specs, d);
                                 uint64_t h = cs_hash(t.ptr, t.len, 0);
 
-                                if (id_map_find(&s->ids[d], t.ptr, t.len, h) >=
-                                            0 ||
-                                    id_map_find(&seen[d], t.ptr, t.len, h) >= 0)
+                                if (cs_idmap_find(&s->ids[d], t.ptr, t.len,
+                                                  h) >= 0 ||
+                                    cs_idmap_find(&seen[d], t.ptr, t.len, h) >=
+                                            0)
                                         continue;
                                 missing++;
-                                if (id_map_add(&seen[d], t.ptr, t.len, 0) < 0 ||
+                                if (cs_idmap_add(&seen[d], t.ptr, t.len, h, 0) <
+                                            0 ||
                                     put_quoted_elem(&s->names[d], t.ptr,
                                                     t.len) < 0) {
                                         missing = -1;
@@ -1511,7 +1437,7 @@ static int resolve_ids(struct pg_sink *s, const struct cs_window_count *rows,
                                 }
                         }
                 for (d = 0; d < DICT_COUNT; d++) {
-                        id_map_clear(&seen[d]);
+                        cs_idmap_clear(&seen[d]);
                         if (missing >= 0 &&
                             ((!s->names[d].len && put(&s->names[d], "{", 1)) ||
                              put(&s->names[d], "}", 2) < 0))
@@ -1749,8 +1675,8 @@ static int pg_write_window_counts(struct cs_sink *base,
                         struct cs_str t = key_text(w, specs, d);
 
                         k->key[d ? d + 1 : 0] =
-                                id_map_find(&s->ids[d], t.ptr, t.len,
-                                            cs_hash(t.ptr, t.len, 0));
+                                cs_idmap_find(&s->ids[d], t.ptr, t.len,
+                                              cs_hash(t.ptr, t.len, 0));
                 }
                 k->end = w->start + specs[w->spec].size;
                 k->calls = w->calls;

@@ -26,6 +26,7 @@
 
 #include "cs_arena.h"
 #include "cs_migrate.h"
+#include "cs_idmap.h"
 #include "cs_sink.h"
 
 #define DIALECT "sqlite"
@@ -118,22 +119,6 @@ static const char *const stmt_names[ST_COUNT] = {
 /* The dictionaries of window_totals (010_window_keys.sql). */
 enum dict { DICT_SPEC, DICT_CRIME_TYPE, DICT_DISPOSITION, DICT_COUNT };
 
-/* A dictionary's ids by text, as stored. Ids are assigned once and never
- * change, so they are kept for the life of the connection; a rollback
- * empties the maps, since it may undo ids its transaction assigned. Open
- * addressing with linear probing; keys are owned copies. */
-struct id_entry {
-        char *key; /* NULL: free slot */
-        size_t len;
-        uint64_t hash;
-        int64_t id;
-};
-
-struct id_map {
-        struct id_entry *slot;
-        size_t cap, n; /* cap a power of two, or 0 */
-};
-
 /* Window count rows with their keys as stored, for writing in key order. */
 struct keyed_row {
         int64_t key[4]; /* spec id, window start, crime type, disposition */
@@ -152,7 +137,11 @@ struct sqlite_sink {
         char now[CS_TS_BUFSZ]; /* UTC time of the open batch */
         int64_t now_sec;       /* the same in seconds since 1970 */
         int lock_fd;           /* PATH-lock once claimed, else -1 */
-        struct id_map ids[DICT_COUNT];
+        /* Each dictionary's ids by text, as stored. Ids are assigned once
+         * and never change, so they are kept for the life of the
+         * connection; a rollback empties the maps, since it may undo ids
+         * its transaction assigned. */
+        struct cs_idmap ids[DICT_COUNT];
         struct keyed_row *keyed; /* write_window_counts' rows, by key */
         struct keyed_row *merge; /* and the merge sort's other half */
         size_t keyed_cap;
@@ -239,79 +228,12 @@ static int run(sqlite3_stmt *st)
         return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void id_map_clear(struct id_map *m)
-{
-        size_t i;
-
-        for (i = 0; i < m->cap; i++)
-                free(m->slot[i].key);
-        free(m->slot);
-        memset(m, 0, sizeof(*m));
-}
-
-/* The id of key, or -1 when it is not in the map. */
-static int64_t id_map_find(const struct id_map *m, const char *key, size_t len,
-                           uint64_t h)
-{
-        size_t i;
-
-        if (!m->cap)
-                return -1;
-        for (i = h & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
-                if (m->slot[i].hash == h && m->slot[i].len == len &&
-                    !memcmp(m->slot[i].key, key, len))
-                        return m->slot[i].id;
-        return -1;
-}
-
-/* Adds a key known to be missing; -1 when out of memory. */
-static int id_map_add(struct id_map *m, const char *key, size_t len, uint64_t h,
-                      int64_t id)
-{
-        struct id_entry *e;
-        size_t i;
-
-        if ((m->n + 1) * 2 > m->cap) {
-                struct id_map big = {0};
-                size_t cap = m->cap ? m->cap * 2 : 64;
-
-                if (!(big.slot = calloc(cap, sizeof(*big.slot))))
-                        return -1;
-                big.cap = cap;
-                big.n = m->n;
-                for (i = 0; i < m->cap; i++) {
-                        size_t j;
-
-                        if (!m->slot[i].key)
-                                continue;
-                        for (j = m->slot[i].hash & (cap - 1); big.slot[j].key;
-                             j = (j + 1) & (cap - 1))
-                                ;
-                        big.slot[j] = m->slot[i];
-                }
-                free(m->slot);
-                *m = big;
-        }
-        for (i = h & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
-                ;
-        e = &m->slot[i];
-        if (!(e->key = malloc(len + 1)))
-                return -1;
-        memcpy(e->key, key, len);
-        e->key[len] = '\0';
-        e->len = len;
-        e->hash = h;
-        e->id = id;
-        m->n++;
-        return 0;
-}
-
 static void forget_ids(struct sqlite_sink *s)
 {
         int i;
 
         for (i = 0; i < DICT_COUNT; i++)
-                id_map_clear(&s->ids[i]);
+                cs_idmap_clear(&s->ids[i]);
 }
 
 static int prepare_named(struct sqlite_sink *s, const char *name,
@@ -946,13 +868,13 @@ static int sqlite_write_calls(struct cs_sink *base, const struct cs_batch *b,
 static int dict_id(struct sqlite_sink *s, enum dict d, const char *text,
                    size_t len, int64_t *id, char *errstr, size_t errstr_size)
 {
-        struct id_map *m = &s->ids[d];
+        struct cs_idmap *m = &s->ids[d];
         sqlite3_stmt *find = s->stmt[ST_SPEC_ID + 2 * d];
         sqlite3_stmt *add = s->stmt[ST_SPEC_ID + 2 * d + 1];
         uint64_t h = cs_hash(text, len, 0);
         int rc;
 
-        if ((*id = id_map_find(m, text, len, h)) >= 0)
+        if ((*id = cs_idmap_find(m, text, len, h)) >= 0)
                 return 0;
         sqlite3_bind_text(add, 1, text, (int)len, SQLITE_STATIC);
         if (run(add) < 0)
@@ -963,7 +885,7 @@ static int dict_id(struct sqlite_sink *s, enum dict d, const char *text,
         sqlite3_reset(find);
         if (rc != SQLITE_ROW)
                 return fail(s, "reading a window key", errstr, errstr_size);
-        if (id_map_add(m, text, len, h, *id) < 0) {
+        if (cs_idmap_add(m, text, len, h, *id) < 0) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -1;
         }
