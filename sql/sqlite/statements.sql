@@ -155,8 +155,8 @@ ON CONFLICT (crime_id, window_spec) DO NOTHING
 -- --retention: at most ?2 rows a time, so the ingest is never held up long.
 -- The horizon is the smallest watermark less ?1 seconds, in whole seconds
 -- (as call_ts < the text horizon was).
-DELETE FROM call_rows WHERE id IN (
-        SELECT id FROM call_rows
+DELETE FROM call_rows WHERE rid IN (
+        SELECT rid FROM call_rows
         WHERE call_sec < (SELECT CAST(strftime('%s', datetime(
                                         MIN(watermark), '-' || ?1 ||
                                         ' seconds')) AS INTEGER)
