@@ -49,7 +49,6 @@ enum stmt {
         ST_FIND_WINDOW_KEYS,
         ST_LOCK_WINDOW_KEYS,
         ST_ADD_WINDOW_KEYS,
-        ST_STORED_WINDOW_KEYS,
         ST_STORED_CALLS,
         ST_COUNT
 };
@@ -73,7 +72,6 @@ static const struct {
         [ST_FIND_WINDOW_KEYS] = {"find_window_keys", 3},
         [ST_LOCK_WINDOW_KEYS] = {"lock_window_keys", 0},
         [ST_ADD_WINDOW_KEYS] = {"add_window_keys", 3},
-        [ST_STORED_WINDOW_KEYS] = {"stored_window_keys", 3},
         [ST_STORED_CALLS] = {"stored_calls", 1},
 };
 
@@ -1556,53 +1554,6 @@ static int window_arrays(struct pg_sink *s, struct buf *arrays, int ncols,
         return 0;
 }
 
-/* Keys within this many seconds of each other are looked up in one range:
- * a stretch of a stream, even reaching back, is one range per spec, and a
- * call far out of order one of its own. */
-#define RANGE_GAP (6 * 3600)
-
-/* Fills arrays[0..2] with the spec ids, first and last window starts of
- * the stretches that the keys of s->keyed[0, m) (in key order) fall in. */
-static int window_ranges(struct pg_sink *s, struct buf *arrays, size_t m)
-{
-        size_t i, n = 0, pass;
-
-        /* Pass 0 counts the ranges, pass 1 writes them. */
-        for (pass = 0; pass < 2; pass++) {
-                int64_t spec = 0, lo = 0, hi = 0;
-                int open = 0;
-
-                if (pass == 1 && (bin_array(&arrays[0], INT4_OID, n, 4) < 0 ||
-                                  bin_array(&arrays[1], INT8_OID, n, 8) < 0 ||
-                                  bin_array(&arrays[2], INT8_OID, n, 8) < 0))
-                        return -1;
-                n = 0;
-                for (i = 0; i <= m; i++) {
-                        const struct keyed_row *k = i < m ? &s->keyed[i] : NULL;
-
-                        if (open && k && k->key[0] == spec &&
-                            k->key[1] - hi <= RANGE_GAP) {
-                                hi = k->key[1];
-                                continue;
-                        }
-                        if (open && pass == 1) {
-                                put_be(&arrays[0], 4, 4);
-                                put_be(&arrays[0], (uint64_t)spec, 4);
-                                put_be(&arrays[1], 8, 4);
-                                put_be(&arrays[1], (uint64_t)lo, 8);
-                                put_be(&arrays[2], 8, 4);
-                                put_be(&arrays[2], (uint64_t)hi, 8);
-                        }
-                        n += open;
-                        if ((open = k != NULL)) {
-                                spec = k->key[0];
-                                lo = hi = k->key[1];
-                        }
-                }
-        }
-        return 0;
-}
-
 /* The binary COPY of the rows of s->keyed[0, m) not stored, in s->copy;
  * how many in *n. */
 static int window_copy(struct pg_sink *s, size_t m, size_t *n)
@@ -1640,8 +1591,8 @@ static int window_copy(struct pg_sink *s, size_t m, size_t *n)
 /* The batch's rows (summed by key by the pipeline) go as stored: keyed by
  * dictionary ids, summed again where two texts share a key (no disposition
  * and ''), in key order. Under lock_window_keys the keys already stored
- * are found with one probe each and updated; the rest, in a batch that
- * reaches back in event time most of them, are copied in, binary, without
+ * are updated, one probe each, and say which they are; the rest, in a batch
+ * that reaches back in event time most of them, are copied in, binary, without
  * INSERT ... ON CONFLICT's speculative insertion: about half the server's
  * work per row (see the README, PostgreSQL). */
 static int pg_write_window_counts(struct cs_sink *base,
@@ -1651,7 +1602,7 @@ static int pg_write_window_counts(struct cs_sink *base,
 {
         struct pg_sink *s = (struct pg_sink *)base;
         PGresult *res;
-        size_t i, m, nstored, ncopy;
+        size_t i, m, ncopy;
         int d, row, negative = 0, r;
 
         if (!n)
@@ -1698,33 +1649,25 @@ static int pg_write_window_counts(struct cs_sink *base,
         }
         for (i = 0; i < m; i++)
                 negative |= s->keyed[i].negative;
-        /* s->bin[0..3]: every key; [4..6]: the stretches of window starts
-         * to look in; [4..10] then: the stored rows. */
-        if (window_arrays(s, s->bin, 4, m, -1) < 0 ||
-            window_ranges(s, s->bin + 4, m) < 0)
+        /* s->bin[0..6]: every row; the stored ones come back from the
+         * update. */
+        if (window_arrays(s, s->bin, 7, m, -1) < 0)
                 return oom(errstr, errstr_size);
         if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
                     0 ||
-            (r = run_binary(s, ST_STORED_WINDOW_KEYS, s->bin + 4, 3, &res,
-                            errstr, errstr_size)) < 0)
+            (r = run_binary(s, ST_ADD_WINDOW_COUNTS, s->bin, 7, &res, errstr,
+                            errstr_size)) < 0)
                 return r;
-        nstored = 0;
         for (row = 0; row < PQntuples(res); row++) {
                 struct keyed_row key, *k;
 
                 for (d = 0; d < 4; d++)
                         key.key[d] = atoll(PQgetvalue(res, row, d));
                 k = bsearch(&key, s->keyed, m, sizeof(*s->keyed), cmp_keyed);
-                if (k && !k->stored) {
+                if (k)
                         k->stored = 1;
-                        nstored++;
-                }
         }
         PQclear(res);
-        if (nstored && (window_arrays(s, s->bin + 4, 7, m, 1) < 0 ||
-                        (r = run_binary(s, ST_ADD_WINDOW_COUNTS, s->bin + 4, 7,
-                                        NULL, errstr, errstr_size)) < 0))
-                return r < 0 ? r : oom(errstr, errstr_size);
         if (window_copy(s, m, &ncopy) < 0)
                 return oom(errstr, errstr_size);
         if (ncopy &&

@@ -115,26 +115,13 @@ WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
       AND w.crime_type_id = k.crime_type_id
       AND w.disposition_id = k.disposition_id AND w.calls <= 0
 
--- name: stored_window_keys
--- After lock_window_keys: the keys window_totals holds in the stretches
--- of window starts a batch's keys fall in ($1 spec ids, $2 first and $3
--- last starts, arrays sent in binary): a range scan of the key each, so a
--- batch's new keys, most of them when a stream is read from its start,
--- cost no probe. OFFSET 0 keeps the subquery a scan of the key per range:
--- a generic plan would otherwise join a scan of the whole table.
-SELECT w.spec_id, w.window_start, w.crime_type_id, w.disposition_id
-FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS r (spec_id, lo, hi)
-CROSS JOIN LATERAL (
-        SELECT spec_id, window_start, crime_type_id, disposition_id
-        FROM window_totals
-        WHERE spec_id = r.spec_id AND window_start >= r.lo
-          AND window_start <= r.hi
-        OFFSET 0) AS w
-
 -- name: add_window_counts
--- The counts of a batch's stored keys (seven arrays sent in binary, in key
--- order, so concurrent writers lock rows in the same order) added; its new
--- keys go in with copy_window_totals.
+-- After lock_window_keys: the counts of a batch's keys (seven arrays sent
+-- in binary, in key order, so concurrent writers lock rows in the same
+-- order) added to the ones window_totals holds, one probe each; the keys
+-- it holds come back, and the rest go in with copy_window_totals. (A scan
+-- of the stretches of window starts a batch falls in fetched, for a batch
+-- read from partitions side by side, most of the table.)
 UPDATE window_totals AS w
 SET calls = w.calls + k.calls, late_calls = w.late_calls + k.late_calls
 FROM unnest($1::integer[], $2::bigint[], $3::integer[], $4::integer[],
@@ -144,8 +131,9 @@ FROM unnest($1::integer[], $2::bigint[], $3::integer[], $4::integer[],
 WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
       AND w.crime_type_id = k.crime_type_id
       AND w.disposition_id = k.disposition_id
+RETURNING w.spec_id, w.window_start, w.crime_type_id, w.disposition_id
 
--- Keys stored_window_keys did not find, under lock_window_keys, which every
+-- Keys add_window_counts did not find, under lock_window_keys, which every
 -- writer of window_totals takes (the ingest, window_counts' trigger), so no
 -- one adds them meanwhile: plain rows, binary, in key order.
 -- name: copy_window_totals
