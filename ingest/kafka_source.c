@@ -9,6 +9,8 @@
 #define REMIND_MS  30000 /* reminder while the brokers stay unreachable */
 #define PROBE_MS   5000  /* high watermarks stored while idle */
 #define PROBE_WAIT 500   /* ms a probe of the brokers may block the loop */
+#define WAKE_MS    5     /* at most one wake-up of the fetcher this often */
+#define WAKE_WAIT  100   /* ms a wake-up may block the loop */
 
 /* The allocator of the source's own arrays: the C library's, or a test's
  * (cs_kafka_set_allocator). */
@@ -69,6 +71,15 @@ struct cs_kafka_source {
         int64_t probe_at;
         struct cs_partition_offset *highs; /* the last probe */
         size_t nhighs;
+
+        /* The fetcher's wake-up (wake_fetcher()): the consumer's queue, how
+         * few messages in it call for one, when the last was, and which
+         * partition the next asks about. */
+        rd_kafka_queue_t *queue;
+        size_t low_water;
+        int backlog; /* the queue held low_water since the last one */
+        int64_t woken_at;
+        size_t wake_next;
 };
 
 static void mark_down(struct cs_kafka_source *src, const char *why)
@@ -91,6 +102,13 @@ static void mark_up(struct cs_kafka_source *src)
                        (double)(cs_now_ms() - src->down_since) / 1000.0);
         src->down = 0;
         src->cause[0] = '\0';
+}
+
+/* True when librdkafka takes fetch.queue.backoff.ms (2.1.0 on), which
+ * makes its fetcher look at a full prefetch queue again that soon. */
+static int has_fetch_backoff(void)
+{
+        return rd_kafka_version() >= 0x020100ff;
 }
 
 /* The reminder while down, and the end of patience. Returns -1 when
@@ -477,27 +495,28 @@ static int user_sets(const struct cs_kafka_source_conf *conf, const char *name)
 
 /* librdkafka's prefetch sized from the batch rather than its defaults
  * (100,000 messages or 64 MB queued, 50 MB fetches), which are what bounds
- * an ingest's memory. Smaller is slower: with 8 MB and one batch of
- * messages (per partition, as CONFIGURATION.md has it for
- * queued.min.messages) a 16-partition ingest took about twice as long. The
- * queue is refilled only when librdkafka's broker thread next looks, so it must
- * hold what the pipeline consumes meanwhile: 2 KB per record of the batch (a
- * call is 0.4 to 1 KB of JSON), 1 to 64 MB, fetched at most that much at a
- * time; the message limit, 4 batches, only binds for small records. 10,000
- * records: 20 MB, as fast as the defaults in a 32-partition trial (README). A
- * fetch.max.bytes below message.max.bytes is refused, so it is left alone when
- * -X sets either; -X overrides every one of them anyway. */
+ * an ingest's memory: 0.4 KB of queue per record of the batch (1 to 64 MB;
+ * a call is 0.4 to 1 KB of JSON), fetches of a quarter of that (1 to 50
+ * MB), and 4 batches of messages (1,000 to 100,000), so that normally the
+ * byte limit binds. A queue that small runs dry between two looks of
+ * librdkafka's fetcher at it unless wake_fetcher() calls it back (300k calls
+ * from 64 partitions: 63 MB peak and as fast as with a 20 MB queue, which
+ * took 95 to 120 MB). A fetch.max.bytes below message.max.bytes is refused,
+ * so it is left alone when -X sets either; -X overrides every one of them
+ * anyway. */
 static int set_prefetch(rd_kafka_conf_t *kc,
                         const struct cs_kafka_source_conf *conf, char *errstr,
                         size_t errstr_size)
 {
-        size_t batch = conf->batch_max_records, kbytes, msgs;
+        size_t batch = conf->batch_max_records, kbytes, msgs, fetch;
         char v[32];
 
         if (!batch)
                 return 0;
-        kbytes = batch > 32768 ? 65536 : batch < 512 ? 1024 : 2 * batch;
+        kbytes = batch > 163840 ? 65536 : batch < 2560 ? 1024 : batch * 2 / 5;
         msgs = batch > 25000 ? 100000 : batch < 250 ? 1000 : 4 * batch;
+        fetch = kbytes * 256;
+        fetch = fetch < 1048576 ? 1048576 : fetch > 52428800 ? 52428800 : fetch;
         snprintf(v, sizeof(v), "%zu", msgs);
         if (set(kc, "queued.min.messages", v, errstr, errstr_size))
                 return -1;
@@ -507,8 +526,7 @@ static int set_prefetch(rd_kafka_conf_t *kc,
         if (user_sets(conf, "message.max.bytes") ||
             user_sets(conf, "fetch.max.bytes"))
                 return 0;
-        snprintf(v, sizeof(v), "%zu",
-                 kbytes * 1024 > 52428800 ? (size_t)52428800 : kbytes * 1024);
+        snprintf(v, sizeof(v), "%zu", fetch);
         return set(kc, "fetch.max.bytes", v, errstr, errstr_size);
 }
 
@@ -627,6 +645,22 @@ static void log_prefetch(const rd_kafka_conf_t *kc)
                v[0], names[1], v[1], names[2], v[2]);
 }
 
+/* How few messages in the queue call for wake_fetcher(): half of what the
+ * queue holds when full of records of 2 KB, so that a full queue of calls
+ * is always above it. */
+static size_t queue_low_water(const rd_kafka_conf_t *kc)
+{
+        char v[32];
+        size_t n = sizeof(v);
+        long long kbytes;
+
+        if (rd_kafka_conf_get(kc, "queued.max.messages.kbytes", v, &n) !=
+                    RD_KAFKA_CONF_OK ||
+            (kbytes = atoll(v)) <= 0)
+                kbytes = 65536;
+        return kbytes / 4 > 250 ? (size_t)kbytes / 4 : 250;
+}
+
 int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
                         struct cs_kafka_source **out, char *errstr,
                         size_t errstr_size)
@@ -638,6 +672,7 @@ int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
         const struct rd_kafka_metadata_topic *t = NULL;
         rd_kafka_topic_partition_list_t *topics;
         rd_kafka_resp_err_t err;
+        size_t low_water;
         int r = -1;
 
         *out = NULL;
@@ -652,6 +687,7 @@ int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
         if (configure(kc, conf, errstr, errstr_size))
                 goto fail;
         log_prefetch(kc);
+        low_water = queue_low_water(kc);
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
         rd_kafka_conf_set_log_cb(kc, log_cb);
         rd_kafka_conf_set_error_cb(kc, error_cb);
@@ -664,6 +700,10 @@ int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
         /* Log lines to the main queue, which the consumer's serves. */
         rd_kafka_set_log_queue(src->rk, NULL);
         rd_kafka_poll_set_consumer(src->rk);
+        if (!has_fetch_backoff()) {
+                src->queue = rd_kafka_queue_get_consumer(src->rk);
+                src->low_water = low_water;
+        }
 
         if ((r = wait_for_topic(src, &md, &t, errstr, errstr_size)) != 0)
                 goto fail;
@@ -693,6 +733,8 @@ int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
 fail:
         if (kc)
                 rd_kafka_conf_destroy(kc);
+        if (src && src->queue)
+                rd_kafka_queue_destroy(src->queue);
         if (src && src->rk)
                 rd_kafka_destroy(src->rk);
         if (src) {
@@ -739,11 +781,45 @@ static void check_gap(struct cs_kafka_source *src, struct assigned *a,
                 *failed = 1;
 }
 
+/* Before librdkafka 2.1.0 the fetcher of a broker, once the prefetch queue
+ * has passed queued.max.messages.kbytes, looks at it again only when
+ * something wakes its thread (a request to send, a reply) or after a
+ * second: a queue sized to bound memory ran dry in a fraction of that and
+ * the ingest waited out the rest (300k calls from 64 partitions: 15 s
+ * instead of 5). So when a queue that was full falls below low_water, a
+ * small request to the leader of one of the partitions (its offsets, round
+ * the assignment, so that every broker is reached in turn) wakes it. */
+static void wake_fetcher(struct cs_kafka_source *src)
+{
+        int64_t now, low, high;
+        int32_t partition;
+
+        if (!src->queue)
+                return;
+        if (rd_kafka_queue_length(src->queue) >= src->low_water) {
+                src->backlog = 1;
+                return;
+        }
+        if (!src->backlog || !src->nparts || src->paused || src->down)
+                return;
+        now = cs_now_ms();
+        if (now - src->woken_at < WAKE_MS)
+                return;
+        src->backlog = 0;
+        src->woken_at = now;
+        partition = src->parts[src->wake_next++ % src->nparts].partition;
+        rd_kafka_query_watermark_offsets(src->rk, src->conf.topic, partition,
+                                         &low, &high, WAKE_WAIT);
+}
+
 rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
                                          int timeout_ms, int *failed)
 {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(src->rk, timeout_ms);
+        rd_kafka_message_t *m;
         struct assigned *a;
+
+        wake_fetcher(src);
+        m = rd_kafka_consumer_poll(src->rk, timeout_ms);
 
         if (src->failed)
                 *failed = 1;
@@ -982,6 +1058,8 @@ void cs_kafka_source_destroy(struct cs_kafka_source *src)
 {
         if (!src)
                 return;
+        if (src->queue)
+                rd_kafka_queue_destroy(src->queue);
         rd_kafka_consumer_close(src->rk);
         rd_kafka_destroy(src->rk);
         mem_free(src->parts);

@@ -77,22 +77,24 @@ static void expect_prop(size_t batch, const char *const *props, size_t nprops,
         free(got);
 }
 
-/* 2 KB of queue per record of the batch (1 to 64 MB), fetches of that
- * size at most (50 MB), 4 batches of messages (1,000 to 100,000). */
+/* 0.4 KB of queue per record of the batch (1 to 64 MB), fetches of a
+ * quarter of that (1 to 50 MB), 4 batches of messages (1,000 to 100,000). */
 static void test_prefetch_from_batch(void **state)
 {
         char *def;
 
         (void)state;
         expect_prop(10000, NULL, 0, "queued.min.messages", "40000");
-        expect_prop(10000, NULL, 0, "queued.max.messages.kbytes", "20000");
-        expect_prop(10000, NULL, 0, "fetch.max.bytes", "20480000");
+        expect_prop(10000, NULL, 0, "queued.max.messages.kbytes", "4000");
+        expect_prop(10000, NULL, 0, "fetch.max.bytes", "1048576");
+        expect_prop(80000, NULL, 0, "queued.max.messages.kbytes", "32000");
+        expect_prop(80000, NULL, 0, "fetch.max.bytes", "8192000");
         expect_prop(100, NULL, 0, "queued.min.messages", "1000");
         expect_prop(100, NULL, 0, "queued.max.messages.kbytes", "1024");
         expect_prop(100, NULL, 0, "fetch.max.bytes", "1048576");
         expect_prop(1000000, NULL, 0, "queued.min.messages", "100000");
         expect_prop(1000000, NULL, 0, "queued.max.messages.kbytes", "65536");
-        expect_prop(1000000, NULL, 0, "fetch.max.bytes", "52428800");
+        expect_prop(1000000, NULL, 0, "fetch.max.bytes", "16777216");
         /* No batch size: librdkafka's defaults. */
         def = librdkafka_default("queued.min.messages");
         expect_prop(0, NULL, 0, "queued.min.messages", def);
@@ -377,7 +379,7 @@ static void test_kafka_prefetch_in_effect(void **state)
                          "queued.max.messages.kbytes=3000", NULL);
         expect_in(log, "Kafka prefetch: queued.min.messages=777 "
                        "queued.max.messages.kbytes=3000 "
-                       "fetch.max.bytes=20480000");
+                       "fetch.max.bytes=1048576");
         assert_int_equal(count_calls(db2), 2000);
         free(log);
         free(db1);
