@@ -554,6 +554,12 @@ static int configure(rd_kafka_conf_t *kc,
             set(kc, "auto.offset.reset", "earliest", errstr, errstr_size) ||
             set(kc, "allow.auto.create.topics", "false", errstr, errstr_size) ||
             set(kc, "log.queue", "true", errstr, errstr_size) ||
+            /* A broker that holds a fetch until data comes answers at once
+             * anyway; one that answers an empty fetch only after this wait
+             * (the local broker, `callstream broker`) would otherwise hold
+             * calls produced meanwhile for up to librdkafka's 500 ms, and
+             * the end of a topic for as long. */
+            set(kc, "fetch.wait.max.ms", "100", errstr, errstr_size) ||
             set_prefetch(kc, conf, errstr, errstr_size))
                 return -1;
         for (i = 0; i < nprops; i++) {
