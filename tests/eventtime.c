@@ -781,8 +781,9 @@ static long long sqlite_int(const char *path, const char *sql)
         return v;
 }
 
-/* Columns that say when or how often something happened, and the row id
- * of rejected_records (which depends on how partitions interleaved). */
+/* Columns that say when or how often something happened, and the row ids
+ * of rejected_records and call_rows (which depend on how partitions
+ * interleaved). */
 static int dump_skip(const char *table, const char *col, int skip_topic)
 {
         static const char *const when[] = {
@@ -795,7 +796,8 @@ static int dump_skip(const char *table, const char *col, int skip_topic)
         for (i = 0; i < sizeof(when) / sizeof(when[0]); i++)
                 if (!strcmp(col, when[i]))
                         return 1;
-        if (!strcmp(table, "rejected_records") && !strcmp(col, "id"))
+        if ((!strcmp(table, "rejected_records") && !strcmp(col, "id")) ||
+            (!strcmp(table, "call_rows") && !strcmp(col, "rid")))
                 return 1;
         return skip_topic && is_topic_col(col);
 }
