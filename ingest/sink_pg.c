@@ -1200,6 +1200,41 @@ static int bin_array(struct buf *a, uint32_t oid, size_t n, size_t elem);
 static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
                       int n, PGresult **out, char *errstr, size_t errstr_size);
 
+/* Appends call i of b as a COPY text row: its fields, call_ts, the
+ * partition and offset and watermark_at_count; into calls itself
+ * (copy_new_calls) with the topic before the partition and the late policy
+ * last, into the staging table (staged, copy_calls) after the call's index in
+ * the batch. */
+static int put_call_row(struct buf *out, const struct cs_batch *b, size_t i,
+                        int staged)
+{
+        const struct cs_batch_call *c = &b->calls[i];
+        char ts[CS_TS_BUFSZ];
+        struct cs_str t = {ts, 0};
+        int f;
+
+        if (staged && putf(out, "%lld\t", (long long)i) < 0)
+                return -1;
+        for (f = 0; f < CS_F_COUNT; f++)
+                if (put_field(out, c->field[f], '\t') < 0)
+                        return -1;
+        t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
+        if (put_field(out, t, '\t') < 0 ||
+            (!staged && put_text(out, b->topic, '\t') < 0) ||
+            putf(out, "%lld\t", c->partition) < 0 ||
+            putf(out, "%lld\t", c->offset) < 0)
+                return -1;
+        t.ptr = c->has_mark ? ts : NULL;
+        t.len = c->has_mark ? cs_format_timestamp(c->mark.sec, c->mark.usec, ts)
+                            : 0;
+        if (staged)
+                return put_field(out, t, '\n');
+        if (put_field(out, t, '\t') < 0 ||
+            put_text(out, b->late_policy, '\n') < 0)
+                return -1;
+        return 0;
+}
+
 /* Without --on-duplicate update: under lock_window_keys, the batch's
  * crime_ids that calls holds are found with one probe each, and the rest
  * copied straight into calls: no staging table, no INSERT ... ON
@@ -1209,11 +1244,10 @@ static int write_new_calls(struct pg_sink *s, const struct cs_batch *b,
                            size_t errstr_size)
 {
         enum { TEXT_OID = 25 };
-        char ts[CS_TS_BUFSZ];
         struct buf *ids = &s->bin[0];
         PGresult *res;
         size_t i;
-        int f, row, r;
+        int row, r;
 
         if (bin_array(ids, TEXT_OID, b->ncalls, 0) < 0)
                 return oom(errstr, errstr_size);
@@ -1241,27 +1275,9 @@ static int write_new_calls(struct pg_sink *s, const struct cs_batch *b,
         PQclear(res);
         s->copy.len = 0;
         for (i = 0; i < b->ncalls; i++) {
-                const struct cs_batch_call *c = &b->calls[i];
-                struct cs_str t = {ts, 0};
-
                 inserted[i] = inserted[i] ? CS_CALL_KEPT : CS_CALL_NEW;
-                if (inserted[i] != CS_CALL_NEW)
-                        continue;
-                for (f = 0; f < CS_F_COUNT; f++)
-                        if (put_field(&s->copy, c->field[f], '\t') < 0)
-                                return oom(errstr, errstr_size);
-                t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
-                if (put_field(&s->copy, t, '\t') < 0 ||
-                    put_text(&s->copy, b->topic, '\t') < 0 ||
-                    putf(&s->copy, "%lld\t", c->partition) < 0 ||
-                    putf(&s->copy, "%lld\t", c->offset) < 0)
-                        return oom(errstr, errstr_size);
-                t.ptr = c->has_mark ? ts : NULL;
-                t.len = c->has_mark ? cs_format_timestamp(c->mark.sec,
-                                                          c->mark.usec, ts)
-                                    : 0;
-                if (put_field(&s->copy, t, '\t') < 0 ||
-                    put_text(&s->copy, b->late_policy, '\n') < 0)
+                if (inserted[i] == CS_CALL_NEW &&
+                    put_call_row(&s->copy, b, i, 0) < 0)
                         return oom(errstr, errstr_size);
         }
         if (!s->copy.len)
@@ -1277,10 +1293,9 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
 {
         struct pg_sink *s = (struct pg_sink *)base;
         const char *params[2] = {b->topic, b->late_policy};
-        char ts[CS_TS_BUFSZ];
         PGresult *res;
         size_t i;
-        int f, row, r;
+        int row, r;
 
         memset(inserted, 0, b->ncalls);
         if (!b->ncalls)
@@ -1288,27 +1303,9 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
         if (!b->update)
                 return write_new_calls(s, b, inserted, errstr, errstr_size);
         s->copy.len = 0;
-        for (i = 0; i < b->ncalls; i++) {
-                const struct cs_batch_call *c = &b->calls[i];
-                struct cs_str t = {ts, 0};
-
-                if (putf(&s->copy, "%lld\t", (long long)i) < 0)
+        for (i = 0; i < b->ncalls; i++)
+                if (put_call_row(&s->copy, b, i, 1) < 0)
                         return oom(errstr, errstr_size);
-                for (f = 0; f < CS_F_COUNT; f++)
-                        if (put_field(&s->copy, c->field[f], '\t') < 0)
-                                return oom(errstr, errstr_size);
-                t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
-                if (put_field(&s->copy, t, '\t') < 0 ||
-                    putf(&s->copy, "%lld\t", c->partition) < 0 ||
-                    putf(&s->copy, "%lld\t", c->offset) < 0)
-                        return oom(errstr, errstr_size);
-                t.ptr = c->has_mark ? ts : NULL;
-                t.len = c->has_mark ? cs_format_timestamp(c->mark.sec,
-                                                          c->mark.usec, ts)
-                                    : 0;
-                if (put_field(&s->copy, t, '\n') < 0)
-                        return oom(errstr, errstr_size);
-        }
         /* The same lock as write_new_calls(), whose copies would fail on
          * a call inserted meanwhile. */
         if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
