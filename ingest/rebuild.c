@@ -136,12 +136,12 @@ int cs_rebuild_run(const struct cs_rebuild_conf *conf)
         cs_window_agg_set_arena(rb.agg, rb.arena);
         if (cs_sink_open(conf->db, conf->schema, &sink, errstr,
                          sizeof(errstr)) < 0 ||
-            sink->ops->migrate(sink, errstr, sizeof(errstr)) < 0)
+            cs_sink_migrate(sink, errstr, sizeof(errstr)) < 0)
                 goto fail;
         if (n) {
                 memcpy(specs, conf->specs, (size_t)n * sizeof(*specs));
-        } else if (sink->ops->window_specs(sink, names, MAX_SPECS, &n, errstr,
-                                           sizeof(errstr)) < 0) {
+        } else if (cs_sink_window_specs(sink, names, MAX_SPECS, &n, errstr,
+                                        sizeof(errstr)) < 0) {
                 goto fail;
         }
         for (i = 0; i < n && !conf->nspecs; i++) {
@@ -157,16 +157,16 @@ int cs_rebuild_run(const struct cs_rebuild_conf *conf)
                 r = 0;
                 goto fail;
         }
-        if (sink->ops->rebuild_begin(sink, errstr, sizeof(errstr)) < 0)
+        if (cs_sink_rebuild_begin(sink, errstr, sizeof(errstr)) < 0)
                 goto fail;
         for (i = 0; i < n; i++)
                 if (rebuild_spec(&rb, sink, &specs[i], errstr, sizeof(errstr)) <
                     0) {
-                        sink->ops->rollback(sink);
+                        cs_sink_rollback(sink);
                         goto fail;
                 }
-        if (sink->ops->commit(sink, errstr, sizeof(errstr)) < 0) {
-                sink->ops->rollback(sink);
+        if (cs_sink_commit(sink, errstr, sizeof(errstr)) < 0) {
+                cs_sink_rollback(sink);
                 goto fail;
         }
         r = 0;

@@ -34,7 +34,7 @@ static int first_row(struct cs_sink *s, const char *name,
                      char *errstr, size_t errstr_size)
 {
         memset(row, 0, sizeof(*row));
-        return s->ops->query(s, name, params, n, keep_first, row, NULL, errstr,
+        return cs_sink_query(s, name, params, n, keep_first, row, NULL, errstr,
                              errstr_size);
 }
 
@@ -102,7 +102,7 @@ int cs_topics_store_replay(struct cs_sink *s, const char *topic,
 
         fingerprint(head, nhead, fp);
         snprintf(nbytes, sizeof(nbytes), "%zu", nhead);
-        return s->ops->query(s, "store_replay_source", params, 5, NULL, NULL,
+        return cs_sink_query(s, "store_replay_source", params, 5, NULL, NULL,
                              NULL, errstr, errstr_size);
 }
 
@@ -187,7 +187,7 @@ static int maintain(struct cs_sink *s, const char *spec, int known,
                        "counts them",
                        spec, spec);
         }
-        return s->ops->query(s, "spec_maintain", params, 1, NULL, NULL, NULL,
+        return cs_sink_query(s, "spec_maintain", params, 1, NULL, NULL, NULL,
                              errstr, errstr_size);
 }
 
@@ -199,9 +199,9 @@ int cs_topics_track_specs(struct cs_sink *s, const struct cs_window_spec *specs,
         size_t i;
         int j, r;
 
-        if ((r = s->ops->begin(s, errstr, errstr_size)) < 0)
+        if ((r = cs_sink_begin(s, errstr, errstr_size)) < 0)
                 return r;
-        if ((r = s->ops->query(s, "window_spec_rows", NULL, 0, keep_spec, &rows,
+        if ((r = cs_sink_query(s, "window_spec_rows", NULL, 0, keep_spec, &rows,
                                NULL, errstr, errstr_size)) < 0 ||
             (r = first_row(s, "calls_exist", NULL, 0, &calls, errstr,
                            errstr_size)) < 0)
@@ -234,17 +234,17 @@ int cs_topics_track_specs(struct cs_sink *s, const struct cs_window_spec *specs,
                        "and its windows past today's watermark are never "
                        "final); add --window %s to keep it",
                        rows.name[i], rows.name[i]);
-                if ((r = s->ops->query(s, "spec_retire", params, 1, NULL, NULL,
+                if ((r = cs_sink_query(s, "spec_retire", params, 1, NULL, NULL,
                                        NULL, errstr, errstr_size)) < 0)
                         goto fail;
         }
         free(rows.name);
         free(rows.maintained);
-        return s->ops->commit(s, errstr, errstr_size);
+        return cs_sink_commit(s, errstr, errstr_size);
 fail:
         free(rows.name);
         free(rows.maintained);
-        s->ops->rollback(s);
+        cs_sink_rollback(s);
         return r;
 }
 
@@ -278,7 +278,7 @@ int cs_topics_list(struct cs_sink *s, cs_topics_row_cb *cb, void *opaque,
 {
         struct list_ctx ctx = {cb, opaque};
 
-        return s->ops->query(s, "offsets_list", NULL, 0, list_row, &ctx, NULL,
+        return cs_sink_query(s, "offsets_list", NULL, 0, list_row, &ctx, NULL,
                              errstr, errstr_size);
 }
 
@@ -344,12 +344,12 @@ int cs_topics_reset(struct cs_sink *s, const char *topic, int32_t partition,
         }
         cs_format_timestamp(ts, 0, when);
         params[2] = when;
-        if ((r = s->ops->begin(s, errstr, errstr_size)) < 0) {
+        if ((r = cs_sink_begin(s, errstr, errstr_size)) < 0) {
                 free(t);
                 return r;
         }
         /* Every stored partition asked for, with its target. */
-        if ((r = s->ops->query(s, "offsets_at_time", params, 3, keep_target, t,
+        if ((r = cs_sink_query(s, "offsets_at_time", params, 3, keep_target, t,
                                NULL, errstr, errstr_size)) < 0)
                 goto fail;
         if (t->n == 0) {
@@ -368,7 +368,7 @@ int cs_topics_reset(struct cs_sink *s, const char *topic, int32_t partition,
                                 report(t->v[i].partition, NULL);
                         continue;
                 }
-                if ((r = s->ops->query(s, "offsets_reset", p, 3, NULL, NULL,
+                if ((r = cs_sink_query(s, "offsets_reset", p, 3, NULL, NULL,
                                        &changed, errstr, errstr_size)) < 0)
                         goto fail;
                 *moved += changed;
@@ -376,10 +376,10 @@ int cs_topics_reset(struct cs_sink *s, const char *topic, int32_t partition,
                         report(t->v[i].partition, p[2]);
         }
         free(t);
-        return s->ops->commit(s, errstr, errstr_size);
+        return cs_sink_commit(s, errstr, errstr_size);
 fail:
         free(t);
-        s->ops->rollback(s);
+        cs_sink_rollback(s);
         return r;
 }
 
@@ -391,11 +391,11 @@ int cs_topics_forget(struct cs_sink *s, const char *topic, long *partitions,
         int r;
 
         *partitions = 0;
-        if ((r = s->ops->begin(s, errstr, errstr_size)) < 0)
+        if ((r = cs_sink_begin(s, errstr, errstr_size)) < 0)
                 return r;
-        if ((r = s->ops->query(s, "offsets_forget", params, 1, NULL, NULL,
+        if ((r = cs_sink_query(s, "offsets_forget", params, 1, NULL, NULL,
                                partitions, errstr, errstr_size)) < 0 ||
-            (r = s->ops->query(s, "replay_source_forget", params, 1, NULL, NULL,
+            (r = cs_sink_query(s, "replay_source_forget", params, 1, NULL, NULL,
                                &sources, errstr, errstr_size)) < 0)
                 goto fail;
         if (*partitions == 0 && sources == 0) {
@@ -403,8 +403,8 @@ int cs_topics_forget(struct cs_sink *s, const char *topic, long *partitions,
                 r = CS_REFUSED;
                 goto fail;
         }
-        return s->ops->commit(s, errstr, errstr_size);
+        return cs_sink_commit(s, errstr, errstr_size);
 fail:
-        s->ops->rollback(s);
+        cs_sink_rollback(s);
         return r;
 }

@@ -456,7 +456,7 @@ int cs_cmd_migrate(int argc, char **argv)
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 return CS_EXIT_FAILURE;
         }
-        r = sink->ops->migrate(sink, errstr, sizeof(errstr));
+        r = cs_sink_migrate(sink, errstr, sizeof(errstr));
         if (r < 0)
                 cs_log(CS_LOG_ERROR, "%s", errstr);
         cs_sink_close(sink);

@@ -234,15 +234,15 @@ int cs_cmd_offsets(int argc, char **argv)
         /* Migrated first: a database from before the replay fingerprints
          * gets their table. */
         if (cs_sink_open(db, schema, &sink, errstr, sizeof(errstr)) < 0 ||
-            sink->ops->migrate(sink, errstr, sizeof(errstr)) < 0) {
+            cs_sink_migrate(sink, errstr, sizeof(errstr)) < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 cs_sink_close(sink);
                 return CS_EXIT_FAILURE;
         }
         /* reset and forget move what a running ingest resumes from: on
          * SQLite they take the lock an ingest holds for its lifetime. */
-        if (strcmp(action, "list") && sink->ops->claim &&
-            sink->ops->claim(sink, errstr, sizeof(errstr)) < 0) {
+        if (strcmp(action, "list") &&
+            cs_sink_claim(sink, errstr, sizeof(errstr)) < 0) {
                 cs_log(CS_LOG_ERROR, "offsets %s: stop the ingest first: %s",
                        action, errstr);
                 cs_sink_close(sink);
