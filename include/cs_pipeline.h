@@ -43,7 +43,10 @@ struct cs_pipeline_conf {
         int64_t broker_timeout_ms;
         size_t batch_max_records;
         int batch_max_ms; /* accepted, unused: batches wait for no timer */
-        int durability;   /* --durability: CS_DURABILITY_... (cs_sink.h) */
+        /* --max-rate-per-partition: messages a second per partition (the
+         * source pauses a partition over it); 0: no limit. */
+        double max_rate_per_partition;
+        int durability; /* --durability: CS_DURABILITY_... (cs_sink.h) */
         const char *const *props; /* -X name=value */
         size_t nprops;
 };

@@ -992,12 +992,14 @@ static void *consumer_main(void *arg)
                 .startup_timeout_ms = conf->startup_timeout_ms,
                 .broker_timeout_ms = conf->broker_timeout_ms,
                 .batch_max_records = conf->batch_max_records,
+                .max_rate_per_partition = conf->max_rate_per_partition,
                 .opaque = pl,
         };
         struct cs_source_file_conf fconf = {
                 .on_assign = on_assign,
                 .opaque = pl,
                 .once = conf->file && !strcmp(conf->file, "-"),
+                .max_rate_per_partition = conf->max_rate_per_partition,
         };
         char errstr[512] = "";
         int r;
