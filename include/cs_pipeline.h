@@ -65,6 +65,13 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
  * no pipeline runs. */
 void cs_pipeline_set_sink_hook(void (*hook)(struct cs_sink *s));
 
+/* The checks the ingest makes of a parsed call beyond cs_parse_call(),
+ * under conf's specs and max_future: every window within years 0001-9999,
+ * the event time not too far in the future. Returns 0, or -1 with the
+ * reason a rejected_records row would get (`callstream tail --check`). */
+int cs_pipeline_check_call(const struct cs_pipeline_conf *conf, int64_t ts,
+                           char *reason, size_t reason_size);
+
 /* Runs until *stop is set (by a signal handler), or with exit_at_end until
  * every assigned partition is consumed to its end and committed. With a
  * file, replays it (from where an earlier replay of it stopped) and returns
