@@ -285,6 +285,9 @@ static int assign(struct cs_kafka_source *src,
         return 0;
 }
 
+static void rate_pause(struct cs_kafka_source *src, struct assigned *a,
+                       int pause);
+
 /* Lets the owner commit its open batch, then gives the partitions up. */
 static int revoke_parts(struct cs_kafka_source *src,
                         rd_kafka_topic_partition_list_t *list, int incremental)
@@ -295,6 +298,9 @@ static int revoke_parts(struct cs_kafka_source *src,
         for (i = 0; i < list->cnt; i++) {
                 struct assigned *a = find(src, list->elems[i].partition);
 
+                /* Not left paused by its bucket, should it come back. */
+                if (a && a->rate_paused)
+                        rate_pause(src, a, 0);
                 if (a)
                         *a = src->parts[--src->nparts];
         }
