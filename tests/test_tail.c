@@ -629,6 +629,14 @@ static void test_tail_usage(void **state)
                 struct th_args a = {0};
                 struct th_run r = {0};
 
+                th_args_addv(&a, g.bin, "tail", "--help", NULL);
+                th_run_ok(&a, &r);
+                assert_memory_equal(r.out.p, "Usage: callstream tail", 22);
+                assert_non_null(strstr(r.out.p, "--check"));
+                assert_non_null(strstr(r.out.p, "--max-future"));
+                th_run_free(&r);
+                th_args_free(&a);
+
                 th_args_addv(&a, g.bin, "tail", "-b", g.broker.brokers, "-t",
                              "no-such-topic", "-e", NULL);
                 th_run_args(&a, 60000, &r);

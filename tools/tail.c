@@ -492,7 +492,7 @@ int cs_cmd_tail(int argc, char **argv)
         }
 
         optind = 1;
-        while ((c = cs_cli_getopt(CMD, argc, argv, "b:t:o:p:c:ef:w:X:h",
+        while ((c = cs_cli_getopt(CMD, argc, argv, "b:t:o:p:c:ew:X:h",
                                   longopts)) != -1) {
                 switch (c) {
                 case 'b':
