@@ -106,11 +106,14 @@ report-screenshot:
 
 # Throughput, peak memory and freshness against their anchors (kcat,
 # sqlite3 .import, COPY); minutes, never part of `make test`. BENCH_RUNS and
-# BENCH_COUNT shorten a run (scripts/bench.sh says what it measures).
+# BENCH_COUNT shorten a run (scripts/bench.sh says what it measures). Then
+# the table of --max-rate-per-partition and --batch-max-records settings
+# (scripts/bench-rates.sh).
 bench:
 	@sh scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory $(BIN) $(B)/tests/bench_parse
 	@sh scripts/bench.sh $(BIN) $(B)/tests/bench_parse $(B)/bench.json
+	@sh scripts/bench-rates.sh $(BIN)
 
 # The parser micro-benchmark: links the library only, no test helpers.
 $(B)/tests/bench_parse: $(B)/tests/bench_parse.o $(LIB)

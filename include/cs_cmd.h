@@ -14,5 +14,6 @@ int cs_cmd_ingest(int argc, char **argv);
 int cs_cmd_rebuild(int argc, char **argv);
 int cs_cmd_offsets(int argc, char **argv);
 int cs_cmd_report(int argc, char **argv);
+int cs_cmd_tail(int argc, char **argv);
 
 #endif

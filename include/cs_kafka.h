@@ -40,6 +40,10 @@ struct cs_kafka_source_conf {
          * queued.max.messages.kbytes, fetch.max.bytes) is sized from it
          * unless -X sets them; 0 keeps librdkafka's defaults. */
         size_t batch_max_records;
+        /* --max-rate-per-partition: at most this many messages a second
+         * from each partition (cs_rate.h), by pausing a partition whose
+         * bucket is empty until it is full again; 0: no limit. */
+        double max_rate_per_partition;
 
         /* Sets offs[i].next_offset to the stored offset of each newly
          * assigned partition, or -1 when none is stored. Returns 0, -1 on

@@ -77,6 +77,10 @@ int cs_parse_call_yajl(struct cs_parser *p, const char *buf, size_t len,
                        struct cs_call *call, char *reason,
                        size_t reason_size) CS_MUSTCHECK;
 
+/* Whether buf[0..len) is strict UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), as cs_parse_call() requires. */
+int cs_parse_utf8_valid(const void *buf, size_t len);
+
 /* How many messages cs_parse_call() read with the flat reader and how many
  * it left to yajl, since the parser was made: for tests and benchmarks. */
 void cs_parser_counts(const struct cs_parser *p, uint64_t *flat,

@@ -43,7 +43,10 @@ struct cs_pipeline_conf {
         int64_t broker_timeout_ms;
         size_t batch_max_records;
         int batch_max_ms; /* accepted, unused: batches wait for no timer */
-        int durability;   /* --durability: CS_DURABILITY_... (cs_sink.h) */
+        /* --max-rate-per-partition: messages a second per partition (the
+         * source pauses a partition over it); 0: no limit. */
+        double max_rate_per_partition;
+        int durability; /* --durability: CS_DURABILITY_... (cs_sink.h) */
         const char *const *props; /* -X name=value */
         size_t nprops;
 };
@@ -61,6 +64,13 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
  * slows some calls and passes the rest on). NULL: none. Set it only while
  * no pipeline runs. */
 void cs_pipeline_set_sink_hook(void (*hook)(struct cs_sink *s));
+
+/* The checks the ingest makes of a parsed call beyond cs_parse_call(),
+ * under conf's specs and max_future: every window within years 0001-9999,
+ * the event time not too far in the future. Returns 0, or -1 with the
+ * reason a rejected_records row would get (`callstream tail --check`). */
+int cs_pipeline_check_call(const struct cs_pipeline_conf *conf, int64_t ts,
+                           char *reason, size_t reason_size);
 
 /* Runs until *stop is set (by a signal handler), or with exit_at_end until
  * every assigned partition is consumed to its end and committed. With a

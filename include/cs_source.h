@@ -85,6 +85,8 @@ struct cs_source_file_conf {
                          size_t n);
         void *opaque;
         int once; /* the input cannot be read again (stdin): no rewind */
+        /* --max-rate-per-partition for partition 0 (cs_rate.h); 0: none */
+        double max_rate_per_partition;
 };
 
 /* Makes a source of file (borrowed: it must outlive the source): assigns

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cs_kafka.h"
+#include "cs_rate.h"
 
 #define REMIND_MS  30000 /* reminder while the brokers stay unreachable */
 #define PROBE_MS   5000  /* high watermarks stored while idle */
@@ -49,7 +50,9 @@ static void mem_free(void *ptr)
 struct assigned {
         int32_t partition;
         int at_end;
-        int64_t next; /* offset expected next, -1 when not known */
+        int64_t next;          /* offset expected next, -1 when not known */
+        struct cs_rate bucket; /* --max-rate-per-partition */
+        int rate_paused;       /* paused by it, until the bucket is full */
 };
 
 struct cs_kafka_source {
@@ -256,6 +259,10 @@ static int assign(struct cs_kafka_source *src,
                 if (!find(src, offs[i].partition)) {
                         src->parts[src->nparts].partition = offs[i].partition;
                         src->parts[src->nparts].at_end = 0;
+                        src->parts[src->nparts].rate_paused = 0;
+                        cs_rate_init(&src->parts[src->nparts].bucket,
+                                     src->conf.max_rate_per_partition,
+                                     cs_now_ms());
                         src->nparts++;
                 }
                 /* Only a stored offset can fall out of retention. */
@@ -296,6 +303,9 @@ static int assign(struct cs_kafka_source *src,
         return 0;
 }
 
+static void rate_pause(struct cs_kafka_source *src, struct assigned *a,
+                       int pause);
+
 /* Lets the owner commit its open batch, then gives the partitions up. */
 static int revoke_parts(struct cs_kafka_source *src,
                         rd_kafka_topic_partition_list_t *list, int incremental)
@@ -306,6 +316,9 @@ static int revoke_parts(struct cs_kafka_source *src,
         for (i = 0; i < list->cnt; i++) {
                 struct assigned *a = find(src, list->elems[i].partition);
 
+                /* Not left paused by its bucket, should it come back. */
+                if (a && a->rate_paused)
+                        rate_pause(src, a, 0);
                 if (a)
                         *a = src->parts[--src->nparts];
         }
@@ -818,12 +831,56 @@ static void wake_fetcher(struct cs_kafka_source *src)
                                          &low, &high, WAKE_WAIT);
 }
 
+/* One partition paused or resumed by its rate bucket. */
+static void rate_pause(struct cs_kafka_source *src, struct assigned *a,
+                       int pause)
+{
+        rd_kafka_topic_partition_list_t *list =
+                rd_kafka_topic_partition_list_new(1);
+
+        rd_kafka_topic_partition_list_add(list, src->conf.topic, a->partition);
+        if (pause)
+                rd_kafka_pause_partitions(src->rk, list);
+        else
+                rd_kafka_resume_partitions(src->rk, list);
+        rd_kafka_topic_partition_list_destroy(list);
+        a->rate_paused = pause;
+}
+
+/* Resumes the partitions whose bucket is full again; returns the ms until
+ * the next one will be (INT32_MAX: none waits). While every partition is
+ * paused for an outage, none is resumed. */
+static int64_t rate_resume(struct cs_kafka_source *src)
+{
+        int64_t now = cs_now_ms(), next = INT32_MAX, w;
+        size_t i;
+
+        for (i = 0; i < src->nparts; i++) {
+                struct assigned *a = &src->parts[i];
+
+                if (!a->rate_paused)
+                        continue;
+                if ((w = cs_rate_wait_ms(&a->bucket, now)) == 0 && !src->paused)
+                        rate_pause(src, a, 0);
+                else if (w < next)
+                        next = w;
+        }
+        return next;
+}
+
 rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
                                          int timeout_ms, int *failed)
 {
         rd_kafka_message_t *m;
         struct assigned *a;
 
+        if (src->conf.max_rate_per_partition > 0) {
+                int64_t w = rate_resume(src);
+
+                /* Back in time to resume the next partition. */
+                if (w < timeout_ms)
+                        timeout_ms = (int)w;
+        }
         wake_fetcher(src);
         m = rd_kafka_consumer_poll(src->rk, timeout_ms);
 
@@ -831,6 +888,18 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
                 *failed = 1;
         if (!m)
                 return NULL;
+        /* Under the rate limit, belt and braces: a message handed out
+         * already is never handed out again (a rewind moves next back
+         * first). */
+        if (!m->err && src->conf.max_rate_per_partition > 0 &&
+            (a = find(src, m->partition)) && a->next >= 0 &&
+            m->offset < a->next) {
+                cs_log(CS_LOG_DEBUG, "%s [%d]: offset %lld again, dropped",
+                       src->conf.topic, (int)m->partition,
+                       (long long)m->offset);
+                rd_kafka_message_destroy(m);
+                return NULL;
+        }
         if (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 /* Only a broker can have sent it. */
                 mark_up(src);
@@ -844,6 +913,13 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
                 a = find(src, m->partition);
                 if (a)
                         a->at_end = 0;
+                /* Out of tokens: paused now, so that librdkafka drops what
+                 * it fetched beyond this message (a pause is a version
+                 * barrier) and fetches again from the next offset on
+                 * resume: nothing is lost or reordered. */
+                if (a && src->conf.max_rate_per_partition > 0 &&
+                    !cs_rate_take(&a->bucket, cs_now_ms()) && !a->rate_paused)
+                        rate_pause(src, a, 1);
                 return m;
         }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1014,6 +1090,10 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src)
         if (r == 0) {
                 rd_kafka_resume_partitions(src->rk, list);
                 src->paused = 0;
+                /* Resumed whole: a bucket still empty pauses its
+                 * partition again at the next message. */
+                for (i = 0; i < src->nparts; i++)
+                        src->parts[i].rate_paused = 0;
         }
         rd_kafka_topic_partition_list_destroy(list);
         return r;

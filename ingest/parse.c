@@ -384,6 +384,23 @@ static size_t utf8_len(const unsigned char *s, size_t left)
         return n;
 }
 
+int cs_parse_utf8_valid(const void *buf, size_t len)
+{
+        const unsigned char *s = buf;
+        size_t i = 0, n;
+
+        while (i < len) {
+                if (s[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (!(n = utf8_len(s + i, len - i)))
+                        return 0;
+                i += n;
+        }
+        return 1;
+}
+
 /* What yajl lets through: checks the text is strict UTF-8, that white space
  * is only what RFC 8259 allows, and that \u escapes of surrogates come in
  * pairs. The rest of the grammar is yajl's. Returns 0, or -1 with reason. */

@@ -793,17 +793,16 @@ static int on_gap(void *opaque, int32_t partition, int64_t first, int64_t last)
 /* Whether every window of a call at ts has bounds in years 0001-9999, which
  * both databases can hold. Only calls within a year of the ends need the
  * full check. */
-static int windows_fit(struct pipeline *pl, int64_t ts, char *reason,
-                       size_t reason_size)
+static int windows_fit(const struct cs_pipeline_conf *conf, int64_t *starts,
+                       int64_t ts, char *reason, size_t reason_size)
 {
         const int64_t margin = CS_WINDOW_MAX_SECONDS + 86400;
-        int64_t *starts = pl->c.starts;
         int s, n;
 
         if (ts >= CS_TS_MIN + margin && ts < CS_TS_END - margin)
                 return 1;
-        for (s = 0; s < pl->conf->nspecs; s++) {
-                const struct cs_window_spec *spec = &pl->conf->specs[s];
+        for (s = 0; s < conf->nspecs; s++) {
+                const struct cs_window_spec *spec = &conf->specs[s];
 
                 n = cs_window_assign(spec, ts, starts);
                 if (starts[0] < CS_TS_MIN ||
@@ -821,15 +820,25 @@ static int windows_fit(struct pipeline *pl, int64_t ts, char *reason,
 /* Returns 1 unless --max-future is set and the event time is further past
  * the wall clock than it allows. The wall clock, not the watermark: a
  * partition's first call may be the bad one, and real time never jumps. */
-static int not_too_far(const struct pipeline *pl, int64_t ts, char *reason,
-                       size_t reason_size)
+static int not_too_far(const struct cs_pipeline_conf *conf, int64_t ts,
+                       char *reason, size_t reason_size)
 {
-        if (pl->conf->max_future < 0 || ts <= (int64_t)time(NULL) +
-                                                        CS_MAX_LOCAL_OFFSET +
-                                                        pl->conf->max_future)
+        if (conf->max_future < 0 ||
+            ts <= (int64_t)time(NULL) + CS_MAX_LOCAL_OFFSET + conf->max_future)
                 return 1;
         snprintf(reason, reason_size, "event time too far in the future");
         return 0;
+}
+
+int cs_pipeline_check_call(const struct cs_pipeline_conf *conf, int64_t ts,
+                           char *reason, size_t reason_size)
+{
+        int64_t starts[CS_WINDOW_MAX_PER_EVENT];
+
+        return windows_fit(conf, starts, ts, reason, reason_size) &&
+                               not_too_far(conf, ts, reason, reason_size)
+                       ? 0
+                       : -1;
 }
 
 /* Parses one message into the batch: a call, or a rejected record. */
@@ -849,8 +858,9 @@ static int consume(struct pipeline *pl, const struct cs_source_msg *m)
                                         m->payload, m->len);
         } else if (cs_parse_call(c->parser, m->payload, m->len, &call, reason,
                                  sizeof(reason)) == 0 &&
-                   windows_fit(pl, call.ts, reason, sizeof(reason)) &&
-                   not_too_far(pl, call.ts, reason, sizeof(reason))) {
+                   windows_fit(pl->conf, c->starts, call.ts, reason,
+                               sizeof(reason)) &&
+                   not_too_far(pl->conf, call.ts, reason, sizeof(reason))) {
                 struct cs_time t = {call.ts, call.ts_usec};
 
                 /* One copy of a call per batch under --on-duplicate
@@ -992,12 +1002,14 @@ static void *consumer_main(void *arg)
                 .startup_timeout_ms = conf->startup_timeout_ms,
                 .broker_timeout_ms = conf->broker_timeout_ms,
                 .batch_max_records = conf->batch_max_records,
+                .max_rate_per_partition = conf->max_rate_per_partition,
                 .opaque = pl,
         };
         struct cs_source_file_conf fconf = {
                 .on_assign = on_assign,
                 .opaque = pl,
                 .once = conf->file && !strcmp(conf->file, "-"),
+                .max_rate_per_partition = conf->max_rate_per_partition,
         };
         char errstr[512] = "";
         int r;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "cs_rate.h"
 #include "cs_sink.h"
 #include "cs_source.h"
 
@@ -128,6 +129,8 @@ struct file {
         int paused, eof;
         int started; /* read once already */
         char reject[64];
+        struct cs_rate bucket; /* --max-rate-per-partition */
+        int empty;             /* the bucket ran out: wait until full */
 };
 
 /* Loads partition 0's offset and starts reading the file again there. */
@@ -163,6 +166,19 @@ static int file_next(struct cs_source *s, int timeout_ms,
         char errstr[512];
         int r;
 
+        if (fs->empty && !fs->paused && !fs->eof) {
+                int64_t w = cs_rate_wait_ms(&fs->bucket, cs_now_ms());
+                struct timespec ts = {0, 0};
+
+                if (w > 0) {
+                        /* Partition 0 paused by its bucket. */
+                        ts.tv_nsec =
+                                (w < timeout_ms ? w : timeout_ms) * 1000000L;
+                        nanosleep(&ts, NULL);
+                        return 0;
+                }
+                fs->empty = 0;
+        }
         if (fs->paused || fs->eof) {
                 /* Nothing comes: wait as a broker would, briefly. */
                 struct timespec ts = {0, (timeout_ms < 10 ? timeout_ms : 10) *
@@ -180,6 +196,8 @@ static int file_next(struct cs_source *s, int timeout_ms,
                 fs->eof = 1;
                 return 0;
         }
+        if (!cs_rate_take(&fs->bucket, cs_now_ms()))
+                fs->empty = 1;
         out->payload = m.payload;
         out->len = m.len;
         out->key = NULL;
@@ -263,6 +281,7 @@ int cs_source_file_new(struct cs_file_source *file,
         fs->base.ops = &file_ops;
         fs->f = file;
         fs->conf = *conf;
+        cs_rate_init(&fs->bucket, conf->max_rate_per_partition, cs_now_ms());
         r = file_rewind(&fs->base);
         if (r == CS_ERR) {
                 snprintf(errstr, errstr_size, "replay not started");

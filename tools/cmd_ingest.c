@@ -95,6 +95,12 @@ static const char ingest_help[] =
         "                            each goes as soon as the one before\n"
         "                            is committed\n"
         "      --batch-max-ms N      accepted for compatibility (no timer)\n"
+        "      --max-rate-per-partition N\n"
+        "                            read at most N messages a second from\n"
+        "                            each partition (Spark's\n"
+        "                            maxRatePerPartition; --batch-max-records\n"
+        "                            is its maxOffsetsPerTrigger); default:\n"
+        "                            no limit\n"
         "      --durability normal|full\n"
         "                            SQLite: whether a committed batch also\n"
         "                            survives a power failure (full: one\n"
@@ -146,6 +152,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"on-duplicate", required_argument, NULL, 'U'},
                 {"retention", required_argument, NULL, 'T'},
                 {"batch-max-ms", required_argument, NULL, 'M'},
+                {"max-rate-per-partition", required_argument, NULL, 'Q'},
                 {"startup-timeout", required_argument, NULL, 'O'},
                 {"max-future", required_argument, NULL, 'F'},
                 {"broker-timeout", required_argument, NULL, 'K'},
@@ -214,6 +221,12 @@ int cs_cmd_ingest(int argc, char **argv)
                                        3600000, &v) < 0)
                                 return CS_EXIT_USAGE;
                         conf.batch_max_ms = (int)v;
+                        break;
+                case 'Q':
+                        if (cs_cli_int("ingest", "--max-rate-per-partition",
+                                       optarg, 1, 100000000, &v) < 0)
+                                return CS_EXIT_USAGE;
+                        conf.max_rate_per_partition = (double)v;
                         break;
                 case 'L':
                         if (cs_cli_duration("ingest", "--allowed-lateness",

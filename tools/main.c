@@ -26,6 +26,8 @@ static const struct subcommand {
          "list, reset or forget the stored positions of topics"},
         {"report", cs_cmd_report,
          "export a view or the standard report as CSV, JSON, HTML..."},
+        {"tail", cs_cmd_tail,
+         "print a topic's messages, or those the ingest would reject"},
 };
 
 static void usage(FILE *out)

@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +36,10 @@
 #define ANNOUNCE_WAIT_MS 2000
 /* After an abort, how long purged messages may take to report back. */
 #define ABORT_DRAIN_MS 1000
+/* The progress line: drawn once a run has taken this long, then redrawn
+ * at most this often. */
+#define PROGRESS_AFTER_NS (1000 * 1000000LL)
+#define PROGRESS_EVERY_NS (200 * 1000000LL)
 
 struct producer {
         rd_kafka_t *rk;
@@ -54,6 +60,19 @@ struct producer {
         int32_t last_partition;
         int broker_errors_shown;
         int fatal;
+
+        /* --speedup: the event time of the first timed record, when it
+         * went, and the latest event time sent; a record goes at
+         * base_ns + (its time - base_us) / speedup. */
+        double speedup;
+        int timed;
+        int64_t base_us, base_ns, latest_us;
+
+        /* The progress line on a terminal. */
+        int progress;
+        long long total_bytes; /* of a regular file, else -1 */
+        int64_t start_ns, drawn_ns;
+        int drawn; /* a line is on the screen */
 };
 
 /* interrupted: stop reading the input, deliver what is queued. aborted:
@@ -96,6 +115,18 @@ static void usage(void)
                "      --rate N            at most N messages per second, "
                "evenly spaced\n"
                "                          (default: as fast as possible)\n"
+               "      --speedup X         replay by event time, X times "
+               "faster than the\n"
+               "                          calls happened: each call goes "
+               "when its\n"
+               "                          call_date_time, less the first "
+               "one's, divided by\n"
+               "                          X, has passed since the first "
+               "went; a call older\n"
+               "                          than one sent before, or a "
+               "record that is not a\n"
+               "                          call, goes at once (X > 0, "
+               "e.g. 60 or 0.5)\n"
                "      --delivery-timeout D\n"
                "                          give up on a message not "
                "delivered within D (s, m,\n"
@@ -123,8 +154,13 @@ static void usage(void)
                "how many\n"
                "messages were not confirmed.\n"
                "\n"
+               "On a terminal, a progress line (messages, rate, and for a "
+               "file the share\n"
+               "read and the time left) is shown on standard error after "
+               "the first second.\n"
                "Prints a summary line to standard error (messages sent, "
-               "delivered, failed).\n"
+               "delivered, failed,\n"
+               "seconds, messages per second).\n"
                "Exits 1 when any message was not delivered, on an abort, "
                "when the input is\n"
                "a broken JSON array (after sending what came before the "
@@ -362,6 +398,98 @@ static void pace(struct producer *p)
         p->next_due_ns += p->interval_ns;
 }
 
+/* Waits until the call of event time t_us is due under --speedup. Calls
+ * behind the latest one sent are due at once: their place in the replay
+ * has passed. */
+static void speedup_wait(struct producer *p, int64_t t_us)
+{
+        int64_t due, now;
+
+        if (!p->timed) {
+                p->timed = 1;
+                p->base_us = p->latest_us = t_us;
+                p->base_ns = now_ns();
+                return;
+        }
+        if (t_us <= p->latest_us)
+                return;
+        p->latest_us = t_us;
+        due = p->base_ns +
+              (int64_t)((double)(t_us - p->base_us) * 1000.0 / p->speedup);
+        while (!interrupted && (now = now_ns()) < due) {
+                int64_t wait_ms = (due - now) / 1000000;
+
+                /* Serve delivery reports while waiting, in slices short
+                 * enough for Ctrl-C. */
+                if (wait_ms >= 1)
+                        rd_kafka_poll(p->rk, (int)(wait_ms < POLL_SLICE_MS
+                                                           ? wait_ms
+                                                           : POLL_SLICE_MS));
+                else {
+                        struct timespec ts = {0, (long)(due - now)};
+
+                        nanosleep(&ts, NULL);
+                }
+        }
+}
+
+/* "1h02m", "3m07s" or "12s". */
+static void format_secs(double secs, char *out, size_t size)
+{
+        long long s = secs > 0 && secs < 1e9 ? (long long)(secs + 0.5) : 0;
+
+        if (s >= 3600)
+                snprintf(out, size, "%lldh%02lldm", s / 3600, s / 60 % 60);
+        else if (s >= 60)
+                snprintf(out, size, "%lldm%02llds", s / 60, s % 60);
+        else
+                snprintf(out, size, "%llds", s);
+}
+
+/* Redraws the progress line: messages sent, the rate, and for a file of
+ * known size the share read, a bar and the time left at that pace. */
+static void draw_progress(struct producer *p, int64_t now)
+{
+        double secs = (double)(now - p->start_ns) / 1e9;
+        double rate = secs > 0 ? (double)p->records / secs : 0;
+        char eta[32];
+
+        p->drawn_ns = now;
+        p->drawn = 1;
+        if (p->total_bytes > 0) {
+                double done = (double)p->last_offset / (double)p->total_bytes;
+                char bar[21];
+                int i, fill;
+
+                if (done > 1)
+                        done = 1;
+                fill = (int)(done * 20);
+                for (i = 0; i < 20; i++)
+                        bar[i] = i < fill ? '#' : '.';
+                bar[20] = '\0';
+                format_secs(done > 0 ? secs * (1 - done) / done : 0, eta,
+                            sizeof(eta));
+                fprintf(stderr,
+                        "\r\033[K[%s] %3.0f%% %llu messages, %.0f msg/s, "
+                        "ETA %s",
+                        bar, done * 100, p->records, rate, eta);
+        } else {
+                fprintf(stderr, "\r\033[K%llu messages, %.0f msg/s", p->records,
+                        rate);
+        }
+        fflush(stderr);
+}
+
+/* Takes the progress line off the screen, before any other line. */
+static void clear_progress(struct producer *p)
+{
+        if (p->drawn) {
+                fputs("\r\033[K", stderr);
+                fflush(stderr);
+                p->drawn = 0;
+        }
+}
+
 /* cs_jsonsplit callback: sends one message. */
 static int send_message(void *opaque, const char *msg, size_t len,
                         uint64_t offset)
@@ -391,6 +519,10 @@ static int send_message(void *opaque, const char *msg, size_t len,
             0) {
                 key = call.field[CS_F_CRIME_ID].ptr;
                 key_len = call.field[CS_F_CRIME_ID].len;
+                /* Waiting serves delivery reports only: the parsed call,
+                 * which the key borrows from, stays as it is. */
+                if (p->speedup > 0)
+                        speedup_wait(p, call.ts * 1000000 + call.ts_usec);
         } else {
                 p->unkeyed++;
                 cs_log(CS_LOG_DEBUG,
@@ -426,6 +558,13 @@ static int send_message(void *opaque, const char *msg, size_t len,
         /* Serve delivery reports now and then, cheaply. */
         if ((p->queued & 63) == 0)
                 rd_kafka_poll(p->rk, 0);
+        if (p->progress && ((p->queued & 63) == 0 || p->speedup > 0)) {
+                int64_t now = now_ns();
+
+                if (now - p->start_ns >= PROGRESS_AFTER_NS &&
+                    now - p->drawn_ns >= PROGRESS_EVERY_NS)
+                        draw_progress(p, now);
+        }
         return interrupted || p->fatal;
 }
 
@@ -436,6 +575,7 @@ int cs_cmd_produce(int argc, char **argv)
                 {"topic", required_argument, NULL, 't'},
                 {"rate", required_argument, NULL, 'r'},
                 {"delivery-timeout", required_argument, NULL, 'D'},
+                {"speedup", required_argument, NULL, 'S'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -492,6 +632,21 @@ int cs_cmd_produce(int argc, char **argv)
                                        &rate))
                                 goto fail;
                         break;
+                case 'S': {
+                        char *end;
+
+                        errno = 0;
+                        p.speedup = strtod(optarg, &end);
+                        if (end == optarg || *end || errno == ERANGE ||
+                            !isfinite(p.speedup) || !(p.speedup > 0)) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --speedup '%s': "
+                                                   "expected a number above 0",
+                                                   optarg);
+                                goto fail;
+                        }
+                        break;
+                }
                 case 'D': {
                         char ms[32];
 
@@ -560,6 +715,16 @@ int cs_cmd_produce(int argc, char **argv)
                        strerror(errno));
                 goto fail;
         }
+        {
+                struct stat st;
+
+                p.total_bytes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                                        ? (long long)st.st_size
+                                        : -1;
+        }
+        /* The progress line is for a person watching: a terminal, and not
+         * with -q. */
+        p.progress = isatty(STDERR_FILENO) && cs_log_threshold >= CS_LOG_INFO;
 
         /* Records longer than librdkafka accepts are counted as failed
          * without being held in memory. */
@@ -597,6 +762,7 @@ int cs_cmd_produce(int argc, char **argv)
                 goto fail;
         }
 
+        p.start_ns = now_ns();
         /* The first Ctrl-C stops reading and delivers what is queued; a
          * second one or SIGTERM aborts (see on_signal). No SA_RESTART, so
          * a read() of a quiet stdin returns EINTR. */
@@ -642,6 +808,7 @@ int cs_cmd_produce(int argc, char **argv)
                 if (rc)
                         break;
         }
+        clear_progress(&p);
         if (interrupted && p.queued)
                 cs_log(CS_LOG_WARN,
                        "interrupted: stopped reading %s after %llu records, "
@@ -712,6 +879,8 @@ int cs_cmd_produce(int argc, char **argv)
                 unsigned long long unconfirmed =
                         p.records - p.delivered - p.failed;
                 char extra[96] = "";
+                double run_secs =
+                        p.start_ns ? (double)(now_ns() - p.start_ns) / 1e9 : 0;
 
                 if (unconfirmed && p.unkeyed)
                         snprintf(extra, sizeof(extra),
@@ -727,8 +896,10 @@ int cs_cmd_produce(int argc, char **argv)
                                  p.unkeyed);
                 cs_log(p.failed || unconfirmed ? CS_LOG_ERROR : CS_LOG_INFO,
                        "sent %llu messages to %s: %llu delivered, %llu "
-                       "failed%s",
-                       p.records, p.topic, p.delivered, p.failed, extra);
+                       "failed%s, in %.2f s, %.0f messages/s",
+                       p.records, p.topic, p.delivered, p.failed, extra,
+                       run_secs,
+                       run_secs > 0 ? (double)p.records / run_secs : 0.0);
                 if (rc == 0 && !p.failed && !unconfirmed && !flush_failed &&
                     !p.fatal && !interrupted)
                         status = CS_EXIT_OK;
