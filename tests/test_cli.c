@@ -31,7 +31,8 @@
 #define SAMPLE_FILE "police-department-calls-for-service.sample.json"
 
 static const char *const subcommands[] = {"broker",  "produce", "generate",
-                                          "migrate", "ingest",  "rebuild"};
+                                          "migrate", "ingest",  "rebuild",
+                                          "report",  "tail"};
 
 struct st {
         char *bin;
