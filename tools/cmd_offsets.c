@@ -196,6 +196,8 @@ int cs_cmd_offsets(int argc, char **argv)
                 case 'h':
                         fputs(offsets_help, stdout);
                         return CS_EXIT_OK;
+                case CS_CLI_DONE: /* --version, --print-config */
+                        return CS_EXIT_OK;
                 default:
                         return CS_EXIT_USAGE;
                 }

@@ -5,6 +5,7 @@
 #include "cs_cli.h"
 #include "cs_cmd.h"
 #include "cs_common.h"
+#include "cs_config.h"
 
 static const struct subcommand {
         const char *name;
@@ -48,7 +49,16 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+        static struct cs_config_cmd cmds[CS_ARRAY_SIZE(subcommands)];
         size_t i;
+
+        /* So that a config file shared by several commands can hold keys
+         * of another command (cs_config.h). */
+        for (i = 0; i < CS_ARRAY_SIZE(subcommands); i++) {
+                cmds[i].name = subcommands[i].name;
+                cmds[i].run = subcommands[i].run;
+        }
+        cs_config_set_commands(cmds, CS_ARRAY_SIZE(cmds));
 
         if (argc < 2) {
                 usage(stderr);
