@@ -49,7 +49,11 @@ static const char offsets_help[] =
         "      --to-earliest    reset: to the earliest offset\n"
         "      --to-timestamp T reset: to the first stored call at or after "
         "T\n"
-        "  -h, --help           show this help\n";
+        "  -h, --help           show this help\n"
+        "      --config FILE    read options from FILE (key = value\n"
+        "                       lines, the long option names as keys)\n"
+        "      --print-config   print the options in effect and where\n"
+        "                       each comes from (secrets masked), and exit\n";
 
 static const char *or_dash(const char *s)
 {

@@ -44,7 +44,16 @@ static void usage(FILE *out)
                      "Run 'callstream COMMAND --help' for its options; "
                      "'callstream --version'\n"
                      "prints the versions of callstream and its "
-                     "libraries.\n");
+                     "libraries.\n"
+                     "\n"
+                     "Every command but broker and generate also reads "
+                     "--config FILE (key = value\n"
+                     "lines, the long option names as keys) and "
+                     "CALLSTREAM_<OPTION> environment\n"
+                     "variables (CALLSTREAM_DB, CALLSTREAM_BATCH_MAX_RECORDS"
+                     "...): flags win over\n"
+                     "the environment, which wins over the file; "
+                     "--print-config shows the result.\n");
 }
 
 int main(int argc, char **argv)
