@@ -428,7 +428,9 @@ static void test_shared_file(void **state)
                        "window = 15m\n"
                        "top = 3\n"
                        "[ingest]\n"
-                       "batch-max-records = 7\n");
+                       "batch-max-records = 7\n"
+                       "quiet = true\n"
+                       "X = acks=all\n");
         struct th_run r = {0};
         char *lines, *want;
 

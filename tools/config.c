@@ -118,6 +118,16 @@ static int key_arg(const char *opts, const struct option *lo, const char *key)
                              : required_argument;
 }
 
+/* key_arg for a probed table, which lacks the options cs_cli_getopt adds
+ * to every command's (cli.c): -v/--verbose and -q/--quiet. */
+static int probed_key_arg(const char *opts, const struct option *lo,
+                          const char *key)
+{
+        if (!strcmp(key, "verbose") || !strcmp(key, "quiet"))
+                return no_argument;
+        return key_arg(opts, lo, key);
+}
+
 /* Runs command i in probe mode once to learn its options; 0 if it has
  * none we could learn. */
 static int probe_command(size_t i, const char **opts,
@@ -272,7 +282,7 @@ static int check_other(struct cs_config *cfg, long i, const char *key,
         const char *opts;
 
         if (i < 0 || !probe_command((size_t)i, &opts, &lo) ||
-            key_arg(opts, lo, key) >= 0)
+            probed_key_arg(opts, lo, key) >= 0)
                 return 0;
         cs_cli_usage_error(cfg->cmd,
                            "%s: unknown key '%s' (callstream %s has no "
