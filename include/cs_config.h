@@ -67,8 +67,9 @@ const char *cs_config_origin(const struct cs_config *cfg, int i);
 /* Whether --print-config was given. */
 int cs_config_print_wanted(const struct cs_config *cfg);
 
-/* Prints the effective configuration in the file's syntax, each value with
- * its origin, secrets masked (cs_config_mask). */
+/* Prints the effective configuration: a "key = value  # origin" line per
+ * value (a value may itself hold " # "), secrets masked (cs_config_mask),
+ * then the unset keys and the ignored environment variables as comments. */
 void cs_config_print(const struct cs_config *cfg, FILE *out);
 
 /* Copies value to out with secrets replaced by "****": the whole value if

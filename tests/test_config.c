@@ -126,7 +126,10 @@ static char *set_lines(const char *text)
                 next = line + n + (nl ? 1 : 0);
                 if (line[0] == '#' || !n)
                         continue;
-                hash = strstr(line, " # ");
+                /* The last " # ": a value may hold one. */
+                for (hash = NULL, v = 0; v + 3 <= n; v++)
+                        if (!strncmp(line + v, " # ", 3))
+                                hash = line + v;
                 assert_non_null(hash);
                 v = (size_t)(hash - line);
                 while (v > 0 && line[v - 1] == ' ')
@@ -532,6 +535,32 @@ static void test_bad_values(void **state)
         }
 }
 
+/* A value is the rest of its line, spaces trimmed at both ends, taken as
+ * it is: a # inside it, quotes, CRLF line ends. */
+static void test_values_verbatim(void **state)
+{
+        struct st *st = S(state);
+        char *f = conf(st, "w.conf",
+                       "   # an indented comment\r\n"
+                       "topic =   a # b  \r\n"
+                       "\t[ingest]  \r\n"
+                       "group=\"g\"\r\n");
+        struct th_run r = {0};
+        char *lines, *want;
+
+        run(st, NULL, &r, "ingest", "--config", f, "--print-config", NULL);
+        assert_int_equal(r.status, 0);
+        lines = set_lines(out(&r));
+        want = th_asprintf("topic = a # b # %s:2\n"
+                           "group = \"g\" # %s:4\n",
+                           f, f);
+        assert_string_equal(lines, want);
+        free(lines);
+        free(want);
+        th_run_free(&r);
+        free(f);
+}
+
 /* --help and --version read no layer: a broken file does not stop them;
  * broker and generate read none at all. */
 static void test_help_and_others(void **state)
@@ -621,6 +650,8 @@ int main(void)
                 cmocka_unit_test_teardown(test_unknown_keys, th_test_teardown),
                 cmocka_unit_test_teardown(test_shared_file, th_test_teardown),
                 cmocka_unit_test_teardown(test_bad_values, th_test_teardown),
+                cmocka_unit_test_teardown(test_values_verbatim,
+                                          th_test_teardown),
                 cmocka_unit_test_teardown(test_help_and_others,
                                           th_test_teardown),
         };
