@@ -535,6 +535,44 @@ static void test_bad_values(void **state)
         }
 }
 
+/* A shared file's topic narrows `offsets list` rather than stopping it:
+ * the database holds two replays, the file names one. */
+static void test_offsets_list_topic(void **state)
+{
+        struct st *st = S(state);
+        char *db = path(st, "o.db"), *text, *f;
+        struct th_run r = {0};
+
+        run(st, NULL, &r, "ingest", "--file", st->calls, "--topic", "t1",
+            "--db", db, "-q", NULL);
+        assert_int_equal(r.status, 0);
+        th_run_free(&r);
+        run(st, NULL, &r, "ingest", "--file", st->calls, "--topic", "t2",
+            "--db", db, "-q", NULL);
+        assert_int_equal(r.status, 0);
+        th_run_free(&r);
+        text = th_asprintf("db = %s\ntopic = t1\n", db);
+        f = conf(st, "o.conf", text);
+
+        run(st, NULL, &r, "offsets", "list", "--config", f, NULL);
+        assert_int_equal(r.status, 0);
+        /* The header and t1's one partition (20 lines: next offset 21). */
+        assert_int_equal(th_count_lines(out(&r), r.out.len), 2);
+        assert_has("offsets list", out(&r), "\nt1\t0\t21\t");
+        assert_lacks("offsets list", out(&r), "\nt2\t");
+        th_run_free(&r);
+
+        /* A flag's topic over the file's. */
+        run(st, NULL, &r, "offsets", "list", "--config", f, "-t", "t2", NULL);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(th_count_lines(out(&r), r.out.len), 2);
+        assert_has("offsets list", out(&r), "\nt2\t0\t21\t");
+        th_run_free(&r);
+        free(text);
+        free(f);
+        free(db);
+}
+
 /* A value is the rest of its line, spaces trimmed at both ends, taken as
  * it is: a # inside it, quotes, CRLF line ends. */
 static void test_values_verbatim(void **state)
@@ -650,6 +688,8 @@ int main(void)
                 cmocka_unit_test_teardown(test_unknown_keys, th_test_teardown),
                 cmocka_unit_test_teardown(test_shared_file, th_test_teardown),
                 cmocka_unit_test_teardown(test_bad_values, th_test_teardown),
+                cmocka_unit_test_teardown(test_offsets_list_topic,
+                                          th_test_teardown),
                 cmocka_unit_test_teardown(test_values_verbatim,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_help_and_others,
