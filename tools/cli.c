@@ -208,6 +208,7 @@ int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                 cs_config_destroy(parse.cfg);
                 parse.cfg = NULL;
                 parse.origin = NULL;
+                parse.injected = 0;
                 parse.argv = argv;
                 if (cs_config_reads(cmd)) {
                         if (cs_config_build(cmd, argc, argv, opts, merged,
