@@ -14,6 +14,11 @@ CS_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
             -Iinclude -Ibuild/gen
 LDLIBS   += -lpthread -lm
 PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+# Debian's layout under /usr: the configuration in /etc/callstream.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 
 ifdef SAN
 B        := build/san
@@ -39,7 +44,7 @@ OBJ      := $(MODULES:%.c=$(B)/%.o) $(TOOLS:%.c=$(B)/%.o) $(GEN_SQL:.c=.o)
 BIN      := $(B)/callstream
 
 .PHONY: all test run-tests reliability run-reliability demo report-screenshot bench check fuzz fuzz-run format install \
-	clean clean-objs deps
+	uninstall man clean clean-objs deps
 all: $(BIN)
 
 $(BIN): $(OBJ)
@@ -156,8 +161,46 @@ check:
 clean-objs:
 	rm -rf build/ingest build/tools build/tests build/gen
 
-install: $(BIN)
-	install -D -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/callstream
+# callstream(1), from the --help of callstream and of each command
+# (help2man: `make deps`), so that the page cannot drift from them.
+MAN      := $(B)/callstream.1
+man: $(MAN)
+$(MAN): $(BIN) scripts/man.sh docs/callstream.h2m
+	@command -v help2man >/dev/null || { echo "help2man is missing:" \
+		"sh scripts/install-deps.sh build" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	sh scripts/man.sh $(BIN) docs/callstream.h2m $@
+
+# The binary, its man page, the example configuration (every key
+# commented; only root reads it, as it may hold passwords, and an edited
+# one is kept) and the systemd unit, its paths made those of the install.
+# The state directory (/var/lib/callstream) is systemd's to make
+# (StateDirectory=): with DynamicUser=, it owns and moves it.
+CONF     := $(DESTDIR)$(SYSCONFDIR)/callstream/callstream.conf
+install: $(BIN) $(MAN)
+	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/callstream
+	install -D -m 644 $(MAN) $(DESTDIR)$(MANDIR)/man1/callstream.1
+	install -d -m 755 $(DESTDIR)$(SYSCONFDIR)/callstream
+	@if [ -e $(CONF) ]; then echo "kept $(CONF)"; else \
+		echo "install -m 600 contrib/callstream.conf $(CONF)"; \
+		install -m 600 contrib/callstream.conf $(CONF); fi
+	install -d -m 755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/bin/|$(BINDIR)/|g' \
+		-e 's|/etc/callstream/|$(SYSCONFDIR)/callstream/|g' \
+		contrib/systemd/callstream.service \
+		> $(DESTDIR)$(UNITDIR)/callstream.service.tmp
+	chmod 644 $(DESTDIR)$(UNITDIR)/callstream.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/callstream.service.tmp \
+		$(DESTDIR)$(UNITDIR)/callstream.service
+
+# Removes what install put there; an edited configuration stays.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/callstream \
+		$(DESTDIR)$(MANDIR)/man1/callstream.1 \
+		$(DESTDIR)$(UNITDIR)/callstream.service
+	@if [ -e $(CONF) ] && ! cmp -s contrib/callstream.conf $(CONF); then \
+		echo "kept $(CONF) (edited)"; else rm -f $(CONF); \
+		rmdir $(DESTDIR)$(SYSCONFDIR)/callstream 2>/dev/null || :; fi
 
 clean:
 	rm -rf build

@@ -49,7 +49,15 @@ int cs_cli_duration(const char *cmd, const char *flag, const char *val,
  * command lists them itself: -v/--verbose and -q/--quiet set the log
  * threshold (and are not returned), --version prints the versions and
  * returns CS_CLI_DONE, -h/--help is returned as 'h' for the command to print
- * its help. */
+ * its help.
+ *
+ * Commands that read configuration (cs_config.h: all but broker and
+ * generate) also take --config FILE and --print-config: on the first call
+ * of a parse the options of the file and of CALLSTREAM_<OPTION> variables
+ * that the command line does not override are returned first, as if typed
+ * before argv's (errors about them name their file and line); optind ends
+ * on argv as usual. --print-config prints the result and returns
+ * CS_CLI_DONE where -1 would end the options. */
 int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                   const struct option *longopts);
 

@@ -3,11 +3,15 @@
 # packages that target needs, when any is missing. Runs apt-get as root, or
 # through sudo. Without an argument: what `make test` needs.
 set -e
+# help2man: the man page, built by `make install` from the --help texts.
 BUILD="build-essential pkg-config librdkafka-dev libsqlite3-dev libyajl-dev
-libpq-dev libmicrohttpd-dev"
+libpq-dev libmicrohttpd-dev help2man"
 DEMO="$BUILD sqlite3"
-# python3: test_report parses CSV with its csv module.
-TEST="$BUILD libcmocka-dev libjansson-dev kcat sqlite3 postgresql python3"
+# python3: test_report parses CSV with its csv module. man-db: test_install
+# renders the man page. (systemd is never installed here: test_install runs
+# systemd-analyze verify only where systemd already is.)
+TEST="$BUILD libcmocka-dev libjansson-dev kcat sqlite3 postgresql python3
+man-db"
 # Wanted but not required: test_report renders the HTML report in headless
 # chromium, and skips that test when chromium could not be installed.
 TEST_OPTIONAL="chromium"

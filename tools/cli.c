@@ -10,13 +10,26 @@
 #include <sqlite3.h>
 
 #include "cs_cli.h"
+#include "cs_config.h"
 #include "cs_version.h"
+
+/* The parse under way: the command's argv and, while the options of the
+ * file and the environment are read (before argv's, so that optind ends
+ * on argv for the caller), their layers. */
+static struct {
+        char **argv;
+        struct cs_config *cfg;
+        int injected;
+        const char *origin; /* of the option just returned, for errors */
+} parse;
 
 void cs_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
         va_list ap;
 
         fprintf(stderr, "callstream %s: ", cmd);
+        if (parse.origin)
+                fprintf(stderr, "%s: ", parse.origin);
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
@@ -143,6 +156,9 @@ static const struct option common_opts[] = {
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
+        /* Only for the commands that read the layers (cs_config.h). */
+        {"config", required_argument, NULL, CS_CONFIG_OPT_FILE},
+        {"print-config", no_argument, NULL, CS_CONFIG_OPT_PRINT},
 };
 
 /* Returns whether longopts already has an option called name. */
@@ -161,8 +177,13 @@ int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
         int plus = shortopts[0] == '+';
         const char *own = shortopts + plus;
         char opts[128];
-        size_t n = 0, i;
+        size_t n = 0, i, ncommon = CS_ARRAY_SIZE(common_opts);
         int c;
+
+        if (cs_config_probing(shortopts, longopts))
+                return CS_CLI_DONE;
+        if (!cs_config_reads(cmd))
+                ncommon -= 2;
 
         /* The command's options first, then the common ones it lacks. A
          * leading ':' makes getopt tell a missing value from a bad flag;
@@ -175,16 +196,59 @@ int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                                 sizeof(opts) - strlen(opts) - 1);
         if (!strchr(own, 'h'))
                 strncat(opts, "h", sizeof(opts) - strlen(opts) - 1);
-        for (; longopts[n].name && n < CS_ARRAY_SIZE(merged) - 5; n++)
+        for (; longopts[n].name && n < CS_ARRAY_SIZE(merged) - 7; n++)
                 merged[n] = longopts[n];
-        for (i = 0; i < CS_ARRAY_SIZE(common_opts); i++)
+        for (i = 0; i < ncommon; i++)
                 if (!has_long(longopts, common_opts[i].name))
                         merged[n++] = common_opts[i];
         memset(&merged[n], 0, sizeof(merged[n]));
 
+        /* A new parse: build the layers under the command line. */
+        if (parse.argv != argv) {
+                cs_config_destroy(parse.cfg);
+                parse.cfg = NULL;
+                parse.origin = NULL;
+                parse.injected = 0;
+                parse.argv = argv;
+                if (cs_config_reads(cmd)) {
+                        if (cs_config_build(cmd, argc, argv, opts, merged,
+                                            &parse.cfg) < 0) {
+                                parse.argv = NULL;
+                                return '?';
+                        }
+                        parse.injected = cs_config_argc(parse.cfg) > 1;
+                        optind = 0;
+                }
+        }
+
         opterr = 0;
 again:
-        c = getopt_long(argc, argv, opts, merged, NULL);
+        if (parse.injected) {
+                c = getopt_long(cs_config_argc(parse.cfg),
+                                cs_config_argv(parse.cfg), opts, merged, NULL);
+                if (c == -1) {
+                        /* On to the command line, from its start. */
+                        parse.injected = 0;
+                        parse.origin = NULL;
+                        optind = 0;
+                        goto again;
+                }
+                parse.origin = cs_config_origin(parse.cfg, optind - 1);
+        } else {
+                parse.origin = NULL;
+                c = getopt_long(argc, argv, opts, merged, NULL);
+        }
+        if (c == CS_CONFIG_OPT_FILE)
+                goto again; /* read by cs_config_build */
+        if (c == CS_CONFIG_OPT_PRINT)
+                goto again;
+        if (c == -1 && parse.cfg && cs_config_print_wanted(parse.cfg)) {
+                cs_config_print(parse.cfg, stdout);
+                c = CS_CLI_DONE;
+        }
+        if (c == -1 || c == CS_CLI_DONE || c == '?' || c == ':' ||
+            c == OPT_VERSION || c == 'h')
+                parse.argv = NULL; /* the next call starts a new parse */
         if (c == 'v' && !strchr(own, 'v')) {
                 cs_log_threshold = CS_LOG_DEBUG;
                 goto again;
@@ -198,7 +262,9 @@ again:
                 return CS_CLI_DONE;
         }
         if (c == ':' || c == '?') {
-                const char *arg = argv[optind - 1];
+                const char *arg =
+                        parse.injected ? cs_config_argv(parse.cfg)[optind - 1]
+                                       : argv[optind - 1];
                 char flag[64];
 
                 /* Name the flag as typed: "--window", or "-X". */

@@ -131,6 +131,11 @@ static const char ingest_help[] =
         "  -h, --help                show this help\n"
         "      --version             show the versions of callstream and its\n"
         "                            libraries\n"
+        "      --config FILE         read options from FILE (key = value\n"
+        "                            lines, the long option names as keys)\n"
+        "      --print-config        print the options in effect and where\n"
+        "                            each comes from (secrets masked), and "
+        "exit\n"
         "\n"
         "Durations are N followed by s, m, h or d (90s, 15m, 1h, 30d), or 0.\n";
 
@@ -423,7 +428,11 @@ static const char migrate_help[] =
         "  -q, --quiet         log errors only\n"
         "  -h, --help          show this help\n"
         "      --version       show the versions of callstream and its\n"
-        "                      libraries\n";
+        "                      libraries\n"
+        "      --config FILE   read options from FILE (key = value\n"
+        "                      lines, the long option names as keys)\n"
+        "      --print-config  print the options in effect and where\n"
+        "                      each comes from (secrets masked), and exit\n";
 
 int cs_cmd_migrate(int argc, char **argv)
 {

@@ -26,7 +26,8 @@ static const char offsets_help[] =
         "  list     topic, partition, next offset, watermark, lag and, for\n"
         "           replays, the file, its fingerprint (FNV-1a of its first\n"
         "           bytes), how many bytes that covers and whether the last\n"
-        "           replay read it to the end; tab-separated, '-' for none\n"
+        "           replay read it to the end; tab-separated, '-' for none;\n"
+        "           --topic and --partition narrow it\n"
         "  reset    sets the next offset, backwards too: --to-offset N;\n"
         "           --to-earliest (0: Kafka's oldest kept message, a file's\n"
         "           start); --to-timestamp T, the offset of the first stored\n"
@@ -44,12 +45,17 @@ static const char offsets_help[] =
         "                       PostgreSQL URI or key=value conninfo\n"
         "      --schema NAME    PostgreSQL: the schema callstream uses\n"
         "  -t, --topic T        the topic (as `offsets list` shows it)\n"
-        "  -p, --partition P    reset: only this partition (default: all)\n"
+        "  -p, --partition P    list, reset: only this partition (default:\n"
+        "                       all)\n"
         "      --to-offset N    reset: to offset N\n"
         "      --to-earliest    reset: to the earliest offset\n"
         "      --to-timestamp T reset: to the first stored call at or after "
         "T\n"
-        "  -h, --help           show this help\n";
+        "  -h, --help           show this help\n"
+        "      --config FILE    read options from FILE (key = value\n"
+        "                       lines, the long option names as keys)\n"
+        "      --print-config   print the options in effect and where\n"
+        "                       each comes from (secrets masked), and exit\n";
 
 static const char *or_dash(const char *s)
 {
@@ -68,11 +74,20 @@ static const char *norm_time(const char *s, char *buf)
         return buf;
 }
 
+/* What `list` shows: one topic, one partition, or all (NULL, -1). */
+struct list_filter {
+        const char *topic;
+        int32_t partition;
+};
+
 static int print_row(void *opaque, const struct cs_topic_row *r)
 {
+        const struct list_filter *f = opaque;
         char wm[CS_TS_BUFSZ], at[CS_TS_BUFSZ];
 
-        (void)opaque;
+        if ((f->topic && strcmp(f->topic, r->topic)) ||
+            (f->partition >= 0 && atol(r->partition) != f->partition))
+                return 0;
         printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->topic,
                r->partition, r->next_offset, norm_time(r->watermark, wm),
                or_dash(r->lag), or_dash(r->path), or_dash(r->fingerprint),
@@ -196,6 +211,8 @@ int cs_cmd_offsets(int argc, char **argv)
                 case 'h':
                         fputs(offsets_help, stdout);
                         return CS_EXIT_OK;
+                case CS_CLI_DONE: /* --version, --print-config */
+                        return CS_EXIT_OK;
                 default:
                         return CS_EXIT_USAGE;
                 }
@@ -210,9 +227,10 @@ int cs_cmd_offsets(int argc, char **argv)
                                    !db ? "--db" : "--topic");
                 return CS_EXIT_USAGE;
         }
-        if (!strcmp(action, "list") && (topic || partition >= 0 || nseek)) {
-                cs_cli_usage_error("offsets", "list takes only --db and "
-                                              "--schema");
+        /* --topic and --partition narrow the list (a configuration file
+         * shared with ingest names the topic). */
+        if (!strcmp(action, "list") && nseek) {
+                cs_cli_usage_error("offsets", "list takes no --to-*");
                 return CS_EXIT_USAGE;
         }
         if (!strcmp(action, "forget") && (partition >= 0 || nseek)) {
@@ -249,10 +267,11 @@ int cs_cmd_offsets(int argc, char **argv)
                 return CS_EXIT_FAILURE;
         }
         if (!strcmp(action, "list")) {
+                struct list_filter f = {topic, partition};
+
                 printf("topic\tpartition\tnext_offset\twatermark\tlag\tfile\t"
                        "fingerprint\tfingerprint_bytes\tat_end\tupdated_at\n");
-                r = cs_topics_list(sink, print_row, NULL, errstr,
-                                   sizeof(errstr));
+                r = cs_topics_list(sink, print_row, &f, errstr, sizeof(errstr));
         } else if (!strcmp(action, "reset")) {
                 r = cs_topics_reset(sink, topic, partition, how, offset, when,
                                     print_reset, &n, errstr, sizeof(errstr));

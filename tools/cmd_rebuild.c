@@ -34,7 +34,11 @@ static const char rebuild_help[] =
         "  -q, --quiet          log errors only\n"
         "  -h, --help           show this help\n"
         "      --version        show the versions of callstream and its\n"
-        "                       libraries\n";
+        "                       libraries\n"
+        "      --config FILE    read options from FILE (key = value\n"
+        "                       lines, the long option names as keys)\n"
+        "      --print-config   print the options in effect and where\n"
+        "                       each comes from (secrets masked), and exit\n";
 
 /* Reads --from/--to: a date, or a date and time. */
 static int parse_bound(const char *flag, const char *val, int64_t *out)

@@ -55,7 +55,11 @@ static const char report_help[] =
         "  -q, --quiet          log errors only (not each file written)\n"
         "  -h, --help           show this help\n"
         "      --version        show the versions of callstream and its\n"
-        "                       libraries\n";
+        "                       libraries\n"
+        "      --config FILE    read options from FILE (key = value\n"
+        "                       lines, the long option names as keys)\n"
+        "      --print-config   print the options in effect and where\n"
+        "                       each comes from (secrets masked), and exit\n";
 
 static volatile sig_atomic_t stop_requested;
 

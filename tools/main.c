@@ -5,6 +5,7 @@
 #include "cs_cli.h"
 #include "cs_cmd.h"
 #include "cs_common.h"
+#include "cs_config.h"
 
 static const struct subcommand {
         const char *name;
@@ -45,12 +46,30 @@ static void usage(FILE *out)
                      "Run 'callstream COMMAND --help' for its options; "
                      "'callstream --version'\n"
                      "prints the versions of callstream and its "
-                     "libraries.\n");
+                     "libraries.\n"
+                     "\n"
+                     "Every command but broker and generate also reads "
+                     "--config FILE (key = value\n"
+                     "lines, the long option names as keys) and "
+                     "CALLSTREAM_<OPTION> environment\n"
+                     "variables (CALLSTREAM_DB, CALLSTREAM_BATCH_MAX_RECORDS"
+                     "...): flags win over\n"
+                     "the environment, which wins over the file; "
+                     "--print-config shows the result.\n");
 }
 
 int main(int argc, char **argv)
 {
+        static struct cs_config_cmd cmds[CS_ARRAY_SIZE(subcommands)];
         size_t i;
+
+        /* So that a config file shared by several commands can hold keys
+         * of another command (cs_config.h). */
+        for (i = 0; i < CS_ARRAY_SIZE(subcommands); i++) {
+                cmds[i].name = subcommands[i].name;
+                cmds[i].run = subcommands[i].run;
+        }
+        cs_config_set_commands(cmds, CS_ARRAY_SIZE(cmds));
 
         if (argc < 2) {
                 usage(stderr);
