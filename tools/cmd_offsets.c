@@ -150,10 +150,17 @@ int cs_cmd_offsets(int argc, char **argv)
         long n = 0;
         int c, r, nseek = 0;
 
-        if (argc >= 2 &&
-            (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-                fputs(offsets_help, stdout);
-                return CS_EXIT_OK;
+        /* Without an action, only what needs none: --help and --version
+         * (with -q or -v, as every command takes them). */
+        for (c = 1; c < argc && argv[1][0] == '-'; c++) {
+                if (!strcmp(argv[c], "-h") || !strcmp(argv[c], "--help")) {
+                        fputs(offsets_help, stdout);
+                        return CS_EXIT_OK;
+                }
+                if (!strcmp(argv[c], "--version")) {
+                        cs_cli_print_version(stdout);
+                        return CS_EXIT_OK;
+                }
         }
         if (argc < 2 || argv[1][0] == '-') {
                 cs_cli_usage_error("offsets", "missing action: list, reset or "
