@@ -49,6 +49,7 @@ enum stmt {
         ST_FIND_WINDOW_KEYS,
         ST_LOCK_WINDOW_KEYS,
         ST_ADD_WINDOW_KEYS,
+        ST_STORED_WINDOW_KEYS,
         ST_STORED_CALLS,
         ST_COUNT
 };
@@ -72,6 +73,7 @@ static const struct {
         [ST_FIND_WINDOW_KEYS] = {"find_window_keys", 3},
         [ST_LOCK_WINDOW_KEYS] = {"lock_window_keys", 0},
         [ST_ADD_WINDOW_KEYS] = {"add_window_keys", 3},
+        [ST_STORED_WINDOW_KEYS] = {"stored_window_keys", 4},
         [ST_STORED_CALLS] = {"stored_calls", 1},
 };
 
@@ -1551,6 +1553,80 @@ static int window_arrays(struct pg_sink *s, struct buf *arrays, int ncols,
         return 0;
 }
 
+/* Keys within this many seconds of each other are looked up in one range:
+ * a stretch of a stream, even reaching back, is one range per spec, and a
+ * call far out of order one of its own. */
+#define RANGE_GAP (6 * 3600)
+
+/* Fills arrays[0..2] with the spec ids, first and last window starts of
+ * the stretches that the keys of s->keyed[0, m) (in key order) fall in,
+ * and arrays[3] with limit, as stored_window_keys takes them. */
+static int window_ranges(struct pg_sink *s, struct buf *arrays, size_t m,
+                         int64_t limit)
+{
+        size_t i, n = 0, pass;
+
+        /* Pass 0 counts the ranges, pass 1 writes them. */
+        for (pass = 0; pass < 2; pass++) {
+                int64_t spec = 0, lo = 0, hi = 0;
+                int open = 0;
+
+                if (pass == 1 && (bin_array(&arrays[0], INT4_OID, n, 4) < 0 ||
+                                  bin_array(&arrays[1], INT8_OID, n, 8) < 0 ||
+                                  bin_array(&arrays[2], INT8_OID, n, 8) < 0))
+                        return -1;
+                n = 0;
+                for (i = 0; i <= m; i++) {
+                        const struct keyed_row *k = i < m ? &s->keyed[i] : NULL;
+
+                        if (open && k && k->key[0] == spec &&
+                            k->key[1] - hi <= RANGE_GAP) {
+                                hi = k->key[1];
+                                continue;
+                        }
+                        if (open && pass == 1) {
+                                put_be(&arrays[0], 4, 4);
+                                put_be(&arrays[0], (uint64_t)spec, 4);
+                                put_be(&arrays[1], 8, 4);
+                                put_be(&arrays[1], (uint64_t)lo, 8);
+                                put_be(&arrays[2], 8, 4);
+                                put_be(&arrays[2], (uint64_t)hi, 8);
+                        }
+                        n += open;
+                        if ((open = k != NULL)) {
+                                spec = k->key[0];
+                                lo = hi = k->key[1];
+                        }
+                }
+        }
+        arrays[3].len = 0;
+        if (reserve(&arrays[3], 8) < 0)
+                return -1;
+        put_be(&arrays[3], (uint64_t)limit, 8);
+        return 0;
+}
+
+/* Marks the keys of s->keyed[0, m) that the rows of res (spec, start, type,
+ * disposition) name as stored; returns how many it marked. */
+static size_t mark_stored(struct pg_sink *s, size_t m, const PGresult *res)
+{
+        size_t n = 0;
+        int row, d;
+
+        for (row = 0; row < PQntuples(res); row++) {
+                struct keyed_row key, *k;
+
+                for (d = 0; d < 4; d++)
+                        key.key[d] = atoll(PQgetvalue(res, row, d));
+                k = bsearch(&key, s->keyed, m, sizeof(*s->keyed), cmp_keyed);
+                if (k && !k->stored) {
+                        k->stored = 1;
+                        n++;
+                }
+        }
+        return n;
+}
+
 /* The binary COPY of the rows of s->keyed[0, m) not stored, in s->copy;
  * how many in *n. */
 static int window_copy(struct pg_sink *s, size_t m, size_t *n)
@@ -1599,8 +1675,8 @@ static int pg_write_window_counts(struct cs_sink *base,
 {
         struct pg_sink *s = (struct pg_sink *)base;
         PGresult *res;
-        size_t i, m, ncopy;
-        int d, row, negative = 0, r;
+        size_t i, m, nstored, ncopy;
+        int d, negative = 0, r;
 
         if (!n)
                 return 0;
@@ -1646,25 +1722,36 @@ static int pg_write_window_counts(struct cs_sink *base,
         }
         for (i = 0; i < m; i++)
                 negative |= s->keyed[i].negative;
-        /* s->bin[0..6]: every row; the stored ones come back from the
-         * update. */
-        if (window_arrays(s, s->bin, 7, m, -1) < 0)
+        /* The stored keys: by a scan of the batch's stretches of window
+         * starts while they hold fewer rows than a quarter of the keys
+         * (s->bin[7..10]), else by the update itself, which probes every
+         * key and returns those it found (s->bin[0..6]: every row; [0..3]
+         * serve drop_empty_windows too). After a scan the update takes
+         * only the stored rows (s->bin[4..10]). */
+        if (window_arrays(s, s->bin, 7, m, -1) < 0 ||
+            window_ranges(s, s->bin + 7, m, (int64_t)(m / 4 + 64)) < 0)
                 return oom(errstr, errstr_size);
         if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
                     0 ||
-            (r = run_binary(s, ST_ADD_WINDOW_COUNTS, s->bin, 7, &res, errstr,
-                            errstr_size)) < 0)
+            (r = run_binary(s, ST_STORED_WINDOW_KEYS, s->bin + 7, 4, &res,
+                            errstr, errstr_size)) < 0)
                 return r;
-        for (row = 0; row < PQntuples(res); row++) {
-                struct keyed_row key, *k;
-
-                for (d = 0; d < 4; d++)
-                        key.key[d] = atoll(PQgetvalue(res, row, d));
-                k = bsearch(&key, s->keyed, m, sizeof(*s->keyed), cmp_keyed);
-                if (k)
-                        k->stored = 1;
+        if ((size_t)PQntuples(res) < m / 4 + 64) {
+                nstored = mark_stored(s, m, res);
+                PQclear(res);
+                if (nstored &&
+                    (window_arrays(s, s->bin + 4, 7, m, 1) < 0 ||
+                     (r = run_binary(s, ST_ADD_WINDOW_COUNTS, s->bin + 4, 7,
+                                     NULL, errstr, errstr_size)) < 0))
+                        return r < 0 ? r : oom(errstr, errstr_size);
+        } else {
+                PQclear(res);
+                if ((r = run_binary(s, ST_ADD_WINDOW_COUNTS, s->bin, 7, &res,
+                                    errstr, errstr_size)) < 0)
+                        return r;
+                mark_stored(s, m, res);
+                PQclear(res);
         }
-        PQclear(res);
         if (window_copy(s, m, &ncopy) < 0)
                 return oom(errstr, errstr_size);
         if (ncopy &&

@@ -34,6 +34,8 @@
 #include <jansson.h>
 
 #include "cs_migrate.h"
+#include "cs_sink.h"
+#include "cs_window.h"
 #include "harness.h"
 #include "model.h"
 #include "pgutil.h"
@@ -915,6 +917,126 @@ static void test_retention(void **state)
                 fail_msg("%zu row(s) differ (above)", bad);
 }
 
+/* The two ways the sink finds a batch's stored window keys (sink_pg.c,
+ * pg_write_window_counts): a range scan of the batch's stretches of window
+ * starts while they hold few rows, the update's own lookups once they hold
+ * many (a batch read from partitions side by side). Batches written
+ * straight through the sink, shaped to take each way, leave the totals the
+ * test adds up itself. */
+#define DENSE_TYPES 20
+#define DENSE_DISPS 25
+#define DENSE_HOURS 12
+
+static void write_batch(struct cs_sink *s, const struct cs_window_spec *spec,
+                        const int (*keys)[3], size_t n, int calls,
+                        long long (*model)[DENSE_TYPES][DENSE_DISPS])
+{
+        static char types[DENSE_TYPES][8], disps[DENSE_DISPS][8];
+        struct cs_window_count *rows = calloc(n, sizeof(*rows));
+        char err[512];
+        size_t i;
+
+        assert_non_null(rows);
+        for (i = 0; i < n; i++) {
+                int h = keys[i][0], t = keys[i][1], d = keys[i][2];
+
+                snprintf(types[t], sizeof(types[t]), "T%d", t);
+                snprintf(disps[d], sizeof(disps[d]), "D%d", d);
+                rows[i].spec = 0;
+                rows[i].start = 1546300800 + (int64_t)h * 3600;
+                rows[i].crime_type =
+                        (struct cs_str){types[t], strlen(types[t])};
+                rows[i].disposition =
+                        (struct cs_str){disps[d], strlen(disps[d])};
+                rows[i].calls = calls;
+                model[h][t][d] += calls;
+        }
+        if (cs_sink_begin(s, err, sizeof(err)) < 0 ||
+            cs_sink_write_window_counts(s, rows, n, spec, err, sizeof(err)) <
+                    0 ||
+            cs_sink_commit(s, err, sizeof(err)) < 0)
+                fail_msg("batch of %zu keys: %s", n, err);
+        free(rows);
+}
+
+static void test_dense_batches(void **state)
+{
+        struct keys *st = *state;
+        static long long model[DENSE_HOURS][DENSE_TYPES][DENSE_DISPS];
+        static int keys[DENSE_TYPES * DENSE_DISPS + 100][3];
+        struct cs_window_spec spec = {.size = 3600, .slide = 3600};
+        struct th_lines want = {0}, got = {0};
+        struct cs_sink *s = NULL;
+        char err[512], *ci;
+        size_t n, bad;
+        PGconn *c;
+        int h, t, d;
+
+        strcpy(spec.name, "1h");
+        createdb(st, "keys_dense", "cs_owner");
+        ci = ci_as(st, "cs_owner", "keys_dense");
+        if (cs_sink_open(ci, NULL, &s, err, sizeof(err)) < 0 ||
+            cs_sink_migrate(s, err, sizeof(err)) < 0)
+                fail_msg("%s", err);
+        /* Hour 0, every key: the table is empty, the scan finds none. */
+        for (n = 0, t = 0; t < DENSE_TYPES; t++)
+                for (d = 0; d < DENSE_DISPS; d++, n++) {
+                        keys[n][0] = 0;
+                        keys[n][1] = t;
+                        keys[n][2] = d;
+                }
+        write_batch(s, &spec, keys, n, 1, model);
+        /* Hour 0 again and 100 keys of hour 1: the stretch holds 500 rows,
+         * more than a quarter of 600 keys: the update looks them up. */
+        for (t = 0; t < 4; t++)
+                for (d = 0; d < DENSE_DISPS; d++, n++) {
+                        keys[n][0] = 1;
+                        keys[n][1] = t;
+                        keys[n][2] = d;
+                }
+        write_batch(s, &spec, keys, n, 2, model);
+        /* Hour 10, 50 new keys: nothing stored there, a scan. */
+        for (n = 0; n < 50; n++) {
+                keys[n][0] = 10;
+                keys[n][1] = (int)n % DENSE_TYPES;
+                keys[n][2] = (int)n / DENSE_TYPES;
+        }
+        write_batch(s, &spec, keys, n, 3, model);
+        /* Hour 10 again, 10 keys of which 5 are stored: the stretch holds
+         * 50 rows, fewer than the limit of a small batch: a scan that finds
+         * 5, which the update then takes alone. */
+        for (n = 0; n < 10; n++) {
+                keys[n][0] = 10;
+                keys[n][1] = (int)(n < 5 ? n : 15 + n) % DENSE_TYPES;
+                keys[n][2] = n < 5 ? 0 : 4;
+        }
+        write_batch(s, &spec, keys, n, 4, model);
+        cs_sink_close(s);
+
+        for (h = 0; h < DENSE_HOURS; h++)
+                for (t = 0; t < DENSE_TYPES; t++)
+                        for (d = 0; d < DENSE_DISPS; d++)
+                                if (model[h][t][d])
+                                        th_lines_addf(&want,
+                                                      "%d|'T%d'|'D%d'|%lld", h,
+                                                      t, d, model[h][t][d]);
+        th_lines_sort(&want);
+        c = open_as(st, "cs_owner", "keys_dense");
+        lines_of(c,
+                 "SELECT (extract(epoch FROM window_start)::bigint - "
+                 "1546300800) / 3600, crime_type, disposition, calls "
+                 "FROM window_counts WHERE window_spec = '1h'",
+                 &got);
+        PQfinish(c);
+        bad = th_lines_compare("window_counts", "added up here", &want,
+                               "the sink", &got, MAX_SHOWN);
+        th_lines_free(&want);
+        th_lines_free(&got);
+        free(ci);
+        if (bad)
+                fail_msg("%zu row(s) differ (above)", bad);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -924,6 +1046,7 @@ int main(void)
                 cmocka_unit_test(test_user_view_survives),
                 cmocka_unit_test(test_rows_only_role),
                 cmocka_unit_test(test_retention),
+                cmocka_unit_test(test_dense_batches),
         };
 
         return cmocka_run_group_tests_name("pg_keys", tests, group_setup,

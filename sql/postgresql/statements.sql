@@ -115,13 +115,31 @@ WHERE w.spec_id = k.spec_id AND w.window_start = k.window_start
       AND w.crime_type_id = k.crime_type_id
       AND w.disposition_id = k.disposition_id AND w.calls <= 0
 
+-- name: stored_window_keys
+-- After lock_window_keys: the keys window_totals holds in the stretches
+-- of window starts a batch's keys fall in ($1 spec ids, $2 first and $3
+-- last starts, arrays sent in binary), at most $4 of them: a range scan
+-- of the key each, so that a batch's new keys, most of them when a stream
+-- is replayed in event-time order, cost no probe. When a batch spans
+-- weeks (partitions read side by side) the stretches hold much of the
+-- table: the limit stops the scan, and add_window_counts probes instead.
+-- OFFSET 0 keeps the subquery a scan of the key per range: a generic plan
+-- would otherwise join a scan of the whole table.
+SELECT w.spec_id, w.window_start, w.crime_type_id, w.disposition_id
+FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS r (spec_id, lo, hi)
+CROSS JOIN LATERAL (
+        SELECT spec_id, window_start, crime_type_id, disposition_id
+        FROM window_totals
+        WHERE spec_id = r.spec_id AND window_start >= r.lo
+          AND window_start <= r.hi
+        OFFSET 0) AS w
+LIMIT $4
+
 -- name: add_window_counts
 -- After lock_window_keys: the counts of a batch's keys (seven arrays sent
 -- in binary, in key order, so concurrent writers lock rows in the same
 -- order) added to the ones window_totals holds, one probe each; the keys
--- it holds come back, and the rest go in with copy_window_totals. (A scan
--- of the stretches of window starts a batch falls in fetched, for a batch
--- read from partitions side by side, most of the table.)
+-- it holds come back, and the rest go in with copy_window_totals.
 UPDATE window_totals AS w
 SET calls = w.calls + k.calls, late_calls = w.late_calls + k.late_calls
 FROM unnest($1::integer[], $2::bigint[], $3::integer[], $4::integer[],
