@@ -49,6 +49,11 @@
  * default of 1000 pages of 4 KB), and truncated to WAL_LIMIT after it
  * grew. */
 #define CKPT_BYTES (4 << 20)
+/* A commit that leaves the WAL this long checkpoints it itself, with
+ * RESTART (restart_wal()), waiting at most CKPT_RESTART_WAIT_MS for the
+ * checkpointer thread and for readers. */
+#define CKPT_RESTART_BYTES   (64 << 20)
+#define CKPT_RESTART_WAIT_MS 1000
 /* Window count rows one step of add_window_count writes: its VALUES row
  * repeated (7 parameters each), so that the statement's start, cursors
  * and end are paid once for so many rows rather than for each. */
@@ -160,7 +165,11 @@ struct sqlite_sink {
                 pthread_mutex_t mu;
                 pthread_cond_t wake;
                 int started, pending, quit;
-                int frames; /* CKPT_BYTES in pages */
+                int frames;         /* CKPT_BYTES in pages */
+                int restart_frames; /* CKPT_RESTART_BYTES in pages */
+                int restart_at;     /* restart_frames, more after a miss */
+                int wal_frames;     /* the WAL's length after the last
+                                       commit (on_wal, writer's thread) */
         } ckpt;
 };
 
@@ -347,8 +356,9 @@ static int exec(struct sqlite_sink *s, const char *sql, const char *what,
 
 /* The checkpointer thread: a PASSIVE checkpoint each time it is woken.
  * PASSIVE takes no lock the writer needs: the writer goes on appending
- * to the WAL meanwhile, and the copy catches up between batches, when the
- * next write transaction starts the WAL over from its beginning. */
+ * to the WAL meanwhile, and once a copy has caught up, the next write
+ * transaction starts the WAL over from its beginning. (A copy that never
+ * catches up is sqlite_commit()'s to finish.) */
 static void *checkpointer(void *opaque)
 {
         struct sqlite_sink *s = opaque;
@@ -400,6 +410,7 @@ static int on_wal(void *opaque, sqlite3 *db, const char *name, int frames)
 
         (void)db;
         (void)name;
+        s->ckpt.wal_frames = frames;
         if (frames >= s->ckpt.frames) {
                 pthread_mutex_lock(&s->ckpt.mu);
                 s->ckpt.pending = 1;
@@ -419,6 +430,9 @@ static void start_checkpointer(struct sqlite_sink *s)
         sigset_t all, old;
 
         s->ckpt.frames = page > 0 ? (int)(CKPT_BYTES / page) : 1000;
+        s->ckpt.restart_frames =
+                page > 0 ? (int)(CKPT_RESTART_BYTES / page) : 16000;
+        s->ckpt.restart_at = s->ckpt.restart_frames;
         if (sqlite3_open_v2(s->path, &s->ckpt.db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                             NULL) != SQLITE_OK) {
@@ -1355,6 +1369,41 @@ static int sqlite_retain(struct cs_sink *base, int64_t retention, int limit,
         return 0;
 }
 
+/* After a commit that left the WAL past CKPT_RESTART_BYTES: the passive
+ * checkpoints have not caught up (batches that dirty more pages than one
+ * copies while the next is written: partitions read side by side), and the
+ * WAL would grow with the stream (2 GB for 1M calls). The writer copies
+ * the rest itself, a RESTART checkpoint between two batches (the consumer
+ * thread fills the next meanwhile), so that the next transaction starts
+ * the WAL over. It waits for the checkpointer thread and for readers
+ * (a report, a BI tool) as for any lock (on_busy), but only so long:
+ * giving up leaves the WAL long, and the next try comes once it has grown
+ * by as much again. */
+static void restart_wal(struct sqlite_sink *s)
+{
+        int64_t limit = s->busy_limit_ms;
+        int nlog = 0, nckpt = 0, rc;
+
+        if (!s->ckpt.started || s->ckpt.wal_frames < s->ckpt.restart_at)
+                return;
+        s->busy_limit_ms = CKPT_RESTART_WAIT_MS;
+        rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_RESTART,
+                                       &nlog, &nckpt);
+        s->busy_limit_ms = limit;
+        s->busy_gave_up_ms = 0;
+        if (rc == SQLITE_OK) {
+                s->ckpt.restart_at = s->ckpt.restart_frames;
+                cs_log(CS_LOG_DEBUG,
+                       "%s: WAL restarted: %d of %d pages copied by the writer",
+                       s->path, nckpt, nlog);
+        } else {
+                s->ckpt.restart_at =
+                        s->ckpt.wal_frames + s->ckpt.restart_frames;
+                cs_log(CS_LOG_DEBUG, "%s: WAL not restarted: %s", s->path,
+                       sqlite3_errmsg(s->db));
+        }
+}
+
 static int sqlite_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
 {
         struct sqlite_sink *s = (struct sqlite_sink *)base;
@@ -1364,6 +1413,7 @@ static int sqlite_commit(struct cs_sink *base, char *errstr, size_t errstr_size)
                 return fail(s, "COMMIT", errstr, errstr_size);
         }
         s->in_txn = 0;
+        restart_wal(s);
         return 0;
 }
 
