@@ -1020,6 +1020,10 @@ static int consume_loop(struct pipeline *pl)
         struct consumer *c = &pl->c;
         int until_end = conf->exit_at_end || conf->file;
         int timed = conf->stats || conf->progress;
+        /* The clock read after the last message was parsed: the next
+         * poll's start, unless the loop waited meanwhile (two clock reads
+         * a message, not three). 0: read it afresh. */
+        int64_t parsed_at = 0;
 
         for (;;) {
                 const struct cs_partition_offset *highs;
@@ -1053,6 +1057,7 @@ static int consume_loop(struct pipeline *pl)
                         return drain(pl) < 0 ? -1 : 0;
                 }
                 if ((rewind || c->rewind_again) && c->paused) {
+                        parsed_at = 0;
                         c->rewind_again = 0;
                         r = cs_source_rewind(c->src);
                         if (r == CS_ERR)
@@ -1071,10 +1076,16 @@ static int consume_loop(struct pipeline *pl)
                 }
                 /* Freshness: the writer is free, so the batch goes now; at
                  * its size limit it waits for the writer. */
-                if (!c->paused && slot_has_data(c->fill))
-                        hand_over(pl, c->fill->batch->nmessages >=
-                                              conf->batch_max_records);
-                t0 = timed ? mono_ns() : 0;
+                if (!c->paused && slot_has_data(c->fill)) {
+                        int full = c->fill->batch->nmessages >=
+                                   conf->batch_max_records;
+
+                        hand_over(pl, full);
+                        if (full)
+                                parsed_at = 0; /* it waited for the writer */
+                }
+                t0 = !timed ? 0 : parsed_at ? parsed_at : mono_ns();
+                parsed_at = 0;
                 r = cs_source_next(c->src, slot_has_data(c->fill) ? 10 : 100,
                                    &m);
                 if (r < 0) {
@@ -1088,9 +1099,10 @@ static int consume_loop(struct pipeline *pl)
                         if (consume(pl, &m) < 0)
                                 return -1;
                         if (timed) {
+                                parsed_at = mono_ns();
                                 /* The batch the message went into. */
                                 c->fill->poll_ns += t1 - t0;
-                                c->fill->parse_ns += mono_ns() - t1;
+                                c->fill->parse_ns += parsed_at - t1;
                         }
                 }
                 if (timed) {
