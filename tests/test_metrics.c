@@ -16,9 +16,17 @@
  *       messages wait, and 200 again once it is back; nothing is lost
  *       (the counters and the calls table agree with the stream) and a
  *       reconnect is counted;
- *   test_usage           a bad --health-timeout is a usage error.
+ *   test_health_broker   /healthz turns 503 naming the Kafka brokers once
+ *       the broker is gone;
+ *   test_usage           a bad --health-timeout is a usage error;
+ *   test_strict_reader   the test's reader of the format refuses broken
+ *       pages (so that the tests above can fail);
+ *   test_render          cs_metrics_render() of stats fed directly: a topic
+ *       with quote, backslash and newline escaped in labels, reject
+ *       reasons as labels, buckets as added; /healthz's verdicts.
  *
- * Links no project module: the expected values come from the model. */
+ * The end-to-end tests' expected values come from the model in features.c;
+ * test_render links the stats and metrics modules. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -34,11 +42,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "cs_batch.h"
+#include "cs_metrics.h"
+#include "cs_stats.h"
 #include "features.h"
 #include "model.h"
 
@@ -292,6 +304,8 @@ static int read_labels(const char **pp, struct th_buf *canon, char **le,
                 p += 2;
                 th_buf_add(&val, "", 0);
                 for (; *p && *p != '"'; p++) {
+                        const char *c = p;
+
                         if (*p == '\\') {
                                 p++;
                                 if (*p != '\\' && *p != '"' && *p != 'n') {
@@ -299,8 +313,9 @@ static int read_labels(const char **pp, struct th_buf *canon, char **le,
                                         *why = "bad escape in a label value";
                                         goto fail;
                                 }
+                                c = *p == 'n' ? "\n" : p;
                         }
-                        th_buf_add(&val, p, 1);
+                        th_buf_add(&val, c, 1);
                 }
                 if (*p != '"') {
                         th_buf_free(&val);
@@ -335,15 +350,19 @@ fail:
         return -1;
 }
 
-/* Parses text strictly into e; fails the test naming the line. */
-static void expo_parse(const char *text, size_t len, struct expo *e)
+/* Parses text strictly into e. Returns 0, or -1 with the line and what
+ * is wrong with it in err (e then holds what came before). */
+static int expo_parse(const char *text, size_t len, struct expo *e, char *err,
+                      size_t err_size)
 {
         struct family *cur = NULL;
         size_t i = 0, lineno = 0;
 
         memset(e, 0, sizeof(*e));
-        assert_true(len > 0);
-        assert_int_equal(text[len - 1], '\n');
+        if (!len || text[len - 1] != '\n') {
+                snprintf(err, err_size, "empty, or no newline at the end");
+                return -1;
+        }
         while (i < len) {
                 size_t end = i;
                 char *line;
@@ -485,8 +504,11 @@ static void expo_parse(const char *text, size_t len, struct expo *e)
                 free(line);
                 continue;
         bad:
-                fail_msg("/metrics line %zu: %s: %s", lineno, why, line);
+                snprintf(err, err_size, "line %zu: %s: %s", lineno, why, line);
+                free(line);
+                return -1;
         }
+        return 0;
 }
 
 /* The value of name{labels} (canonical, "" for none), or NAN. */
@@ -515,12 +537,15 @@ static double expo_sum(const struct expo *e, const char *name)
 }
 
 /* Every histogram: per label set, le ascending, counts cumulative, +Inf
- * last and equal to _count, _sum present. */
-static void expo_check_histograms(const struct expo *e)
+ * last and equal to _count, _sum present, no bucket without a _count.
+ * Returns 0, or -1 with what is wrong in err. */
+static int expo_check_histograms(const struct expo *e, char *err,
+                                 size_t err_size)
 {
-        size_t fi, i;
+        size_t fi, i, k;
+        int r = 0;
 
-        for (fi = 0; fi < e->nf; fi++) {
+        for (fi = 0; fi < e->nf && !r; fi++) {
                 const struct family *f = &e->f[fi];
                 char *bucket, *sum, *count;
                 int nhist = 0;
@@ -530,49 +555,87 @@ static void expo_check_histograms(const struct expo *e)
                 bucket = th_asprintf("%s_bucket", f->name);
                 sum = th_asprintf("%s_sum", f->name);
                 count = th_asprintf("%s_count", f->name);
-                for (i = 0; i < e->n; i++) {
+                for (i = 0; i < e->n && !r; i++) {
                         const struct sample *s = &e->s[i];
                         double last_le = -INFINITY, last_v = 0, le;
-                        size_t k;
                         int inf = 0;
 
-                        if (strcmp(s->name, count))
+                        if (!strcmp(s->name, bucket) &&
+                            isnan(expo_get(e, count, s->labels))) {
+                                snprintf(err, err_size,
+                                         "%s: buckets {%s} without a _count",
+                                         f->name, s->labels);
+                                r = -1;
+                        }
+                        if (r || strcmp(s->name, count))
                                 continue;
                         nhist++;
-                        for (k = 0; k < e->n; k++) {
+                        for (k = 0; k < e->n && !r; k++) {
                                 const struct sample *b = &e->s[k];
 
                                 if (strcmp(b->name, bucket) ||
                                     strcmp(b->labels, s->labels))
                                         continue;
-                                assert_false(inf); /* +Inf is last */
-                                assert_true(value_ok(b->le, &le));
-                                assert_false(isnan(le));
-                                if (!(le > last_le))
-                                        fail_msg("%s: le %s not ascending",
+                                if (inf)
+                                        snprintf(err, err_size,
+                                                 "%s: a bucket after +Inf",
+                                                 f->name);
+                                else if (!value_ok(b->le, &le) || isnan(le))
+                                        snprintf(err, err_size,
+                                                 "%s: le=\"%s\" not a number",
                                                  f->name, b->le);
-                                if (b->value < last_v)
-                                        fail_msg("%s: bucket le=%s not "
-                                                 "cumulative",
+                                else if (!(le > last_le))
+                                        snprintf(err, err_size,
+                                                 "%s: le %s not ascending",
                                                  f->name, b->le);
-                                assert_true(b->value ==
-                                            floor(b->value)); /* counts */
-                                last_le = le;
-                                last_v = b->value;
-                                inf = isinf(le) && le > 0;
+                                else if (b->value < last_v ||
+                                         b->value != floor(b->value))
+                                        snprintf(err, err_size,
+                                                 "%s: bucket le=%s not "
+                                                 "cumulative counts",
+                                                 f->name, b->le);
+                                else {
+                                        last_le = le;
+                                        last_v = b->value;
+                                        inf = isinf(le) && le > 0;
+                                        continue;
+                                }
+                                r = -1;
                         }
+                        if (r)
+                                break;
                         if (!inf)
-                                fail_msg("%s: no +Inf bucket", f->name);
-                        if (last_v != s->value)
-                                fail_msg("%s: +Inf bucket %g != _count %g",
+                                snprintf(err, err_size, "%s: no +Inf bucket",
+                                         f->name);
+                        else if (last_v != s->value)
+                                snprintf(err, err_size,
+                                         "%s: +Inf bucket %g != _count %g",
                                          f->name, last_v, s->value);
-                        assert_false(isnan(expo_get(e, sum, s->labels)));
+                        else if (isnan(expo_get(e, sum, s->labels)))
+                                snprintf(err, err_size, "%s: no _sum", f->name);
+                        else
+                                continue;
+                        r = -1;
                 }
-                assert_true(nhist > 0);
+                if (!r && !nhist) {
+                        snprintf(err, err_size, "%s: no samples", f->name);
+                        r = -1;
+                }
                 free(bucket);
                 free(sum);
                 free(count);
         }
+        return r;
+}
+
+/* Parses and checks text, failing the test on anything amiss. */
+static void expo_ok(const char *text, size_t len, struct expo *e)
+{
+        char err[512];
+
+        if (expo_parse(text, len, e, err, sizeof(err)) < 0 ||
+            expo_check_histograms(e, err, sizeof(err)) < 0)
+                fail_msg("/metrics: %s", err);
 }
 
 /* Scrapes /metrics and parses it; fails the test on anything amiss. */
@@ -584,8 +647,7 @@ static void scrape(int port, struct expo *e)
         assert_int_equal(r.status, 200);
         assert_non_null(r.type);
         assert_non_null(strstr(r.type, "text/plain; version=0.0.4"));
-        expo_parse(r.body, r.len, e);
-        expo_check_histograms(e);
+        expo_ok(r.body, r.len, e);
         resp_free(&r);
 }
 
@@ -984,6 +1046,223 @@ static void test_usage(void **state)
         th_args_free(&a);
 }
 
+static void test_strict_reader(void **state)
+{
+        static const char *const good =
+                "# HELP a_total A.\n# TYPE a_total counter\na_total 3\n"
+                "# HELP h H.\n# TYPE h histogram\n"
+                "h_bucket{x=\"1\",le=\"0.5\"} 1\n"
+                "h_bucket{x=\"1\",le=\"+Inf\"} 2\nh_sum{x=\"1\"} 0.75\n"
+                "h_count{x=\"1\"} 2\n"
+                "# HELP g G.\n# TYPE g gauge\ng{t=\"a\\\"b\\\\c\\nd\"} "
+                "-1.5e3\n";
+        static const char *const bad[] = {
+                "a_total 3\n", /* no HELP, TYPE */
+                "# HELP a_total A.\n# TYPE a_total counter\na_total 3",
+                "# HELP a_total A.\n# TYPE a_total counter\na_total three\n",
+                "# HELP a_total A.\n# TYPE a_total counter\na_total -1\n",
+                "# HELP a A.\n# TYPE a counter\na 1\n", /* not _total */
+                "# HELP 1a A.\n# TYPE 1a gauge\n1a 1\n",
+                "# HELP g G.\n# TYPE g gauge\ng{t=\"x\",} 1\n",
+                "# HELP g G.\n# TYPE g gauge\ng{t=x} 1\n",
+                "# HELP g G.\n# TYPE g gauge\ng{t=\"a\\qb\"} 1\n",
+                "# HELP g G.\n# TYPE g gauge\ng{t=\"1\",t=\"2\"} 1\n",
+                "# HELP g G.\n# TYPE g gauge\ng  1\n",
+                "# HELP g G.\n# TYPE g gauge\ng 1\n# TYPE g gauge\n",
+                "# HELP g G.\n# TYPE g gauges\ng 1\n",
+                "# HELP g G.\n# TYPE g gauge\n# other comment\ng 1\n",
+                "# HELP g G.\n# TYPE g gauge\n# HELP f F.\n# TYPE f gauge\n"
+                "g 1\nf 1\ng 2\n", /* g's samples apart */
+                /* histograms */
+                "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+                "h_bucket{le=\"0.5\"} 2\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\n"
+                "h_count 2\n",
+                "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 2\n"
+                "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\n"
+                "h_count 2\n",
+                "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 2\n"
+                "h_sum 1\nh_count 2\n",
+                "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 1\n"
+                "h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n",
+                "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\n"
+                "h_count 2\n",
+                "# HELP h H.\n# TYPE h histogram\nh_sum{le=\"1\"} 2\n",
+        };
+        struct expo e;
+        char err[512];
+        size_t i;
+
+        (void)state;
+        if (expo_parse(good, strlen(good), &e, err, sizeof(err)) < 0 ||
+            expo_check_histograms(&e, err, sizeof(err)) < 0)
+                fail_msg("good page refused: %s", err);
+        assert_true(expo_get(&e, "g", "t=\"a\"b\\c\nd\"") == -1500);
+        expo_free(&e);
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                int r = expo_parse(bad[i], strlen(bad[i]), &e, err,
+                                   sizeof(err));
+
+                if (r == 0)
+                        r = expo_check_histograms(&e, err, sizeof(err));
+                expo_free(&e);
+                if (r == 0)
+                        fail_msg("bad page %zu accepted: %s", i, bad[i]);
+        }
+}
+
+static void test_render(void **state)
+{
+        static const char topic[] = "we\"ird\\topic\nx";
+        struct cs_stats *s = cs_stats_new(topic);
+        struct cs_batch *b = cs_batch_new("t", 100);
+        struct cs_stats_snapshot snap;
+        struct cs_watermark w = {0};
+        struct cs_stats_batch sb = {0};
+        int64_t stamps[3];
+        char *buf = NULL, label[CS_STATS_REASON_MAX], reason[256];
+        size_t len = 0;
+        struct expo e;
+        char err[512];
+        FILE *f;
+        int i;
+
+        (void)state;
+        assert_non_null(s);
+        assert_non_null(b);
+        cs_stats_reason_label("invalid JSON at byte 12: bad", 28, label,
+                              sizeof(label));
+        assert_string_equal(label, "invalid_json");
+        cs_stats_reason_label("event time too far in the future", 32, label,
+                              sizeof(label));
+        assert_string_equal(label, "event_time_too_far_in_the_future");
+        cs_stats_reason_label("?!", 2, label, sizeof(label));
+        assert_string_equal(label, "other");
+        assert_int_equal(cs_batch_add_reject(
+                                 b, 0, 5, "invalid JSON at byte 3: x", "p", 1),
+                         0);
+        assert_int_equal(cs_batch_add_reject(b, 2, 9,
+                                             "invalid crime_id: empty string",
+                                             NULL, 0),
+                         0);
+        assert_int_equal(cs_batch_add_reject(b, 2, 10,
+                                             "invalid crime_id: not a string",
+                                             NULL, 0),
+                         0);
+        w.valid = 1;
+        w.mark.sec = 1546300800; /* 2019-01-01 */
+        w.mark.usec = 500000;
+        assert_int_equal(cs_batch_advance(b, 0, 6, &w), 0);
+        assert_int_equal(cs_batch_advance(b, 2, 11, &w), 0);
+        b->offsets[1].high_watermark = 20;
+        b->offsets[0].high_watermark = -1;
+        /* Kafka timestamps 0.3 s, 2 s and an hour and a half old. */
+        {
+                struct timespec ts;
+                int64_t now;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+                stamps[0] = now - 300;
+                stamps[1] = now - 2000;
+                stamps[2] = now - 5400 * 1000;
+        }
+        sb.batch = b;
+        sb.write_s = 0.02;
+        sb.commit_s = 0.01;
+        sb.timestamps = stamps;
+        sb.ntimestamps = 3;
+        cs_stats_add_batch(s, &sb);
+        cs_stats_in_flight(s, 1);
+        cs_stats_db_down(s, 1000);
+        assert_int_equal(cs_stats_snapshot(s, &snap), 0);
+        assert_non_null(f = open_memstream(&buf, &len));
+        cs_metrics_render(&snap, 2000, f);
+        assert_int_equal(fclose(f), 0);
+        if (expo_parse(buf, len, &e, err, sizeof(err)) < 0 ||
+            expo_check_histograms(&e, err, sizeof(err)) < 0)
+                fail_msg("render: %s\n%s", err, buf);
+        assert_true(expo_get(&e, "callstream_messages_consumed_total", "") ==
+                    3);
+        assert_true(expo_sum(&e, "callstream_rejected_total") == 3);
+        assert_true(expo_get(&e, "callstream_rejected_total",
+                             "reason=\"invalid_json\"") == 1);
+        assert_true(expo_get(&e, "callstream_rejected_total",
+                             "reason=\"invalid_crime_id\"") == 2);
+        /* Labels come back as the topic was. */
+        assert_true(expo_get(&e, "callstream_lag_messages",
+                             "topic=\"we\"ird\\topic\nx\",partition=\"2\"") ==
+                    9);
+        assert_true(isnan(expo_get(&e, "callstream_lag_messages",
+                                   "topic=\"we\"ird\\topic\nx\","
+                                   "partition=\"0\"")));
+        assert_true(expo_get(&e, "callstream_next_offset",
+                             "topic=\"we\"ird\\topic\nx\",partition=\"0\"") ==
+                    6);
+        assert_true(expo_get(&e, "callstream_watermark_seconds",
+                             "topic=\"we\"ird\\topic\nx\",partition=\"0\"") ==
+                    1546300800.5);
+        assert_true(expo_get(&e, "callstream_batches_in_flight", "") == 1);
+        assert_true(expo_get(&e, "callstream_database_up", "") == 0);
+        assert_true(expo_get(&e, "callstream_broker_up", "") == 1);
+        /* The freshness buckets: 0.3 s in le=0.5, 2 s in le=2.5, 1.5 h
+         * only in +Inf. */
+        assert_true(expo_get(&e, "callstream_freshness_seconds_count", "") ==
+                    3);
+        for (i = 0; i < (int)e.n; i++) {
+                const struct sample *x = &e.s[i];
+                double le;
+
+                if (strcmp(x->name, "callstream_freshness_seconds_bucket"))
+                        continue;
+                assert_true(value_ok(x->le, &le));
+                assert_true(x->value ==
+                            (le >= 0.5) + (le >= 2.5) + (double)isinf(le));
+        }
+        assert_true(expo_get(&e, "callstream_batch_duration_seconds_sum", "") >
+                    0.029);
+        expo_free(&e);
+        /* Healthy within the timeout, not past it. */
+        assert_int_equal(
+                cs_metrics_health(&snap, 1500, 1000, reason, sizeof(reason)),
+                0);
+        assert_int_equal(
+                cs_metrics_health(&snap, 2500, 1000, reason, sizeof(reason)),
+                1);
+        assert_non_null(strstr(reason, "database"));
+        cs_stats_snapshot_free(&snap);
+        cs_stats_db_up(s, 1);
+        cs_stats_broker(s, 100);
+        assert_int_equal(cs_stats_snapshot(s, &snap), 0);
+        assert_int_equal(snap.reconnects, 1);
+        assert_int_equal(
+                cs_metrics_health(&snap, 5000, 1000, reason, sizeof(reason)),
+                1);
+        assert_non_null(strstr(reason, "Kafka"));
+        cs_stats_snapshot_free(&snap);
+        free(buf);
+        cs_batch_destroy(b);
+        cs_stats_destroy(s);
+}
+
+static void test_health_broker(void **state)
+{
+        static const char *const extra[] = {"--health-timeout", "1s", NULL};
+        struct ft *st = *state;
+        char *db = ft_path_in(st, "broker.db");
+        char *log = ft_path_in(st, "broker.log");
+        int port;
+        pid_t pid;
+
+        pid = start_ingest(st, FT_SAMPLE_TOPIC, db, log, extra, &port);
+        wait_health(port, 200, "ok");
+        assert_int_equal(th_broker_stop(&st->broker), 0);
+        wait_health(port, 503, "Kafka brokers");
+        kill(pid, SIGTERM);
+        assert_true(th_wait_until(pid, th_now_ms() + 60 * 1000) >= 0);
+        free(db);
+        free(log);
+}
+
 static int setup(void **state)
 {
         return ft_group_setup(state, "test_metrics", FT_PG);
@@ -992,10 +1271,14 @@ static int setup(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_strict_reader),
+                cmocka_unit_test(test_render),
                 cmocka_unit_test_teardown(test_usage, th_test_teardown),
                 cmocka_unit_test_teardown(test_metrics_stream,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_health_pg, th_test_teardown),
+                /* Last: it stops the broker. */
+                cmocka_unit_test_teardown(test_health_broker, th_test_teardown),
         };
 
         return cmocka_run_group_tests_name("metrics", tests, setup,
