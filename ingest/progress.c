@@ -2,6 +2,7 @@
  * Spark's StreamingQueryProgress as JSON lines, or a line redrawn on a
  * terminal. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,13 +99,39 @@ static char *without_password(const char *db)
         return s;
 }
 
+/* A SQLite database by its real path (its folder's, with its name), so
+ * that calls.db and ./calls.db are one query; anything else as given. The
+ * caller frees it. */
+static char *db_identity(const char *db)
+{
+        const char *path = db, *base;
+        char *dir, *real, *out;
+
+        if (strstr(db, "://") || strchr(db, '='))
+                return without_password(db);
+        if (!strncmp(path, "sqlite:", 7))
+                path += 7;
+        base = strrchr(path, '/');
+        dir = base ? strndup(path, (size_t)(base - path) + (base == path))
+                   : strdup(".");
+        base = base ? base + 1 : path;
+        real = dir ? realpath(dir, NULL) : NULL;
+        if (real && asprintf(&out, "%s/%s", real, base) < 0)
+                out = NULL;
+        else if (!real)
+                out = strdup(db);
+        free(dir);
+        free(real);
+        return out;
+}
+
 /* id: a name-based UUID of the query's identity (two FNV-1a hashes). */
 static int make_id(struct cs_progress *p, const struct cs_progress_conf *conf)
 {
         const char *parts[4];
         unsigned char b[16];
         uint64_t h1 = 0, h2 = 0x9e3779b97f4a7c15ULL;
-        char *db = without_password(conf->db ? conf->db : "");
+        char *db = db_identity(conf->db ? conf->db : "");
         int i;
 
         if (!db)

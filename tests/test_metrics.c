@@ -1258,7 +1258,10 @@ static void test_health_broker(void **state)
         assert_int_equal(th_broker_stop(&st->broker), 0);
         wait_health(port, 503, "Kafka brokers");
         kill(pid, SIGTERM);
-        assert_true(th_wait_until(pid, th_now_ms() + 60 * 1000) >= 0);
+        if (th_wait_until(pid, th_now_ms() + 60 * 1000) < 0) {
+                th_show_file_tail("ingest", log);
+                fail_msg("the ingest did not end on SIGTERM");
+        }
         free(db);
         free(log);
 }

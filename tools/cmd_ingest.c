@@ -201,7 +201,8 @@ int cs_cmd_ingest(int argc, char **argv)
         struct cs_http *http = NULL;
         struct cs_stats *stats = NULL;
         struct cs_progress *progress = NULL;
-        struct cs_progress_conf pconf = {.mode = -1};
+        struct cs_progress_conf pconf = {0};
+        int progress_mode = -1; /* -1: not given */
         int64_t health_timeout = HEALTH_TIMEOUT_S;
         long long v;
         int64_t d;
@@ -335,11 +336,11 @@ int cs_cmd_ingest(int argc, char **argv)
                         break;
                 case OPT_PROGRESS:
                         if (!strcmp(optarg, "json"))
-                                pconf.mode = CS_PROGRESS_JSON;
+                                progress_mode = CS_PROGRESS_JSON;
                         else if (!strcmp(optarg, "human"))
-                                pconf.mode = CS_PROGRESS_HUMAN;
+                                progress_mode = CS_PROGRESS_HUMAN;
                         else if (!strcmp(optarg, "off"))
-                                pconf.mode = CS_PROGRESS_OFF;
+                                progress_mode = CS_PROGRESS_OFF;
                         else {
                                 cs_cli_usage_error("ingest",
                                                    "invalid --progress '%s':"
@@ -441,12 +442,14 @@ int cs_cmd_ingest(int argc, char **argv)
         }
         /* Progress: asked for, else to a file as JSON, else drawn on a
          * terminal unless --quiet; never unasked into a pipe or a log. */
-        if ((int)pconf.mode < 0)
-                pconf.mode = pconf.file ? CS_PROGRESS_JSON
-                             : isatty(STDERR_FILENO) &&
-                                             cs_log_threshold >= CS_LOG_INFO
-                                     ? CS_PROGRESS_HUMAN
-                                     : CS_PROGRESS_OFF;
+        if (progress_mode >= 0)
+                pconf.mode = progress_mode;
+        else if (pconf.file)
+                pconf.mode = CS_PROGRESS_JSON;
+        else if (isatty(STDERR_FILENO) && cs_log_threshold >= CS_LOG_INFO)
+                pconf.mode = CS_PROGRESS_HUMAN;
+        else
+                pconf.mode = CS_PROGRESS_OFF;
         if (pconf.file && pconf.mode == CS_PROGRESS_HUMAN) {
                 cs_cli_usage_error("ingest", "--progress human draws on the "
                                              "terminal: not with "
