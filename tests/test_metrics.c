@@ -953,6 +953,45 @@ static void wait_health(int port, int status, const char *has)
         resp_free(&r);
 }
 
+/* The progress reports' id of a PostgreSQL database is the same whatever
+ * the password (trusted on the socket, so any goes), which is never
+ * written: two runs of copies of the stream in path, each with its own
+ * password. */
+static void check_id_without_password(struct ft *st, const struct ft_db *d,
+                                      const char *path)
+{
+        char *ids[2];
+        int k;
+
+        for (k = 0; k < 2; k++) {
+                char *conn = th_asprintf("%s password=Secret%d", d->target, k);
+                struct th_args a = {0};
+                json_error_t jerr;
+                struct th_run r;
+                json_t *o;
+
+                ft_produce(st, FT_UPD_TOPIC, path);
+                th_args_addv(&a, st->bin, "ingest", "--brokers",
+                             st->broker.brokers, "--topic", FT_UPD_TOPIC,
+                             "--db", conn, "--exit-at-end", "--progress",
+                             "json", "--window", "1h", "-q", NULL);
+                th_run_ok(&a, &r);
+                assert_non_null(r.err.p);
+                assert_null(strstr(r.err.p, "Secret"));
+                o = json_loadb(r.err.p, strcspn(r.err.p, "\n"), 0, &jerr);
+                if (!json_is_string(json_object_get(o, "id")))
+                        fail_msg("no progress report first: %s", r.err.p);
+                ids[k] = th_strdup(json_string_value(json_object_get(o, "id")));
+                json_decref(o);
+                th_run_free(&r);
+                th_args_free(&a);
+                free(conn);
+        }
+        assert_string_equal(ids[0], ids[1]);
+        free(ids[0]);
+        free(ids[1]);
+}
+
 static void test_health_pg(void **state)
 {
         static const char *const extra[] = {"--health-timeout", "1s", NULL};
@@ -1023,6 +1062,7 @@ static void test_health_pg(void **state)
         calls = ft_db_value(&d, "SELECT count(*) FROM calls");
         assert_int_equal(atoll(calls), t.calls);
         free(calls);
+        check_id_without_password(st, &d, first);
         ft_db_close(&d);
         free(first);
         free(second);
