@@ -449,9 +449,10 @@ static int flush(struct pipeline *pl, struct slot *job, struct cs_source *src)
             (pl->replay_path &&
              (r = cs_topics_store_replay(sink, pl->conf->topic, pl->replay_path,
                                          pl->head, pl->nhead, 0, errstr,
-                                         sizeof(errstr))) < 0) ||
-            ((t1 = mono_ns()), 0) ||
-            (r = ops->commit(sink, errstr, sizeof(errstr))) < 0)
+                                         sizeof(errstr))) < 0))
+                goto fail;
+        t1 = mono_ns();
+        if ((r = ops->commit(sink, errstr, sizeof(errstr))) < 0)
                 goto fail;
         t2 = mono_ns();
 

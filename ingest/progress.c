@@ -442,6 +442,7 @@ static void report_human(struct cs_progress *p, double since_s)
                 (unsigned long long)p->batches);
         fflush(p->out);
         p->drawn = 1;
+        __atomic_store_n(&cs_log_line_drawn, 1, __ATOMIC_RELAXED);
 }
 
 /* Writes the gathered report and starts the next. */
@@ -546,7 +547,9 @@ void cs_progress_destroy(struct cs_progress *p)
                 return;
         if (p->out && p->conf.mode != CS_PROGRESS_OFF)
                 report(p);
-        if (p->drawn) {
+        /* The last line stays, ended; unless a log line erased it. */
+        if (p->drawn &&
+            __atomic_exchange_n(&cs_log_line_drawn, 0, __ATOMIC_RELAXED)) {
                 fputc('\n', p->out);
                 fflush(p->out);
         }
