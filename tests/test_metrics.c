@@ -475,7 +475,8 @@ static int expo_parse(const char *text, size_t len, struct expo *e, char *err,
                         cur = f;
                         f->samples_seen++;
                         if (!strcmp(f->type, "counter") &&
-                            (strcmp(s.name + strlen(s.name) - 6, "_total") ||
+                            (strlen(s.name) < 7 ||
+                             strcmp(s.name + strlen(s.name) - 6, "_total") ||
                              s.value < 0)) {
                                 why = "a counter not named _total, or "
                                       "negative";
