@@ -18,7 +18,8 @@
  *   test_human         --progress human: a line redrawn in place (\r and
  *       erase-line), ended with a newline;
  *   test_usage         bad --progress, --progress-interval, human with a
- *       file: exit 2 and one line.
+ *       file: exit 2 and one line; a file that cannot be opened: exit 1
+ *       and one line, no database made.
  *
  * Links no project module. */
 #include <errno.h>
@@ -444,6 +445,26 @@ static void test_usage(void **state)
                 assert_non_null(strstr(r.err.p, "--progress"));
                 th_run_free(&r);
                 th_args_free(&a);
+        }
+        /* A file that cannot be opened: a runtime error, before the
+         * database is made. */
+        {
+                char *db = th_asprintf("%s/never.db", g->dir);
+                struct th_args a = {0};
+                struct th_run r;
+
+                th_args_addv(&a, g->bin, "ingest", "--brokers",
+                             g->broker.brokers, "--topic", TOPIC, "--db", db,
+                             "--progress-file", "/nonexistent/dir/p.json",
+                             NULL);
+                th_run_args(&a, TH_RUN_TIMEOUT_MS, &r);
+                assert_int_equal(r.status, 1);
+                assert_int_equal(th_count_lines(r.err.p, r.err.len), 1);
+                assert_non_null(strstr(r.err.p, "--progress-file"));
+                assert_int_equal(access(db, F_OK), -1);
+                th_run_free(&r);
+                th_args_free(&a);
+                free(db);
         }
 }
 
