@@ -41,6 +41,11 @@ enum cs_log_level {
 /* Process-wide log threshold; only main() changes it. */
 extern int cs_log_threshold;
 
+/* Set while a line redrawn in place (--progress human) ends stderr
+ * without a newline: the next log line first erases it (the progress
+ * line is drawn again below at its next report). */
+extern int cs_log_line_drawn;
+
 /* Writes one line "2026-12-01T18:20:00.123Z callstream: LEVEL: message"
  * (UTC; LEVEL error, warning, info or debug) to stderr when level is at or
  * under the threshold; the level is checked before anything is formatted. */

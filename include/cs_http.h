@@ -7,6 +7,11 @@
  *                      the windows of the last CS_HTTP_DEFAULT_LAST_S)
  *   /report.csv .json .ndjson .md .html
  *                      the report in that format
+ *   /metrics           the ingest's stats in Prometheus text format
+ *                      (cs_metrics.h), once cs_http_set_stats() is called
+ *   /healthz           200 and one line while the ingest can make
+ *                      progress, 503 and the reason when the database or
+ *                      the brokers have been out of reach too long
  *
  * Every path takes the options of `callstream report` as query parameters
  * (view, window (repeatable), from, to, last, final-only, top). A bad one
@@ -40,6 +45,14 @@ int cs_http_addr_check(const char *addr, char *errstr,
 int cs_http_start(const char *addr, const char *db, const char *schema,
                   struct cs_http **out, char *errstr,
                   size_t errstr_size) CS_MUSTCHECK;
+
+struct cs_stats;
+
+/* Serves /metrics and /healthz from stats (borrowed: it must outlive the
+ * server), unhealthy after health_timeout_ms out of reach. Until called,
+ * both answer 503. */
+void cs_http_set_stats(struct cs_http *h, struct cs_stats *stats,
+                       int64_t health_timeout_ms);
 
 /* The port the server listens on (the one chosen when addr asked for 0). */
 int cs_http_port(const struct cs_http *h);

@@ -136,6 +136,10 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src);
 void cs_kafka_source_commit(struct cs_kafka_source *src,
                             const struct cs_batch *b);
 
+/* cs_now_ms() when the brokers went out of reach, or 0 while they are
+ * reachable (for /healthz and the metrics). */
+int64_t cs_kafka_source_down_since(const struct cs_kafka_source *src);
+
 /* Leaves the group (on_revoke runs) and frees the source; NULL accepted. */
 void cs_kafka_source_destroy(struct cs_kafka_source *src);
 

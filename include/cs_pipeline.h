@@ -10,6 +10,8 @@
 #include "cs_window.h"
 
 struct cs_sink;
+struct cs_stats;
+struct cs_progress;
 
 /* Event times are naive local times: the most any time zone is ahead of
  * UTC (UTC+14, Line Islands), so a call "now" is never rejected. */
@@ -49,6 +51,11 @@ struct cs_pipeline_conf {
         int durability; /* --durability: CS_DURABILITY_... (cs_sink.h) */
         const char *const *props; /* -X name=value */
         size_t nprops;
+        /* Optional (NULL: none), borrowed for the run: the stats the run
+         * keeps up to date (cs_stats.h) and the progress reporter its
+         * writer feeds each committed batch (cs_progress.h). */
+        struct cs_stats *stats;
+        struct cs_progress *progress;
 };
 
 /* Waits for the database to come up (cs_sink_open() or migrate returning

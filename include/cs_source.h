@@ -64,6 +64,9 @@ struct cs_source_ops {
         void (*commit)(struct cs_source *s, const struct cs_batch *b);
         /* Gives the partitions up (on_revoke runs) and frees the source. */
         void (*close)(struct cs_source *s);
+        /* Optional (NULL: always reachable): cs_now_ms() when the brokers
+         * went out of reach, or 0 while they are reachable. */
+        int64_t (*down_since)(const struct cs_source *s);
 };
 
 /* Implementations embed this as their first member. */
@@ -136,6 +139,11 @@ static inline void cs_source_commit(struct cs_source *s,
                                     const struct cs_batch *b)
 {
         s->ops->commit(s, b);
+}
+
+static inline int64_t cs_source_down_since(const struct cs_source *s)
+{
+        return s->ops->down_since ? s->ops->down_since(s) : 0;
 }
 
 /* NULL is accepted. */

@@ -16,6 +16,7 @@
 
 #include "cs_cli.h"
 #include "cs_http.h"
+#include "cs_metrics.h"
 #include "cs_report.h"
 #include "cs_sink.h"
 #include "cs_time.h"
@@ -27,6 +28,10 @@ struct cs_http {
         struct MHD_Daemon *mhd;
         char *db, *schema;
         int port;
+        /* Set once by cs_http_set_stats() while the server runs: read
+         * with atomics by the request threads. */
+        struct cs_stats *stats;
+        int64_t health_timeout_ms;
 };
 
 /* Splits addr into host and port ("" host: loopback). Returns 0, or -1
@@ -308,6 +313,61 @@ static const struct {
         {"/report.html", CS_REPORT_HTML, "text/html; charset=utf-8"},
 };
 
+/* /metrics and /healthz, from a snapshot of the ingest's stats. */
+static enum MHD_Result reply_stats(struct cs_http *h,
+                                   struct MHD_Connection *conn, int metrics)
+{
+        struct cs_stats *stats = __atomic_load_n(&h->stats, __ATOMIC_ACQUIRE);
+        int64_t timeout =
+                __atomic_load_n(&h->health_timeout_ms, __ATOMIC_RELAXED);
+        struct cs_stats_snapshot snap;
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+        char reason[256], *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+        int bad;
+
+        if (!stats)
+                return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "starting: no stats yet");
+        if (cs_stats_snapshot(stats, &snap) < 0)
+                return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                  "out of memory");
+        if (!metrics) {
+                bad = cs_metrics_health(&snap, cs_now_ms(), timeout, reason,
+                                        sizeof(reason));
+                cs_stats_snapshot_free(&snap);
+                return reply_text(
+                        conn, bad ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
+                        reason);
+        }
+        if (!(f = open_memstream(&buf, &len))) {
+                cs_stats_snapshot_free(&snap);
+                return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                  "out of memory");
+        }
+        cs_metrics_render(&snap, cs_now_ms(), f);
+        cs_stats_snapshot_free(&snap);
+        if (fclose(f) != 0) {
+                free(buf);
+                return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                  "out of memory");
+        }
+        resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(buf);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                CS_METRICS_TYPE);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                "no-store");
+        ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -327,14 +387,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             strcmp(method, MHD_HTTP_METHOD_HEAD))
                 return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                                   "only GET and HEAD");
+        if (!strcmp(url, "/metrics") || !strcmp(url, "/healthz"))
+                return reply_stats(h, conn, url[1] == 'm');
         for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
                 if (!strcmp(url, routes[i].path))
                         break;
         if (i == sizeof(routes) / sizeof(routes[0]))
                 return reply_text(conn, MHD_HTTP_NOT_FOUND,
                                   "not found: try /, /report.csv, "
-                                  "/report.json, /report.ndjson, /report.md "
-                                  "or /report.html");
+                                  "/report.json, /report.ndjson, /report.md, "
+                                  "/report.html, /metrics or /healthz");
         memset(&q, 0, sizeof(q));
         q.o.db = h->db;
         q.o.schema = h->schema;
@@ -485,6 +547,14 @@ fail:
                 freeaddrinfo(ai);
         cs_http_stop(h);
         return r;
+}
+
+void cs_http_set_stats(struct cs_http *h, struct cs_stats *stats,
+                       int64_t health_timeout_ms)
+{
+        __atomic_store_n(&h->health_timeout_ms, health_timeout_ms,
+                         __ATOMIC_RELAXED);
+        __atomic_store_n(&h->stats, stats, __ATOMIC_RELEASE);
 }
 
 int cs_http_port(const struct cs_http *h)

@@ -1152,3 +1152,8 @@ void cs_kafka_source_destroy(struct cs_kafka_source *src)
         mem_free(src->highs);
         mem_free(src);
 }
+
+int64_t cs_kafka_source_down_since(const struct cs_kafka_source *src)
+{
+        return src->down ? src->down_since : 0;
+}

@@ -6,6 +6,7 @@
 #include "cs_common.h"
 
 int cs_log_threshold = CS_LOG_INFO;
+int cs_log_line_drawn;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
@@ -31,7 +32,10 @@ void cs_log_write(int level, const char *fmt, ...)
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
         va_end(ap);
         /* One fputs per line so lines from threads do not interleave. */
-        fprintf(stderr, "%s\n", line);
+        if (__atomic_exchange_n(&cs_log_line_drawn, 0, __ATOMIC_RELAXED))
+                fprintf(stderr, "\r\033[K%s\n", line);
+        else
+                fprintf(stderr, "%s\n", line);
 }
 
 int64_t cs_now_ms(void)

@@ -31,8 +31,10 @@
 #include "cs_count.h"
 #include "cs_file.h"
 #include "cs_pipeline.h"
+#include "cs_progress.h"
 #include "cs_sink.h"
 #include "cs_source.h"
+#include "cs_stats.h"
 #include "cs_topics.h"
 
 #define BACKOFF_MIN_MS 100
@@ -58,6 +60,16 @@ struct slot {
         size_t ngaps, gaps_cap;
         int gap_lost; /* a gap could not be noted: never write it */
         unsigned epoch;
+        /* For the stats and progress reports (cs_stats.h): the consumer's
+         * time polling and parsing the batch's messages, the wall clock at
+         * its first, each partition's first offset in it, and Kafka's
+         * timestamps of its messages. */
+        int64_t poll_ns, parse_ns;
+        int64_t opened_wall_ms;
+        struct cs_stats_start *starts;
+        size_t nstarts, starts_cap;
+        int64_t *stamps;
+        size_t nstamps, stamps_cap;
 };
 
 enum request {
@@ -100,6 +112,7 @@ struct consumer {
         struct cs_watermark *marks;
         size_t nmarks;
         int64_t starts[CS_WINDOW_MAX_PER_EVENT];
+        int64_t broker_down_since; /* as last told to the stats */
 };
 
 /* The writer thread's. */
@@ -184,6 +197,26 @@ static void slot_reset(struct slot *s)
         cs_batch_reset(s->batch);
         s->ngaps = 0;
         s->gap_lost = 0;
+        s->poll_ns = s->parse_ns = 0;
+        s->opened_wall_ms = 0;
+        s->nstarts = 0;
+        s->nstamps = 0;
+}
+
+static int64_t mono_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t wall_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- the writer thread ---------------------------------------------- */
@@ -293,6 +326,7 @@ static void start_recovery(struct pipeline *pl, const char *why)
         w->recovering = 1;
         w->attempts = 0;
         w->retry_at = cs_now_ms() + BACKOFF_MIN_MS;
+        cs_stats_db_down(pl->conf->stats, cs_now_ms());
         lock(&pl->ch);
         w->epoch = ++pl->ch.epoch;
         pl->ch.rewind = 0;
@@ -333,6 +367,48 @@ static void retain_all(struct pipeline *pl)
                 ;
 }
 
+/* Tells the stats and the progress reporter what the committed batch
+ * did; t0, t1, t2: mono_ns() at begin, before and after the commit. */
+static void report_batch(struct pipeline *pl, const struct slot *job,
+                         size_t fresh, int64_t t0, int64_t t1, int64_t t2)
+{
+        const struct cs_batch *b = job->batch;
+        const struct writer *w = &pl->w;
+        struct cs_stats_batch sb = {
+                .batch = b,
+                .calls = fresh,
+                .duplicates = b->nduplicates + (b->ncalls - fresh),
+                .late = w->batch_late,
+                .updated = w->batch_updated,
+                .poll_s = (double)job->poll_ns / 1e9,
+                .parse_s = (double)job->parse_ns / 1e9,
+                .write_s = (double)(t1 - t0) / 1e9,
+                .commit_s = (double)(t2 - t1) / 1e9,
+                .opened_wall_ms = job->opened_wall_ms,
+                .committed_wall_ms = wall_ms(),
+                .starts = job->starts,
+                .nstarts = job->nstarts,
+                .timestamps = job->stamps,
+                .ntimestamps = job->nstamps,
+        };
+        size_t i;
+
+        for (i = 0; i < b->ncalls; i++) {
+                int64_t ts = b->calls[i].ts;
+
+                if (!sb.has_event || ts < sb.event_min)
+                        sb.event_min = ts;
+                if (!sb.has_event || ts > sb.event_max)
+                        sb.event_max = ts;
+                sb.has_event = 1;
+        }
+        if (!sb.opened_wall_ms)
+                sb.opened_wall_ms = sb.committed_wall_ms;
+        sb.total_s = (double)(sb.committed_wall_ms - sb.opened_wall_ms) / 1e3;
+        cs_stats_add_batch(pl->conf->stats, &sb);
+        cs_progress_batch(pl->conf->progress, &sb);
+}
+
 /* Writes one batch in one transaction. Returns 0, -1 on an error, or
  * CS_RETRY after starting recovery. */
 static int flush(struct pipeline *pl, struct slot *job, struct cs_source *src)
@@ -344,12 +420,14 @@ static int flush(struct pipeline *pl, struct slot *job, struct cs_source *src)
         const struct cs_window_count *rows;
         char errstr[512];
         size_t i, nrows, fresh = 0;
+        int64_t t0, t1, t2;
         int r;
 
         if (!slot_has_data(job) || w->recovering)
                 return 0;
         if (job->gap_lost)
                 return -1;
+        t0 = mono_ns();
         if ((r = ops->begin(sink, errstr, sizeof(errstr))) < 0 ||
             (r = ops->write_calls(sink, b, w->inserted, w->old, errstr,
                                   sizeof(errstr))) < 0)
@@ -371,9 +449,12 @@ static int flush(struct pipeline *pl, struct slot *job, struct cs_source *src)
             (pl->replay_path &&
              (r = cs_topics_store_replay(sink, pl->conf->topic, pl->replay_path,
                                          pl->head, pl->nhead, 0, errstr,
-                                         sizeof(errstr))) < 0) ||
-            (r = ops->commit(sink, errstr, sizeof(errstr))) < 0)
+                                         sizeof(errstr))) < 0))
                 goto fail;
+        t1 = mono_ns();
+        if ((r = ops->commit(sink, errstr, sizeof(errstr))) < 0)
+                goto fail;
+        t2 = mono_ns();
 
         for (i = 0; i < b->ncalls; i++)
                 fresh += w->inserted[i] == CS_CALL_NEW;
@@ -388,6 +469,8 @@ static int flush(struct pipeline *pl, struct slot *job, struct cs_source *src)
                "batch: %zu messages, %zu new calls, %zu rejected, %zu window "
                "rows",
                b->nmessages, fresh, b->nrejects, nrows);
+        if (pl->conf->stats || pl->conf->progress)
+                report_batch(pl, job, fresh, t0, t1, t2);
         if (src)
                 cs_source_commit(src, b);
         retain(pl);
@@ -420,6 +503,7 @@ static int recover(struct pipeline *pl)
         r = w->sink->ops->reconnect(w->sink, errstr, sizeof(errstr));
         if (r == 0) {
                 w->recovering = 0;
+                cs_stats_db_up(pl->conf->stats, 1);
                 cs_log(CS_LOG_INFO,
                        "database back after %d attempts; resuming from the "
                        "stored offsets",
@@ -460,6 +544,7 @@ static void store_highs(struct pipeline *pl,
                 ops->rollback(sink);
                 goto fail;
         }
+        cs_stats_highs(pl->conf->stats, highs, n);
         return;
 fail:
         cs_log(CS_LOG_DEBUG, "high watermarks not stored: %s", errstr);
@@ -529,6 +614,7 @@ static void write_job(struct pipeline *pl, struct slot *job,
         if (job->epoch == w->epoch && !w->failed &&
             flush(pl, job, src) == CS_ERR)
                 w->failed = 1;
+        cs_stats_in_flight(pl->conf->stats, -1);
         slot_reset(job);
         lock(&pl->ch);
         pl->ch.spare = job;
@@ -683,6 +769,8 @@ static int hand_over(struct pipeline *pl, int wait)
         ch->full = c->fill;
         c->fill = ch->spare;
         ch->spare = NULL;
+        /* Before the writer can take it: its -1 comes after. */
+        cs_stats_in_flight(pl->conf->stats, 1);
         signal_unlock(ch);
         return 1;
 }
@@ -765,6 +853,27 @@ static int on_revoke(void *opaque)
         return drain(opaque) < 0 ? -1 : 0;
 }
 
+/* With stats or progress: notes offset as partition's first in the batch
+ * being filled, unless it has one. Returns 0, or -1 when out of memory. */
+static int note_start(struct pipeline *pl, int32_t partition, int64_t offset)
+{
+        struct slot *s = pl->c.fill;
+        size_t i;
+
+        if (!pl->conf->stats && !pl->conf->progress)
+                return 0;
+        /* A batch spans few partitions: the last one is the likely one. */
+        for (i = s->nstarts; i-- > 0;)
+                if (s->starts[i].partition == partition)
+                        return 0;
+        if (CS_RESERVE(s->starts, s->nstarts, s->starts_cap) < 0)
+                return -1;
+        s->starts[s->nstarts].partition = partition;
+        s->starts[s->nstarts].offset = offset;
+        s->nstarts++;
+        return 0;
+}
+
 /* Notes a retention gap in the batch being filled, and moves the batch
  * past it: the gap row and the offset after it are committed together. */
 static int on_gap(void *opaque, int32_t partition, int64_t first, int64_t last)
@@ -777,6 +886,7 @@ static int on_gap(void *opaque, int32_t partition, int64_t first, int64_t last)
         if (c->paused)
                 return 0;
         if (!w || CS_RESERVE(s->gaps, s->ngaps, s->gaps_cap) < 0 ||
+            note_start(pl, partition, first) < 0 ||
             cs_batch_advance(s->batch, partition, last + 1, w) < 0) {
                 cs_log(CS_LOG_ERROR, "out of memory noting a gap in %s [%d]",
                        pl->conf->topic, (int)partition);
@@ -841,6 +951,27 @@ int cs_pipeline_check_call(const struct cs_pipeline_conf *conf, int64_t ts,
                        : -1;
 }
 
+/* With stats or progress: notes the message's time, partition start and
+ * Kafka timestamp in the batch being filled. Returns 0, or -1 when out of
+ * memory. */
+static int note_message(struct pipeline *pl, const struct cs_source_msg *m)
+{
+        struct slot *s = pl->c.fill;
+
+        if (!s->opened_wall_ms)
+                s->opened_wall_ms = wall_ms();
+        if ((s->nstarts == 0 ||
+             s->starts[s->nstarts - 1].partition != m->partition) &&
+            note_start(pl, m->partition, m->offset) < 0)
+                return -1;
+        if (m->timestamp >= 0) {
+                if (CS_RESERVE(s->stamps, s->nstamps, s->stamps_cap) < 0)
+                        return -1;
+                s->stamps[s->nstamps++] = m->timestamp;
+        }
+        return 0;
+}
+
 /* Parses one message into the batch: a call, or a rejected record. */
 static int consume(struct pipeline *pl, const struct cs_source_msg *m)
 {
@@ -878,6 +1009,8 @@ static int consume(struct pipeline *pl, const struct cs_source_msg *m)
                 r = cs_batch_add_reject(b, m->partition, m->offset, reason,
                                         m->payload, m->len);
         }
+        if (r == 0 && (pl->conf->stats || pl->conf->progress))
+                r = note_message(pl, m);
         if (r == 0)
                 r = cs_batch_advance(b, m->partition, m->offset + 1, w);
 fail:
@@ -897,12 +1030,18 @@ static int consume_loop(struct pipeline *pl)
         struct chan *ch = &pl->ch;
         struct consumer *c = &pl->c;
         int until_end = conf->exit_at_end || conf->file;
+        int timed = conf->stats || conf->progress;
+        /* The clock read after the last message was parsed: the next
+         * poll's start, unless the loop waited meanwhile (two clock reads
+         * a message, not three). 0: read it afresh. */
+        int64_t parsed_at = 0;
 
         for (;;) {
                 const struct cs_partition_offset *highs;
                 struct cs_source_msg m;
                 size_t nhighs;
                 unsigned epoch;
+                int64_t t0;
                 int rewind, failed, r, t, idle;
 
                 lock(ch);
@@ -929,6 +1068,7 @@ static int consume_loop(struct pipeline *pl)
                         return drain(pl) < 0 ? -1 : 0;
                 }
                 if ((rewind || c->rewind_again) && c->paused) {
+                        parsed_at = 0;
                         c->rewind_again = 0;
                         r = cs_source_rewind(c->src);
                         if (r == CS_ERR)
@@ -947,9 +1087,16 @@ static int consume_loop(struct pipeline *pl)
                 }
                 /* Freshness: the writer is free, so the batch goes now; at
                  * its size limit it waits for the writer. */
-                if (!c->paused && slot_has_data(c->fill))
-                        hand_over(pl, c->fill->batch->nmessages >=
-                                              conf->batch_max_records);
+                if (!c->paused && slot_has_data(c->fill)) {
+                        int full = c->fill->batch->nmessages >=
+                                   conf->batch_max_records;
+
+                        hand_over(pl, full);
+                        if (full)
+                                parsed_at = 0; /* it waited for the writer */
+                }
+                t0 = !timed ? 0 : parsed_at ? parsed_at : mono_ns();
+                parsed_at = 0;
                 r = cs_source_next(c->src, slot_has_data(c->fill) ? 10 : 100,
                                    &m);
                 if (r < 0) {
@@ -957,8 +1104,26 @@ static int consume_loop(struct pipeline *pl)
                         drain(pl);
                         return -1;
                 }
-                if (r > 0 && !c->paused && consume(pl, &m) < 0)
-                        return -1;
+                if (r > 0 && !c->paused) {
+                        int64_t t1 = timed ? mono_ns() : 0;
+
+                        if (consume(pl, &m) < 0)
+                                return -1;
+                        if (timed) {
+                                parsed_at = mono_ns();
+                                /* The batch the message went into. */
+                                c->fill->poll_ns += t1 - t0;
+                                c->fill->parse_ns += parsed_at - t1;
+                        }
+                }
+                if (timed) {
+                        int64_t down = cs_source_down_since(c->src);
+
+                        if (down != c->broker_down_since) {
+                                c->broker_down_since = down;
+                                cs_stats_broker(conf->stats, down);
+                        }
+                }
                 idle = r == 0 && !slot_has_data(c->fill);
                 t = cs_source_tick(c->src, idle && !c->paused, &highs, &nhighs);
                 if (t < 0) {
@@ -1014,12 +1179,17 @@ static void *consumer_main(void *arg)
         char errstr[512] = "";
         int r;
 
-        if (conf->file)
+        if (conf->file) {
                 r = cs_source_file_new(pl->file, &fconf, &pl->c.src, errstr,
                                        sizeof(errstr));
-        else
+        } else {
+                /* Out of reach until the topic's metadata came. */
+                cs_stats_broker(conf->stats, cs_now_ms());
                 r = cs_source_kafka_new(&kconf, &pl->c.src, errstr,
                                         sizeof(errstr));
+                if (r == 0 || r == CS_RETRY)
+                        cs_stats_broker(conf->stats, 0);
+        }
         if (r == CS_RETRY)
                 r = 0; /* paused until the database is back */
         if (r != 0) {
@@ -1091,6 +1261,7 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
                 }
                 if (r != CS_RETRY)
                         break;
+                cs_stats_db_down(conf->stats, started);
                 if (*stop)
                         return 1;
                 /* A service may start before its database: wait for it as
@@ -1118,6 +1289,7 @@ int cs_pipeline_open_sink(const struct cs_pipeline_conf *conf,
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 return -1;
         }
+        cs_stats_db_up(conf->stats, 0);
         if (attempts)
                 cs_log(CS_LOG_INFO, "database available after %d attempts",
                        attempts + 1);
@@ -1259,6 +1431,8 @@ freed:
         for (i = 0; i < 2; i++) {
                 cs_batch_destroy(pl->slots[i].batch);
                 free(pl->slots[i].gaps);
+                free(pl->slots[i].starts);
+                free(pl->slots[i].stamps);
         }
         free(pl->ch.highs);
         free(w->highs);

@@ -87,6 +87,11 @@ static void kafka_close(struct cs_source *s)
         free(k);
 }
 
+static int64_t kafka_down_since(const struct cs_source *s)
+{
+        return cs_kafka_source_down_since(((const struct kafka *)s)->src);
+}
+
 static const struct cs_source_ops kafka_ops = {
         .kind = "kafka",
         .next = kafka_next,
@@ -97,6 +102,7 @@ static const struct cs_source_ops kafka_ops = {
         .at_end = kafka_at_end,
         .commit = kafka_commit,
         .close = kafka_close,
+        .down_since = kafka_down_since,
 };
 
 int cs_source_kafka_new(const struct cs_kafka_source_conf *conf,

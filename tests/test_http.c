@@ -367,7 +367,7 @@ static void test_errors(void **state)
                 assert_one_line(&r, 400, bad[i][1]);
                 resp_free(&r);
         }
-        http_get("/metrics", &r);
+        http_get("/nothing-here", &r);
         assert_one_line(&r, 404, "not found");
         resp_free(&r);
         /* Still serving after all that. */

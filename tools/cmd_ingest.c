@@ -5,17 +5,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cs_cli.h"
 #include "cs_cmd.h"
 #include "cs_http.h"
 #include "cs_kafka.h"
 #include "cs_pipeline.h"
+#include "cs_progress.h"
 #include "cs_sink.h"
+#include "cs_stats.h"
 #include "cs_topics.h"
 
 #define MAX_SPECS 16
 #define MAX_PROPS 128
+
+/* Long options without a short one. */
+enum {
+        OPT_PROGRESS = 0x200,
+        OPT_PROGRESS_FILE,
+        OPT_PROGRESS_INTERVAL,
+        OPT_HEALTH_TIMEOUT,
+};
+
+#define HEALTH_TIMEOUT_S 30
 
 static volatile sig_atomic_t stop;
 
@@ -122,7 +135,21 @@ static const char ingest_help[] =
         "/report.csv,\n"
         "                            /report.json... with the parameters of\n"
         "                            `callstream report` (default host\n"
-        "                            127.0.0.1; 0.0.0.0 for every interface)\n"
+        "                            127.0.0.1; 0.0.0.0 for every interface),\n"
+        "                            and /metrics (Prometheus) and /healthz\n"
+        "      --health-timeout D    /healthz answers 503 once the database\n"
+        "                            or the Kafka brokers have been out of\n"
+        "                            reach for D (default 30s)\n"
+        "      --progress json|human|off\n"
+        "                            after each batch, a progress report on\n"
+        "                            stderr: a JSON line (Spark's\n"
+        "                            StreamingQueryProgress), or a line\n"
+        "                            redrawn in place (default: human on a\n"
+        "                            terminal, else off; json with\n"
+        "                            --progress-file)\n"
+        "      --progress-file FILE  append the progress reports to FILE\n"
+        "      --progress-interval D at most one report per D, adding up\n"
+        "                            the batches between (default 0: each)\n"
         "  -X name=value             librdkafka property, repeatable (not\n"
         "                            with --file); checked before anything\n"
         "                            is opened\n"
@@ -163,6 +190,11 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"broker-timeout", required_argument, NULL, 'K'},
                 {"durability", required_argument, NULL, 'D'},
                 {"http", required_argument, NULL, 'H'},
+                {"progress", required_argument, NULL, OPT_PROGRESS},
+                {"progress-file", required_argument, NULL, OPT_PROGRESS_FILE},
+                {"progress-interval", required_argument, NULL,
+                 OPT_PROGRESS_INTERVAL},
+                {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -179,6 +211,11 @@ int cs_cmd_ingest(int argc, char **argv)
         char errstr[256], *real = NULL;
         const char *http_addr = NULL;
         struct cs_http *http = NULL;
+        struct cs_stats *stats = NULL;
+        struct cs_progress *progress = NULL;
+        struct cs_progress_conf pconf = {0};
+        int progress_mode = -1; /* -1: not given */
+        int64_t health_timeout = HEALTH_TIMEOUT_S;
         long long v;
         int64_t d;
         int c, r, startup_timeout_set = 0, broker_timeout_set = 0;
@@ -315,6 +352,38 @@ int cs_cmd_ingest(int argc, char **argv)
                         }
                         http_addr = optarg;
                         break;
+                case OPT_PROGRESS:
+                        if (!strcmp(optarg, "json"))
+                                progress_mode = CS_PROGRESS_JSON;
+                        else if (!strcmp(optarg, "human"))
+                                progress_mode = CS_PROGRESS_HUMAN;
+                        else if (!strcmp(optarg, "off"))
+                                progress_mode = CS_PROGRESS_OFF;
+                        else {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --progress '%s':"
+                                                   " expected json, human or "
+                                                   "off",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        break;
+                case OPT_PROGRESS_FILE:
+                        pconf.file = optarg;
+                        break;
+                case OPT_PROGRESS_INTERVAL:
+                        if (cs_cli_duration("ingest", "--progress-interval",
+                                            optarg, 0, CS_CLI_DURATION_MAX,
+                                            &d) < 0)
+                                return CS_EXIT_USAGE;
+                        pconf.interval_ms = d * 1000;
+                        break;
+                case OPT_HEALTH_TIMEOUT:
+                        if (cs_cli_duration("ingest", "--health-timeout",
+                                            optarg, 1, CS_CLI_DURATION_MAX,
+                                            &health_timeout) < 0)
+                                return CS_EXIT_USAGE;
+                        break;
                 case 'X':
                         if (conf.nprops == MAX_PROPS) {
                                 cs_cli_usage_error("ingest", "too many -X");
@@ -389,6 +458,23 @@ int cs_cmd_ingest(int argc, char **argv)
                         return CS_EXIT_FAILURE;
                 conf.nspecs = 1;
         }
+        /* Progress: asked for, else to a file as JSON, else drawn on a
+         * terminal unless --quiet; never unasked into a pipe or a log. */
+        if (progress_mode >= 0)
+                pconf.mode = progress_mode;
+        else if (pconf.file)
+                pconf.mode = CS_PROGRESS_JSON;
+        else if (isatty(STDERR_FILENO) && cs_log_threshold >= CS_LOG_INFO)
+                pconf.mode = CS_PROGRESS_HUMAN;
+        else
+                pconf.mode = CS_PROGRESS_OFF;
+        if (pconf.file && pconf.mode == CS_PROGRESS_HUMAN) {
+                cs_cli_usage_error("ingest", "--progress human draws on the "
+                                             "terminal: not with "
+                                             "--progress-file");
+                free(real);
+                return CS_EXIT_USAGE;
+        }
 
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
@@ -402,8 +488,34 @@ int cs_cmd_ingest(int argc, char **argv)
                 free(real);
                 return r == CS_REFUSED ? CS_EXIT_USAGE : CS_EXIT_FAILURE;
         }
+        if (http) {
+                if (!(stats = cs_stats_new(conf.topic))) {
+                        cs_log(CS_LOG_ERROR, "out of memory");
+                        r = -1;
+                        goto done;
+                }
+                cs_http_set_stats(http, stats, health_timeout * 1000);
+        }
+        if (pconf.mode != CS_PROGRESS_OFF) {
+                pconf.db = conf.db;
+                pconf.schema = conf.schema;
+                pconf.topic = conf.topic;
+                pconf.group = conf.group;
+                pconf.source = conf.file ? "file" : "kafka";
+                if (!(progress = cs_progress_new(&pconf, errstr,
+                                                 sizeof(errstr)))) {
+                        cs_log(CS_LOG_ERROR, "%s", errstr);
+                        r = -1;
+                        goto done;
+                }
+        }
+        conf.stats = stats;
+        conf.progress = progress;
         r = cs_pipeline_run(&conf, &stop);
+done:
         cs_http_stop(http);
+        cs_progress_destroy(progress);
+        cs_stats_destroy(stats);
         free(real);
         return r == 0            ? CS_EXIT_OK
                : r == CS_REFUSED ? CS_EXIT_USAGE
