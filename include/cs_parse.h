@@ -86,24 +86,4 @@ int cs_parse_utf8_valid(const void *buf, size_t len);
 void cs_parser_counts(const struct cs_parser *p, uint64_t *flat,
                       uint64_t *yajl);
 
-/* The time functions under their former names, for callers not yet moved
- * to cs_time.h. */
-static inline int cs_parse_timestamp(const char *s, size_t len, int64_t *ts,
-                                     int32_t *usec) CS_MUSTCHECK;
-static inline int cs_parse_timestamp(const char *s, size_t len, int64_t *ts,
-                                     int32_t *usec)
-{
-        return cs_time_parse(s, len, ts, usec);
-}
-
-static inline size_t cs_format_timestamp(int64_t ts, int32_t usec, char *out)
-{
-        return cs_time_format(ts, usec, out);
-}
-
-static inline size_t cs_format_bound(int64_t t, char *out)
-{
-        return cs_time_format_bound(t, out);
-}
-
 #endif

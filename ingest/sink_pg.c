@@ -26,6 +26,7 @@
 #include "cs_migrate.h"
 #include "cs_idmap.h"
 #include "cs_sink.h"
+#include "cs_time.h"
 
 #define DIALECT "postgresql"
 
@@ -569,7 +570,7 @@ static int setup_session(struct pg_sink *s, char *errstr, size_t errstr_size)
         int r;
 
         PQsetNoticeProcessor(s->conn, on_notice, NULL);
-        /* Timestamps come back as cs_parse_timestamp() reads them. */
+        /* Timestamps come back as cs_time_parse() reads them. */
         if ((r = exec(s, "SET client_encoding TO 'UTF8'; SET DateStyle TO ISO",
                       "setting the session up", errstr, errstr_size)) < 0)
                 return r;
@@ -1040,8 +1041,8 @@ static int offset_arrays(struct pg_sink *s,
                         return -1;
                 if (w->valid) {
                         v[0] = '"';
-                        cs_format_timestamp(w->max_event.sec, w->max_event.usec,
-                                            v + 1);
+                        cs_time_format(w->max_event.sec, w->max_event.usec,
+                                       v + 1);
                         strcat(v, "\"");
                 } else {
                         strcpy(v, "NULL");
@@ -1049,7 +1050,7 @@ static int offset_arrays(struct pg_sink *s,
                 if (put_elem(&s->arr[2], !i, v) < 0)
                         return -1;
                 if (w->valid) {
-                        cs_format_timestamp(w->mark.sec, w->mark.usec, v + 1);
+                        cs_time_format(w->mark.sec, w->mark.usec, v + 1);
                         strcat(v, "\"");
                 }
                 if (put_elem(&s->arr[3], !i, v) < 0)
@@ -1108,14 +1109,14 @@ static int pg_load_offsets(struct cs_sink *base, const char *topic,
                         if (atoi(PQgetvalue(res, row, 0)) != offs[i].partition)
                                 continue;
                         offs[i].next_offset = atoll(PQgetvalue(res, row, 1));
-                        w->valid = !PQgetisnull(res, row, 2) &&
-                                   !PQgetisnull(res, row, 3) &&
-                                   cs_parse_timestamp(
-                                           max, strlen(max), &w->max_event.sec,
-                                           &w->max_event.usec) == 0 &&
-                                   cs_parse_timestamp(mark, strlen(mark),
-                                                      &w->mark.sec,
-                                                      &w->mark.usec) == 0;
+                        w->valid =
+                                !PQgetisnull(res, row, 2) &&
+                                !PQgetisnull(res, row, 3) &&
+                                cs_time_parse(max, strlen(max),
+                                              &w->max_event.sec,
+                                              &w->max_event.usec) == 0 &&
+                                cs_time_parse(mark, strlen(mark), &w->mark.sec,
+                                              &w->mark.usec) == 0;
                 }
         }
         PQclear(res);
@@ -1181,16 +1182,15 @@ static int replace_changed(struct pg_sink *s, const struct cs_batch *b,
                         PQclear(res);
                         return oom(errstr, errstr_size);
                 }
-                if (cs_parse_timestamp(ts, strlen(ts), &o->ts, &usec) < 0) {
+                if (cs_time_parse(ts, strlen(ts), &o->ts, &usec) < 0) {
                         PQclear(res);
                         snprintf(errstr, errstr_size,
                                  "%s: unreadable call_ts %s", s->base.name, ts);
                         return -1;
                 }
-                o->has_mark =
-                        !PQgetisnull(res, row, 4) &&
-                        cs_parse_timestamp(mark, strlen(mark), &o->mark.sec,
-                                           &o->mark.usec) == 0;
+                o->has_mark = !PQgetisnull(res, row, 4) &&
+                              cs_time_parse(mark, strlen(mark), &o->mark.sec,
+                                            &o->mark.usec) == 0;
                 o->late_drop = !strcmp(PQgetvalue(res, row, 5), "drop");
                 outcome[idx] = CS_CALL_REPLACED;
         }
@@ -1220,15 +1220,14 @@ static int put_call_row(struct buf *out, const struct cs_batch *b, size_t i,
         for (f = 0; f < CS_F_COUNT; f++)
                 if (put_field(out, c->field[f], '\t') < 0)
                         return -1;
-        t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
+        t.len = cs_time_format(c->ts, c->ts_usec, ts);
         if (put_field(out, t, '\t') < 0 ||
             (!staged && put_text(out, b->topic, '\t') < 0) ||
             putf(out, "%lld\t", c->partition) < 0 ||
             putf(out, "%lld\t", c->offset) < 0)
                 return -1;
         t.ptr = c->has_mark ? ts : NULL;
-        t.len = c->has_mark ? cs_format_timestamp(c->mark.sec, c->mark.usec, ts)
-                            : 0;
+        t.len = c->has_mark ? cs_time_format(c->mark.sec, c->mark.usec, ts) : 0;
         if (staged)
                 return put_field(out, t, '\n');
         if (put_field(out, t, '\t') < 0 ||
@@ -1823,10 +1822,10 @@ static int pg_write_late_records(struct cs_sink *base, const struct cs_batch *b,
                 if (put_field(&s->copy, c->field[CS_F_CRIME_ID], '\t') < 0 ||
                     put_text(&s->copy, specs[recs[i].spec].name, '\t') < 0)
                         return oom(errstr, errstr_size);
-                t.len = cs_format_timestamp(c->ts, c->ts_usec, ts);
+                t.len = cs_time_format(c->ts, c->ts_usec, ts);
                 if (put_field(&s->copy, t, '\t') < 0)
                         return oom(errstr, errstr_size);
-                t.len = cs_format_timestamp(c->mark.sec, c->mark.usec, ts);
+                t.len = cs_time_format(c->mark.sec, c->mark.usec, ts);
                 if (put_field(&s->copy, t, '\t') < 0 ||
                     putf(&s->copy, "%lld\t", recs[i].windows_dropped) < 0 ||
                     putf(&s->copy, "%lld\t", c->partition) < 0 ||
@@ -1883,8 +1882,8 @@ static int pg_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
         PGresult *res;
         int row, r;
 
-        cs_format_bound(lo, from);
-        cs_format_bound(hi, to);
+        cs_time_format_bound(lo, from);
+        cs_time_format_bound(hi, to);
         if ((r = run_named(s, "scan_calls", params, 2, &res, errstr,
                            errstr_size)) < 0)
                 return r;
@@ -1908,10 +1907,9 @@ static int pg_scan_calls(struct cs_sink *base, int64_t lo, int64_t hi,
                 c.partition = atoi(PQgetvalue(res, row, 7));
                 c.offset = atoll(PQgetvalue(res, row, 8));
                 c.has_mark = !PQgetisnull(res, row, 4) &&
-                             cs_parse_timestamp(mark, strlen(mark), &c.mark.sec,
-                                                &c.mark.usec) == 0;
-                if (cs_parse_timestamp(ts, strlen(ts), &c.ts.sec, &c.ts.usec) <
-                            0 ||
+                             cs_time_parse(mark, strlen(mark), &c.mark.sec,
+                                           &c.mark.usec) == 0;
+                if (cs_time_parse(ts, strlen(ts), &c.ts.sec, &c.ts.usec) < 0 ||
                     cb(opaque, &c)) {
                         snprintf(errstr, errstr_size,
                                  "%s: reading back call %s failed",
@@ -1938,8 +1936,8 @@ static int pg_clear_windows(struct cs_sink *base, const char *spec,
         if ((r = run_named(s, "clear_windows", params, 3, NULL, errstr,
                            errstr_size)) < 0)
                 return r;
-        cs_format_bound(from, lo);
-        cs_format_bound(to, hi);
+        cs_time_format_bound(from, lo);
+        cs_time_format_bound(to, hi);
         return run_named(s, "clear_late", params, 3, NULL, errstr, errstr_size);
 }
 
@@ -1959,8 +1957,8 @@ static int pg_write_stored_late(struct cs_sink *base, const char *spec,
 
                 params[0] = l->crime_id.ptr;
                 params[5] = l->topic.ptr;
-                cs_format_timestamp(l->ts.sec, l->ts.usec, ts);
-                cs_format_timestamp(l->mark.sec, l->mark.usec, mark);
+                cs_time_format(l->ts.sec, l->ts.usec, ts);
+                cs_time_format(l->mark.sec, l->mark.usec, mark);
                 snprintf(dropped, sizeof(dropped), "%d", l->windows_dropped);
                 snprintf(part, sizeof(part), "%d", (int)l->partition);
                 snprintf(off, sizeof(off), "%lld", (long long)l->offset);

@@ -28,6 +28,7 @@
 #include "cs_migrate.h"
 #include "cs_idmap.h"
 #include "cs_sink.h"
+#include "cs_time.h"
 
 #define DIALECT "sqlite"
 
@@ -574,14 +575,13 @@ static int sqlite_migrate(struct cs_sink *base, char *errstr,
                                    errstr_size);
 }
 
-/* Reads a stored time back; the database holds what cs_format_timestamp()
+/* Reads a stored time back; the database holds what cs_time_format()
  * wrote. */
 static int read_time(sqlite3_stmt *st, int col, struct cs_time *t)
 {
         const char *text = (const char *)sqlite3_column_text(st, col);
 
-        return text ? cs_parse_timestamp(text, strlen(text), &t->sec, &t->usec)
-                    : -1;
+        return text ? cs_time_parse(text, strlen(text), &t->sec, &t->usec) : -1;
 }
 
 static int sqlite_load_offsets(struct cs_sink *base, const char *topic,
@@ -616,7 +616,7 @@ static int sqlite_begin(struct cs_sink *base, char *errstr, size_t errstr_size)
         struct sqlite_sink *s = (struct sqlite_sink *)base;
 
         s->now_sec = (int64_t)time(NULL);
-        cs_format_timestamp(s->now_sec, 0, s->now);
+        cs_time_format(s->now_sec, 0, s->now);
         if (run(s->stmt[ST_BEGIN]) < 0)
                 return fail(s, "BEGIN", errstr, errstr_size);
         s->in_txn = 1;
@@ -1109,9 +1109,8 @@ static int sqlite_write_late_records(struct cs_sink *base,
         for (i = 0; i < n; i++) {
                 const struct cs_batch_call *c = &b->calls[recs[i].call];
                 const struct cs_str *id = &c->field[CS_F_CRIME_ID];
-                size_t nts = cs_format_timestamp(c->ts, c->ts_usec, ts);
-                size_t nmark =
-                        cs_format_timestamp(c->mark.sec, c->mark.usec, mark);
+                size_t nts = cs_time_format(c->ts, c->ts_usec, ts);
+                size_t nmark = cs_time_format(c->mark.sec, c->mark.usec, mark);
 
                 sqlite3_bind_text(st, 1, id->ptr, (int)id->len, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, specs[recs[i].spec].name, -1,
@@ -1145,10 +1144,10 @@ static int sqlite_store_offsets(struct cs_sink *base, const struct cs_batch *b,
                 sqlite3_bind_int(st, 2, b->offsets[i].partition);
                 sqlite3_bind_int64(st, 3, b->offsets[i].next_offset);
                 if (w->valid) {
-                        size_t nmax = cs_format_timestamp(
-                                w->max_event.sec, w->max_event.usec, max);
-                        size_t nmark = cs_format_timestamp(w->mark.sec,
-                                                           w->mark.usec, mark);
+                        size_t nmax = cs_time_format(w->max_event.sec,
+                                                     w->max_event.usec, max);
+                        size_t nmark =
+                                cs_time_format(w->mark.sec, w->mark.usec, mark);
 
                         sqlite3_bind_text(st, 5, max, (int)nmax, SQLITE_STATIC);
                         sqlite3_bind_int64(st, 6, w->lateness);
@@ -1260,7 +1259,7 @@ static int sqlite_clear_windows(struct cs_sink *base, const char *spec,
         sqlite3_stmt *st = NULL;
         int r;
 
-        /* window_totals keeps seconds: the bounds as cs_format_bound()
+        /* window_totals keeps seconds: the bounds as cs_time_format_bound()
          * clamps them for the text of late_records. */
         if ((r = prepare_named(s, "clear_windows", &st, errstr, errstr_size)) <
             0)
@@ -1280,8 +1279,8 @@ static int sqlite_clear_windows(struct cs_sink *base, const char *spec,
         sqlite3_finalize(st);
         if (r < 0)
                 return r;
-        cs_format_bound(from, lo);
-        cs_format_bound(to, hi);
+        cs_time_format_bound(from, lo);
+        cs_time_format_bound(to, hi);
         return run_named(s, "clear_late", params, 3, errstr, errstr_size);
 }
 
@@ -1301,8 +1300,8 @@ static int sqlite_write_stored_late(struct cs_sink *base, const char *spec,
         for (i = 0; i < n && !r; i++) {
                 const struct cs_stored_late *l = &recs[i];
 
-                cs_format_timestamp(l->ts.sec, l->ts.usec, ts);
-                cs_format_timestamp(l->mark.sec, l->mark.usec, mark);
+                cs_time_format(l->ts.sec, l->ts.usec, ts);
+                cs_time_format(l->mark.sec, l->mark.usec, mark);
                 sqlite3_bind_text(st, 1, l->crime_id.ptr, (int)l->crime_id.len,
                                   SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, spec, -1, SQLITE_STATIC);

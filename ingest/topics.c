@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_time.h"
 #include "cs_topics.h"
 
 /* A query's first row, copied: up to 4 columns of up to 4 KiB each. */
@@ -342,7 +343,7 @@ int cs_topics_reset(struct cs_sink *s, const char *topic, int32_t partition,
                 snprintf(part, sizeof(part), "%d", (int)partition);
                 params[1] = part;
         }
-        cs_format_timestamp(ts, 0, when);
+        cs_time_format(ts, 0, when);
         params[2] = when;
         if ((r = cs_sink_begin(s, errstr, errstr_size)) < 0) {
                 free(t);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cs_parse.h"
+#include "cs_time.h"
 
 #define T_MIN (-62135596800LL) /* 0001-01-01 00:00:00 */
 #define T_MAX 253402300799LL   /* 9999-12-31 23:59:59 */
@@ -767,7 +768,7 @@ static void test_reject_crime_type(void **state)
 }
 
 /* call_date_time values that are not a real "YYYY-MM-DD[T ]HH:MM[:SS[.f]]"
- * time. Shared with the cs_parse_timestamp tests. */
+ * time. Shared with the cs_time_parse tests. */
 static const char *const bad_times[] = {
         "",
         "2019-02-29T00:00:00", /* not a leap year */
@@ -1387,25 +1388,22 @@ static void test_not_nul_terminated(void **state)
         assert_int_equal(strncmp(f->reason, "not a JSON object", 17), 0);
 
         /* The timestamp parser too. */
-        assert_int_equal(cs_parse_timestamp("2018-12-31T23:57:00.000XYZ", 23,
-                                            &ts, &usec),
-                         0);
+        assert_int_equal(
+                cs_time_parse("2018-12-31T23:57:00.000XYZ", 23, &ts, &usec), 0);
         assert_int_equal(ts, 1546300620);
         assert_int_equal(usec, 0);
-        assert_int_equal(
-                cs_parse_timestamp("2018-12-31T23:57:00", 16, &ts, &usec), 0);
+        assert_int_equal(cs_time_parse("2018-12-31T23:57:00", 16, &ts, &usec),
+                         0);
         assert_int_equal(ts, 1546300620);
         assert_int_equal(
-                cs_parse_timestamp("2018-12-31T23:57:00.12", 21, &ts, &usec),
-                0);
+                cs_time_parse("2018-12-31T23:57:00.12", 21, &ts, &usec), 0);
         assert_int_equal(usec, 100000);
-        assert_int_equal(
-                cs_parse_timestamp("2018-12-31T23:57:59", 18, &ts, &usec), -1);
-        assert_int_equal(
-                cs_parse_timestamp("2018-12-31T23:57:00\0", 20, &ts, &usec),
-                -1);
-        assert_int_equal(
-                cs_parse_timestamp("2018-12-31T23:57:00", 0, &ts, &usec), -1);
+        assert_int_equal(cs_time_parse("2018-12-31T23:57:59", 18, &ts, &usec),
+                         -1);
+        assert_int_equal(cs_time_parse("2018-12-31T23:57:00\0", 20, &ts, &usec),
+                         -1);
+        assert_int_equal(cs_time_parse("2018-12-31T23:57:00", 0, &ts, &usec),
+                         -1);
 }
 
 /* Every string of a call stays correct until the next parse, however many
@@ -1826,7 +1824,7 @@ static void test_sample_file(void **state)
         free(buf);
 }
 
-/* ---- cs_parse_timestamp / cs_format_timestamp --------------------------- */
+/* ---- cs_time_parse / cs_time_format ------------------------------------- */
 
 static void test_epoch_oracle(void **state)
 {
@@ -1885,8 +1883,8 @@ static void test_parse_timestamp_valid(void **state)
                 int64_t ts = 12345;
                 int32_t usec = 12345;
 
-                if (cs_parse_timestamp(cases[i].s, strlen(cases[i].s), &ts,
-                                       &usec) != 0)
+                if (cs_time_parse(cases[i].s, strlen(cases[i].s), &ts, &usec) !=
+                    0)
                         fail_msg("\"%s\" rejected", cases[i].s);
                 if (ts != cases[i].ts || usec != cases[i].usec)
                         fail_msg("\"%s\": %lld %d, expected %lld %d",
@@ -1904,8 +1902,8 @@ static void test_parse_timestamp_invalid(void **state)
                 int64_t ts;
                 int32_t usec;
 
-                if (cs_parse_timestamp(bad_times[i], strlen(bad_times[i]), &ts,
-                                       &usec) != -1)
+                if (cs_time_parse(bad_times[i], strlen(bad_times[i]), &ts,
+                                  &usec) != -1)
                         fail_msg("\"%s\" accepted as %lld.%06d",
                                  show(bad_times[i], strlen(bad_times[i])),
                                  (long long)ts, (int)usec);
@@ -1941,12 +1939,12 @@ static void test_timestamp_every_day(void **state)
                                                 s + n, sizeof(s) - n, ".%06d",
                                                 (int)frac);
                                 if (!exists) {
-                                        if (cs_parse_timestamp(s, n, &ts,
-                                                               &usec) != -1)
+                                        if (cs_time_parse(s, n, &ts, &usec) !=
+                                            -1)
                                                 fail_msg("\"%s\" accepted", s);
                                         continue;
                                 }
-                                if (cs_parse_timestamp(s, n, &ts, &usec) != 0)
+                                if (cs_time_parse(s, n, &ts, &usec) != 0)
                                         fail_msg("\"%s\" rejected", s);
                                 if (ts != day + h * 3600 + mi * 60 + sec ||
                                     usec != frac)
@@ -1962,7 +1960,7 @@ static void test_timestamp_every_day(void **state)
                                 if (frac)
                                         snprintf(want + 19, sizeof(want) - 19,
                                                  ".%06d", (int)frac);
-                                n = cs_format_timestamp(ts, usec, out);
+                                n = cs_time_format(ts, usec, out);
                                 if (n != strlen(want) || strcmp(out, want))
                                         fail_msg("format(%lld, %d) = \"%s\" "
                                                  "(%zu), expected \"%s\"",
@@ -2003,7 +2001,7 @@ static void test_format_timestamp(void **state)
                 size_t n;
 
                 memset(out, 'Z', sizeof(out));
-                n = cs_format_timestamp(cases[i].ts, cases[i].usec, out);
+                n = cs_time_format(cases[i].ts, cases[i].usec, out);
                 if (strcmp(out, cases[i].want) != 0 ||
                     n != strlen(cases[i].want))
                         fail_msg("format(%lld, %d) = \"%s\" (%zu), expected "
@@ -2038,11 +2036,10 @@ static void test_timestamp_round_trip(void **state)
                 int64_t ts;
                 int32_t usec;
 
-                assert_int_equal(cs_parse_timestamp(cases[i].in,
-                                                    strlen(cases[i].in), &ts,
-                                                    &usec),
+                assert_int_equal(cs_time_parse(cases[i].in, strlen(cases[i].in),
+                                               &ts, &usec),
                                  0);
-                cs_format_timestamp(ts, usec, out);
+                cs_time_format(ts, usec, out);
                 assert_string_equal(out, cases[i].out);
         }
 
@@ -2057,13 +2054,13 @@ static void test_timestamp_round_trip(void **state)
                 x ^= x << 17;
                 ts = T_MIN + (int64_t)(x % (uint64_t)(T_MAX - T_MIN + 1));
                 usec = (k % 2) ? (int32_t)((x >> 40) % 1000000) : 0;
-                n = cs_format_timestamp(ts, usec, out);
+                n = cs_time_format(ts, usec, out);
                 format_oracle(ts, usec, want, sizeof(want));
                 if (strcmp(out, want) != 0 || n != strlen(want))
                         fail_msg("format(%lld, %d) = \"%s\", expected \"%s\"",
                                  (long long)ts, (int)usec, out, want);
-                if (cs_parse_timestamp(out, n, &ts2, &usec2) != 0 ||
-                    ts2 != ts || usec2 != usec)
+                if (cs_time_parse(out, n, &ts2, &usec2) != 0 || ts2 != ts ||
+                    usec2 != usec)
                         fail_msg("\"%s\" does not parse back to %lld.%06d", out,
                                  (long long)ts, (int)usec);
         }

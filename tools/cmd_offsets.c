@@ -6,8 +6,8 @@
 
 #include "cs_cli.h"
 #include "cs_cmd.h"
-#include "cs_parse.h"
 #include "cs_sink.h"
+#include "cs_time.h"
 #include "cs_topics.h"
 
 static const char offsets_help[] =
@@ -68,9 +68,9 @@ static const char *norm_time(const char *s, char *buf)
         int64_t sec;
         int32_t usec;
 
-        if (!s || cs_parse_timestamp(s, strlen(s), &sec, &usec) < 0)
+        if (!s || cs_time_parse(s, strlen(s), &sec, &usec) < 0)
                 return or_dash(s);
-        cs_format_timestamp(sec, usec, buf);
+        cs_time_format(sec, usec, buf);
         return buf;
 }
 
@@ -117,7 +117,7 @@ static int parse_when(const char *val, int64_t *out)
 
         snprintf(buf, sizeof(buf), "%s%s", val,
                  strlen(val) == 10 ? " 00:00" : "");
-        if (cs_parse_timestamp(buf, strlen(buf), out, &usec) < 0) {
+        if (cs_time_parse(buf, strlen(buf), out, &usec) < 0) {
                 cs_cli_usage_error("offsets",
                                    "invalid --to-timestamp '%s': expected "
                                    "YYYY-MM-DD [HH:MM[:SS]]",

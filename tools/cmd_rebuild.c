@@ -4,9 +4,9 @@
 
 #include "cs_cli.h"
 #include "cs_cmd.h"
-#include "cs_parse.h"
 #include "cs_rebuild.h"
 #include "cs_sink.h"
+#include "cs_time.h"
 
 #define MAX_SPECS 16
 
@@ -48,7 +48,7 @@ static int parse_bound(const char *flag, const char *val, int64_t *out)
 
         snprintf(buf, sizeof(buf), "%s%s", val,
                  strlen(val) == 10 ? " 00:00" : "");
-        if (cs_parse_timestamp(buf, strlen(buf), out, &usec) < 0) {
+        if (cs_time_parse(buf, strlen(buf), out, &usec) < 0) {
                 cs_cli_usage_error("rebuild",
                                    "invalid %s '%s': expected YYYY-MM-DD "
                                    "[HH:MM[:SS]]",
