@@ -1241,3 +1241,49 @@ int th_sinkdir_teardown(void **state)
         *state = NULL;
         return 0;
 }
+
+void th_http_resp_free(struct th_http_resp *r)
+{
+        free(r->type);
+        th_buf_free(&r->raw);
+        memset(r, 0, sizeof(*r));
+}
+
+void th_http_get(int port, const char *target, struct th_http_resp *r)
+{
+        struct timeval tv = {30, 0};
+        struct sockaddr_in sin;
+        char req[2048], buf[8192], *p, *hend;
+        ssize_t n;
+        int fd;
+
+        memset(r, 0, sizeof(*r));
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons((uint16_t)port);
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+                fail_msg("connect to port %d: %s", port, strerror(errno));
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n",
+                 target);
+        assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+                th_buf_add(&r->raw, buf, (size_t)n);
+        close(fd);
+        assert_true(n == 0);
+        th_buf_add(&r->raw, "", 1);
+        r->raw.len--;
+        assert_int_equal(sscanf(r->raw.p, "HTTP/1.%*d %d", &r->status), 1);
+        hend = strstr(r->raw.p, "\r\n\r\n");
+        assert_non_null(hend);
+        r->body = hend + 4;
+        r->len = r->raw.len - (size_t)(r->body - r->raw.p);
+        p = strcasestr(r->raw.p, "\r\nContent-Type: ");
+        if (p && p < hend) {
+                p += strlen("\r\nContent-Type: ");
+                r->type = th_strndup(p, strcspn(p, "\r"));
+        }
+}

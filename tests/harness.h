@@ -315,4 +315,26 @@ int th_sinkdir_setup(void **state);
 /* Closes the sink, removes the folder and frees the state. */
 int th_sinkdir_teardown(void **state);
 
+/*
+ * HTTP over loopback (test_http, test_metrics).
+ */
+
+/* One answer: the status, the Content-Type (NULL when none) and the body,
+ * which point into raw (NUL-terminated). */
+struct th_http_resp {
+        int status;
+        char *type;
+        char *body;
+        size_t len;
+        struct th_buf raw;
+};
+
+/* GETs target from 127.0.0.1:port over HTTP/1.0 and reads the whole
+ * answer into *r (30 s at most per read); fails the test when it cannot
+ * connect or the answer is not HTTP. */
+void th_http_get(int port, const char *target, struct th_http_resp *r);
+
+/* Frees what th_http_get() filled in and clears *r. */
+void th_http_resp_free(struct th_http_resp *r);
+
 #endif

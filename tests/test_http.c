@@ -57,22 +57,6 @@ struct rt {
 
 static struct rt *g;
 
-/* The answer to one request. */
-struct resp {
-        int status;
-        char *type; /* Content-Type */
-        char *body;
-        size_t len;
-        struct th_buf raw;
-};
-
-static void resp_free(struct resp *r)
-{
-        free(r->type);
-        th_buf_free(&r->raw);
-        memset(r, 0, sizeof(*r));
-}
-
 /* Connects to addr:port; returns the socket or -1 (errno set). */
 static int connect_to(const char *addr, int port)
 {
@@ -92,39 +76,6 @@ static int connect_to(const char *addr, int port)
                 return -1;
         }
         return fd;
-}
-
-/* GET target over HTTP/1.0 and reads the whole answer. */
-static void http_get(const char *target, struct resp *r)
-{
-        struct timeval tv = {30, 0};
-        char req[2048], buf[8192], *p, *hend;
-        ssize_t n;
-        int fd;
-
-        memset(r, 0, sizeof(*r));
-        fd = connect_to("127.0.0.1", g->port);
-        assert_true(fd >= 0);
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n",
-                 target);
-        assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-        while ((n = read(fd, buf, sizeof(buf))) > 0)
-                th_buf_add(&r->raw, buf, (size_t)n);
-        close(fd);
-        assert_true(n == 0);
-        th_buf_add(&r->raw, "", 1);
-        r->raw.len--;
-        assert_int_equal(sscanf(r->raw.p, "HTTP/1.%*d %d", &r->status), 1);
-        hend = strstr(r->raw.p, "\r\n\r\n");
-        assert_non_null(hend);
-        r->body = hend + 4;
-        r->len = r->raw.len - (size_t)(r->body - r->raw.p);
-        p = strcasestr(r->raw.p, "\r\nContent-Type: ");
-        if (p && p < hend) {
-                p += strlen("\r\nContent-Type: ");
-                r->type = th_strndup(p, strcspn(p, "\r"));
-        }
 }
 
 /* `callstream report --db DB ARGS...` (NULL-terminated): its stdout. */
@@ -239,7 +190,7 @@ static void test_json(void **state)
                 {"/report.json", ""},
         };
         json_error_t jerr;
-        struct resp r;
+        struct th_http_resp r;
         size_t i;
 
         (void)state;
@@ -247,7 +198,7 @@ static void test_json(void **state)
                 json_t *got, *want;
                 char *out;
 
-                http_get(cases[i][0], &r);
+                th_http_get(g->port, cases[i][0], &r);
                 assert_int_equal(r.status, 200);
                 assert_string_equal(r.type, "application/json");
                 got = json_loadb(r.body, r.len, 0, &jerr);
@@ -278,10 +229,10 @@ static void test_json(void **state)
                 json_decref(got);
                 json_decref(want);
                 free(out);
-                resp_free(&r);
+                th_http_resp_free(&r);
         }
         /* And the whole view, as SQL counts it. */
-        http_get("/report.json?view=call_counts", &r);
+        th_http_get(g->port, "/report.json?view=call_counts", &r);
         assert_int_equal(r.status, 200);
         {
                 json_t *all = json_loadb(r.body, r.len, 0, &jerr);
@@ -291,16 +242,16 @@ static void test_json(void **state)
                                  sql_count("SELECT count(*) FROM call_counts"));
                 json_decref(all);
         }
-        resp_free(&r);
+        th_http_resp_free(&r);
 }
 
 static void test_csv(void **state)
 {
-        struct resp r;
+        struct th_http_resp r;
         char *out;
 
         (void)state;
-        http_get("/report.csv?view=call_counts&window=1h", &r);
+        th_http_get(g->port, "/report.csv?view=call_counts&window=1h", &r);
         assert_int_equal(r.status, 200);
         assert_string_equal(r.type, "text/csv; charset=utf-8");
         out = report("--view", "call_counts", "--window", "1h", NULL);
@@ -311,15 +262,15 @@ static void test_csv(void **state)
                          1 + sql_count("SELECT count(*) FROM call_counts "
                                        "WHERE window_spec = '1h'"));
         free(out);
-        resp_free(&r);
+        th_http_resp_free(&r);
 }
 
 static void test_page(void **state)
 {
-        struct resp r;
+        struct th_http_resp r;
 
         (void)state;
-        http_get("/?from=2018-01-01", &r);
+        th_http_get(g->port, "/?from=2018-01-01", &r);
         assert_int_equal(r.status, 200);
         assert_string_equal(r.type, "text/html; charset=utf-8");
         assert_non_null(strstr(r.body, "<!DOCTYPE html>"));
@@ -327,15 +278,16 @@ static void test_page(void **state)
         assert_non_null(
                 strstr(r.body, "&lt;script&gt;alert(1)&lt;/script&gt; &amp;"));
         assert_null(strstr(r.body, "<script"));
-        resp_free(&r);
+        th_http_resp_free(&r);
         /* The default page: the recent windows, refreshed too. */
-        http_get("/", &r);
+        th_http_get(g->port, "/", &r);
         assert_int_equal(r.status, 200);
         assert_non_null(strstr(r.body, "<meta http-equiv=\"refresh\""));
-        resp_free(&r);
+        th_http_resp_free(&r);
 }
 
-static void assert_one_line(const struct resp *r, int status, const char *has)
+static void assert_one_line(const struct th_http_resp *r, int status,
+                            const char *has)
 {
         assert_int_equal(r->status, status);
         assert_string_equal(r->type, "text/plain; charset=utf-8");
@@ -358,22 +310,22 @@ static void test_errors(void **state)
                 {"/report.csv?view=pipeline_progress&top=3", "top"},
                 {"/report.csv?colour=red", "unknown parameter"},
         };
-        struct resp r;
+        struct th_http_resp r;
         size_t i;
 
         (void)state;
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                http_get(bad[i][0], &r);
+                th_http_get(g->port, bad[i][0], &r);
                 assert_one_line(&r, 400, bad[i][1]);
-                resp_free(&r);
+                th_http_resp_free(&r);
         }
-        http_get("/nothing-here", &r);
+        th_http_get(g->port, "/nothing-here", &r);
         assert_one_line(&r, 404, "not found");
-        resp_free(&r);
+        th_http_resp_free(&r);
         /* Still serving after all that. */
-        http_get("/report.csv", &r);
+        th_http_get(g->port, "/report.csv", &r);
         assert_int_equal(r.status, 200);
-        resp_free(&r);
+        th_http_resp_free(&r);
 }
 
 static void test_start_errors(void **state)
@@ -406,7 +358,7 @@ static void test_unreachable(void **state)
 {
         struct th_args a = {0};
         char *log = th_asprintf("%s/unreachable.log", g->dir), host[64];
-        struct resp r;
+        struct th_http_resp r;
         int port = g->port;
         pid_t pid;
 
@@ -422,9 +374,9 @@ static void test_unreachable(void **state)
         if (g->port < 0)
                 th_show_file_tail("ingest", log);
         assert_true(g->port > 0);
-        http_get("/report.json", &r);
+        th_http_get(g->port, "/report.json", &r);
         assert_one_line(&r, 503, "127.0.0.1");
-        resp_free(&r);
+        th_http_resp_free(&r);
         g->port = port;
         kill(pid, SIGTERM);
         th_wait_until(pid, th_now_ms() + 60 * 1000);
@@ -439,7 +391,7 @@ static void test_pg_schema(void **state)
         json_error_t jerr;
         json_t *got, *want;
         char *sample, *conn, *log, host[64];
-        struct resp r;
+        struct th_http_resp r;
         int port = g->port, status;
         pid_t pid;
 
@@ -466,7 +418,8 @@ static void test_pg_schema(void **state)
         if (g->port < 0)
                 th_show_file_tail("ingest", log);
         assert_true(g->port > 0);
-        http_get("/report.json?view=call_counts&window=1h&top=2", &r);
+        th_http_get(g->port, "/report.json?view=call_counts&window=1h&top=2",
+                    &r);
         assert_int_equal(r.status, 200);
         got = json_loadb(r.body, r.len, 0, &jerr);
         assert_non_null(got);
@@ -482,7 +435,7 @@ static void test_pg_schema(void **state)
         json_decref(want);
         th_run_free(&run);
         th_args_free(&a);
-        resp_free(&r);
+        th_http_resp_free(&r);
         g->port = port;
         kill(pid, SIGTERM);
         status = th_wait_until(pid, th_now_ms() + 60 * 1000);

@@ -60,61 +60,6 @@
  * HTTP over loopback.
  */
 
-struct resp {
-        int status;
-        char *type;
-        char *body;
-        size_t len;
-        struct th_buf raw;
-};
-
-static void resp_free(struct resp *r)
-{
-        free(r->type);
-        th_buf_free(&r->raw);
-        memset(r, 0, sizeof(*r));
-}
-
-/* GET target from 127.0.0.1:port over HTTP/1.0; the whole answer. */
-static void http_get(int port, const char *target, struct resp *r)
-{
-        struct timeval tv = {30, 0};
-        struct sockaddr_in sin;
-        char req[512], buf[8192], *p, *hend;
-        ssize_t n;
-        int fd;
-
-        memset(r, 0, sizeof(*r));
-        fd = socket(AF_INET, SOCK_STREAM, 0);
-        assert_true(fd >= 0);
-        memset(&sin, 0, sizeof(sin));
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons((uint16_t)port);
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-                fail_msg("connect to port %d: %s", port, strerror(errno));
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n",
-                 target);
-        assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-        while ((n = read(fd, buf, sizeof(buf))) > 0)
-                th_buf_add(&r->raw, buf, (size_t)n);
-        close(fd);
-        assert_true(n == 0);
-        th_buf_add(&r->raw, "", 1);
-        r->raw.len--;
-        assert_int_equal(sscanf(r->raw.p, "HTTP/1.%*d %d", &r->status), 1);
-        hend = strstr(r->raw.p, "\r\n\r\n");
-        assert_non_null(hend);
-        r->body = hend + 4;
-        r->len = r->raw.len - (size_t)(r->body - r->raw.p);
-        p = strcasestr(r->raw.p, "\r\nContent-Type: ");
-        if (p && p < hend) {
-                p += strlen("\r\nContent-Type: ");
-                r->type = th_strndup(p, strcspn(p, "\r"));
-        }
-}
-
 /* Waits for "serving the report at http://HOST:PORT/" in the log at path
  * while pid runs; returns the port or -1. */
 static int wait_url(const char *path, pid_t pid)
@@ -642,14 +587,14 @@ static void expo_ok(const char *text, size_t len, struct expo *e)
 /* Scrapes /metrics and parses it; fails the test on anything amiss. */
 static void scrape(int port, struct expo *e)
 {
-        struct resp r;
+        struct th_http_resp r;
 
-        http_get(port, "/metrics", &r);
+        th_http_get(port, "/metrics", &r);
         assert_int_equal(r.status, 200);
         assert_non_null(r.type);
         assert_non_null(strstr(r.type, "text/plain; version=0.0.4"));
         expo_ok(r.body, r.len, e);
-        resp_free(&r);
+        th_http_resp_free(&r);
 }
 
 static const char *const counters[] = {
@@ -862,14 +807,14 @@ static void stop_ingest(pid_t pid, const char *log)
 
 static void assert_health(int port, int status, const char *has)
 {
-        struct resp r;
+        struct th_http_resp r;
 
-        http_get(port, "/healthz", &r);
+        th_http_get(port, "/healthz", &r);
         assert_int_equal(r.status, status);
         assert_int_equal(th_count_lines(r.body, r.len), 1);
         if (!strstr(r.body, has))
                 fail_msg("expected '%s' in /healthz: %s", has, r.body);
-        resp_free(&r);
+        th_http_resp_free(&r);
 }
 
 static void test_metrics_stream(void **state)
@@ -935,23 +880,23 @@ static void test_metrics_stream(void **state)
 static void wait_health(int port, int status, const char *has)
 {
         int64_t deadline = th_now_ms() + SCRAPE_TIMEOUT_MS;
-        struct resp r;
+        struct th_http_resp r;
 
         for (;;) {
-                http_get(port, "/healthz", &r);
+                th_http_get(port, "/healthz", &r);
                 if (r.status == status)
                         break;
                 if (th_now_ms() > deadline)
                         fail_msg("/healthz still %d: %.*s", r.status,
                                  (int)r.len, r.body);
-                resp_free(&r);
+                th_http_resp_free(&r);
                 th_sleep_ms(200);
         }
         assert_int_equal(th_count_lines(r.body, r.len), 1);
         if (!strstr(r.body, has))
                 fail_msg("expected '%s' in /healthz: %s", has, r.body);
         fprintf(stderr, "# /healthz %d: %.*s", r.status, (int)r.len, r.body);
-        resp_free(&r);
+        th_http_resp_free(&r);
 }
 
 /* The progress reports' id of a PostgreSQL database is the same whatever
