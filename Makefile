@@ -6,7 +6,7 @@
 #   make check   format check, -Werror build, sanitized test run
 #   SAN=address,undefined make ...  builds a sanitized tree under build/san
 
-PKGS     := rdkafka sqlite3 yajl libpq libmicrohttpd
+PKGS     := rdkafka sqlite3 yajl libpq libmicrohttpd avro-c
 CC       ?= cc
 # CFLAGS is the caller's (optimisation, -Werror...); CS_CFLAGS always applies.
 CFLAGS   ?= -O2 -g

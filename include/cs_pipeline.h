@@ -46,6 +46,11 @@ struct cs_pipeline_conf {
         int durability;   /* --durability: CS_DURABILITY_... (cs_sink.h) */
         const char *const *props; /* -X name=value */
         size_t nprops;
+        /* --format: CS_FORMAT_JSON (0), _AVRO or _AUTO (cs_avro.h); avro
+         * decodes the Avro messages, borrowed, used by the consumer thread
+         * alone. */
+        int format;
+        struct cs_avro_decoder *avro;
 };
 
 /* Waits for the database to come up (cs_sink_open() or migrate returning

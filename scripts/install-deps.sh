@@ -4,7 +4,7 @@
 # through sudo. Without an argument: what `make test` needs.
 set -e
 BUILD="build-essential pkg-config librdkafka-dev libsqlite3-dev libyajl-dev
-libpq-dev libmicrohttpd-dev"
+libpq-dev libmicrohttpd-dev libavro-dev libavro23"
 DEMO="$BUILD sqlite3"
 # python3: test_report parses CSV with its csv module.
 TEST="$BUILD libcmocka-dev libjansson-dev kcat sqlite3 postgresql python3"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_avro.h"
 #include "cs_cli.h"
 #include "cs_cmd.h"
 #include "cs_http.h"
@@ -117,6 +118,18 @@ static const char ingest_help[] =
         "                            /report.json... with the parameters of\n"
         "                            `callstream report` (default host\n"
         "                            127.0.0.1; 0.0.0.0 for every interface)\n"
+        "      --format json|avro|auto\n"
+        "                            message format (default json); auto:\n"
+        "                            Confluent-framed Avro when a message\n"
+        "                            starts with byte 0, JSON otherwise\n"
+        "      --avro-schema FILE    the Avro writer's schema (a record; its\n"
+        "                            fields are matched to the call's by "
+        "name)\n"
+        "      --framing plain|confluent\n"
+        "                            Avro: one datum per message (default), "
+        "or\n"
+        "                            byte 0, a 4-byte schema id, the datum\n"
+        "      --schema-id N         Confluent: reject other schema ids\n"
         "  -X name=value             librdkafka property, repeatable (not\n"
         "                            with --file); checked before anything\n"
         "                            is opened\n"
@@ -151,6 +164,10 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"broker-timeout", required_argument, NULL, 'K'},
                 {"durability", required_argument, NULL, 'D'},
                 {"http", required_argument, NULL, 'H'},
+                {"format", required_argument, NULL, 'Q'},
+                {"avro-schema", required_argument, NULL, 'A'},
+                {"framing", required_argument, NULL, 'J'},
+                {"schema-id", required_argument, NULL, 'I'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -165,8 +182,11 @@ int cs_cmd_ingest(int argc, char **argv)
                 .props = props,
         };
         char errstr[256], *real = NULL;
-        const char *http_addr = NULL;
+        const char *http_addr = NULL, *avro_schema = NULL;
         struct cs_http *http = NULL;
+        char *avro_json = NULL;
+        int framing = -1;
+        long long schema_id = CS_AVRO_ANY_SCHEMA_ID;
         long long v;
         int64_t d;
         int c, r, startup_timeout_set = 0, broker_timeout_set = 0;
@@ -311,6 +331,43 @@ int cs_cmd_ingest(int argc, char **argv)
                         }
                         props[conf.nprops++] = optarg;
                         break;
+                case 'Q':
+                        if (!strcmp(optarg, "json")) {
+                                conf.format = CS_FORMAT_JSON;
+                        } else if (!strcmp(optarg, "avro")) {
+                                conf.format = CS_FORMAT_AVRO;
+                        } else if (!strcmp(optarg, "auto")) {
+                                conf.format = CS_FORMAT_AUTO;
+                        } else {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --format '%s': "
+                                                   "expected json, avro or "
+                                                   "auto",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        break;
+                case 'A':
+                        avro_schema = optarg;
+                        break;
+                case 'J':
+                        if (strcmp(optarg, "plain") &&
+                            strcmp(optarg, "confluent")) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --framing '%s': "
+                                                   "expected plain or "
+                                                   "confluent",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        framing = !strcmp(optarg, "plain") ? CS_AVRO_PLAIN
+                                                           : CS_AVRO_CONFLUENT;
+                        break;
+                case 'I':
+                        if (cs_cli_int("ingest", "--schema-id", optarg, 0,
+                                       UINT32_MAX, &schema_id) < 0)
+                                return CS_EXIT_USAGE;
+                        break;
                 case 'h':
                         fputs(ingest_help, stdout);
                         return CS_EXIT_OK;
@@ -365,6 +422,65 @@ int cs_cmd_ingest(int argc, char **argv)
                 cs_cli_usage_error("ingest", "%s", errstr);
                 return CS_EXIT_USAGE;
         }
+        /* Avro: every option checked and the schema resolved before
+         * anything is opened. */
+        if (conf.format == CS_FORMAT_JSON &&
+            (avro_schema || framing >= 0 ||
+             schema_id != CS_AVRO_ANY_SCHEMA_ID)) {
+                cs_cli_usage_error("ingest", "--avro-schema, --framing and "
+                                             "--schema-id need --format avro "
+                                             "or auto");
+                return CS_EXIT_USAGE;
+        }
+        if (conf.format != CS_FORMAT_JSON) {
+                if (conf.file) {
+                        cs_cli_usage_error("ingest",
+                                           "--file replays JSON: --format "
+                                           "avro and auto read Kafka only");
+                        return CS_EXIT_USAGE;
+                }
+                if (!avro_schema) {
+                        cs_cli_usage_error("ingest",
+                                           "--format %s needs "
+                                           "--avro-schema FILE",
+                                           conf.format == CS_FORMAT_AVRO
+                                                   ? "avro"
+                                                   : "auto");
+                        return CS_EXIT_USAGE;
+                }
+                if (conf.format == CS_FORMAT_AUTO && framing == CS_AVRO_PLAIN) {
+                        cs_cli_usage_error("ingest",
+                                           "--format auto tells Avro by the "
+                                           "Confluent magic byte: "
+                                           "--framing plain cannot be told "
+                                           "from JSON");
+                        return CS_EXIT_USAGE;
+                }
+                if (framing < 0)
+                        framing = conf.format == CS_FORMAT_AUTO
+                                          ? CS_AVRO_CONFLUENT
+                                          : CS_AVRO_PLAIN;
+                if (framing == CS_AVRO_PLAIN &&
+                    schema_id != CS_AVRO_ANY_SCHEMA_ID) {
+                        cs_cli_usage_error("ingest", "--schema-id needs "
+                                                     "--framing confluent");
+                        return CS_EXIT_USAGE;
+                }
+                if (cs_avro_schema_load(avro_schema, &avro_json, errstr,
+                                        sizeof(errstr)) < 0) {
+                        cs_cli_usage_error("ingest", "--avro-schema %s",
+                                           errstr);
+                        return CS_EXIT_USAGE;
+                }
+                conf.avro = cs_avro_decoder_new(avro_json, framing, schema_id,
+                                                errstr, sizeof(errstr));
+                free(avro_json);
+                if (!conf.avro) {
+                        cs_cli_usage_error("ingest", "%s: %s", avro_schema,
+                                           errstr);
+                        return CS_EXIT_USAGE;
+                }
+        }
         if (conf.nspecs == 0) {
                 if (cs_window_spec_parse("1h", &specs[0], errstr,
                                          sizeof(errstr)) < 0)
@@ -382,11 +498,13 @@ int cs_cmd_ingest(int argc, char **argv)
                                sizeof(errstr))) < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 free(real);
+                cs_avro_decoder_destroy(conf.avro);
                 return r == CS_REFUSED ? CS_EXIT_USAGE : CS_EXIT_FAILURE;
         }
         r = cs_pipeline_run(&conf, &stop);
         cs_http_stop(http);
         free(real);
+        cs_avro_decoder_destroy(conf.avro);
         return r == 0            ? CS_EXIT_OK
                : r == CS_REFUSED ? CS_EXIT_USAGE
                                  : CS_EXIT_FAILURE;
