@@ -111,9 +111,15 @@ bench:
 	@sh scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory $(BIN) $(B)/tests/bench_parse
 	@sh scripts/bench.sh $(BIN) $(B)/tests/bench_parse $(B)/bench.json
+	@$(MAKE) --no-print-directory $(B)/tests/bench_avro
+	@sh scripts/bench-avro.sh $(BIN) $(B)/tests/bench_avro
 
 # The parser micro-benchmark: links the library only, no test helpers.
 $(B)/tests/bench_parse: $(B)/tests/bench_parse.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# The decoders micro-benchmark (JSON, Avro, Avro C's generic reader).
+$(B)/tests/bench_avro: $(B)/tests/bench_avro.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 deps:

@@ -91,9 +91,10 @@ enum cs_value_kind {
  * cs_value_kind), call->field[i] its text. Sets call->ts and ts_usec and
  * returns 0 when the call is valid; otherwise -1 with the same reason the
  * JSON path gives ("missing call_date_time", "invalid crime_id: ..."). So a
- * call is valid in any format exactly when it is valid as JSON. */
+ * call is valid in any format exactly when it is valid as JSON. nul_free:
+ * the caller knows no string holds U+0000, which spares the scan for it. */
 int cs_parse_validate(const unsigned char kind[CS_F_COUNT],
-                      struct cs_call *call, char *reason,
+                      struct cs_call *call, int nul_free, char *reason,
                       size_t reason_size) CS_MUSTCHECK;
 
 /* How many messages cs_parse_call() read with the flat reader and how many

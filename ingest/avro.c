@@ -347,6 +347,12 @@ static int read_long(struct rd *r, int64_t *v)
         int shift = 0;
         unsigned char b;
 
+        /* Most are one byte: string lengths under 64, union branches. */
+        if (r->pos < r->len && !(r->s[r->pos] & 0x80)) {
+                b = r->s[r->pos++];
+                *v = (int64_t)(b >> 1) ^ -(int64_t)(b & 1);
+                return 0;
+        }
         do {
                 if (shift == 70) {
                         snprintf(r->reason, r->reason_size,
@@ -519,14 +525,28 @@ static int skip(struct rd *r, avro_schema_t t, const char *what, int depth)
 }
 
 /* Strict UTF-8 (RFC 3629: no overlong forms, surrogates or code points
- * over U+10FFFF); returns the offset of the first bad byte, or len. */
-static size_t utf8_bad(const unsigned char *s, size_t len)
+ * over U+10FFFF); returns the offset of the first bad byte, or len. Sets
+ * *nul when the text holds a U+0000 (validation then looks for it). */
+static size_t utf8_bad(const unsigned char *s, size_t len, int *nul)
 {
+        const uint64_t ones = 0x0101010101010101ULL;
+        const uint64_t highs = 0x8080808080808080ULL;
         size_t i = 0, n, k;
         unsigned cp;
 
         while (i < len) {
+                /* Eight ASCII bytes with no NUL at a time. */
+                if (len - i >= 8) {
+                        uint64_t x;
+
+                        memcpy(&x, s + i, 8);
+                        if (!((x | ((x - ones) & ~x)) & highs)) {
+                                i += 8;
+                                continue;
+                        }
+                }
                 if (s[i] < 0x80) {
+                        *nul |= s[i] == 0;
                         i++;
                         continue;
                 }
@@ -553,6 +573,7 @@ int cs_avro_decode(struct cs_avro_decoder *dec, const char *buf, size_t len,
                    struct cs_call *call, char *reason, size_t reason_size)
 {
         unsigned char kind[CS_F_COUNT] = {0};
+        int nul = 0;
         struct rd r = {(const unsigned char *)buf, 0,      len,
                        CS_AVRO_STRING_MAX,         reason, reason_size};
         size_t i;
@@ -616,7 +637,7 @@ int cs_avro_decode(struct cs_avro_decoder *dec, const char *buf, size_t len,
                                 goto fail;
                         f->ptr = buf + r.pos;
                         f->len = n;
-                        bad = utf8_bad(r.s + r.pos, n);
+                        bad = utf8_bad(r.s + r.pos, n, &nul);
                         if (bad < n) {
                                 snprintf(reason, reason_size,
                                          "invalid Avro: invalid UTF-8 in %s "
@@ -650,7 +671,7 @@ int cs_avro_decode(struct cs_avro_decoder *dec, const char *buf, size_t len,
                          len - r.pos, r.pos);
                 goto fail;
         }
-        if (cs_parse_validate(kind, call, reason, reason_size) < 0)
+        if (cs_parse_validate(kind, call, !nul, reason, reason_size) < 0)
                 goto fail;
         return 0;
 fail:

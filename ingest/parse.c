@@ -558,9 +558,10 @@ static int validate(struct cs_parser *p, struct cs_call *call, int nul_free,
 }
 
 int cs_parse_validate(const unsigned char kind[CS_F_COUNT],
-                      struct cs_call *call, char *reason, size_t reason_size)
+                      struct cs_call *call, int nul_free, char *reason,
+                      size_t reason_size)
 {
-        return validate_kinds(kind, call, 0, reason, reason_size);
+        return validate_kinds(kind, call, nul_free, reason, reason_size);
 }
 
 int cs_parse_call_yajl(struct cs_parser *p, const char *buf, size_t len,
