@@ -139,12 +139,15 @@ fuzz-run: $(BIN)
 	@mkdir -p build/fuzz/corpus
 	$(BIN) generate --count 64 --seed 9 --malformed 0.3 --int-ids 0.3 | \
 		split -l 1 - build/fuzz/corpus/seed-
+	$(BIN) generate --count 64 --seed 9 --malformed 0.3 --format avro | \
+		python3 -c 'exec("import sys\nd = sys.stdin.buffer.read()\ni = n = 0\nwhile i < len(d):\n k = int.from_bytes(d[i:i + 4], \"big\")\n open(\"build/fuzz/corpus/avro-%d\" % n, \"wb\").write(d[i + 4:i + 4 + k])\n i += 4 + k\n n += 1")'
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 		-Iinclude $(PKG_CFLAGS) tests/fuzz/fuzz_parse.c ingest/parse.c \
-		ingest/time.c ingest/log.c -o build/fuzz/fuzz_parse \
-		$(shell pkg-config --libs yajl jansson 2>/dev/null)
-	build/fuzz/fuzz_parse build/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
-		-max_len=4096
+		ingest/avro.c ingest/time.c ingest/log.c -o build/fuzz/fuzz_parse \
+		$(shell pkg-config --libs yajl jansson avro-c 2>/dev/null)
+	ASAN_OPTIONS=allocator_may_return_null=1 \
+		build/fuzz/fuzz_parse \
+		build/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 format:
 	clang-format -i include/*.h ingest/*.c tools/*.c tests/*.c tests/*.h tests/fuzz/*.c
