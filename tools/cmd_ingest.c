@@ -124,7 +124,8 @@ static const char ingest_help[] =
         "                            starts with byte 0, JSON otherwise\n"
         "      --avro-schema FILE    the Avro writer's schema (a record; its\n"
         "                            fields are matched to the call's by "
-        "name)\n"
+        "name;\n"
+        "                            default: schemas/calls.avsc, built in)\n"
         "      --framing plain|confluent\n"
         "                            Avro: one datum per message (default), "
         "or\n"
@@ -439,15 +440,6 @@ int cs_cmd_ingest(int argc, char **argv)
                                            "avro and auto read Kafka only");
                         return CS_EXIT_USAGE;
                 }
-                if (!avro_schema) {
-                        cs_cli_usage_error("ingest",
-                                           "--format %s needs "
-                                           "--avro-schema FILE",
-                                           conf.format == CS_FORMAT_AVRO
-                                                   ? "avro"
-                                                   : "auto");
-                        return CS_EXIT_USAGE;
-                }
                 if (conf.format == CS_FORMAT_AUTO && framing == CS_AVRO_PLAIN) {
                         cs_cli_usage_error("ingest",
                                            "--format auto tells Avro by the "
@@ -466,17 +458,22 @@ int cs_cmd_ingest(int argc, char **argv)
                                                      "--framing confluent");
                         return CS_EXIT_USAGE;
                 }
-                if (cs_avro_schema_load(avro_schema, &avro_json, errstr,
+                if (avro_schema &&
+                    cs_avro_schema_load(avro_schema, &avro_json, errstr,
                                         sizeof(errstr)) < 0) {
                         cs_cli_usage_error("ingest", "--avro-schema %s",
                                            errstr);
                         return CS_EXIT_USAGE;
                 }
-                conf.avro = cs_avro_decoder_new(avro_json, framing, schema_id,
-                                                errstr, sizeof(errstr));
+                /* Without --avro-schema: schemas/calls.avsc, built in. */
+                conf.avro = cs_avro_decoder_new(
+                        avro_json ? avro_json : cs_avro_calls_schema, framing,
+                        schema_id, errstr, sizeof(errstr));
                 free(avro_json);
                 if (!conf.avro) {
-                        cs_cli_usage_error("ingest", "%s: %s", avro_schema,
+                        cs_cli_usage_error("ingest", "%s: %s",
+                                           avro_schema ? avro_schema
+                                                       : "built-in schema",
                                            errstr);
                         return CS_EXIT_USAGE;
                 }
