@@ -431,6 +431,7 @@ int cs_cmd_ingest(int argc, char **argv)
                 cs_cli_usage_error("ingest", "--avro-schema, --framing and "
                                              "--schema-id need --format avro "
                                              "or auto");
+                free(real);
                 return CS_EXIT_USAGE;
         }
         if (conf.format != CS_FORMAT_JSON) {
@@ -438,6 +439,7 @@ int cs_cmd_ingest(int argc, char **argv)
                         cs_cli_usage_error("ingest",
                                            "--file replays JSON: --format "
                                            "avro and auto read Kafka only");
+                        free(real);
                         return CS_EXIT_USAGE;
                 }
                 if (conf.format == CS_FORMAT_AUTO && framing == CS_AVRO_PLAIN) {
@@ -446,6 +448,7 @@ int cs_cmd_ingest(int argc, char **argv)
                                            "Confluent magic byte: "
                                            "--framing plain cannot be told "
                                            "from JSON");
+                        free(real);
                         return CS_EXIT_USAGE;
                 }
                 if (framing < 0)
@@ -456,6 +459,7 @@ int cs_cmd_ingest(int argc, char **argv)
                     schema_id != CS_AVRO_ANY_SCHEMA_ID) {
                         cs_cli_usage_error("ingest", "--schema-id needs "
                                                      "--framing confluent");
+                        free(real);
                         return CS_EXIT_USAGE;
                 }
                 if (avro_schema &&
@@ -463,6 +467,7 @@ int cs_cmd_ingest(int argc, char **argv)
                                         sizeof(errstr)) < 0) {
                         cs_cli_usage_error("ingest", "--avro-schema %s",
                                            errstr);
+                        free(real);
                         return CS_EXIT_USAGE;
                 }
                 /* Without --avro-schema: schemas/calls.avsc, built in. */
@@ -475,6 +480,7 @@ int cs_cmd_ingest(int argc, char **argv)
                                            avro_schema ? avro_schema
                                                        : "built-in schema",
                                            errstr);
+                        free(real);
                         return CS_EXIT_USAGE;
                 }
         }
