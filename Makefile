@@ -6,7 +6,7 @@
 #   make check   format check, -Werror build, sanitized test run
 #   SAN=address,undefined make ...  builds a sanitized tree under build/san
 
-PKGS     := rdkafka sqlite3 yajl libpq libmicrohttpd
+PKGS     := rdkafka sqlite3 yajl libpq libmicrohttpd avro-c
 CC       ?= cc
 # CFLAGS is the caller's (optimisation, -Werror...); CS_CFLAGS always applies.
 CFLAGS   ?= -O2 -g
@@ -119,9 +119,15 @@ bench:
 	@$(MAKE) --no-print-directory $(BIN) $(B)/tests/bench_parse
 	@sh scripts/bench.sh $(BIN) $(B)/tests/bench_parse $(B)/bench.json
 	@sh scripts/bench-rates.sh $(BIN)
+	@$(MAKE) --no-print-directory $(B)/tests/bench_avro
+	@sh scripts/bench-avro.sh $(BIN) $(B)/tests/bench_avro
 
 # The parser micro-benchmark: links the library only, no test helpers.
 $(B)/tests/bench_parse: $(B)/tests/bench_parse.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# The decoders micro-benchmark (JSON, Avro, Avro C's generic reader).
+$(B)/tests/bench_avro: $(B)/tests/bench_avro.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 deps:
@@ -141,12 +147,15 @@ fuzz-run: $(BIN)
 	@mkdir -p build/fuzz/corpus
 	$(BIN) generate --count 64 --seed 9 --malformed 0.3 --int-ids 0.3 | \
 		split -l 1 - build/fuzz/corpus/seed-
+	$(BIN) generate --count 64 --seed 9 --malformed 0.3 --format avro | \
+		python3 -c 'exec("import sys\nd = sys.stdin.buffer.read()\ni = n = 0\nwhile i < len(d):\n k = int.from_bytes(d[i:i + 4], \"big\")\n open(\"build/fuzz/corpus/avro-%d\" % n, \"wb\").write(d[i + 4:i + 4 + k])\n i += 4 + k\n n += 1")'
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 		-Iinclude $(PKG_CFLAGS) tests/fuzz/fuzz_parse.c ingest/parse.c \
-		ingest/time.c ingest/log.c -o build/fuzz/fuzz_parse \
-		$(shell pkg-config --libs yajl jansson 2>/dev/null)
-	build/fuzz/fuzz_parse build/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
-		-max_len=4096
+		ingest/avro.c ingest/time.c ingest/log.c -o build/fuzz/fuzz_parse \
+		$(shell pkg-config --libs yajl jansson avro-c 2>/dev/null)
+	ASAN_OPTIONS=allocator_may_return_null=1 \
+		build/fuzz/fuzz_parse \
+		build/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 format:
 	clang-format -i include/*.h ingest/*.c tools/*.c tests/*.c tests/*.h tests/fuzz/*.c

@@ -81,6 +81,26 @@ int cs_parse_call_yajl(struct cs_parser *p, const char *buf, size_t len,
  * surrogates, nothing above U+10FFFF), as cs_parse_call() requires. */
 int cs_parse_utf8_valid(const void *buf, size_t len);
 
+/* What another decoder (Avro) found for a field, for cs_parse_validate():
+ * absent, null, a string, or an integer given as its decimal text. */
+enum cs_value_kind {
+        CS_V_ABSENT = 0,
+        CS_V_NULL,
+        CS_V_STRING,
+        CS_V_NUMBER,
+};
+
+/* The checks cs_parse_call() makes once the JSON is read, for a call that
+ * another decoder filled: kind[i] says what field i held (enum
+ * cs_value_kind), call->field[i] its text. Sets call->ts and ts_usec and
+ * returns 0 when the call is valid; otherwise -1 with the same reason the
+ * JSON path gives ("missing call_date_time", "invalid crime_id: ..."). So a
+ * call is valid in any format exactly when it is valid as JSON. nul_free:
+ * the caller knows no string holds U+0000, which spares the scan for it. */
+int cs_parse_validate(const unsigned char kind[CS_F_COUNT],
+                      struct cs_call *call, int nul_free, char *reason,
+                      size_t reason_size) CS_MUSTCHECK;
+
 /* How many messages cs_parse_call() read with the flat reader and how many
  * it left to yajl, since the parser was made: for tests and benchmarks. */
 void cs_parser_counts(const struct cs_parser *p, uint64_t *flat,

@@ -56,6 +56,11 @@ struct cs_pipeline_conf {
          * writer feeds each committed batch (cs_progress.h). */
         struct cs_stats *stats;
         struct cs_progress *progress;
+        /* --format: CS_FORMAT_JSON (0), _AVRO or _AUTO (cs_avro.h); avro
+         * decodes the Avro messages, borrowed, used by the consumer thread
+         * alone. */
+        int format;
+        struct cs_avro_decoder *avro;
 };
 
 /* Waits for the database to come up (cs_sink_open() or migrate returning

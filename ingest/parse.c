@@ -494,14 +494,14 @@ static int all_digits(const struct cs_str *s)
 /* Checks the required fields once the JSON itself is known to be valid.
  * nul_free says no string can hold U+0000 (the flat reader refuses both
  * raw control characters and \u escapes), which spares the scan for it. */
-static int validate(struct cs_parser *p, struct cs_call *call, int nul_free,
-                    char *reason, size_t reason_size)
+static int validate_kinds(const unsigned char *kind, struct cs_call *call,
+                          int nul_free, char *reason, size_t reason_size)
 {
         const struct cs_str *id = &call->field[CS_F_CRIME_ID];
         const struct cs_str *dt = &call->field[CS_F_CALL_DATE_TIME];
         int i;
 
-        switch (p->kind[CS_F_CRIME_ID]) {
+        switch (kind[CS_F_CRIME_ID]) {
         case K_ABSENT:
                 snprintf(reason, reason_size, "missing crime_id");
                 return -1;
@@ -527,30 +527,30 @@ static int validate(struct cs_parser *p, struct cs_call *call, int nul_free,
                 return -1;
         }
 
-        if (p->kind[CS_F_ORIGINAL_CRIME_TYPE_NAME] == K_ABSENT) {
+        if (kind[CS_F_ORIGINAL_CRIME_TYPE_NAME] == K_ABSENT) {
                 snprintf(reason, reason_size,
                          "missing original_crime_type_name");
                 return -1;
         }
-        if (p->kind[CS_F_ORIGINAL_CRIME_TYPE_NAME] != K_STRING ||
+        if (kind[CS_F_ORIGINAL_CRIME_TYPE_NAME] != K_STRING ||
             call->field[CS_F_ORIGINAL_CRIME_TYPE_NAME].len == 0) {
                 snprintf(reason, reason_size,
                          "invalid original_crime_type_name");
                 return -1;
         }
 
-        if (p->kind[CS_F_CALL_DATE_TIME] == K_ABSENT) {
+        if (kind[CS_F_CALL_DATE_TIME] == K_ABSENT) {
                 snprintf(reason, reason_size, "missing call_date_time");
                 return -1;
         }
-        if (p->kind[CS_F_CALL_DATE_TIME] != K_STRING ||
+        if (kind[CS_F_CALL_DATE_TIME] != K_STRING ||
             cs_time_parse(dt->ptr, dt->len, &call->ts, &call->ts_usec) < 0) {
                 snprintf(reason, reason_size, "invalid call_date_time");
                 return -1;
         }
 
         for (i = 0; i < CS_F_COUNT && !nul_free; i++) {
-                if (p->kind[i] == K_STRING && call->field[i].len &&
+                if (kind[i] == K_STRING && call->field[i].len &&
                     memchr(call->field[i].ptr, '\0', call->field[i].len)) {
                         snprintf(reason, reason_size,
                                  "invalid %s: contains \\u0000",
@@ -559,6 +559,26 @@ static int validate(struct cs_parser *p, struct cs_call *call, int nul_free,
                 }
         }
         return 0;
+}
+
+/* The kinds are the same values as enum cs_value_kind in cs_parse.h. */
+_Static_assert((int)K_ABSENT == (int)CS_V_ABSENT &&
+                       (int)K_NULL == (int)CS_V_NULL &&
+                       (int)K_STRING == (int)CS_V_STRING &&
+                       (int)K_NUMBER == (int)CS_V_NUMBER,
+               "enum kind and enum cs_value_kind agree");
+
+static int validate(struct cs_parser *p, struct cs_call *call, int nul_free,
+                    char *reason, size_t reason_size)
+{
+        return validate_kinds(p->kind, call, nul_free, reason, reason_size);
+}
+
+int cs_parse_validate(const unsigned char kind[CS_F_COUNT],
+                      struct cs_call *call, int nul_free, char *reason,
+                      size_t reason_size)
+{
+        return validate_kinds(kind, call, nul_free, reason, reason_size);
 }
 
 int cs_parse_call_yajl(struct cs_parser *p, const char *buf, size_t len,

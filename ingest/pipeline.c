@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cs_avro.h"
 #include "cs_count.h"
 #include "cs_file.h"
 #include "cs_pipeline.h"
@@ -972,6 +973,20 @@ static int note_message(struct pipeline *pl, const struct cs_source_msg *m)
         return 0;
 }
 
+/* Decodes a message as --format says: JSON, Avro, or (auto) Avro when it
+ * starts with the Confluent magic byte 0, which no JSON text does. */
+static int parse_message(struct pipeline *pl, const struct cs_source_msg *m,
+                         struct cs_call *call, char *reason, size_t reason_size)
+{
+        if (pl->conf->format == CS_FORMAT_AVRO ||
+            (pl->conf->format == CS_FORMAT_AUTO && m->len > 0 &&
+             ((const char *)m->payload)[0] == 0))
+                return cs_avro_decode(pl->conf->avro, m->payload, m->len, call,
+                                      reason, reason_size);
+        return cs_parse_call(pl->c.parser, m->payload, m->len, call, reason,
+                             reason_size);
+}
+
 /* Parses one message into the batch: a call, or a rejected record. */
 static int consume(struct pipeline *pl, const struct cs_source_msg *m)
 {
@@ -987,8 +1002,7 @@ static int consume(struct pipeline *pl, const struct cs_source_msg *m)
         if (m->reject) {
                 r = cs_batch_add_reject(b, m->partition, m->offset, m->reject,
                                         m->payload, m->len);
-        } else if (cs_parse_call(c->parser, m->payload, m->len, &call, reason,
-                                 sizeof(reason)) == 0 &&
+        } else if (parse_message(pl, m, &call, reason, sizeof(reason)) == 0 &&
                    windows_fit(pl->conf, c->starts, call.ts, reason,
                                sizeof(reason)) &&
                    not_too_far(pl->conf, call.ts, reason, sizeof(reason))) {

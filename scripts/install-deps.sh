@@ -5,7 +5,7 @@
 set -e
 # help2man: the man page, built by `make install` from the --help texts.
 BUILD="build-essential pkg-config librdkafka-dev libsqlite3-dev libyajl-dev
-libpq-dev libmicrohttpd-dev help2man"
+libpq-dev libmicrohttpd-dev help2man libavro-dev libavro23"
 DEMO="$BUILD sqlite3"
 # python3: test_report parses CSV with its csv module. man-db: test_install
 # renders the man page. (systemd is never installed here: test_install runs

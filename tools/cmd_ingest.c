@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cs_avro.h"
 #include "cs_cli.h"
 #include "cs_cmd.h"
 #include "cs_http.h"
@@ -26,6 +27,10 @@ enum {
         OPT_PROGRESS_FILE,
         OPT_PROGRESS_INTERVAL,
         OPT_HEALTH_TIMEOUT,
+        OPT_FORMAT,
+        OPT_AVRO_SCHEMA,
+        OPT_FRAMING,
+        OPT_SCHEMA_ID,
 };
 
 #define HEALTH_TIMEOUT_S 30
@@ -150,6 +155,19 @@ static const char ingest_help[] =
         "      --progress-file FILE  append the progress reports to FILE\n"
         "      --progress-interval D at most one report per D, adding up\n"
         "                            the batches between (default 0: each)\n"
+        "      --format json|avro|auto\n"
+        "                            message format (default json); auto:\n"
+        "                            Confluent-framed Avro when a message\n"
+        "                            starts with byte 0, JSON otherwise\n"
+        "      --avro-schema FILE    the Avro writer's schema (a record; its\n"
+        "                            fields are matched to the call's by "
+        "name;\n"
+        "                            default: schemas/calls.avsc, built in)\n"
+        "      --framing plain|confluent\n"
+        "                            Avro: one datum per message (default), "
+        "or\n"
+        "                            byte 0, a 4-byte schema id, the datum\n"
+        "      --schema-id N         Confluent: reject other schema ids\n"
         "  -X name=value             librdkafka property, repeatable (not\n"
         "                            with --file); checked before anything\n"
         "                            is opened\n"
@@ -195,6 +213,10 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"progress-interval", required_argument, NULL,
                  OPT_PROGRESS_INTERVAL},
                 {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
+                {"format", required_argument, NULL, OPT_FORMAT},
+                {"avro-schema", required_argument, NULL, OPT_AVRO_SCHEMA},
+                {"framing", required_argument, NULL, OPT_FRAMING},
+                {"schema-id", required_argument, NULL, OPT_SCHEMA_ID},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
@@ -209,13 +231,16 @@ int cs_cmd_ingest(int argc, char **argv)
                 .props = props,
         };
         char errstr[256], *real = NULL;
-        const char *http_addr = NULL;
+        const char *http_addr = NULL, *avro_schema = NULL;
         struct cs_http *http = NULL;
         struct cs_stats *stats = NULL;
         struct cs_progress *progress = NULL;
         struct cs_progress_conf pconf = {0};
         int progress_mode = -1; /* -1: not given */
         int64_t health_timeout = HEALTH_TIMEOUT_S;
+        char *avro_json = NULL;
+        int framing = -1;
+        long long schema_id = CS_AVRO_ANY_SCHEMA_ID;
         long long v;
         int64_t d;
         int c, r, startup_timeout_set = 0, broker_timeout_set = 0;
@@ -398,6 +423,43 @@ int cs_cmd_ingest(int argc, char **argv)
                         }
                         props[conf.nprops++] = optarg;
                         break;
+                case OPT_FORMAT:
+                        if (!strcmp(optarg, "json")) {
+                                conf.format = CS_FORMAT_JSON;
+                        } else if (!strcmp(optarg, "avro")) {
+                                conf.format = CS_FORMAT_AVRO;
+                        } else if (!strcmp(optarg, "auto")) {
+                                conf.format = CS_FORMAT_AUTO;
+                        } else {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --format '%s': "
+                                                   "expected json, avro or "
+                                                   "auto",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        break;
+                case OPT_AVRO_SCHEMA:
+                        avro_schema = optarg;
+                        break;
+                case OPT_FRAMING:
+                        if (strcmp(optarg, "plain") &&
+                            strcmp(optarg, "confluent")) {
+                                cs_cli_usage_error("ingest",
+                                                   "invalid --framing '%s': "
+                                                   "expected plain or "
+                                                   "confluent",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        framing = !strcmp(optarg, "plain") ? CS_AVRO_PLAIN
+                                                           : CS_AVRO_CONFLUENT;
+                        break;
+                case OPT_SCHEMA_ID:
+                        if (cs_cli_int("ingest", "--schema-id", optarg, 0,
+                                       UINT32_MAX, &schema_id) < 0)
+                                return CS_EXIT_USAGE;
+                        break;
                 case 'h':
                         fputs(ingest_help, stdout);
                         return CS_EXIT_OK;
@@ -452,6 +514,67 @@ int cs_cmd_ingest(int argc, char **argv)
                 cs_cli_usage_error("ingest", "%s", errstr);
                 return CS_EXIT_USAGE;
         }
+        /* Avro: every option checked and the schema resolved before
+         * anything is opened. */
+        if (conf.format == CS_FORMAT_JSON &&
+            (avro_schema || framing >= 0 ||
+             schema_id != CS_AVRO_ANY_SCHEMA_ID)) {
+                cs_cli_usage_error("ingest", "--avro-schema, --framing and "
+                                             "--schema-id need --format avro "
+                                             "or auto");
+                free(real);
+                return CS_EXIT_USAGE;
+        }
+        if (conf.format != CS_FORMAT_JSON) {
+                if (conf.file) {
+                        cs_cli_usage_error("ingest",
+                                           "--file replays JSON: --format "
+                                           "avro and auto read Kafka only");
+                        free(real);
+                        return CS_EXIT_USAGE;
+                }
+                if (conf.format == CS_FORMAT_AUTO && framing == CS_AVRO_PLAIN) {
+                        cs_cli_usage_error("ingest",
+                                           "--format auto tells Avro by the "
+                                           "Confluent magic byte: "
+                                           "--framing plain cannot be told "
+                                           "from JSON");
+                        free(real);
+                        return CS_EXIT_USAGE;
+                }
+                if (framing < 0)
+                        framing = conf.format == CS_FORMAT_AUTO
+                                          ? CS_AVRO_CONFLUENT
+                                          : CS_AVRO_PLAIN;
+                if (framing == CS_AVRO_PLAIN &&
+                    schema_id != CS_AVRO_ANY_SCHEMA_ID) {
+                        cs_cli_usage_error("ingest", "--schema-id needs "
+                                                     "--framing confluent");
+                        free(real);
+                        return CS_EXIT_USAGE;
+                }
+                if (avro_schema &&
+                    cs_avro_schema_load(avro_schema, &avro_json, errstr,
+                                        sizeof(errstr)) < 0) {
+                        cs_cli_usage_error("ingest", "--avro-schema %s",
+                                           errstr);
+                        free(real);
+                        return CS_EXIT_USAGE;
+                }
+                /* Without --avro-schema: schemas/calls.avsc, built in. */
+                conf.avro = cs_avro_decoder_new(
+                        avro_json ? avro_json : cs_avro_calls_schema, framing,
+                        schema_id, errstr, sizeof(errstr));
+                free(avro_json);
+                if (!conf.avro) {
+                        cs_cli_usage_error("ingest", "%s: %s",
+                                           avro_schema ? avro_schema
+                                                       : "built-in schema",
+                                           errstr);
+                        free(real);
+                        return CS_EXIT_USAGE;
+                }
+        }
         if (conf.nspecs == 0) {
                 if (cs_window_spec_parse("1h", &specs[0], errstr,
                                          sizeof(errstr)) < 0)
@@ -486,6 +609,7 @@ int cs_cmd_ingest(int argc, char **argv)
                                sizeof(errstr))) < 0) {
                 cs_log(CS_LOG_ERROR, "%s", errstr);
                 free(real);
+                cs_avro_decoder_destroy(conf.avro);
                 return r == CS_REFUSED ? CS_EXIT_USAGE : CS_EXIT_FAILURE;
         }
         if (http) {
@@ -517,6 +641,7 @@ done:
         cs_progress_destroy(progress);
         cs_stats_destroy(stats);
         free(real);
+        cs_avro_decoder_destroy(conf.avro);
         return r == 0            ? CS_EXIT_OK
                : r == CS_REFUSED ? CS_EXIT_USAGE
                                  : CS_EXIT_FAILURE;

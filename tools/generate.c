@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_avro.h"
 #include "cs_cli.h"
 #include "cs_cmd.h"
 #include "cs_common.h"
@@ -1534,6 +1535,22 @@ static void usage(void)
               "                          integer (default 0)\n"
               "  --output FILE           write to FILE instead of standard "
               "output\n"
+              "  --format json|avro      avro: write each line as one message, "
+              "a 4-byte\n"
+              "                          big-endian length then the bytes: "
+              "valid calls\n"
+              "                          encoded as Avro, other lines as they "
+              "are\n"
+              "                          (`produce --format avro "
+              "--input-framing length`\n"
+              "                          sends them)\n"
+              "  --avro-schema FILE      Avro schema (default: "
+              "schemas/calls.avsc, built in)\n"
+              "  --framing plain|confluent, --schema-id N\n"
+              "                          Avro: the datum alone (default), or "
+              "byte 0 and\n"
+              "                          the 4-byte schema id (default 0) "
+              "before it\n"
               "  -v, --verbose           log more\n"
               "  -q, --quiet             log errors only\n"
               "  -h, --help              show this help\n"
@@ -1577,6 +1594,10 @@ enum {
         O_MALFORMED,
         O_INT_IDS,
         O_OUTPUT,
+        O_FORMAT,
+        O_AVRO_SCHEMA,
+        O_FRAMING,
+        O_SCHEMA_ID,
 };
 
 static const struct option longopts[] = {
@@ -1591,6 +1612,10 @@ static const struct option longopts[] = {
         {"malformed", required_argument, NULL, O_MALFORMED},
         {"int-ids", required_argument, NULL, O_INT_IDS},
         {"output", required_argument, NULL, O_OUTPUT},
+        {"format", required_argument, NULL, O_FORMAT},
+        {"avro-schema", required_argument, NULL, O_AVRO_SCHEMA},
+        {"framing", required_argument, NULL, O_FRAMING},
+        {"schema-id", required_argument, NULL, O_SCHEMA_ID},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -1633,8 +1658,13 @@ int cs_cmd_generate(int argc, char **argv)
         long long count = -1, seed = 1, per_hour = 120;
         int64_t start, max_delay = 6 * 3600;
         const char *start_arg = "2018-12-31T00:00:00";
-        const char *output = NULL;
+        const char *output = NULL, *avro_schema = NULL;
         struct gen *g = NULL;
+        struct cs_avro_encoder *enc = NULL;
+        FILE *final = NULL;
+        char *avro_json = NULL, errstr[512];
+        int avro = 0, framing = CS_AVRO_PLAIN;
+        long long schema_id = 0;
         int c, i, ret = CS_EXIT_FAILURE;
 
         optind = 0; /* reset getopt for callers that run us twice */
@@ -1690,6 +1720,37 @@ int cs_cmd_generate(int argc, char **argv)
                 case O_OUTPUT:
                         output = optarg;
                         break;
+                case O_FORMAT:
+                        if (strcmp(optarg, "json") && strcmp(optarg, "avro")) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --format '%s': "
+                                                   "expected json or avro",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        avro = !strcmp(optarg, "avro");
+                        break;
+                case O_AVRO_SCHEMA:
+                        avro_schema = optarg;
+                        break;
+                case O_FRAMING:
+                        if (strcmp(optarg, "plain") &&
+                            strcmp(optarg, "confluent")) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --framing '%s': "
+                                                   "expected plain or "
+                                                   "confluent",
+                                                   optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        framing = !strcmp(optarg, "plain") ? CS_AVRO_PLAIN
+                                                           : CS_AVRO_CONFLUENT;
+                        break;
+                case O_SCHEMA_ID:
+                        if (cs_cli_int(CMD, "--schema-id", optarg, 0,
+                                       UINT32_MAX, &schema_id) == -1)
+                                return CS_EXIT_USAGE;
+                        break;
                 default:
                         return CS_EXIT_USAGE;
                 }
@@ -1723,6 +1784,30 @@ int cs_cmd_generate(int argc, char **argv)
                 return CS_EXIT_USAGE;
         }
 
+        if (avro) {
+                if (avro_schema &&
+                    cs_avro_schema_load(avro_schema, &avro_json, errstr,
+                                        sizeof(errstr)) < 0) {
+                        cs_cli_usage_error(CMD, "--avro-schema %s", errstr);
+                        return CS_EXIT_USAGE;
+                }
+                enc = cs_avro_encoder_new(
+                        avro_json ? avro_json : cs_avro_calls_schema, framing,
+                        schema_id, errstr, sizeof(errstr));
+                free(avro_json);
+                if (!enc) {
+                        cs_cli_usage_error(CMD, "%s: %s",
+                                           avro_schema ? avro_schema
+                                                       : "built-in schema",
+                                           errstr);
+                        return CS_EXIT_USAGE;
+                }
+        } else if (avro_schema || framing || schema_id) {
+                cs_cli_usage_error(CMD, "--avro-schema, --framing and "
+                                        "--schema-id need --format avro");
+                return CS_EXIT_USAGE;
+        }
+
         g = calloc(1, sizeof(*g));
         if (!g || !(g->buf = malloc(OUT_BUFSZ))) {
                 cs_log(CS_LOG_ERROR, "generate: out of memory");
@@ -1748,8 +1833,37 @@ int cs_cmd_generate(int argc, char **argv)
                 g->out = stdout;
         }
 
+        /* Avro: the NDJSON goes to a temporary file first, then each
+         * line becomes one length-prefixed message. */
+        if (enc) {
+                final = g->out;
+                if (!(g->out = tmpfile())) {
+                        g->out = final;
+                        cs_log(CS_LOG_ERROR, "generate: temporary file: %s",
+                               strerror(errno));
+                        goto fail;
+                }
+        }
         if (generate(g, count) == -1)
                 goto fail;
+        if (enc) {
+                FILE *tmp = g->out;
+
+                g->out = final;
+                rewind(tmp);
+                if (cs_avro_ndjson_to_frames(tmp, final, enc, errstr,
+                                             sizeof(errstr)) < 0) {
+                        fclose(tmp);
+                        cs_log(CS_LOG_ERROR, "generate: %s", errstr);
+                        goto fail;
+                }
+                fclose(tmp);
+                if (fflush(final) != 0) {
+                        cs_log(CS_LOG_ERROR, "generate: cannot write: %s",
+                               strerror(errno));
+                        goto fail;
+                }
+        }
         ret = CS_EXIT_OK;
 
 fail:
@@ -1762,5 +1876,6 @@ fail:
         if (g)
                 free(g->buf);
         free(g);
+        cs_avro_encoder_destroy(enc);
         return ret;
 }

@@ -15,6 +15,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "cs_avro.h"
 #include "cs_cli.h"
 #include "cs_cmd.h"
 #include "cs_common.h"
@@ -73,6 +74,12 @@ struct producer {
         long long total_bytes; /* of a regular file, else -1 */
         int64_t start_ns, drawn_ns;
         int drawn; /* a line is on the screen */
+
+        /* --format avro: valid calls are encoded with enc; with
+         * --input-framing length the input is Avro already and dec only
+         * finds each message's key. */
+        struct cs_avro_encoder *enc;
+        struct cs_avro_decoder *dec;
 };
 
 /* interrupted: stop reading the input, deliver what is queued. aborted:
@@ -134,6 +141,26 @@ static void usage(void)
                "same as -X\n"
                "                          message.timeout.ms, the later "
                "one wins\n"
+               "      --format json|avro  send records as they are (json, the "
+               "default), or\n"
+               "                          encode each valid call as Avro; "
+               "other records\n"
+               "                          are sent as they are, unkeyed\n"
+               "      --avro-schema FILE  the Avro schema (default: "
+               "schemas/calls.avsc,\n"
+               "                          built in)\n"
+               "      --framing plain|confluent\n"
+               "                          Avro: the datum alone (default), or "
+               "byte 0 and\n"
+               "                          a 4-byte schema id before it\n"
+               "      --schema-id N       the id Confluent framing writes "
+               "(default 0)\n"
+               "      --input-framing lines|length\n"
+               "                          length: FILE holds messages as "
+               "`generate\n"
+               "                          --format avro` writes them (4-byte "
+               "big-endian\n"
+               "                          length, message), sent as they are\n"
                "  -X PROP=VALUE           librdkafka configuration property "
                "(repeatable);\n"
                "                          the defaults "
@@ -522,14 +549,25 @@ static int send_message(void *opaque, const char *msg, size_t len,
 
         /* Every copy of a call must land in one partition, so the key is
          * the crime_id as the parser reads it (123 and "123" agree). */
-        if (cs_parse_call(p->parser, msg, len, &call, reason, sizeof(reason)) ==
-            0) {
+        if ((p->dec ? cs_avro_decode(p->dec, msg, len, &call, reason,
+                                     sizeof(reason))
+                    : cs_parse_call(p->parser, msg, len, &call, reason,
+                                    sizeof(reason))) == 0) {
                 key = call.field[CS_F_CRIME_ID].ptr;
                 key_len = call.field[CS_F_CRIME_ID].len;
                 /* Waiting serves delivery reports only: the parsed call,
                  * which the key borrows from, stays as it is. */
                 if (p->speedup > 0)
                         speedup_wait(p, call.ts * 1000000 + call.ts_usec);
+                /* The key is copied by librdkafka; an encoded call's
+                 * strings are not needed after cs_avro_encode(). */
+                if (p->enc && cs_avro_encode(p->enc, &call, &msg, &len, reason,
+                                             sizeof(reason)) < 0) {
+                        cs_log(CS_LOG_DEBUG,
+                               "record at byte %llu cannot be written as "
+                               "Avro (%s): sent as it is",
+                               (unsigned long long)offset, reason);
+                }
         } else {
                 p->unkeyed++;
                 cs_log(CS_LOG_DEBUG,
@@ -583,13 +621,22 @@ int cs_cmd_produce(int argc, char **argv)
                 {"rate", required_argument, NULL, 'r'},
                 {"delivery-timeout", required_argument, NULL, 'D'},
                 {"speedup", required_argument, NULL, 'S'},
+                {"format", required_argument, NULL, 'F'},
+                {"avro-schema", required_argument, NULL, 'A'},
+                {"framing", required_argument, NULL, 'J'},
+                {"schema-id", required_argument, NULL, 'I'},
+                {"input-framing", required_argument, NULL, 'L'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
         struct producer p = {0};
         rd_kafka_conf_t *conf = NULL;
         struct cs_jsonsplit *js = NULL;
-        const char *path = "-", *name;
+        struct cs_avro_frames *frames = NULL;
+        const char *path = "-", *name, *avro_schema = NULL;
+        char *avro_json = NULL;
+        int avro = 0, framing = CS_AVRO_PLAIN, length_input = 0;
+        long long schema_id = CS_AVRO_ANY_SCHEMA_ID;
         char errstr[512], *buf = NULL;
         long long rate = 0, timeout_ms;
         int64_t secs, deadline, wait_start;
@@ -686,6 +733,49 @@ int cs_cmd_produce(int argc, char **argv)
                             !strncmp(optarg, "metadata.broker.list=", 21))
                                 brokers_set = 1;
                         break;
+                case 'F':
+                        if (strcmp(optarg, "json") && strcmp(optarg, "avro")) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --format '%s': "
+                                                   "expected json or avro",
+                                                   optarg);
+                                goto fail;
+                        }
+                        avro = !strcmp(optarg, "avro");
+                        break;
+                case 'A':
+                        avro_schema = optarg;
+                        break;
+                case 'J':
+                        if (strcmp(optarg, "plain") &&
+                            strcmp(optarg, "confluent")) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --framing '%s': "
+                                                   "expected plain or "
+                                                   "confluent",
+                                                   optarg);
+                                goto fail;
+                        }
+                        framing = !strcmp(optarg, "plain") ? CS_AVRO_PLAIN
+                                                           : CS_AVRO_CONFLUENT;
+                        break;
+                case 'I':
+                        if (cs_cli_int(CMD, "--schema-id", optarg, 0,
+                                       UINT32_MAX, &schema_id))
+                                goto fail;
+                        break;
+                case 'L':
+                        if (strcmp(optarg, "lines") &&
+                            strcmp(optarg, "length")) {
+                                cs_cli_usage_error(CMD,
+                                                   "invalid --input-framing "
+                                                   "'%s': expected lines or "
+                                                   "length",
+                                                   optarg);
+                                goto fail;
+                        }
+                        length_input = !strcmp(optarg, "length");
+                        break;
                 case 'h':
                         usage();
                         status = CS_EXIT_OK;
@@ -712,6 +802,38 @@ int cs_cmd_produce(int argc, char **argv)
         }
         if (optind < argc)
                 path = argv[optind];
+        if (!avro && (avro_schema || length_input || framing ||
+                      schema_id != CS_AVRO_ANY_SCHEMA_ID)) {
+                cs_cli_usage_error(CMD, "--avro-schema, --framing, "
+                                        "--schema-id and --input-framing "
+                                        "need --format avro");
+                goto fail;
+        }
+        if (avro) {
+                if (avro_schema &&
+                    cs_avro_schema_load(avro_schema, &avro_json, errstr,
+                                        sizeof(errstr)) < 0) {
+                        cs_cli_usage_error(CMD, "--avro-schema %s", errstr);
+                        goto fail;
+                }
+                if (length_input)
+                        p.dec = cs_avro_decoder_new(
+                                avro_json ? avro_json : cs_avro_calls_schema,
+                                framing, CS_AVRO_ANY_SCHEMA_ID, errstr,
+                                sizeof(errstr));
+                else
+                        p.enc = cs_avro_encoder_new(
+                                avro_json ? avro_json : cs_avro_calls_schema,
+                                framing, schema_id, errstr, sizeof(errstr));
+                free(avro_json);
+                if (!p.dec && !p.enc) {
+                        cs_cli_usage_error(CMD, "%s: %s",
+                                           avro_schema ? avro_schema
+                                                       : "built-in schema",
+                                           errstr);
+                        goto fail;
+                }
+        }
         status = CS_EXIT_FAILURE;
 
         name = strcmp(path, "-") ? path : "standard input";
@@ -740,7 +862,9 @@ int cs_cmd_produce(int argc, char **argv)
 
         p.interval_ns = rate ? 1000000000 / rate : 0;
         if (!(p.parser = cs_parser_new()) || !(buf = malloc(READ_SIZE)) ||
-            !(js = cs_jsonsplit_new((size_t)p.max_msg, send_message, &p))) {
+            !(js = cs_jsonsplit_new((size_t)p.max_msg, send_message, &p)) ||
+            (length_input && !(frames = cs_avro_frames_new(
+                                       (size_t)p.max_msg, send_message, &p)))) {
                 cs_log(CS_LOG_ERROR, "out of memory");
                 goto fail;
         }
@@ -801,12 +925,27 @@ int cs_cmd_produce(int argc, char **argv)
                         rc = -1;
                         break;
                 }
+                if (n == 0 && frames) {
+                        rc = cs_avro_frames_end(frames);
+                        if (rc == -1)
+                                cs_log(CS_LOG_ERROR, "%s: %s", name,
+                                       cs_avro_frames_error(frames));
+                        break;
+                }
                 if (n == 0) {
                         rc = cs_jsonsplit_end(js);
                         if (rc == -1)
                                 cs_log(CS_LOG_ERROR, "%s: %s", name,
                                        cs_jsonsplit_error(js));
                         break;
+                }
+                if (frames) {
+                        rc = cs_avro_frames_feed(frames, buf, (size_t)n);
+                        if (rc == -1)
+                                cs_log(CS_LOG_ERROR, "%s: out of memory", name);
+                        if (rc)
+                                break;
+                        continue;
                 }
                 rc = cs_jsonsplit_feed(js, buf, (size_t)n);
                 if (rc == -1)
@@ -924,6 +1063,9 @@ fail:
         if (conf)
                 rd_kafka_conf_destroy(conf);
         cs_jsonsplit_destroy(js);
+        cs_avro_frames_destroy(frames);
+        cs_avro_encoder_destroy(p.enc);
+        cs_avro_decoder_destroy(p.dec);
         cs_parser_destroy(p.parser);
         free(buf);
         if (fd > STDIN_FILENO)

@@ -2,13 +2,154 @@
  * cs_parse_call() (the flat reader, then yajl) must give exactly what
  * cs_parse_call_yajl() (yajl alone) gives, return, reason and every field;
  * and against jansson, whatever one of them calls valid JSON, so must the
- * other. No input may crash any of them (build and run with `make fuzz`). */
+ * other. The same input is also an Avro message: cs_avro_decode() must
+ * agree with Avro C's generic reader (avro_value_read) on whether it is a
+ * datum of the schema below, and on every field it reads. No input may
+ * crash any of them (build and run with `make fuzz`). */
 #include <stdlib.h>
 #include <string.h>
 
+#include <avro.h>
 #include <jansson.h>
 
+#include "cs_avro.h"
 #include "cs_parse.h"
+
+/* The call's fields among others of every kind, so that skipping is
+ * fuzzed too (the same as tests/test_avro_decode.c's schema_extra). */
+static const char avro_schema[] =
+        "{\"type\":\"record\",\"name\":\"T\",\"fields\":["
+        "{\"name\":\"x_int\",\"type\":\"int\"},"
+        "{\"name\":\"crime_id\",\"type\":\"string\"},"
+        "{\"name\":\"x_arr\",\"type\":{\"type\":\"array\","
+        "\"items\":\"string\"}},"
+        "{\"name\":\"x_map\",\"type\":{\"type\":\"map\","
+        "\"values\":\"long\"}},"
+        "{\"name\":\"original_crime_type_name\",\"type\":\"string\"},"
+        "{\"name\":\"x_rec\",\"type\":{\"type\":\"record\",\"name\":"
+        "\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"double\"},"
+        "{\"name\":\"b\",\"type\":\"boolean\"},"
+        "{\"name\":\"c\",\"type\":\"bytes\"}]}},"
+        "{\"name\":\"x_enum\",\"type\":{\"type\":\"enum\",\"name\":"
+        "\"E\",\"symbols\":[\"A\",\"B\",\"C\"]}},"
+        "{\"name\":\"call_date_time\",\"type\":\"string\"},"
+        "{\"name\":\"x_fixed\",\"type\":{\"type\":\"fixed\",\"name\":"
+        "\"F\",\"size\":3}},"
+        "{\"name\":\"x_union\",\"type\":[\"null\",\"float\",\"R\"]},"
+        "{\"name\":\"city\",\"type\":[\"null\",\"string\"]},"
+        "{\"name\":\"disposition\",\"type\":[\"string\",\"null\"]},"
+        "{\"name\":\"address\",\"type\":[\"null\",\"string\"]}]}";
+
+/* Avro C's generic reader leaks what it allocated when a read fails
+ * (a string's whole declared length among it), so while it reads one
+ * message it allocates from this arena, dropped whole afterwards; what it
+ * asks for beyond the arena fails, as a huge declared length should. */
+static char avro_arena[1 << 22];
+static size_t avro_arena_used;
+static int avro_arena_on;
+
+static void *avro_arena_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+        void *p;
+
+        (void)ud;
+        if (!avro_arena_on) {
+                if (nsize == 0) {
+                        free(ptr);
+                        return NULL;
+                }
+                return realloc(ptr, nsize);
+        }
+        if (nsize == 0)
+                return NULL; /* freed with the arena */
+        nsize = (nsize + 15) & ~(size_t)15;
+        if (nsize > sizeof(avro_arena) - avro_arena_used)
+                return NULL;
+        p = avro_arena + avro_arena_used;
+        avro_arena_used += nsize;
+        if (ptr)
+                memcpy(p, ptr, osize < nsize ? osize : nsize);
+        return p;
+}
+
+/* Avro C's verdict on msg under iface: 0 when it reads one datum and no
+ * byte is left over, its value in *v (valid until the next call). */
+static int avro_c_read(avro_value_iface_t *iface, const char *msg, size_t len,
+                       avro_value_t *v)
+{
+        avro_reader_t r;
+        char extra;
+        int rc;
+
+        avro_arena_used = 0;
+        avro_arena_on = 1;
+        if (avro_generic_value_new(iface, v))
+                abort();
+        r = avro_reader_memory(msg, (int64_t)len);
+        rc = avro_value_read(r, v);
+        if (rc == 0 && avro_read(r, &extra, 1) == 0)
+                rc = -1; /* trailing bytes */
+        avro_arena_on = 0;
+        return rc ? -1 : 0;
+}
+
+/* Aborts unless our decoder and Avro C's generic reader agree on data.
+ * Avro C checks no UTF-8, and we stop at the first bad string, maybe
+ * before where it fails; a message it reads may still not be a valid
+ * call. */
+static void same_as_avro_c(const unsigned char *data, size_t size)
+{
+        static struct cs_avro_decoder *dec;
+        static avro_value_iface_t *iface;
+        avro_value_t v;
+        char reason[CS_PARSE_REASON_MAX] = "", errstr[256];
+        struct cs_call call;
+        avro_schema_t schema;
+        int ours, theirs, avro_reason, k;
+
+        if (!dec) {
+                dec = cs_avro_decoder_new(avro_schema, CS_AVRO_PLAIN,
+                                          CS_AVRO_ANY_SCHEMA_ID, errstr,
+                                          sizeof(errstr));
+                if (!dec || avro_schema_from_json_length(
+                                    avro_schema, strlen(avro_schema), &schema))
+                        abort();
+                iface = avro_generic_class_from_schema(schema);
+                if (!iface)
+                        abort();
+                avro_set_allocator(avro_arena_alloc, NULL);
+        }
+        ours = cs_avro_decode(dec, (const char *)data, size, &call, reason,
+                              sizeof(reason));
+        theirs = avro_c_read(iface, (const char *)data, size, &v);
+        avro_reason = ours < 0 && !strncmp(reason, "invalid Avro: ", 14);
+        if (theirs && !avro_reason)
+                abort();
+        if (!theirs && avro_reason && !strstr(reason, "UTF-8"))
+                abort();
+        for (k = 0; k < CS_F_COUNT && ours == 0; k++) {
+                avro_value_t f, b;
+                const char *s;
+                size_t n;
+
+                if (avro_value_get_by_name(&v, cs_field_names[k], &f, NULL))
+                        continue;
+                if (avro_value_get_type(&f) == AVRO_UNION) {
+                        if (avro_value_get_current_branch(&f, &b))
+                                abort();
+                        f = b;
+                }
+                if (avro_value_get_type(&f) == AVRO_NULL) {
+                        if (call.field[k].ptr)
+                                abort();
+                        continue;
+                }
+                if (avro_value_get_string(&f, &s, &n) ||
+                    call.field[k].len != n - 1 ||
+                    memcmp(call.field[k].ptr, s, n - 1))
+                        abort();
+        }
+}
 
 /* Verdicts jansson gives for what RFC 8259 allows but it cannot hold:
  * numbers out of its range, and nesting deeper than its limit. */
@@ -55,6 +196,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
                 if (!p || !ref)
                         abort();
         }
+        same_as_avro_c(data, size);
         same_as_yajl(p, ref, data, size);
         ours = cs_parse_call(p, (const char *)data, size, &call, reason,
                              sizeof(reason));
