@@ -152,11 +152,13 @@ static void same_as_avro_c(const unsigned char *data, size_t size)
 }
 
 /* Verdicts jansson gives for what RFC 8259 allows but it cannot hold:
- * numbers out of its range, and nesting deeper than its limit. */
+ * numbers out of its range, nesting deeper than its limit, and \u0000 in
+ * an object key (JSON_ALLOW_NUL covers values only). */
 static int jansson_limit(const json_error_t *e)
 {
         return strstr(e->text, "too big") || strstr(e->text, "overflow") ||
-               strstr(e->text, "depth");
+               strstr(e->text, "depth") ||
+               strstr(e->text, "NUL byte in object key");
 }
 
 /* Aborts unless the flat reader and yajl agree on data: its own parser
