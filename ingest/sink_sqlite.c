@@ -38,12 +38,14 @@
 #define BUSY_NAP_MS     10
 
 /* The settings of the writer's connection (README, "SQLite settings").
- * The page cache holds what a batch touches, near the ends of call_rows,
- * its call_sec index and window_totals (a 10000-call batch dirties about
- * 4 MB); more costs memory and saves no CPU. No memory map: the pages it
+ * The page cache holds what a batch touches in a file replay, near the
+ * ends of call_rows, its indexes and window_totals (a 10000-call batch
+ * dirties about 4 MB); more costs memory and saves no CPU, even for
+ * batches from partitions read side by side, which touch more than any
+ * cache within the ingest's memory bound holds. No memory map: the pages it
  * touched would count in the process's memory. Pages of 8 KB for a new
  * database: half the WAL writes and checkpoint reads of 4 KB ones. */
-#define CACHE_KIB  "16384"
+#define CACHE_KIB  "12288"
 #define MMAP_BYTES "0"
 #define PAGE_BYTES "8192"
 /* The WAL is checkpointed once a commit leaves it this long (SQLite's

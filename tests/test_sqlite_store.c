@@ -707,7 +707,7 @@ static void test_settings_and_memory(void **state)
         err = run_ok(st, "ingest", "--file", file, "--db", db, "--window", "1h",
                      "--window", "1h/15m", "-v", "--batch-max-records", "20000",
                      NULL);
-        if (!strstr(err, "cache_size=-16384") || !strstr(err, "mmap_size=0 ") ||
+        if (!strstr(err, "cache_size=-12288") || !strstr(err, "mmap_size=0 ") ||
             !strstr(err, "page_size=8192 "))
                 fail_msg("settings not as the README says:\n%s", err);
         free(err);

@@ -314,7 +314,7 @@ static void test_durability_and_checkpoints(void **state)
         log = ingest_log(st, normal, "--file", file, "--batch-max-records",
                          "2000", NULL);
         expect_in(log, "synchronous=1 (1 NORMAL, 2 FULL)");
-        expect_in(log, "cache_size=-16384 mmap_size=0 ");
+        expect_in(log, "cache_size=-12288 mmap_size=0 ");
         expect_in(log, "checkpoint thread");
         /* 10 batches of ~1 MB: the WAL passes 1000 pages at least once,
          * and the thread copies it back. */
