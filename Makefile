@@ -68,7 +68,7 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 
 TEST_HELPERS := $(B)/tests/harness.o $(B)/tests/model.o $(B)/tests/pgutil.o \
-	$(B)/tests/features.o $(B)/tests/eventtime.o
+	$(B)/tests/features.o $(B)/tests/eventtime.o $(B)/tests/avroref.o
 TEST_LIBS := $(shell pkg-config --libs cmocka jansson 2>/dev/null)
 UNIT_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 $(UNIT_TESTS): $(B)/tests/%: $(B)/tests/%.o $(TEST_HELPERS) $(LIB)
@@ -150,8 +150,9 @@ fuzz-run: $(BIN)
 	$(BIN) generate --count 64 --seed 9 --malformed 0.3 --format avro | \
 		python3 -c 'exec("import sys\nd = sys.stdin.buffer.read()\ni = n = 0\nwhile i < len(d):\n k = int.from_bytes(d[i:i + 4], \"big\")\n open(\"build/fuzz/corpus/avro-%d\" % n, \"wb\").write(d[i + 4:i + 4 + k])\n i += 4 + k\n n += 1")'
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
-		-Iinclude $(PKG_CFLAGS) tests/fuzz/fuzz_parse.c ingest/parse.c \
-		ingest/avro.c ingest/time.c ingest/log.c -o build/fuzz/fuzz_parse \
+		-Iinclude $(PKG_CFLAGS) tests/fuzz/fuzz_parse.c \
+		tests/avroref.c ingest/parse.c ingest/avro.c ingest/time.c \
+		ingest/log.c -o build/fuzz/fuzz_parse \
 		$(shell pkg-config --libs yajl jansson avro-c 2>/dev/null)
 	ASAN_OPTIONS=allocator_may_return_null=1 \
 		build/fuzz/fuzz_parse \
