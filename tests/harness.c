@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "cs_sink.h"
 #include "harness.h"
@@ -1286,4 +1287,20 @@ void th_http_get(int port, const char *target, struct th_http_resp *r)
                 p += strlen("\r\nContent-Type: ");
                 r->type = th_strndup(p, strcspn(p, "\r"));
         }
+}
+
+long long th_sqlite_int(const char *path, const char *sql)
+{
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        long long v;
+
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ||
+            sqlite3_prepare_v2(db, sql, -1, &st, NULL) ||
+            sqlite3_step(st) != SQLITE_ROW)
+                fail_msg("%s on %s: %s", sql, path, sqlite3_errmsg(db));
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
 }

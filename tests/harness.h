@@ -315,6 +315,11 @@ int th_sinkdir_setup(void **state);
 /* Closes the sink, removes the folder and frees the state. */
 int th_sinkdir_teardown(void **state);
 
+/* The first column of the first row of sql on the SQLite file path, read
+ * only; fails the test when the file cannot be opened, the statement is
+ * refused or it returns no row. */
+long long th_sqlite_int(const char *path, const char *sql);
+
 /*
  * HTTP over loopback (test_http, test_metrics).
  */

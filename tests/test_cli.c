@@ -69,23 +69,6 @@ static char *path(const struct st *st, const char *name)
         return th_asprintf("%s/%s", st->dir, name);
 }
 
-/* The integer the one-row, one-column query gives on the SQLite file. */
-static long long lite_int(const char *db_path, const char *sql)
-{
-        sqlite3 *db = NULL;
-        sqlite3_stmt *stmt = NULL;
-        long long v = -1;
-
-        if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ||
-            sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) ||
-            sqlite3_step(stmt) != SQLITE_ROW)
-                fail_msg("%s on %s: %s", sql, db_path, sqlite3_errmsg(db));
-        v = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-        sqlite3_close(db);
-        return v;
-}
-
 static void lite_exec(const char *db_path, const char *sql)
 {
         sqlite3 *db = NULL;
@@ -324,7 +307,8 @@ static void test_migrate_quiet(void **state)
         expect_status("migrate -q", &r, 0);
         assert_int_equal(r.err.len, 0);
         th_run_free(&r);
-        assert_true(lite_int(db, "SELECT COUNT(*) FROM schema_migrations") > 0);
+        assert_true(th_sqlite_int(
+                            db, "SELECT COUNT(*) FROM schema_migrations") > 0);
         run(st, &r, "migrate", "--db", db2, NULL);
         expect_status("migrate", &r, 0);
         assert_non_null(strstr(text(&r.err), "applied migration"));
@@ -380,39 +364,42 @@ static void test_max_future(void **state)
             "--late-policy", "drop", NULL);
         expect_status("ingest without --max-future", &r, 0);
         th_run_free(&r);
-        assert_int_equal(lite_int(without, "SELECT COUNT(*) FROM calls"),
+        assert_int_equal(th_sqlite_int(without, "SELECT COUNT(*) FROM calls"),
                          n + 1);
-        assert_int_equal(lite_int(without, "SELECT COUNT(*) FROM late_records"),
-                         n - 3);
         assert_int_equal(
-                lite_int(without, "SELECT COUNT(*) FROM rejected_records"), 0);
+                th_sqlite_int(without, "SELECT COUNT(*) FROM late_records"),
+                n - 3);
+        assert_int_equal(
+                th_sqlite_int(without, "SELECT COUNT(*) FROM rejected_records"),
+                0);
 
         /* With it, the poison is rejected and no call is late. */
         run(st, &r, "ingest", "-q", "--file", file, "--db", with,
             "--late-policy", "drop", "--max-future", "1d", NULL);
         expect_status("ingest --max-future 1d", &r, 0);
         th_run_free(&r);
-        assert_int_equal(lite_int(with, "SELECT COUNT(*) FROM calls"), n);
-        assert_int_equal(lite_int(with, "SELECT COUNT(*) FROM late_records"),
+        assert_int_equal(th_sqlite_int(with, "SELECT COUNT(*) FROM calls"), n);
+        assert_int_equal(
+                th_sqlite_int(with, "SELECT COUNT(*) FROM late_records"), 0);
+        assert_int_equal(th_sqlite_int(with, "SELECT SUM(late_calls) FROM "
+                                             "window_counts"),
                          0);
-        assert_int_equal(lite_int(with, "SELECT SUM(late_calls) FROM "
-                                        "window_counts"),
-                         0);
-        assert_int_equal(lite_int(with, "SELECT SUM(calls) FROM window_counts"),
-                         n);
+        assert_int_equal(
+                th_sqlite_int(with, "SELECT SUM(calls) FROM window_counts"), n);
         /* The poison call is line 4, its offset. */
         assert_int_equal(
-                lite_int(with, "SELECT COUNT(*) FROM rejected_records WHERE "
-                               "kafka_offset = 4 AND reason = 'event time too "
-                               "far in the future' AND CAST(payload AS TEXT) "
-                               "LIKE '%9000-01-01%'"),
+                th_sqlite_int(with,
+                              "SELECT COUNT(*) FROM rejected_records WHERE "
+                              "kafka_offset = 4 AND reason = 'event time too "
+                              "far in the future' AND CAST(payload AS TEXT) "
+                              "LIKE '%9000-01-01%'"),
                 1);
-        assert_int_equal(lite_int(with, "SELECT COUNT(*) FROM "
-                                        "rejected_records"),
+        assert_int_equal(th_sqlite_int(with, "SELECT COUNT(*) FROM "
+                                             "rejected_records"),
                          1);
-        assert_int_equal(lite_int(with, "SELECT COUNT(*) FROM watermarks "
-                                        "WHERE max_event_ts = "
-                                        "'2018-01-01 10:19:00'"),
+        assert_int_equal(th_sqlite_int(with, "SELECT COUNT(*) FROM watermarks "
+                                             "WHERE max_event_ts = "
+                                             "'2018-01-01 10:19:00'"),
                          1);
         free(file);
         free(with);
@@ -453,12 +440,14 @@ static void test_max_future_bound(void **state)
                     "--max-future", opt[i], NULL);
                 expect_status("ingest --max-future", &r, 0);
                 th_run_free(&r);
-                if (lite_int(db, "SELECT COUNT(*) FROM calls") != want_calls[i])
-                        fail_msg("--max-future %s: %lld calls stored, "
-                                 "expected %d",
-                                 opt[i],
-                                 lite_int(db, "SELECT COUNT(*) FROM calls"),
-                                 want_calls[i]);
+                if (th_sqlite_int(db, "SELECT COUNT(*) FROM calls") !=
+                    want_calls[i])
+                        fail_msg(
+                                "--max-future %s: %lld calls stored, "
+                                "expected %d",
+                                opt[i],
+                                th_sqlite_int(db, "SELECT COUNT(*) FROM calls"),
+                                want_calls[i]);
                 free(db);
         }
         free(file);
@@ -482,13 +471,14 @@ static void test_rebuild_counts(void **state)
         th_run_free(&r);
         /* The windows starting in [18:00, 20:00) hold the calls of those
          * two hours; the scan also reads 20:xx, a window size beyond. */
-        want = lite_int(db, "SELECT COUNT(*) FROM calls WHERE call_ts >= "
-                            "'2018-12-31 18:00:00' AND call_ts < "
-                            "'2018-12-31 20:00:00'");
+        want = th_sqlite_int(db, "SELECT COUNT(*) FROM calls WHERE call_ts >= "
+                                 "'2018-12-31 18:00:00' AND call_ts < "
+                                 "'2018-12-31 20:00:00'");
         assert_true(want > 0);
-        assert_true(lite_int(db, "SELECT COUNT(*) FROM calls WHERE call_ts "
-                                 ">= '2018-12-31 20:00:00' AND call_ts < "
-                                 "'2018-12-31 21:00:00'") > 0);
+        assert_true(th_sqlite_int(db,
+                                  "SELECT COUNT(*) FROM calls WHERE call_ts "
+                                  ">= '2018-12-31 20:00:00' AND call_ts < "
+                                  "'2018-12-31 21:00:00'") > 0);
         run(st, &r, "rebuild", "--db", db, "--window", "1h", "--from",
             "2018-12-31 18:00", "--to", "2018-12-31 20:00", NULL);
         expect_status("rebuild", &r, 0);
@@ -615,8 +605,9 @@ static void test_watermarks_lateness(void **state)
                                  "shows '%s', expected '%s'",
                                  lateness[i].opt, got, lateness[i].view);
                 free(got);
-                assert_int_equal(lite_int(db, "SELECT allowed_lateness FROM "
-                                              "kafka_offsets"),
+                assert_int_equal(th_sqlite_int(db,
+                                               "SELECT allowed_lateness FROM "
+                                               "kafka_offsets"),
                                  lateness[i].seconds);
                 run(st, &r, "ingest", "-q", "--file", file, "--topic", topic,
                     "--db", ci, "--allowed-lateness", lateness[i].opt, NULL);

@@ -39,7 +39,6 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "harness.h"
 
@@ -97,23 +96,6 @@ static char *report(const char *first, ...)
         th_run_free(&r);
         th_args_free(&a);
         return out;
-}
-
-static long long sql_count(const char *sql)
-{
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        long long n;
-
-        assert_int_equal(
-                sqlite3_open_v2(g->db, &db, SQLITE_OPEN_READONLY, NULL),
-                SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        n = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return n;
 }
 
 /* Waits for "serving the report at http://HOST:PORT/" in the log at path
@@ -238,8 +220,10 @@ static void test_json(void **state)
                 json_t *all = json_loadb(r.body, r.len, 0, &jerr);
 
                 assert_non_null(all);
-                assert_int_equal((long long)json_array_size(all),
-                                 sql_count("SELECT count(*) FROM call_counts"));
+                assert_int_equal(
+                        (long long)json_array_size(all),
+                        th_sqlite_int(g->db,
+                                      "SELECT count(*) FROM call_counts"));
                 json_decref(all);
         }
         th_http_resp_free(&r);
@@ -259,8 +243,9 @@ static void test_csv(void **state)
         assert_memory_equal(r.body, out, r.len);
         /* A header and a row per line (no newline inside this data). */
         assert_int_equal(th_count_lines(r.body, r.len),
-                         1 + sql_count("SELECT count(*) FROM call_counts "
-                                       "WHERE window_spec = '1h'"));
+                         1 + th_sqlite_int(g->db,
+                                           "SELECT count(*) FROM call_counts "
+                                           "WHERE window_spec = '1h'"));
         free(out);
         th_http_resp_free(&r);
 }

@@ -37,7 +37,6 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "harness.h"
 
@@ -110,23 +109,6 @@ static void kcat_offsets(void)
         th_run_free(&r);
         th_args_free(&a);
         fprintf(stderr, "# kcat: %lld messages\n", g->total);
-}
-
-static long long sql_count(const char *sql)
-{
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        long long n;
-
-        assert_int_equal(
-                sqlite3_open_v2(g->db, &db, SQLITE_OPEN_READONLY, NULL),
-                SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        n = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return n;
 }
 
 static int matches(const char *re, const char *s)
@@ -338,9 +320,11 @@ static void test_json(void **state)
                 assert_int_equal(sum.end[p], g->next[p]);
                 g->ended[p] = sum.end[p];
         }
-        assert_int_equal(sum.calls, sql_count("SELECT count(*) FROM calls"));
-        assert_int_equal(sum.rejected,
-                         sql_count("SELECT count(*) FROM rejected_records"));
+        assert_int_equal(sum.calls,
+                         th_sqlite_int(g->db, "SELECT count(*) FROM calls"));
+        assert_int_equal(
+                sum.rejected,
+                th_sqlite_int(g->db, "SELECT count(*) FROM rejected_records"));
         assert_true(sum.duplicates > 0 && sum.rejected > 0);
         snprintf(g->id, sizeof(g->id), "%s", sum.id);
         snprintf(g->run_id, sizeof(g->run_id), "%s", sum.run_id);
