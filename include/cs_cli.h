@@ -65,6 +65,10 @@ int cs_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
  * libpq in use (the run-time libraries, not the headers) to out. */
 void cs_cli_print_version(FILE *out);
 
+/* After the options of a command that takes no operands: 0 when
+ * argv[optind..argc) is empty, else -1 after "unexpected argument 'X'". */
+int cs_cli_no_operands(const char *cmd, int argc, char **argv) CS_MUSTCHECK;
+
 /* Prints "callstream CMD: MESSAGE (see 'callstream CMD --help')". */
 void cs_cli_usage_error(const char *cmd, const char *fmt, ...) CS_PRINTF(2, 3);
 

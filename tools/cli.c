@@ -287,3 +287,11 @@ again:
         }
         return c;
 }
+
+int cs_cli_no_operands(const char *cmd, int argc, char **argv)
+{
+        if (optind >= argc)
+                return 0;
+        cs_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return -1;
+}

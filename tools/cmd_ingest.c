@@ -469,11 +469,8 @@ int cs_cmd_ingest(int argc, char **argv)
                         return CS_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                cs_cli_usage_error("ingest", "unexpected argument '%s'",
-                                   argv[optind]);
+        if (cs_cli_no_operands("ingest", argc, argv) < 0)
                 return CS_EXIT_USAGE;
-        }
         if (conf.file &&
             (conf.brokers || conf.group || conf.nprops || broker_timeout_set)) {
                 cs_cli_usage_error("ingest", "--file replaces --brokers, "
@@ -702,11 +699,8 @@ int cs_cmd_migrate(int argc, char **argv)
                         return CS_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                cs_cli_usage_error("migrate", "unexpected argument '%s'",
-                                   argv[optind]);
+        if (cs_cli_no_operands("migrate", argc, argv) < 0)
                 return CS_EXIT_USAGE;
-        }
         if (!db) {
                 cs_cli_usage_error("migrate", "missing --db");
                 return CS_EXIT_USAGE;

@@ -224,11 +224,8 @@ int cs_cmd_offsets(int argc, char **argv)
                         return CS_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                cs_cli_usage_error("offsets", "unexpected argument '%s'",
-                                   argv[optind]);
+        if (cs_cli_no_operands("offsets", argc, argv) < 0)
                 return CS_EXIT_USAGE;
-        }
         if (!db || (strcmp(action, "list") && !topic)) {
                 cs_cli_usage_error("offsets", "%s: missing %s", action,
                                    !db ? "--db" : "--topic");

@@ -109,11 +109,8 @@ int cs_cmd_rebuild(int argc, char **argv)
                         return CS_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                cs_cli_usage_error("rebuild", "unexpected argument '%s'",
-                                   argv[optind]);
+        if (cs_cli_no_operands("rebuild", argc, argv) < 0)
                 return CS_EXIT_USAGE;
-        }
         if (!conf.db) {
                 cs_cli_usage_error("rebuild", "missing --db");
                 return CS_EXIT_USAGE;

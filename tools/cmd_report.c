@@ -302,11 +302,8 @@ int cs_cmd_report(int argc, char **argv)
                         return CS_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                cs_cli_usage_error("report", "unexpected argument '%s'",
-                                   argv[optind]);
+        if (cs_cli_no_operands("report", argc, argv) < 0)
                 return CS_EXIT_USAGE;
-        }
         if (!o.db || !*o.db) {
                 cs_cli_usage_error("report", "missing --db");
                 return CS_EXIT_USAGE;

@@ -1755,11 +1755,8 @@ int cs_cmd_generate(int argc, char **argv)
                         return CS_EXIT_USAGE;
                 }
         }
-        if (optind < argc) {
-                cs_cli_usage_error(CMD, "unexpected argument '%s'",
-                                   argv[optind]);
+        if (cs_cli_no_operands(CMD, argc, argv) < 0)
                 return CS_EXIT_USAGE;
-        }
         if (count < 0) {
                 cs_cli_usage_error(CMD, "missing --count");
                 return CS_EXIT_USAGE;

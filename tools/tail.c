@@ -586,11 +586,8 @@ int cs_cmd_tail(int argc, char **argv)
                         goto done;
                 }
         }
-        if (optind < argc) {
-                cs_cli_usage_error(CMD, "unexpected argument '%s'",
-                                   argv[optind]);
+        if (cs_cli_no_operands(CMD, argc, argv) < 0)
                 goto done;
-        }
         if (!brokers) {
                 cs_cli_usage_error(CMD, "--brokers is required");
                 goto done;
