@@ -44,6 +44,11 @@ struct cs_kafka_source_conf {
          * from each partition (cs_rate.h), by pausing a partition whose
          * bucket is empty until it is full again; 0: no limit. */
         double max_rate_per_partition;
+        /* With more than one partition, messages go out merged by their
+         * timestamps: how long to wait for a partition whose next messages
+         * are at the broker but not fetched yet before going on without
+         * it, in ms; 0: 50 (tests set it long to make the order certain). */
+        int merge_wait_ms;
 
         /* Sets offs[i].next_offset to the stored offset of each newly
          * assigned partition, or -1 when none is stored. Returns 0, -1 on
@@ -74,9 +79,11 @@ int cs_kafka_check_props(const char *const *props, size_t nprops,
                          size_t errstr_size);
 
 /* Writes to value the value librdkafka would be given for property name
- * by a source made from conf: callstream's settings, then conf->props. For
- * tests and the -v log. Returns 0, or -1 with the reason in errstr. */
+ * by a source made from conf reading a topic of partitions (0: as before
+ * it knows how many): callstream's settings, then conf->props. For tests
+ * and the -v log. Returns 0, or -1 with the reason in errstr. */
 int cs_kafka_effective_prop(const struct cs_kafka_source_conf *conf,
+                            int partitions,
                             const char *name, char *value, size_t value_size,
                             char *errstr, size_t errstr_size);
 

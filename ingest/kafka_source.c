@@ -7,11 +7,13 @@
 #include "cs_kafka.h"
 #include "cs_rate.h"
 
-#define REMIND_MS  30000 /* reminder while the brokers stay unreachable */
-#define PROBE_MS   5000  /* high watermarks stored while idle */
-#define PROBE_WAIT 500   /* ms a probe of the brokers may block the loop */
-#define WAKE_MS    5     /* at most one wake-up of the fetcher this often */
-#define WAKE_WAIT  100   /* ms a wake-up may block the loop */
+#define REMIND_MS   30000 /* reminder while the brokers stay unreachable */
+#define PROBE_MS    5000  /* high watermarks stored while idle */
+#define PROBE_WAIT  500   /* ms a probe of the brokers may block the loop */
+#define WAKE_MS     5     /* at most one wake-up of the fetcher this often */
+#define WAKE_WAIT   100   /* ms a wake-up may block the loop */
+#define MERGE_CHUNK 16    /* messages taken from a partition's queue at once */
+#define MERGE_WAIT  50    /* ms the merge waits for a partition that lags */
 
 /* The allocator of the source's own arrays: the C library's, or a test's
  * (cs_kafka_set_allocator). */
@@ -53,6 +55,16 @@ struct assigned {
         int64_t next;          /* offset expected next, -1 when not known */
         struct cs_rate bucket; /* --max-rate-per-partition */
         int rate_paused;       /* paused by it, until the bucket is full */
+
+        /* Merging (src->merge, merge_next()): the partition's own queue,
+         * and what was taken from it and not yet handed out, in order. */
+        rd_kafka_queue_t *q;
+        rd_kafka_message_t *buf[MERGE_CHUNK];
+        int head, len;
+        int64_t head_ts; /* the timestamp of buf[head] */
+        int64_t dry_at;  /* ms its queue was last found empty */
+        int waited_out;  /* lagged past MERGE_WAIT: not waited for again
+                          * until it gives a message */
 };
 
 struct cs_kafka_source {
@@ -83,6 +95,13 @@ struct cs_kafka_source {
         int backlog; /* the queue held low_water since the last one */
         int64_t woken_at;
         size_t wake_next;
+
+        /* More than one partition: each is read from its own queue and the
+         * heads are merged by timestamp (merge_next()). */
+        int merge;
+        unsigned polls;      /* merge_next() calls, to serve the consumer's
+                              * queue every so often */
+        int64_t stall_since; /* waiting for a lagging partition since */
 };
 
 static void mark_down(struct cs_kafka_source *src, const char *why)
@@ -213,6 +232,57 @@ static struct assigned *find(struct cs_kafka_source *src, int32_t partition)
         return NULL;
 }
 
+/* Destroys what a partition's buffer holds (never handed out). */
+static void drop_buffered(struct assigned *a)
+{
+        while (a->len > 0) {
+                rd_kafka_message_destroy(a->buf[a->head++]);
+                a->len--;
+        }
+        a->head = 0;
+}
+
+static void drop_queue(struct assigned *a)
+{
+        drop_buffered(a);
+        if (a->q)
+                rd_kafka_queue_destroy(a->q);
+        a->q = NULL;
+}
+
+static void drop_queues(struct cs_kafka_source *src)
+{
+        size_t i;
+
+        for (i = 0; i < src->nparts; i++)
+                drop_queue(&src->parts[i]);
+}
+
+/* Merging: gives each partition of list not yet read from its own queue
+ * one, no longer forwarded to the consumer's, before it is assigned (an
+ * application's forwarding is one librdkafka keeps). */
+static int own_queues(struct cs_kafka_source *src,
+                      const rd_kafka_topic_partition_list_t *list)
+{
+        int i;
+
+        for (i = 0; src->merge && i < list->cnt; i++) {
+                struct assigned *a = find(src, list->elems[i].partition);
+
+                if (!a || a->q)
+                        continue;
+                a->q = rd_kafka_queue_get_partition(src->rk, src->conf.topic,
+                                                    a->partition);
+                if (!a->q) {
+                        cs_log(CS_LOG_ERROR, "%s [%d]: no queue of its own",
+                               src->conf.topic, (int)a->partition);
+                        return -1;
+                }
+                rd_kafka_queue_forward(a->q, NULL);
+        }
+        return 0;
+}
+
 /* Starts each new partition at its stored offset, else at the start or the
  * end of the log as --from-beginning says, and adds it to the assignment. */
 static int assign(struct cs_kafka_source *src,
@@ -257,9 +327,9 @@ static int assign(struct cs_kafka_source *src,
                                                      : RD_KAFKA_OFFSET_END;
                 list->elems[i].offset = o;
                 if (!find(src, offs[i].partition)) {
+                        memset(&src->parts[src->nparts], 0,
+                               sizeof(src->parts[0]));
                         src->parts[src->nparts].partition = offs[i].partition;
-                        src->parts[src->nparts].at_end = 0;
-                        src->parts[src->nparts].rate_paused = 0;
                         cs_rate_init(&src->parts[src->nparts].bucket,
                                      src->conf.max_rate_per_partition,
                                      cs_now_ms());
@@ -284,6 +354,8 @@ static int assign(struct cs_kafka_source *src,
                        "offsets, %d from the %s",
                        n, src->conf.topic, stored, n - stored,
                        src->conf.from_beginning ? "beginning" : "end");
+        if (own_queues(src, list) < 0)
+                return -1;
         if (incremental)
                 error = rd_kafka_incremental_assign(src->rk, list);
         else
@@ -319,8 +391,10 @@ static int revoke_parts(struct cs_kafka_source *src,
                 /* Not left paused by its bucket, should it come back. */
                 if (a && a->rate_paused)
                         rate_pause(src, a, 0);
-                if (a)
+                if (a) {
+                        drop_queue(a);
                         *a = src->parts[--src->nparts];
+                }
         }
         if (incremental) {
                 rd_kafka_error_t *error =
@@ -330,6 +404,7 @@ static int revoke_parts(struct cs_kafka_source *src,
                         rd_kafka_error_destroy(error);
         } else {
                 rd_kafka_assign(src->rk, NULL);
+                drop_queues(src);
                 src->nparts = 0;
         }
         return r;
@@ -516,10 +591,16 @@ static int user_sets(const struct cs_kafka_source_conf *conf, const char *name)
  * from 64 partitions: 63 MB peak and as fast as with a 20 MB queue, which
  * took 95 to 120 MB). A fetch.max.bytes below message.max.bytes is refused,
  * so it is left alone when -X sets either; -X overrides every one of them
- * anyway. */
+ * anyway.
+ *
+ * With partitions > 1 the partitions are merged (merge_next()), each from a
+ * queue of its own, and librdkafka's queue limits apply to each: the same
+ * total is shared out (at least 64 KB and 100 messages each), and a
+ * partition's share is also what one fetch may bring of it, so that a fetch
+ * tops up many partitions rather than filling one. */
 static int set_prefetch(rd_kafka_conf_t *kc,
-                        const struct cs_kafka_source_conf *conf, char *errstr,
-                        size_t errstr_size)
+                        const struct cs_kafka_source_conf *conf, int partitions,
+                        char *errstr, size_t errstr_size)
 {
         size_t batch = conf->batch_max_records, kbytes, msgs, fetch;
         char v[32];
@@ -530,11 +611,28 @@ static int set_prefetch(rd_kafka_conf_t *kc,
         msgs = batch > 25000 ? 100000 : batch < 250 ? 1000 : 4 * batch;
         fetch = kbytes * 256;
         fetch = fetch < 1048576 ? 1048576 : fetch > 52428800 ? 52428800 : fetch;
+        if (partitions > 1) {
+                kbytes /= (size_t)partitions;
+                kbytes = kbytes < 64 ? 64 : kbytes;
+                msgs /= (size_t)partitions;
+                msgs = msgs < 100 ? 100 : msgs;
+        }
         snprintf(v, sizeof(v), "%zu", msgs);
         if (set(kc, "queued.min.messages", v, errstr, errstr_size))
                 return -1;
         snprintf(v, sizeof(v), "%zu", kbytes);
         if (set(kc, "queued.max.messages.kbytes", v, errstr, errstr_size))
+                return -1;
+        if (partitions > 1 && !user_sets(conf, "fetch.message.max.bytes") &&
+            !user_sets(conf, "max.partition.fetch.bytes")) {
+                snprintf(v, sizeof(v), "%zu", kbytes * 1024);
+                if (set(kc, "fetch.message.max.bytes", v, errstr, errstr_size))
+                        return -1;
+        }
+        /* From 2.1.0 librdkafka looks at a full queue again after this
+         * (default a second) rather than being woken (wake_fetcher()). */
+        if (has_fetch_backoff() && !user_sets(conf, "fetch.queue.backoff.ms") &&
+            set(kc, "fetch.queue.backoff.ms", "10", errstr, errstr_size))
                 return -1;
         if (user_sets(conf, "message.max.bytes") ||
             user_sets(conf, "fetch.max.bytes"))
@@ -545,8 +643,8 @@ static int set_prefetch(rd_kafka_conf_t *kc,
 
 /* The defaults, then the -X properties, which can override any of them. */
 static int configure(rd_kafka_conf_t *kc,
-                     const struct cs_kafka_source_conf *conf, char *errstr,
-                     size_t errstr_size)
+                     const struct cs_kafka_source_conf *conf, int partitions,
+                     char *errstr, size_t errstr_size)
 {
         const char *brokers = conf->brokers, *group = conf->group;
         const char *const *props = conf->props;
@@ -573,7 +671,7 @@ static int configure(rd_kafka_conf_t *kc,
              * calls produced meanwhile for up to librdkafka's 500 ms, and
              * the end of a topic for as long. */
             set(kc, "fetch.wait.max.ms", "100", errstr, errstr_size) ||
-            set_prefetch(kc, conf, errstr, errstr_size))
+            set_prefetch(kc, conf, partitions, errstr, errstr_size))
                 return -1;
         for (i = 0; i < nprops; i++) {
                 char name[256];
@@ -607,7 +705,7 @@ int cs_kafka_check_props(const char *const *props, size_t nprops,
         rd_kafka_t *rk;
         char why[256];
 
-        if (configure(kc, &conf, errstr, errstr_size)) {
+        if (configure(kc, &conf, 0, errstr, errstr_size)) {
                 rd_kafka_conf_destroy(kc);
                 return -1;
         }
@@ -626,13 +724,13 @@ int cs_kafka_check_props(const char *const *props, size_t nprops,
 }
 
 int cs_kafka_effective_prop(const struct cs_kafka_source_conf *conf,
-                            const char *name, char *value, size_t value_size,
-                            char *errstr, size_t errstr_size)
+                            int partitions, const char *name, char *value,
+                            size_t value_size, char *errstr, size_t errstr_size)
 {
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
         int r = -1;
 
-        if (configure(kc, conf, errstr, errstr_size) == 0) {
+        if (configure(kc, conf, partitions, errstr, errstr_size) == 0) {
                 if (rd_kafka_conf_get(kc, name, value, &value_size) ==
                     RD_KAFKA_CONF_OK)
                         r = 0;
@@ -644,24 +742,32 @@ int cs_kafka_effective_prop(const struct cs_kafka_source_conf *conf,
 }
 
 /* -v: the prefetch in effect, since it bounds the memory an ingest uses. */
-static void log_prefetch(const rd_kafka_conf_t *kc)
+static void log_prefetch(rd_kafka_t *rk, int merged)
 {
-        static const char *const names[] = {"queued.min.messages",
-                                            "queued.max.messages.kbytes",
-                                            "fetch.max.bytes"};
-        char v[3][32];
+        static const char *const names[] = {
+                "queued.min.messages", "queued.max.messages.kbytes",
+                "fetch.max.bytes", "fetch.message.max.bytes"};
+        const rd_kafka_conf_t *kc = rd_kafka_conf(rk);
+        char v[4][32];
         size_t i, n;
 
         if (CS_LOG_DEBUG > cs_log_threshold)
                 return;
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < 4; i++) {
                 n = sizeof(v[i]);
                 if (rd_kafka_conf_get(kc, names[i], v[i], &n) !=
                     RD_KAFKA_CONF_OK)
                         snprintf(v[i], sizeof(v[i]), "?");
         }
-        cs_log(CS_LOG_DEBUG, "Kafka prefetch: %s=%s %s=%s %s=%s", names[0],
-               v[0], names[1], v[1], names[2], v[2]);
+        if (merged)
+                cs_log(CS_LOG_DEBUG,
+                       "Kafka prefetch: %s=%s %s=%s %s=%s %s=%s for each of "
+                       "%d partitions, merged by timestamp",
+                       names[0], v[0], names[1], v[1], names[2], v[2], names[3],
+                       v[3], merged);
+        else
+                cs_log(CS_LOG_DEBUG, "Kafka prefetch: %s=%s %s=%s %s=%s",
+                       names[0], v[0], names[1], v[1], names[2], v[2]);
 }
 
 /* How few messages in the queue call for wake_fetcher(): half of what the
@@ -680,42 +786,32 @@ static size_t queue_low_water(const rd_kafka_conf_t *kc)
         return kbytes / 4 > 250 ? (size_t)kbytes / 4 : 250;
 }
 
-int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
-                        struct cs_kafka_source **out, char *errstr,
-                        size_t errstr_size)
+/* Makes src->rk (and src->queue) configured for a topic of partitions
+ * (0: not known yet). Returns 0, or -1 with errstr. */
+static int make_handle(struct cs_kafka_source *src, int partitions,
+                       char *errstr, size_t errstr_size)
 {
-        static volatile sig_atomic_t never;
-        struct cs_kafka_source *src = mem_calloc(1, sizeof(*src));
         rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        const struct rd_kafka_metadata *md = NULL;
-        const struct rd_kafka_metadata_topic *t = NULL;
-        rd_kafka_topic_partition_list_t *topics;
-        rd_kafka_resp_err_t err;
         size_t low_water;
-        int r = -1;
 
-        *out = NULL;
-        if (!src || !kc) {
+        if (!kc) {
                 snprintf(errstr, errstr_size, "out of memory");
-                goto fail;
+                return -1;
         }
-        src->conf = *conf;
-        src->probe_at = cs_now_ms() + PROBE_MS;
-        if (!src->conf.stop)
-                src->conf.stop = &never;
-        if (configure(kc, conf, errstr, errstr_size))
-                goto fail;
-        log_prefetch(kc);
+        if (configure(kc, &src->conf, partitions, errstr, errstr_size)) {
+                rd_kafka_conf_destroy(kc);
+                return -1;
+        }
         low_water = queue_low_water(kc);
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
         rd_kafka_conf_set_log_cb(kc, log_cb);
         rd_kafka_conf_set_error_cb(kc, error_cb);
         rd_kafka_conf_set_opaque(kc, src);
-
         src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
-        if (!src->rk)
-                goto fail;
-        kc = NULL; /* now owned by rk */
+        if (!src->rk) {
+                rd_kafka_conf_destroy(kc);
+                return -1;
+        }
         /* Log lines to the main queue, which the consumer's serves. */
         rd_kafka_set_log_queue(src->rk, NULL);
         rd_kafka_poll_set_consumer(src->rk);
@@ -723,20 +819,76 @@ int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
                 src->queue = rd_kafka_queue_get_consumer(src->rk);
                 src->low_water = low_water;
         }
+        return 0;
+}
 
+static void drop_handle(struct cs_kafka_source *src)
+{
+        if (src->queue)
+                rd_kafka_queue_destroy(src->queue);
+        src->queue = NULL;
+        if (src->rk)
+                rd_kafka_destroy(src->rk);
+        src->rk = NULL;
+}
+
+int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
+                        struct cs_kafka_source **out, char *errstr,
+                        size_t errstr_size)
+{
+        static volatile sig_atomic_t never;
+        struct cs_kafka_source *src = mem_calloc(1, sizeof(*src));
+        const struct rd_kafka_metadata *md = NULL;
+        const struct rd_kafka_metadata_topic *t = NULL;
+        rd_kafka_topic_partition_list_t *topics;
+        rd_kafka_resp_err_t err;
+        int r = -1;
+
+        *out = NULL;
+        if (!src) {
+                snprintf(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        src->conf = *conf;
+        src->probe_at = cs_now_ms() + PROBE_MS;
+        if (!src->conf.stop)
+                src->conf.stop = &never;
+        if (make_handle(src, 0, errstr, errstr_size))
+                goto fail;
         if ((r = wait_for_topic(src, &md, &t, errstr, errstr_size)) != 0)
                 goto fail;
         r = -1;
+        /* librdkafka's queue limits are set when the client is made, and
+         * merging makes them apply to each partition: a client made for
+         * the topic's number of partitions takes over. */
+        if (t->partition_cnt > 1 && conf->batch_max_records) {
+                int n = t->partition_cnt;
+
+                rd_kafka_metadata_destroy(md);
+                md = NULL;
+                drop_handle(src);
+                if (make_handle(src, n, errstr, errstr_size))
+                        goto fail;
+                src->merge = 1;
+                /* Its own look at the topic, else its first fetch waits
+                 * for a metadata refresh (0.5 s). */
+                if ((r = wait_for_topic(src, &md, &t, errstr, errstr_size)))
+                        goto fail;
+                r = -1;
+        }
+        log_prefetch(src->rk, src->merge ? t->partition_cnt : 0);
         if (!conf->group) {
                 int a = assign_all(src, t, errstr, errstr_size);
 
                 rd_kafka_metadata_destroy(md);
+                md = NULL;
                 if (a < 0)
                         goto fail;
                 *out = src;
                 return 0;
         }
         rd_kafka_metadata_destroy(md);
+        md = NULL;
         topics = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(topics, conf->topic,
                                           RD_KAFKA_PARTITION_UA);
@@ -750,13 +902,11 @@ int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
         *out = src;
         return 0;
 fail:
-        if (kc)
-                rd_kafka_conf_destroy(kc);
-        if (src && src->queue)
-                rd_kafka_queue_destroy(src->queue);
-        if (src && src->rk)
-                rd_kafka_destroy(src->rk);
+        if (md)
+                rd_kafka_metadata_destroy(md);
         if (src) {
+                drop_queues(src);
+                drop_handle(src);
                 /* assign() may have grown the assignment before failing. */
                 mem_free(src->parts);
                 mem_free(src->highs);
@@ -831,6 +981,139 @@ static void wake_fetcher(struct cs_kafka_source *src)
                                          &low, &high, WAKE_WAIT);
 }
 
+/* --- Merging the partitions by timestamp -----------------------------------
+ *
+ * Read side by side, partitions come in whole fetches of each in turn, and
+ * drift apart: batches of a topic produced in time order spanned months of
+ * it (the median batch of 10,000 from 64 partitions, 4 months of a year),
+ * so every batch touched windows all over the stream, and a database wrote
+ * the same window's count a dozen times. Kafka Streams picks, among its
+ * partitions, the record with the lowest timestamp; so does this: each
+ * partition is read from its own queue into a small buffer, the head with
+ * the lowest timestamp goes out, and a partition with nothing buffered but
+ * more at the broker (its high watermark is past what was read) is waited
+ * for, up to MERGE_WAIT, before the others go on without it. Events (the
+ * end of a partition, its errors) go out as soon as they reach a head. The
+ * order within a partition is Kafka's; only the interleaving changes. */
+
+/* The merge key of a message: events first, then Kafka's timestamp (-1,
+ * none, before any). */
+static int64_t merge_key(const rd_kafka_message_t *m)
+{
+        return m->err ? INT64_MIN : rd_kafka_message_timestamp(m, NULL);
+}
+
+/* Fills the empty buffer of a from its queue. */
+static void refill(struct assigned *a, int64_t now)
+{
+        ssize_t n = rd_kafka_consume_batch_queue(a->q, 0, a->buf, MERGE_CHUNK);
+
+        a->head = 0;
+        a->len = n > 0 ? (int)n : 0;
+        if (!a->len) {
+                a->dry_at = now;
+                return;
+        }
+        a->waited_out = 0;
+        a->head_ts = merge_key(a->buf[0]);
+}
+
+/* Whether the broker holds messages of a that were not fetched yet. */
+static int lagging(struct cs_kafka_source *src, const struct assigned *a)
+{
+        int64_t low, high;
+
+        if (a->at_end || a->waited_out || src->paused)
+                return 0;
+        if (a->next < 0 ||
+            rd_kafka_get_watermark_offsets(src->rk, src->conf.topic,
+                                           a->partition, &low, &high) ||
+            high < 0)
+                return 1; /* nothing fetched yet */
+        return a->next < high;
+}
+
+static rd_kafka_message_t *take(struct assigned *a)
+{
+        rd_kafka_message_t *m = a->buf[a->head++];
+
+        if (--a->len)
+                a->head_ts = merge_key(a->buf[a->head]);
+        else
+                a->head = 0;
+        return m;
+}
+
+/* The next message or event of the merge, waiting up to timeout_ms. */
+static rd_kafka_message_t *merge_next(struct cs_kafka_source *src,
+                                      int timeout_ms)
+{
+        int64_t now = cs_now_ms(), deadline = now + timeout_ms;
+        int merge_wait = src->conf.merge_wait_ms > 0 ? src->conf.merge_wait_ms
+                                                     : MERGE_WAIT;
+        rd_kafka_message_t *m;
+
+        for (;;) {
+                struct assigned *best = NULL, *wait_for = NULL;
+                size_t i;
+
+                /* The consumer's own queue (rebalances, errors, and any
+                 * message of a partition not on a queue of its own). */
+                if (!(src->polls++ & 63) &&
+                    (m = rd_kafka_consumer_poll(src->rk, 0)))
+                        return m;
+                for (i = 0; i < src->nparts; i++) {
+                        struct assigned *a = &src->parts[i];
+
+                        /* A paused bucket keeps its buffer for later. */
+                        if (a->rate_paused || !a->q)
+                                continue;
+                        if (!a->len && a->dry_at != now)
+                                refill(a, now);
+                        if (a->len) {
+                                if (!best || a->head_ts < best->head_ts)
+                                        best = a;
+                        } else if (!wait_for && lagging(src, a)) {
+                                wait_for = a;
+                        }
+                }
+                if (!wait_for) {
+                        src->stall_since = 0;
+                } else if (best && !src->stall_since) {
+                        src->stall_since = now;
+                } else if (best && now - src->stall_since >= merge_wait) {
+                        /* Not waited for again until it gives a message. */
+                        for (i = 0; i < src->nparts; i++)
+                                if (!src->parts[i].len &&
+                                    lagging(src, &src->parts[i]))
+                                        src->parts[i].waited_out = 1;
+                        cs_log(CS_LOG_DEBUG,
+                               "%s: gave up waiting %d ms for partition %d",
+                               src->conf.topic, merge_wait,
+                               (int)wait_for->partition);
+                        src->stall_since = 0;
+                        wait_for = NULL;
+                }
+                if (best && !wait_for)
+                        return take(best);
+                /* Before 2.1.0 the fetcher must be woken (wake_fetcher()). */
+                if (wait_for && !has_fetch_backoff() && !src->down &&
+                    now - src->woken_at >= WAKE_MS) {
+                        int64_t low, high;
+
+                        src->woken_at = now;
+                        rd_kafka_query_watermark_offsets(
+                                src->rk, src->conf.topic, wait_for->partition,
+                                &low, &high, WAKE_WAIT);
+                }
+                if (now >= deadline)
+                        return NULL;
+                if ((m = rd_kafka_consumer_poll(src->rk, 1)))
+                        return m;
+                now = cs_now_ms();
+        }
+}
+
 /* One partition paused or resumed by its rate bucket. */
 static void rate_pause(struct cs_kafka_source *src, struct assigned *a,
                        int pause)
@@ -881,8 +1164,12 @@ rd_kafka_message_t *cs_kafka_source_poll(struct cs_kafka_source *src,
                 if (w < timeout_ms)
                         timeout_ms = (int)w;
         }
-        wake_fetcher(src);
-        m = rd_kafka_consumer_poll(src->rk, timeout_ms);
+        if (src->merge) {
+                m = merge_next(src, timeout_ms);
+        } else {
+                wake_fetcher(src);
+                m = rd_kafka_consumer_poll(src->rk, timeout_ms);
+        }
 
         if (src->failed)
                 *failed = 1;
@@ -1029,10 +1316,14 @@ assignment(const struct cs_kafka_source *src)
 void cs_kafka_source_pause(struct cs_kafka_source *src)
 {
         rd_kafka_topic_partition_list_t *list = assignment(src);
+        size_t i;
 
         rd_kafka_pause_partitions(src->rk, list);
         rd_kafka_topic_partition_list_destroy(list);
         src->paused = 1;
+        /* Read again from the stored offsets on rewind. */
+        for (i = 0; i < src->nparts; i++)
+                drop_buffered(&src->parts[i]);
 }
 
 int cs_kafka_source_rewind(struct cs_kafka_source *src)
@@ -1060,6 +1351,8 @@ int cs_kafka_source_rewind(struct cs_kafka_source *src)
                 list->elems[i].offset = o;
                 src->parts[i].at_end = 0;
                 src->parts[i].next = offs[i].next_offset;
+                src->parts[i].waited_out = 0;
+                drop_buffered(&src->parts[i]);
         }
         mem_free(offs);
         if (r == 0) {
@@ -1144,6 +1437,8 @@ void cs_kafka_source_destroy(struct cs_kafka_source *src)
 {
         if (!src)
                 return;
+        /* Every queue handle before the close, as librdkafka asks. */
+        drop_queues(src);
         if (src->queue)
                 rd_kafka_queue_destroy(src->queue);
         rd_kafka_consumer_close(src->rk);

@@ -36,8 +36,9 @@ static char *path_in(const struct tuning *st, const char *name)
 
 /* The value of a librdkafka property as a source made with batch and
  * props would get it. */
-static char *effective(size_t batch, const char *const *props, size_t nprops,
-                       const char *name)
+static char *effective_of(size_t batch, int partitions,
+                          const char *const *props, size_t nprops,
+                          const char *name)
 {
         struct cs_kafka_source_conf conf = {
                 .props = props,
@@ -46,11 +47,17 @@ static char *effective(size_t batch, const char *const *props, size_t nprops,
         };
         char value[64], errstr[256];
 
-        assert_int_equal(cs_kafka_effective_prop(&conf, name, value,
+        assert_int_equal(cs_kafka_effective_prop(&conf, partitions, name, value,
                                                  sizeof(value), errstr,
                                                  sizeof(errstr)),
                          0);
         return th_strdup(value);
+}
+
+static char *effective(size_t batch, const char *const *props, size_t nprops,
+                       const char *name)
+{
+        return effective_of(batch, 0, props, nprops, name);
 }
 
 /* librdkafka's own default for name, from a configuration untouched. */
@@ -102,6 +109,47 @@ static void test_prefetch_from_batch(void **state)
         def = librdkafka_default("fetch.max.bytes");
         expect_prop(0, NULL, 0, "fetch.max.bytes", def);
         free(def);
+}
+
+static void expect_split(size_t batch, int partitions, const char *const *props,
+                         size_t nprops, const char *name, const char *want)
+{
+        char *got = effective_of(batch, partitions, props, nprops, name);
+
+        if (strcmp(got, want))
+                fail_msg("batch %zu, %d partitions: %s is %s, expected %s",
+                         batch, partitions, name, got, want);
+        free(got);
+}
+
+/* Partitions merged by time each have a queue of their own, and
+ * librdkafka's limits apply to each: the same total shared out, at least
+ * 64 KB and 100 messages each, and fetches of a partition no larger than
+ * its share; -X still wins. */
+static void test_prefetch_per_partition(void **state)
+{
+        static const char *const props[] = {"fetch.message.max.bytes=9999",
+                                            "queued.max.messages.kbytes=333"};
+        char *def;
+
+        (void)state;
+        expect_split(10000, 4, NULL, 0, "queued.min.messages", "10000");
+        expect_split(10000, 4, NULL, 0, "queued.max.messages.kbytes", "1000");
+        expect_split(10000, 4, NULL, 0, "fetch.message.max.bytes", "1024000");
+        expect_split(10000, 64, NULL, 0, "queued.min.messages", "625");
+        expect_split(10000, 64, NULL, 0, "queued.max.messages.kbytes", "64");
+        expect_split(10000, 64, NULL, 0, "fetch.message.max.bytes", "65536");
+        expect_split(10000, 1000, NULL, 0, "queued.min.messages", "100");
+        expect_split(10000, 1000, NULL, 0, "queued.max.messages.kbytes", "64");
+        /* The total fetch is the batch's, however many partitions. */
+        expect_split(10000, 64, NULL, 0, "fetch.max.bytes", "1048576");
+        expect_split(10000, 64, props, 2, "fetch.message.max.bytes", "9999");
+        expect_split(10000, 64, props, 2, "queued.max.messages.kbytes", "333");
+        /* One partition is read from the consumer's queue: unchanged. */
+        def = librdkafka_default("fetch.message.max.bytes");
+        expect_split(10000, 1, NULL, 0, "fetch.message.max.bytes", def);
+        free(def);
+        expect_split(10000, 1, NULL, 0, "queued.max.messages.kbytes", "4000");
 }
 
 /* -X wins over the sizes derived from the batch; a larger message.max.bytes
@@ -368,9 +416,12 @@ static void test_kafka_prefetch_in_effect(void **state)
         log = ingest_log(st, db1, "-b", st->broker.brokers, "-t", TOPIC,
                          "--from-beginning", "--exit-at-end",
                          "--batch-max-records", "500", NULL);
-        expect_in(log, "Kafka prefetch: queued.min.messages=2000 "
-                       "queued.max.messages.kbytes=1024 "
-                       "fetch.max.bytes=1048576");
+        /* The batch's 1 MB shared by the topic's 4 partitions. */
+        expect_in(log, "Kafka prefetch: queued.min.messages=500 "
+                       "queued.max.messages.kbytes=256 "
+                       "fetch.max.bytes=1048576 "
+                       "fetch.message.max.bytes=262144 for each of 4 "
+                       "partitions, merged by timestamp");
         assert_int_equal(count_calls(db1), 2000);
         free(log);
         log = ingest_log(st, db2, "-b", st->broker.brokers, "-t", TOPIC,
@@ -379,7 +430,9 @@ static void test_kafka_prefetch_in_effect(void **state)
                          "queued.max.messages.kbytes=3000", NULL);
         expect_in(log, "Kafka prefetch: queued.min.messages=777 "
                        "queued.max.messages.kbytes=3000 "
-                       "fetch.max.bytes=1048576");
+                       "fetch.max.bytes=1048576 "
+                       "fetch.message.max.bytes=1024000 for each of 4 "
+                       "partitions");
         assert_int_equal(count_calls(db2), 2000);
         free(log);
         free(db1);
@@ -441,6 +494,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_prefetch_from_batch),
                 cmocka_unit_test(test_prefetch_user_wins),
+                cmocka_unit_test(test_prefetch_per_partition),
                 cmocka_unit_test_teardown(test_allocation_failures,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_durability_and_checkpoints,

@@ -165,9 +165,10 @@ static void usage(void)
                "(repeatable);\n"
                "                          the defaults "
                "enable.idempotence=true,\n"
-               "                          compression.type=lz4 and "
-               "linger.ms=5 can be\n"
-               "                          overridden\n"
+               "                          compression.type=lz4, "
+               "linger.ms=5 and\n"
+               "                          batch.size=65536 can be "
+               "overridden\n"
                "  -v, --verbose           log more; -q, --quiet: errors only\n"
                "  -h, --help              show this help\n"
                "      --version           show the versions of callstream and "
@@ -652,7 +653,12 @@ int cs_cmd_produce(int argc, char **argv)
                               sizeof(errstr)) ||
             rd_kafka_conf_set(conf, "compression.type", "lz4", errstr,
                               sizeof(errstr)) ||
-            rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr))) {
+            rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr)) ||
+            /* Kafka's own producer's order of size rather than
+             * librdkafka's 1 MB: a consumer that merges partitions by
+             * time (ingest) holds about one batch of each. */
+            rd_kafka_conf_set(conf, "batch.size", "65536", errstr,
+                              sizeof(errstr))) {
                 cs_log(CS_LOG_ERROR, "librdkafka rejects a default: %s",
                        errstr);
                 status = CS_EXIT_FAILURE;
