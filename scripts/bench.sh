@@ -202,8 +202,8 @@ say "ingests done: $ncalls calls stored of $COUNT messages"
 # synchronous=NORMAL, every row in one transaction. In crime_id order (as
 # the calls were generated; the best case for a text primary key), which is
 # what the target ratios use, and again in the order the topic gave them to
-# the ingest (partitions read side by side, which spreads every batch over
-# weeks of the stream), the order its tables keep them in (a scan of
+# the ingest (its 64 partitions merged by timestamp, so nearly the same
+# order, duplicates aside), the order its tables keep them in (a scan of
 # call_rows by rowid, of the heap of calls): the same work the ingest does,
 # shown beside.
 sqlite3 -csv "$tmp/big1/w2.db" "SELECT * FROM calls ORDER BY crime_id" >"$tmp/calls.csv"
