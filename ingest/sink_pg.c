@@ -155,6 +155,25 @@ static void put_be(struct buf *b, uint64_t v, size_t size)
                 b->p[b->len++] = (char)(v >> (8 * size));
 }
 
+/* Empties b and starts a binary COPY in it: the signature, no flags, no
+ * header extension. */
+static int copy_start(struct buf *b)
+{
+        static const char head[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+
+        b->len = 0;
+        return put(b, head, sizeof(head));
+}
+
+/* Ends the binary COPY in b: its trailer, a field count of -1. */
+static int copy_finish(struct buf *b)
+{
+        if (reserve(b, 2) < 0)
+                return -1;
+        put_be(b, 0xffff, 2);
+        return 0;
+}
+
 static int putf(struct buf *b, const char *fmt, long long v)
 {
         char tmp[32];
@@ -566,10 +585,21 @@ static void on_notice(void *arg, const char *msg)
  * schema is not created here but by migrate, under the migration lock. */
 static int setup_session(struct pg_sink *s, char *errstr, size_t errstr_size)
 {
+        const char *dt = PQparameterStatus(s->conn, "integer_datetimes");
         char *sql;
         int r;
 
         PQsetNoticeProcessor(s->conn, on_notice, NULL);
+        /* Calls go in binary COPY, timestamps as 64-bit microseconds: what
+         * every server since PostgreSQL 10 keeps. */
+        if (dt && strcmp(dt, "on")) {
+                snprintf(errstr, errstr_size,
+                         "%s: the server keeps timestamps as floating point "
+                         "(integer_datetimes off): callstream needs "
+                         "PostgreSQL 10 or later",
+                         s->base.name);
+                return -1;
+        }
         /* Timestamps come back as cs_time_parse() reads them. */
         if ((r = exec(s, "SET client_encoding TO 'UTF8'; SET DateStyle TO ISO",
                       "setting the session up", errstr, errstr_size)) < 0)
@@ -1202,37 +1232,75 @@ static int bin_array(struct buf *a, uint32_t oid, size_t n, size_t elem);
 static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
                       int n, PGresult **out, char *errstr, size_t errstr_size);
 
-/* Appends call i of b as a COPY text row: its fields, call_ts, the
+/* PostgreSQL's binary timestamp: microseconds since 2000-01-01 00:00:00
+ * (integer_datetimes, checked in setup_session()). */
+#define PG_EPOCH_SEC 946684800LL
+
+static uint64_t pg_timestamp(int64_t sec, int32_t usec)
+{
+        return (uint64_t)((sec - PG_EPOCH_SEC) * 1000000 + usec);
+}
+
+/* Appends s as one binary COPY text field (room reserved by the caller):
+ * its length and bytes, NULL as length -1, as put_field() maps them. The
+ * server checks the bytes are UTF-8 (textrecv) as it checks a text COPY;
+ * the parser has ruled out NUL and bad UTF-8. */
+static void put_bin_field(struct buf *b, struct cs_str s)
+{
+        if (!s.ptr) {
+                put_be(b, UINT32_MAX, 4);
+                return;
+        }
+        put_be(b, s.len, 4);
+        memcpy(b->p + b->len, s.ptr, s.len);
+        b->len += s.len;
+}
+
+/* Appends call i of b as a binary COPY row: its fields, call_ts, the
  * partition and offset and watermark_at_count; into calls itself
  * (copy_new_calls) with the topic before the partition and the late policy
- * last, into the staging table (staged, copy_calls) after the call's index in
- * the batch. */
+ * last, into the staging table (staged, copy_calls) after the call's index
+ * in the batch. */
 static int put_call_row(struct buf *out, const struct cs_batch *b, size_t i,
                         int staged)
 {
         const struct cs_batch_call *c = &b->calls[i];
-        char ts[CS_TS_BUFSZ];
-        struct cs_str t = {ts, 0};
+        struct cs_str topic = {b->topic, strlen(b->topic)};
+        struct cs_str policy = {b->late_policy, strlen(b->late_policy)};
+        /* The column count, the index, call_ts, the partition, the offset
+         * and watermark_at_count (each with its length), the lengths of
+         * the text columns, then their bytes. */
+        size_t need = 2 + 8 + 12 + 8 + 12 + 12 + 4 * (CS_F_COUNT + 2) +
+                      topic.len + policy.len;
         int f;
 
-        if (staged && putf(out, "%lld\t", (long long)i) < 0)
-                return -1;
         for (f = 0; f < CS_F_COUNT; f++)
-                if (put_field(out, c->field[f], '\t') < 0)
-                        return -1;
-        t.len = cs_time_format(c->ts, c->ts_usec, ts);
-        if (put_field(out, t, '\t') < 0 ||
-            (!staged && put_text(out, b->topic, '\t') < 0) ||
-            putf(out, "%lld\t", c->partition) < 0 ||
-            putf(out, "%lld\t", c->offset) < 0)
+                need += c->field[f].len;
+        if (reserve(out, need) < 0)
                 return -1;
-        t.ptr = c->has_mark ? ts : NULL;
-        t.len = c->has_mark ? cs_time_format(c->mark.sec, c->mark.usec, ts) : 0;
-        if (staged)
-                return put_field(out, t, '\n');
-        if (put_field(out, t, '\t') < 0 ||
-            put_text(out, b->late_policy, '\n') < 0)
-                return -1;
+        put_be(out, staged ? CS_F_COUNT + 5 : CS_F_COUNT + 6, 2);
+        if (staged) {
+                put_be(out, 4, 4);
+                put_be(out, i, 4);
+        }
+        for (f = 0; f < CS_F_COUNT; f++)
+                put_bin_field(out, c->field[f]);
+        put_be(out, 8, 4);
+        put_be(out, pg_timestamp(c->ts, c->ts_usec), 8);
+        if (!staged)
+                put_bin_field(out, topic);
+        put_be(out, 4, 4);
+        put_be(out, (uint32_t)c->partition, 4);
+        put_be(out, 8, 4);
+        put_be(out, (uint64_t)c->offset, 8);
+        if (c->has_mark) {
+                put_be(out, 8, 4);
+                put_be(out, pg_timestamp(c->mark.sec, c->mark.usec), 8);
+        } else {
+                put_be(out, UINT32_MAX, 4);
+        }
+        if (!staged)
+                put_bin_field(out, policy);
         return 0;
 }
 
@@ -1247,7 +1315,7 @@ static int write_new_calls(struct pg_sink *s, const struct cs_batch *b,
         enum { TEXT_OID = 25 };
         struct buf *ids = &s->bin[0];
         PGresult *res;
-        size_t i;
+        size_t i, nnew;
         int row, r;
 
         if (bin_array(ids, TEXT_OID, b->ncalls, 0) < 0)
@@ -1274,15 +1342,20 @@ static int write_new_calls(struct pg_sink *s, const struct cs_batch *b,
                         inserted[at - 1] = 1;
         }
         PQclear(res);
-        s->copy.len = 0;
-        for (i = 0; i < b->ncalls; i++) {
+        if (copy_start(&s->copy) < 0)
+                return oom(errstr, errstr_size);
+        for (i = 0, nnew = 0; i < b->ncalls; i++) {
                 inserted[i] = inserted[i] ? CS_CALL_KEPT : CS_CALL_NEW;
-                if (inserted[i] == CS_CALL_NEW &&
-                    put_call_row(&s->copy, b, i, 0) < 0)
+                if (inserted[i] != CS_CALL_NEW)
+                        continue;
+                if (put_call_row(&s->copy, b, i, 0) < 0)
                         return oom(errstr, errstr_size);
+                nnew++;
         }
-        if (!s->copy.len)
+        if (!nnew)
                 return 0;
+        if (copy_finish(&s->copy) < 0)
+                return oom(errstr, errstr_size);
         if ((r = copy_in(s, "copy_new_calls", errstr, errstr_size)) < 0)
                 memset(inserted, CS_CALL_KEPT, b->ncalls);
         return r;
@@ -1303,10 +1376,13 @@ static int pg_write_calls(struct cs_sink *base, const struct cs_batch *b,
                 return 0;
         if (!b->update)
                 return write_new_calls(s, b, inserted, errstr, errstr_size);
-        s->copy.len = 0;
+        if (copy_start(&s->copy) < 0)
+                return oom(errstr, errstr_size);
         for (i = 0; i < b->ncalls; i++)
                 if (put_call_row(&s->copy, b, i, 1) < 0)
                         return oom(errstr, errstr_size);
+        if (copy_finish(&s->copy) < 0)
+                return oom(errstr, errstr_size);
         /* The same lock as write_new_calls(), whose copies would fail on
          * a call inserted meanwhile. */
         if ((r = run(s, ST_LOCK_WINDOW_KEYS, NULL, NULL, errstr, errstr_size)) <
@@ -1630,13 +1706,11 @@ static size_t mark_stored(struct pg_sink *s, size_t m, const PGresult *res)
  * how many in *n. */
 static int window_copy(struct pg_sink *s, size_t m, size_t *n)
 {
-        static const char head[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
         size_t i;
         int a;
 
-        s->copy.len = 0;
         *n = 0;
-        if (put(&s->copy, head, sizeof(head)) < 0 ||
+        if (copy_start(&s->copy) < 0 ||
             reserve(&s->copy, m * (2 + 7 * 4 + 4 * 3 + 8 * 4) + 2) < 0)
                 return -1;
         for (i = 0; i < m; i++) {
@@ -1656,8 +1730,7 @@ static int window_copy(struct pg_sink *s, size_t m, size_t *n)
                 }
                 (*n)++;
         }
-        put_be(&s->copy, 0xffff, 2);
-        return 0;
+        return copy_finish(&s->copy);
 }
 
 /* The batch's rows (summed by key by the pipeline) go as stored: keyed by

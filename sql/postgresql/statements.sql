@@ -22,7 +22,7 @@ CREATE TEMP TABLE IF NOT EXISTS cs_stage_rejects (
 ) ON COMMIT DELETE ROWS
 
 -- name: copy_calls
-COPY cs_stage_calls FROM STDIN
+COPY cs_stage_calls FROM STDIN (FORMAT binary)
 
 -- name: stored_calls
 -- After lock_window_keys: which of a batch's crime_ids (a text array sent
@@ -33,13 +33,14 @@ CROSS JOIN LATERAL (
         SELECT 1 FROM calls AS c WHERE c.crime_id = k.crime_id LIMIT 1) AS c
 
 -- The calls stored_calls did not find, copied in whole (ingested_at is
--- the transaction's time, its default since 011).
+-- the transaction's time, its default since 011); binary, which spares the
+-- server parsing text, escapes and timestamps (sink_pg.c, put_call_row).
 -- name: copy_new_calls
 COPY calls (crime_id, original_crime_type_name, report_date, call_date,
             offense_date, call_time, call_date_time, disposition, address,
             city, state, agency_id, address_type, common_location, call_ts,
             kafka_topic, kafka_partition, kafka_offset, watermark_at_count,
-            late_policy) FROM STDIN
+            late_policy) FROM STDIN (FORMAT binary)
 
 -- name: insert_calls
 -- First valid copy wins. Returns the batch index of each call that was new;
