@@ -32,6 +32,7 @@
 
 #include "cs_source.h"
 #include "harness.h"
+#include "pgutil.h"
 
 #define WATCHDOG_S 300
 #define NPARTS     8
@@ -251,30 +252,10 @@ static void test_idle_partitions(void **state)
 static void rows_of(const char *path, const char *sql, struct th_lines *out)
 {
         sqlite3 *db = NULL;
-        sqlite3_stmt *st = NULL;
-        int c;
 
         assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
                          SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                struct th_buf b = {0};
-
-                th_buf_add(&b, "", 0);
-                for (c = 0; c < sqlite3_column_count(st); c++) {
-                        const unsigned char *t = sqlite3_column_text(st, c);
-
-                        if (c)
-                                th_buf_add(&b, "|", 1);
-                        if (t)
-                                th_put_quoted(&b, t, strlen((const char *)t));
-                        else
-                                th_buf_add(&b, "NULL", 4);
-                }
-                th_lines_add(out, th_strdup(b.p));
-                th_buf_free(&b);
-        }
-        sqlite3_finalize(st);
+        assert_int_equal(th_lite_lines(db, sql, NULL, NULL, out), 0);
         sqlite3_close(db);
 }
 

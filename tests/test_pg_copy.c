@@ -17,7 +17,9 @@
  * - through the sink itself: the largest partition and offsets, and text
  *   that is not UTF-8 or holds a NUL, which the parser never lets through:
  *   the server refuses it (22021), the batch is rolled back and the
- *   connection serves the next one.
+ *   connection serves the next one;
+ * - a second copy of the largest crime_id stored, and of one below it, is
+ *   found stored (the lookup skips only the crime_ids past the largest).
  *
  * The group setup starts a PostgreSQL server of its own. Timeouts are hang
  * guards only. E2E_KEEP=1 keeps the folder. */
@@ -558,6 +560,62 @@ struct call {
 /* Writes calls[0..n) as one batch straight through the sink (watermark
  * from nothing, lateness 0, under policy): 0, or what the sink returned,
  * with its reason in err, after rolling back. */
+/* The lookup of stored calls skips the crime_ids past the largest stored:
+ * a second copy of that largest one, and of one below it, must still be
+ * found (else its COPY would break the primary key and the ingest fail),
+ * and the first copy stays. */
+static void test_stored_probe(void **state)
+{
+        struct st *st = *state;
+        const struct line first[] = {
+                {REC("B100", "T", "2019-03-04T01:00:00")},
+                {REC("B200", "T", "2019-03-04T02:00:00")},
+                {REC("B300", "T", "2019-03-04T03:00:00")},
+        };
+        const struct line second[] = {
+                {REC("B300", "U", "2019-03-04T03:00:00")},
+                {REC("B150", "U", "2019-03-04T04:00:00")},
+                {REC("B200", "U", "2019-03-04T02:00:00")},
+                {REC("B400", "U", "2019-03-04T05:00:00")},
+        };
+        char *in1 = th_asprintf("%s/probe1.ndjson", st->dir);
+        char *in2 = th_asprintf("%s/probe2.ndjson", st->dir);
+        struct th_lines got = {0}, want = {0};
+        char *ci;
+        PGconn *c;
+
+        assert_int_equal(th_pg_createdb(&st->pg, "copy_probe", NULL), 0);
+        write_input(in1, first, CS_ARRAY_SIZE(first));
+        write_input(in2, second, CS_ARRAY_SIZE(second));
+        ingest(st, in1, "p1", "copy_probe", NULL);
+        ingest(st, in2, "p2", "copy_probe", NULL);
+        ci = th_pg_conninfo(&st->pg, "copy_probe");
+        c = th_pg_open(ci);
+        free(ci);
+        assert_non_null(c);
+        assert_int_equal(th_pg_lines(c,
+                                     "SELECT crime_id, kafka_topic, "
+                                     "original_crime_type_name FROM calls "
+                                     "ORDER BY crime_id",
+                                     &got),
+                         0);
+        PQfinish(c);
+        th_lines_addf(&want, "'B100'|'p1'|'T'");
+        th_lines_addf(&want, "'B150'|'p2'|'U'");
+        th_lines_addf(&want, "'B200'|'p1'|'T'");
+        th_lines_addf(&want, "'B300'|'p1'|'T'");
+        th_lines_addf(&want, "'B400'|'p2'|'U'");
+        th_lines_sort(&got);
+        th_lines_sort(&want);
+        assert_int_equal(th_lines_compare("calls", "got", &got, "want", &want,
+                                          MAX_SHOWN),
+                         0);
+        th_lines_free(&got);
+        th_lines_free(&want);
+        free(in1);
+        free(in2);
+}
+
 static int write_batch(struct cs_sink *s, const struct call *calls, size_t n,
                        int update, char *err, size_t err_size)
 {
@@ -688,6 +746,7 @@ int main(void)
                 cmocka_unit_test_teardown(test_fields_come_back,
                                           th_test_teardown),
                 cmocka_unit_test_teardown(test_sink_direct, th_test_teardown),
+                cmocka_unit_test_teardown(test_stored_probe, th_test_teardown),
         };
 
         return cmocka_run_group_tests_name("pg_copy", tests, group_setup,
