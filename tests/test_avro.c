@@ -169,22 +169,6 @@ static void dump(const char *db, struct th_lines *out)
         th_lines_sort(out);
 }
 
-static long long count_of(const char *db, const char *sql)
-{
-        sqlite3 *h;
-        sqlite3_stmt *st;
-        long long v = -1;
-
-        assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL),
-                         SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(h);
-        return v;
-}
-
 /* The schema with crime_id a long and the fields in reverse order, unions
  * the other way round. */
 static const char long_schema[] =
@@ -320,11 +304,13 @@ static void test_avro_same_tables_as_json(void **state)
 
         dump(db_json, &base);
         printf("# JSON: %lld calls, %lld rejected, %lld window rows\n",
-               count_of(db_json, "SELECT count(*) FROM calls"),
-               count_of(db_json, "SELECT count(*) FROM rejected_records"),
-               count_of(db_json, "SELECT count(*) FROM window_counts"));
-        assert_true(count_of(db_json, "SELECT count(*) FROM calls") > 2000);
-        assert_true(count_of(db_json, "SELECT count(*) FROM rejected_records") >
+               th_sqlite_int(db_json, "SELECT count(*) FROM calls"),
+               th_sqlite_int(db_json, "SELECT count(*) FROM rejected_records"),
+               th_sqlite_int(db_json, "SELECT count(*) FROM window_counts"));
+        assert_true(th_sqlite_int(db_json, "SELECT count(*) FROM calls") >
+                    2000);
+        assert_true(th_sqlite_int(db_json,
+                                  "SELECT count(*) FROM rejected_records") >
                     50);
         for (i = 0; i < NELEM(dbs); i++) {
                 struct th_lines other = {0};
@@ -335,9 +321,9 @@ static void test_avro_same_tables_as_json(void **state)
                 th_lines_free(&other);
         }
         /* The Avro topics' rejects say why in Avro's words. */
-        assert_true(count_of(db_avro,
-                             "SELECT count(*) FROM rejected_records "
-                             "WHERE reason LIKE 'invalid Avro: %'") > 0);
+        assert_true(th_sqlite_int(db_avro,
+                                  "SELECT count(*) FROM rejected_records "
+                                  "WHERE reason LIKE 'invalid Avro: %'") > 0);
         th_lines_free(&base);
         th_buf_free(&json);
         et_msgs_free(&avro);
@@ -409,7 +395,7 @@ static void test_avro_corrupt_rejected(void **state)
         ingest(f, "corrupt", db, "--format", "avro", "--avro-schema", f->schema,
                "--framing", "confluent", "--schema-id", "7", NULL);
 
-        assert_int_equal(count_of(db, "SELECT count(*) FROM calls"), 2);
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM calls"), 2);
         for (i = 0; i < NELEM(want); i++) {
                 char sql[160];
                 sqlite3 *h;

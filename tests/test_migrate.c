@@ -16,22 +16,6 @@
 #include "cs_sink.h"
 #include "harness.h"
 
-/* Runs a query returning one integer, through a separate connection. */
-static long long query_int(const char *path, const char *sql)
-{
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        long long v = -1;
-
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
-}
-
 static void exec_sql(const char *path, const char *sql)
 {
         sqlite3 *db;
@@ -81,33 +65,34 @@ static void test_migrate_creates_schema_and_is_idempotent(void **state)
         char err[512];
 
         open_migrated(f);
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM "
-                                            "schema_migrations"),
+        assert_int_equal(th_sqlite_int(f->path, "SELECT COUNT(*) FROM "
+                                                "schema_migrations"),
                          n);
         /* Every radio code of the shared list, checked by count and one
          * known pair. */
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM radio_codes"),
-                         19);
-        assert_int_equal(query_int(f->path,
-                                   "SELECT COUNT(*) FROM radio_codes WHERE "
-                                   "disposition_code = 'HAN' AND "
-                                   "description = 'Handled'"),
+        assert_int_equal(
+                th_sqlite_int(f->path, "SELECT COUNT(*) FROM radio_codes"), 19);
+        assert_int_equal(th_sqlite_int(f->path,
+                                       "SELECT COUNT(*) FROM radio_codes WHERE "
+                                       "disposition_code = 'HAN' AND "
+                                       "description = 'Handled'"),
                          1);
-        assert_int_equal(query_int(f->path,
-                                   "SELECT COUNT(*) FROM sqlite_master WHERE "
-                                   "type = 'view' AND name IN ('call_counts', "
-                                   "'disposition_counts')"),
-                         2);
+        assert_int_equal(
+                th_sqlite_int(f->path,
+                              "SELECT COUNT(*) FROM sqlite_master WHERE "
+                              "type = 'view' AND name IN ('call_counts', "
+                              "'disposition_counts')"),
+                2);
         /* Again, on the same and on a new connection: nothing changes. */
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), 0);
         cs_sink_close(f->sink);
         f->sink = NULL;
         open_migrated(f);
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM "
-                                            "schema_migrations"),
+        assert_int_equal(th_sqlite_int(f->path, "SELECT COUNT(*) FROM "
+                                                "schema_migrations"),
                          n);
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM radio_codes"),
-                         19);
+        assert_int_equal(
+                th_sqlite_int(f->path, "SELECT COUNT(*) FROM radio_codes"), 19);
 }
 
 static void test_changed_migration_is_refused(void **state)
@@ -138,13 +123,14 @@ static void test_failed_migration_leaves_nothing(void **state)
                 cs_sink_open(f->path, NULL, &f->sink, err, sizeof(err)), 0);
         assert_int_equal(f->sink->ops->migrate(f->sink, err, sizeof(err)), -1);
         assert_non_null(strstr(err, f->path));
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM sqlite_master"
-                                            " WHERE name IN ('calls', "
-                                            "'rejected_records', "
-                                            "'radio_codes')"),
+        assert_int_equal(th_sqlite_int(f->path,
+                                       "SELECT COUNT(*) FROM sqlite_master"
+                                       " WHERE name IN ('calls', "
+                                       "'rejected_records', "
+                                       "'radio_codes')"),
                          0);
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM "
-                                            "schema_migrations"),
+        assert_int_equal(th_sqlite_int(f->path, "SELECT COUNT(*) FROM "
+                                                "schema_migrations"),
                          0);
 }
 
@@ -244,9 +230,10 @@ static void test_sink_batch_rollback_and_offsets(void **state)
                 0);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         ops->rollback(f->sink);
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM calls"), 0);
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM "
-                                            "kafka_offsets"),
+        assert_int_equal(th_sqlite_int(f->path, "SELECT COUNT(*) FROM calls"),
+                         0);
+        assert_int_equal(th_sqlite_int(f->path, "SELECT COUNT(*) FROM "
+                                                "kafka_offsets"),
                          0);
 
         assert_int_equal(ops->begin(f->sink, err, sizeof(err)), 0);
@@ -256,10 +243,11 @@ static void test_sink_batch_rollback_and_offsets(void **state)
         assert_int_equal(inserted[0], 1);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         assert_int_equal(ops->commit(f->sink, err, sizeof(err)), 0);
-        assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM calls WHERE "
-                                            "original_crime_type_name = 'A' "
-                                            "AND call_ts = '2018-12-31 "
-                                            "23:57:00' AND kafka_offset = 10"),
+        assert_int_equal(th_sqlite_int(f->path,
+                                       "SELECT COUNT(*) FROM calls WHERE "
+                                       "original_crime_type_name = 'A' "
+                                       "AND call_ts = '2018-12-31 "
+                                       "23:57:00' AND kafka_offset = 10"),
                          1);
 
         /* A later batch with the stored id: not new. A stale offset does
@@ -276,9 +264,10 @@ static void test_sink_batch_rollback_and_offsets(void **state)
         assert_int_equal(inserted[0], 0);
         assert_int_equal(ops->store_offsets(f->sink, b, err, sizeof(err)), 0);
         assert_int_equal(ops->commit(f->sink, err, sizeof(err)), 0);
-        assert_int_equal(query_int(f->path, "SELECT next_offset FROM "
-                                            "kafka_offsets WHERE topic = 't' "
-                                            "AND kafka_partition = 0"),
+        assert_int_equal(th_sqlite_int(f->path,
+                                       "SELECT next_offset FROM "
+                                       "kafka_offsets WHERE topic = 't' "
+                                       "AND kafka_partition = 0"),
                          12);
         {
                 struct cs_partition_offset o[2] = {{.partition = 0},
@@ -322,21 +311,21 @@ static void test_sink_window_counts_add_up(void **state)
                                  0);
                 assert_int_equal(ops->commit(f->sink, err, sizeof(err)), 0);
         }
-        assert_int_equal(query_int(f->path,
-                                   "SELECT calls FROM call_counts WHERE "
-                                   "window_spec = '1h' AND window_start = "
-                                   "'2018-12-31 23:00:00' AND window_end = "
-                                   "'2019-01-01 00:00:00'"),
+        assert_int_equal(th_sqlite_int(f->path,
+                                       "SELECT calls FROM call_counts WHERE "
+                                       "window_spec = '1h' AND window_start = "
+                                       "'2018-12-31 23:00:00' AND window_end = "
+                                       "'2019-01-01 00:00:00'"),
                          6);
-        assert_int_equal(query_int(f->path,
-                                   "SELECT calls FROM disposition_counts "
-                                   "WHERE disposition IS NULL AND "
-                                   "disposition_description = 'Unknown'"),
+        assert_int_equal(th_sqlite_int(f->path,
+                                       "SELECT calls FROM disposition_counts "
+                                       "WHERE disposition IS NULL AND "
+                                       "disposition_description = 'Unknown'"),
                          2);
-        assert_int_equal(query_int(f->path,
-                                   "SELECT calls FROM disposition_counts "
-                                   "WHERE disposition = 'HAN' AND "
-                                   "disposition_description = 'Handled'"),
+        assert_int_equal(th_sqlite_int(f->path,
+                                       "SELECT calls FROM disposition_counts "
+                                       "WHERE disposition = 'HAN' AND "
+                                       "disposition_description = 'Handled'"),
                          4);
 }
 

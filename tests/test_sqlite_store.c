@@ -119,21 +119,6 @@ static void query_lines(const char *path, const char *sql, struct th_lines *out)
         th_lines_sort(out);
 }
 
-static int64_t query_int(const char *path, const char *sql)
-{
-        sqlite3 *db = db_open(path);
-        sqlite3_stmt *st;
-        int64_t v = -1;
-
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-                fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
-}
-
 static void expect_same(const char *what, struct th_lines *want,
                         struct th_lines *got)
 {
@@ -446,13 +431,13 @@ static void replay_and_compare(struct st *st, const char *batch,
 
         /* The view's types and ingest times are those of the old table. */
         assert_int_equal(
-                query_int(db, "SELECT count(*) FROM calls WHERE "
-                              "typeof(crime_id) != 'text' OR "
-                              "typeof(call_ts) != 'text' OR "
-                              "typeof(kafka_offset) != 'integer' OR "
-                              "ingested_at NOT GLOB '[0-9][0-9][0-9][0-9]-"
-                              "[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:"
-                              "[0-9][0-9]'"),
+                th_sqlite_int(db, "SELECT count(*) FROM calls WHERE "
+                                  "typeof(crime_id) != 'text' OR "
+                                  "typeof(call_ts) != 'text' OR "
+                                  "typeof(kafka_offset) != 'integer' OR "
+                                  "ingested_at NOT GLOB '[0-9][0-9][0-9][0-9]-"
+                                  "[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:"
+                                  "[0-9][0-9]'"),
                 0);
         free(file);
         free(db);
@@ -512,24 +497,27 @@ static void test_many_rows(void **state)
                     "--window", "1h", "--window", "1h/15m", "-q", NULL));
         /* Each call is in one 1h window and four 1h/15m ones, each its
          * own row (an hour apart, minutes 0 to 6 past the hour). */
-        assert_int_equal(query_int(db, "SELECT count(*) FROM window_counts"),
-                         300 * 5);
-        assert_int_equal(query_int(db, "SELECT sum(calls) FROM window_counts "
+        assert_int_equal(
+                th_sqlite_int(db, "SELECT count(*) FROM window_counts"),
+                300 * 5);
+        assert_int_equal(th_sqlite_int(db,
+                                       "SELECT sum(calls) FROM window_counts "
                                        "WHERE window_spec = '1h/15m'"),
                          300 * 4);
-        assert_int_equal(query_int(db, "SELECT count(*) FROM window_counts "
+        assert_int_equal(th_sqlite_int(db,
+                                       "SELECT count(*) FROM window_counts "
                                        "WHERE calls != 1 OR late_calls != 0"),
                          0);
         /* Call 100 (Type 2, GOA) at 2019-03-05 04:02. */
-        assert_int_equal(query_int(db,
-                                   "SELECT count(*) FROM window_counts WHERE "
-                                   "crime_type = 'Type 2' AND disposition = "
-                                   "'GOA' AND window_start IN ('2019-03-05 "
-                                   "03:15:00', '2019-03-05 03:30:00', "
-                                   "'2019-03-05 03:45:00', '2019-03-05 "
-                                   "04:00:00') AND window_end = "
-                                   "datetime(window_start, '+1 hour')"),
-                         5);
+        assert_int_equal(
+                th_sqlite_int(db, "SELECT count(*) FROM window_counts WHERE "
+                                  "crime_type = 'Type 2' AND disposition = "
+                                  "'GOA' AND window_start IN ('2019-03-05 "
+                                  "03:15:00', '2019-03-05 03:30:00', "
+                                  "'2019-03-05 03:45:00', '2019-03-05 "
+                                  "04:00:00') AND window_end = "
+                                  "datetime(window_start, '+1 hour')"),
+                5);
 
         /* Copies of 500100..500139, new 600000..600039 (above the largest
          * id) and 400000..400039 (below it), at hours 300 to 419. */
@@ -542,20 +530,23 @@ static void test_many_rows(void **state)
         th_buf_free(&b);
         free(run_ok(st, "ingest", "--file", more, "--topic", "m2", "--db", db,
                     "--window", "1h", "--window", "1h/15m", "-q", NULL));
-        assert_int_equal(query_int(db, "SELECT count(*) FROM calls"), 380);
-        assert_int_equal(query_int(db, "SELECT calls_total * 1000 + "
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM calls"), 380);
+        assert_int_equal(th_sqlite_int(db,
+                                       "SELECT calls_total * 1000 + "
                                        "duplicates_total FROM kafka_offsets "
                                        "WHERE topic = 'm2'"),
                          80 * 1000 + 40);
-        assert_int_equal(query_int(db, "SELECT count(*) FROM calls WHERE "
-                                       "kafka_topic = 'm2' AND (crime_id "
-                                       "BETWEEN '600000' AND '600039' OR "
-                                       "crime_id BETWEEN '400000' AND "
-                                       "'400039')"),
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM calls WHERE "
+                                           "kafka_topic = 'm2' AND (crime_id "
+                                           "BETWEEN '600000' AND '600039' OR "
+                                           "crime_id BETWEEN '400000' AND "
+                                           "'400039')"),
                          80);
-        assert_int_equal(query_int(db, "SELECT count(*) FROM window_counts"),
-                         380 * 5);
-        assert_int_equal(query_int(db, "SELECT count(*) FROM window_counts "
+        assert_int_equal(
+                th_sqlite_int(db, "SELECT count(*) FROM window_counts"),
+                380 * 5);
+        assert_int_equal(th_sqlite_int(db,
+                                       "SELECT count(*) FROM window_counts "
                                        "WHERE calls != 1 OR late_calls != 0"),
                          0);
         free(more);
@@ -628,9 +619,9 @@ static void test_migration_carries_calls(void **state)
         query_lines(db, "SELECT * FROM calls", &want);
 
         free(run_ok(st, "migrate", "--db", db, NULL));
-        assert_int_equal(query_int(db, "SELECT count(*) FROM "
-                                       "sqlite_schema WHERE type = "
-                                       "'table' AND name = 'calls'"),
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM "
+                                           "sqlite_schema WHERE type = "
+                                           "'table' AND name = 'calls'"),
                          0);
         query_lines(db, "SELECT * FROM calls", &got);
         expect_same("calls carried over by 012", &want, &got);
@@ -639,15 +630,15 @@ static void test_migration_carries_calls(void **state)
         expect_same("window counts carried over by 012", &wwant, &got);
         th_lines_free(&got);
         th_lines_free(&wwant);
-        assert_int_equal(query_int(db, "SELECT count(*) FROM "
-                                       "pragma_index_xinfo('sqlite_"
-                                       "autoindex_window_totals_1') WHERE "
-                                       "seqno = 0 AND name = "
-                                       "'window_start'"),
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM "
+                                           "pragma_index_xinfo('sqlite_"
+                                           "autoindex_window_totals_1') WHERE "
+                                           "seqno = 0 AND name = "
+                                           "'window_start'"),
                          1);
         /* Numbers became keys, the rest stayed text. */
-        assert_int_equal(query_int(db, "SELECT count(*) FROM call_rows "
-                                       "WHERE crime_id IS NULL"),
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM call_rows "
+                                           "WHERE crime_id IS NULL"),
                          2);
 
         /* Copies of carried calls are duplicates; a new text id gets a key
@@ -665,12 +656,13 @@ static void test_migration_carries_calls(void **state)
                       0);
         free(run_ok(st, "ingest", "--file", file, "--topic", "more", "--db", db,
                     "-q", NULL));
-        assert_int_equal(query_int(db, "SELECT count(*) FROM calls"), 6);
-        assert_int_equal(query_int(db, "SELECT count(*) FROM calls WHERE "
-                                       "kafka_topic = 'more'"),
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM calls"), 6);
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM calls WHERE "
+                                           "kafka_topic = 'more'"),
                          1);
-        assert_int_equal(query_int(db, "SELECT sum(calls) FROM window_counts"),
-                         3 + 2 + 1);
+        assert_int_equal(
+                th_sqlite_int(db, "SELECT sum(calls) FROM window_counts"),
+                3 + 2 + 1);
         query_lines(db, "SELECT crime_id FROM calls WHERE crime_id = 'B-2'",
                     &got);
         assert_int_equal(got.n, 1);
@@ -711,7 +703,7 @@ static void test_settings_and_memory(void **state)
             !strstr(err, "page_size=8192 "))
                 fail_msg("settings not as the README says:\n%s", err);
         free(err);
-        assert_int_equal(query_int(db, "PRAGMA page_size"), 8192);
+        assert_int_equal(th_sqlite_int(db, "PRAGMA page_size"), 8192);
 
         /* Peak RSS of a fresh replay of the same file: a child of ours,
          * waited for alone. */
