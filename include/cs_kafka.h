@@ -49,6 +49,9 @@ struct cs_kafka_source_conf {
          * are at the broker but not fetched yet before going on without
          * it, in ms; 0: 50 (tests set it long to make the order certain). */
         int merge_wait_ms;
+        /* --partition-order fetch: no merge; the partitions come as
+         * librdkafka fetches them, through one queue the batch bounds. */
+        int fetch_order;
 
         /* Sets offs[i].next_offset to the stored offset of each newly
          * assigned partition, or -1 when none is stored. Returns 0, -1 on
@@ -83,9 +86,9 @@ int cs_kafka_check_props(const char *const *props, size_t nprops,
  * it knows how many): callstream's settings, then conf->props. For tests
  * and the -v log. Returns 0, or -1 with the reason in errstr. */
 int cs_kafka_effective_prop(const struct cs_kafka_source_conf *conf,
-                            int partitions,
-                            const char *name, char *value, size_t value_size,
-                            char *errstr, size_t errstr_size);
+                            int partitions, const char *name, char *value,
+                            size_t value_size, char *errstr,
+                            size_t errstr_size);
 
 /* Fault injection for tests: the source's own arrays (not librdkafka's)
  * are allocated with fn, which has realloc()'s contract except that

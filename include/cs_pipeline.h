@@ -48,6 +48,9 @@ struct cs_pipeline_conf {
         /* --max-rate-per-partition: messages a second per partition (the
          * source pauses a partition over it); 0: no limit. */
         double max_rate_per_partition;
+        /* --partition-order fetch: Kafka's partitions as fetched, not
+         * merged by timestamp (cs_kafka_source_conf.fetch_order). */
+        int fetch_order;
         int durability; /* --durability: CS_DURABILITY_... (cs_sink.h) */
         const char *const *props; /* -X name=value */
         size_t nprops;

@@ -861,7 +861,8 @@ int cs_kafka_source_new(const struct cs_kafka_source_conf *conf,
         /* librdkafka's queue limits are set when the client is made, and
          * merging makes them apply to each partition: a client made for
          * the topic's number of partitions takes over. */
-        if (t->partition_cnt > 1 && conf->batch_max_records) {
+        if (t->partition_cnt > 1 && conf->batch_max_records &&
+            !conf->fetch_order) {
                 int n = t->partition_cnt;
 
                 rd_kafka_metadata_destroy(md);

@@ -1182,6 +1182,7 @@ static void *consumer_main(void *arg)
                 .broker_timeout_ms = conf->broker_timeout_ms,
                 .batch_max_records = conf->batch_max_records,
                 .max_rate_per_partition = conf->max_rate_per_partition,
+                .fetch_order = conf->fetch_order,
                 .opaque = pl,
         };
         struct cs_source_file_conf fconf = {

@@ -12,10 +12,11 @@
  *                              end, hold nothing up: the others are read to
  *                              the end, and a message produced later to one
  *                              of them comes out
- *   test_ingest_merged         an ingest of the interleaved topic stores
- *                              every call, with the window counts of a
- *                              --file ingest of the same calls in time
- *                              order
+ *   test_ingest_merged         an ingest of the interleaved topic, merged
+ *                              (--partition-order time, the default) or as
+ *                              fetched (fetch), stores every call once,
+ *                              with the window counts of a --file ingest
+ *                              of the same calls in time order
  *
  * The expected order is the timestamps this test gives the messages. */
 #include <setjmp.h>
@@ -271,15 +272,54 @@ static int by_ts(const void *a, const void *b)
         return x->ts < y->ts ? -1 : x->ts > y->ts;
 }
 
+/* Ingests topic calls into db with --partition-order order; its -v log
+ * names the prefetch, "merged by timestamp" when order is time. */
+static void ingest_topic(const struct mt *st, const char *db, const char *order)
+{
+        struct th_args a = {0};
+        struct th_run r;
+
+        th_args_addv(&a, st->bin, "ingest", "-v", "-b", st->broker.brokers,
+                     "-t", "calls", "--from-beginning", "--exit-at-end", "--db",
+                     db, "--batch-max-records", "100", "--window", "1h",
+                     "--window", "1h/15m", "--partition-order", order, NULL);
+        th_run_ok(&a, &r);
+        assert_non_null(strstr(r.err.p, "Kafka prefetch:"));
+        if (!strcmp(order, "time"))
+                assert_non_null(strstr(r.err.p, "merged by timestamp"));
+        else
+                assert_null(strstr(r.err.p, "merged by timestamp"));
+        th_run_free(&r);
+        th_args_free(&a);
+}
+
+/* The window counts of db equal want (sorted). */
+static void expect_counts(const char *what, const char *db,
+                          const struct th_lines *want)
+{
+        struct th_lines got = {0};
+
+        rows_of(db, "SELECT * FROM window_counts", &got);
+        th_lines_sort(&got);
+        assert_int_equal(
+                th_lines_compare("window_counts", what, &got, "file", want, 10),
+                0);
+        th_lines_free(&got);
+        assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM calls"),
+                         th_sqlite_int(db, "SELECT count(DISTINCT crime_id) "
+                                           "FROM calls"));
+}
+
 static void test_ingest_merged(void **state)
 {
         enum { N = 300 };
         struct mt *st = *state;
         char *db = th_asprintf("%s/merged.db", st->dir);
+        char *odb = th_asprintf("%s/fetched.db", st->dir);
         char *fdb = th_asprintf("%s/file.db", st->dir);
         char *file = th_asprintf("%s/calls.ndjson", st->dir);
         static struct stamped all[NPARTS * N];
-        struct th_lines got = {0}, want = {0};
+        struct th_lines want = {0};
         struct th_args a = {0};
         struct th_buf b = {0};
         int i, p, n = 0;
@@ -299,28 +339,24 @@ static void test_ingest_merged(void **state)
         }
         assert_int_equal(th_write_file(file, b.p, 0), 0);
         th_buf_free(&b);
-        th_args_addv(&a, st->bin, "ingest", "-q", "-b", st->broker.brokers,
-                     "-t", "calls", "--from-beginning", "--exit-at-end", "--db",
-                     db, "--batch-max-records", "100", "--window", "1h",
-                     "--window", "1h/15m", NULL);
-        th_run_ok_free(&a);
         th_args_addv(&a, st->bin, "ingest", "-q", "--file", file, "--db", fdb,
                      "--window", "1h", "--window", "1h/15m", NULL);
         th_run_ok_free(&a);
+        rows_of(fdb, "SELECT * FROM window_counts", &want);
+        assert_true(want.n > 0);
+        th_lines_sort(&want);
+        /* Merged or as fetched, every call once and the file's counts. */
+        ingest_topic(st, db, "time");
+        ingest_topic(st, odb, "fetch");
         assert_int_equal(th_sqlite_int(db, "SELECT count(*) FROM calls"),
                          NPARTS * N);
-        /* The counts of the merged topic are the file's. */
-        rows_of(db, "SELECT * FROM window_counts", &got);
-        rows_of(fdb, "SELECT * FROM window_counts", &want);
-        assert_true(got.n > 0);
-        th_lines_sort(&got);
-        th_lines_sort(&want);
-        assert_int_equal(th_lines_compare("window_counts", "merged", &got,
-                                          "file", &want, 10),
-                         0);
-        th_lines_free(&got);
+        assert_int_equal(th_sqlite_int(odb, "SELECT count(*) FROM calls"),
+                         NPARTS * N);
+        expect_counts("merged", db, &want);
+        expect_counts("fetched", odb, &want);
         th_lines_free(&want);
         free(db);
+        free(odb);
         free(fdb);
         free(file);
 }

@@ -31,6 +31,7 @@ enum {
         OPT_AVRO_SCHEMA,
         OPT_FRAMING,
         OPT_SCHEMA_ID,
+        OPT_PARTITION_ORDER,
 };
 
 #define HEALTH_TIMEOUT_S 30
@@ -119,6 +120,13 @@ static const char ingest_help[] =
         "                            maxRatePerPartition; --batch-max-records\n"
         "                            is its maxOffsetsPerTrigger); default:\n"
         "                            no limit\n"
+        "      --partition-order time|fetch\n"
+        "                            Kafka: merge the partitions by message\n"
+        "                            timestamp, each read from a queue of\n"
+        "                            its own (time, the default), or take\n"
+        "                            them as fetched, through one queue\n"
+        "                            (fetch: memory bounded by the batch\n"
+        "                            whatever the producers' batch size)\n"
         "      --durability normal|full\n"
         "                            SQLite: whether a committed batch also\n"
         "                            survives a power failure (full: one\n"
@@ -213,6 +221,8 @@ int cs_cmd_ingest(int argc, char **argv)
                 {"progress-interval", required_argument, NULL,
                  OPT_PROGRESS_INTERVAL},
                 {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
+                {"partition-order", required_argument, NULL,
+                 OPT_PARTITION_ORDER},
                 {"format", required_argument, NULL, OPT_FORMAT},
                 {"avro-schema", required_argument, NULL, OPT_AVRO_SCHEMA},
                 {"framing", required_argument, NULL, OPT_FRAMING},
@@ -402,6 +412,17 @@ int cs_cmd_ingest(int argc, char **argv)
                                             &d) < 0)
                                 return CS_EXIT_USAGE;
                         pconf.interval_ms = d * 1000;
+                        break;
+                case OPT_PARTITION_ORDER:
+                        if (strcmp(optarg, "time") && strcmp(optarg, "fetch")) {
+                                cs_cli_usage_error(
+                                        "ingest",
+                                        "--partition-order: expected time or "
+                                        "fetch, not '%s'",
+                                        optarg);
+                                return CS_EXIT_USAGE;
+                        }
+                        conf.fetch_order = !strcmp(optarg, "fetch");
                         break;
                 case OPT_HEALTH_TIMEOUT:
                         if (cs_cli_duration("ingest", "--health-timeout",
