@@ -118,6 +118,11 @@ struct pg_sink {
         struct buf names[3]; /* text arrays of missing dictionary keys */
         int64_t stop_at;     /* when the stop request was first seen */
         char why[256];       /* why the connection was given up */
+        /* A COPY sent whose result is read later (copy_send()), so that
+         * the server works through it while the writer prepares what comes
+         * next; the next statement reads it first (settle()). */
+        const char *pending;
+        const char *pending_failed; /* its name, for fail(), if it failed */
 };
 
 static int reserve(struct buf *b, size_t more)
@@ -243,6 +248,7 @@ static void give_up(struct pg_sink *s, const char *why)
                why);
         PQfinish(s->conn);
         s->conn = NULL;
+        s->pending = NULL;
 }
 
 /* Gives up a connection that broke, keeping libpq's reason. */
@@ -253,6 +259,7 @@ static void lost(struct pg_sink *s)
         snprintf(s->why, sizeof(s->why), "%.*s", (int)strcspn(msg, "\n"), msg);
         PQfinish(s->conn);
         s->conn = NULL;
+        s->pending = NULL;
 }
 
 /* Whether the stop request's grace is over; notes when it came. */
@@ -374,6 +381,27 @@ static PGresult *collect(struct pg_sink *s)
         }
 }
 
+/* Reads the result of the COPY copy_send() left pending, if any. Returns
+ * NULL when it succeeded, when none was pending, or when the connection
+ * was lost (s->conn is NULL then); else its error result, which fail()
+ * then names after the COPY. */
+static PGresult *settle(struct pg_sink *s)
+{
+        PGresult *res;
+
+        if (!s->pending)
+                return NULL;
+        res = s->conn ? collect(s) : NULL;
+        if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+                PQclear(res);
+                res = NULL;
+        } else if (res) {
+                s->pending_failed = s->pending;
+        }
+        s->pending = NULL;
+        return res;
+}
+
 /* How a statement goes to the server. */
 enum send {
         SEND_QUERY,    /* text: any number of statements, no parameters */
@@ -387,8 +415,13 @@ enum send {
 static PGresult *roundtrip(struct pg_sink *s, enum send how, const char *name,
                            const char *text, int n, const char *const *params)
 {
+        PGresult *res;
         int sent = 0;
 
+        /* A COPY still pending failed: that is this statement's answer
+         * (it is not sent; the transaction is aborted anyway). */
+        if ((res = settle(s)))
+                return res;
         if (!s->conn)
                 return NULL;
         switch (how) {
@@ -425,6 +458,10 @@ static int fail(struct pg_sink *s, const PGresult *res, const char *what,
         const char *msg = res ? PQresultErrorMessage(res) : "";
         int transient;
 
+        if (s->pending_failed) {
+                what = s->pending_failed;
+                s->pending_failed = NULL;
+        }
         if (!msg || !*msg)
                 msg = s->conn ? PQerrorMessage(s->conn) : s->why;
         snprintf(errstr, errstr_size, "%s: %s: %.*s", s->base.name, what,
@@ -480,8 +517,11 @@ static int run(struct pg_sink *s, enum stmt st, const char *const *params,
 }
 
 /* Sends s->copy through "COPY table FROM STDIN" (the named statement). */
-static int copy_in(struct pg_sink *s, const char *name, char *errstr,
-                   size_t errstr_size)
+/* Sends the COPY name with the rows in s->copy and leaves its result to
+ * be read by the next statement (settle()): the server works through the
+ * rows while the writer goes on. Returns 0, or fail(). */
+static int copy_send(struct pg_sink *s, const char *name, char *errstr,
+                     size_t errstr_size)
 {
         size_t len;
         const char *sql = cs_sql_statement(DIALECT, name, &len);
@@ -526,7 +566,31 @@ static int copy_in(struct pg_sink *s, const char *name, char *errstr,
                 lost(s);
                 return r;
         }
-        return take(s, collect(s), name, NULL, errstr, errstr_size);
+        /* All of it on its way, so that the server need not wait. */
+        while ((k = PQflush(s->conn)) > 0)
+                if (wait_io(s, 1) < 0)
+                        break;
+        if (k != 0) {
+                r = fail(s, NULL, name, errstr, errstr_size);
+                lost(s);
+                return r;
+        }
+        s->pending = name;
+        return 0;
+}
+
+/* Runs the COPY name with the rows in s->copy. Returns 0, or fail(). */
+static int copy_in(struct pg_sink *s, const char *name, char *errstr,
+                   size_t errstr_size)
+{
+        PGresult *res;
+        int r;
+
+        if ((r = copy_send(s, name, errstr, errstr_size)) < 0)
+                return r;
+        if ((res = settle(s)))
+                return take(s, res, name, NULL, errstr, errstr_size);
+        return s->conn ? 0 : fail(s, NULL, name, errstr, errstr_size);
 }
 
 /* Returns the NUL-terminated text of a statement, or NULL. */
@@ -663,6 +727,9 @@ static void rollback(struct pg_sink *s)
 {
         char err[256];
 
+        /* Whatever a pending COPY did, the transaction goes. */
+        PQclear(settle(s));
+        s->pending_failed = NULL;
         if (s->conn && PQstatus(s->conn) == CONNECTION_OK &&
             PQtransactionStatus(s->conn) != PQTRANS_IDLE)
                 exec(s, "ROLLBACK", "ROLLBACK", err, sizeof(err));
@@ -1356,7 +1423,9 @@ static int write_new_calls(struct pg_sink *s, const struct cs_batch *b,
                 return 0;
         if (copy_finish(&s->copy) < 0)
                 return oom(errstr, errstr_size);
-        if ((r = copy_in(s, "copy_new_calls", errstr, errstr_size)) < 0)
+        /* Its result is read by the next statement: meanwhile the writer
+         * counts the batch into windows and prepares their rows. */
+        if ((r = copy_send(s, "copy_new_calls", errstr, errstr_size)) < 0)
                 memset(inserted, CS_CALL_KEPT, b->ncalls);
         return r;
 }
@@ -1577,11 +1646,15 @@ static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
         const char *values[7];
         int lengths[7], formats[7], i;
 
+        PGresult *res;
+
         for (i = 0; i < n; i++) {
                 values[i] = arrays[i].p;
                 lengths[i] = (int)arrays[i].len;
                 formats[i] = 1;
         }
+        if ((res = settle(s)))
+                return take(s, res, stmts[st].name, out, errstr, errstr_size);
         if (!s->conn || !PQsendQueryPrepared(s->conn, stmts[st].name, n, values,
                                              lengths, formats, 0)) {
                 if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
