@@ -748,7 +748,7 @@ static void log_prefetch(rd_kafka_t *rk, int merged)
                 "queued.min.messages", "queued.max.messages.kbytes",
                 "fetch.max.bytes", "fetch.message.max.bytes"};
         const rd_kafka_conf_t *kc = rd_kafka_conf(rk);
-        char v[4][32];
+        char v[4][32], tail[128];
         size_t i, n;
 
         if (CS_LOG_DEBUG > cs_log_threshold)
@@ -759,15 +759,14 @@ static void log_prefetch(rd_kafka_t *rk, int merged)
                     RD_KAFKA_CONF_OK)
                         snprintf(v[i], sizeof(v[i]), "?");
         }
+        tail[0] = '\0';
         if (merged)
-                cs_log(CS_LOG_DEBUG,
-                       "Kafka prefetch: %s=%s %s=%s %s=%s %s=%s for each of "
-                       "%d partitions, merged by timestamp",
-                       names[0], v[0], names[1], v[1], names[2], v[2], names[3],
-                       v[3], merged);
-        else
-                cs_log(CS_LOG_DEBUG, "Kafka prefetch: %s=%s %s=%s %s=%s",
-                       names[0], v[0], names[1], v[1], names[2], v[2]);
+                snprintf(tail, sizeof(tail),
+                         " %s=%s for each of %d partitions, merged by "
+                         "timestamp",
+                         names[3], v[3], merged);
+        cs_log(CS_LOG_DEBUG, "Kafka prefetch: %s=%s %s=%s %s=%s%s", names[0],
+               v[0], names[1], v[1], names[2], v[2], tail);
 }
 
 /* How few messages in the queue call for wake_fetcher(): half of what the
@@ -951,6 +950,21 @@ static void check_gap(struct cs_kafka_source *src, struct assigned *a,
                 *failed = 1;
 }
 
+/* The small request that wakes the fetcher (see wake_fetcher()): the
+ * offsets of partition, at most once every WAKE_MS. Returns 1 when sent,
+ * 0 when too soon after the last. */
+static int poke(struct cs_kafka_source *src, int32_t partition)
+{
+        int64_t now = cs_now_ms(), low, high;
+
+        if (now - src->woken_at < WAKE_MS)
+                return 0;
+        src->woken_at = now;
+        rd_kafka_query_watermark_offsets(src->rk, src->conf.topic, partition,
+                                         &low, &high, WAKE_WAIT);
+        return 1;
+}
+
 /* Before librdkafka 2.1.0 the fetcher of a broker, once the prefetch queue
  * has passed queued.max.messages.kbytes, looks at it again only when
  * something wakes its thread (a request to send, a reply) or after a
@@ -961,9 +975,6 @@ static void check_gap(struct cs_kafka_source *src, struct assigned *a,
  * the assignment, so that every broker is reached in turn) wakes it. */
 static void wake_fetcher(struct cs_kafka_source *src)
 {
-        int64_t now, low, high;
-        int32_t partition;
-
         if (!src->queue)
                 return;
         if (rd_kafka_queue_length(src->queue) >= src->low_water) {
@@ -972,14 +983,10 @@ static void wake_fetcher(struct cs_kafka_source *src)
         }
         if (!src->backlog || !src->nparts || src->paused || src->down)
                 return;
-        now = cs_now_ms();
-        if (now - src->woken_at < WAKE_MS)
-                return;
-        src->backlog = 0;
-        src->woken_at = now;
-        partition = src->parts[src->wake_next++ % src->nparts].partition;
-        rd_kafka_query_watermark_offsets(src->rk, src->conf.topic, partition,
-                                         &low, &high, WAKE_WAIT);
+        if (poke(src, src->parts[src->wake_next % src->nparts].partition)) {
+                src->backlog = 0;
+                src->wake_next++;
+        }
 }
 
 /* --- Merging the partitions by timestamp -----------------------------------
@@ -1098,15 +1105,8 @@ static rd_kafka_message_t *merge_next(struct cs_kafka_source *src,
                 if (best && !wait_for)
                         return take(best);
                 /* Before 2.1.0 the fetcher must be woken (wake_fetcher()). */
-                if (wait_for && !has_fetch_backoff() && !src->down &&
-                    now - src->woken_at >= WAKE_MS) {
-                        int64_t low, high;
-
-                        src->woken_at = now;
-                        rd_kafka_query_watermark_offsets(
-                                src->rk, src->conf.topic, wait_for->partition,
-                                &low, &high, WAKE_WAIT);
-                }
+                if (wait_for && !has_fetch_backoff() && !src->down)
+                        poke(src, wait_for->partition);
                 if (now >= deadline)
                         return NULL;
                 if ((m = rd_kafka_consumer_poll(src->rk, 1)))

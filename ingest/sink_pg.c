@@ -516,7 +516,6 @@ static int run(struct pg_sink *s, enum stmt st, const char *const *params,
                     stmts[st].name, out, errstr, errstr_size);
 }
 
-/* Sends s->copy through "COPY table FROM STDIN" (the named statement). */
 /* Sends the COPY name with the rows in s->copy and leaves its result to
  * be read by the next statement (settle()): the server works through the
  * rows while the writer goes on. Returns 0, or fail(). */
@@ -1645,7 +1644,6 @@ static int run_binary(struct pg_sink *s, enum stmt st, struct buf *arrays,
 {
         const char *values[7];
         int lengths[7], formats[7], i;
-
         PGresult *res;
 
         for (i = 0; i < n; i++) {
