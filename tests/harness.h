@@ -321,6 +321,17 @@ int th_sinkdir_teardown(void **state);
 long long th_sqlite_int(const char *path, const char *sql);
 
 /*
+ * An owner of a Kafka source (cs_kafka_source_conf) with nothing stored:
+ * every partition starts where --from-beginning says, and a revocation has
+ * nothing to commit.
+ */
+
+struct cs_partition_offset;
+
+int th_no_offsets(void *opaque, struct cs_partition_offset *offs, size_t n);
+int th_nothing_to_commit(void *opaque);
+
+/*
  * HTTP over loopback (test_http, test_metrics).
  */
 

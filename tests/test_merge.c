@@ -46,23 +46,6 @@ struct mt {
         struct th_broker broker; /* topics mix, idle, calls: 8 partitions */
 };
 
-static int owner_assign(void *opaque, struct cs_partition_offset *offs,
-                        size_t n)
-{
-        size_t i;
-
-        (void)opaque;
-        for (i = 0; i < n; i++)
-                offs[i].next_offset = -1;
-        return 0;
-}
-
-static int owner_revoke(void *opaque)
-{
-        (void)opaque;
-        return 0;
-}
-
 /* The timestamp of message i of partition p: one minute apart in the whole
  * stream, the partitions taking turns in a shuffled order. */
 static int64_t ts_of(int p, int i)
@@ -150,8 +133,8 @@ static struct cs_source *open_source(const struct mt *st, const char *topic)
                 .topic = topic,
                 .from_beginning = 1,
                 .exit_at_end = 1,
-                .on_assign = owner_assign,
-                .on_revoke = owner_revoke,
+                .on_assign = th_no_offsets,
+                .on_revoke = th_nothing_to_commit,
                 .startup_timeout_ms = 30000,
                 /* Small queues: many refills and waits. */
                 .batch_max_records = 100,

@@ -206,22 +206,6 @@ static void *failing_alloc(void *ptr, size_t size)
         return p;
 }
 
-static int no_offsets(void *opaque, struct cs_partition_offset *offs, size_t n)
-{
-        size_t i;
-
-        (void)opaque;
-        for (i = 0; i < n; i++)
-                offs[i].next_offset = -1;
-        return 0;
-}
-
-static int nothing_to_commit(void *opaque)
-{
-        (void)opaque;
-        return 0;
-}
-
 /* Every allocation of a new source (itself, then the assignment's two
  * arrays) fails in turn: each failure is a clean error with nothing left
  * allocated, and nothing freed twice (the sanitized build checks that). */
@@ -231,8 +215,8 @@ static void test_allocation_failures(void **state)
         struct cs_kafka_source_conf conf = {
                 .brokers = st->broker.brokers,
                 .topic = TOPIC,
-                .on_assign = no_offsets,
-                .on_revoke = nothing_to_commit,
+                .on_assign = th_no_offsets,
+                .on_revoke = th_nothing_to_commit,
                 .startup_timeout_ms = 30000,
                 .batch_max_records = 100,
         };
